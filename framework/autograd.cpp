@@ -1,0 +1,156 @@
+#include "framework/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "framework/ops.h"
+
+namespace eat {
+
+namespace {
+
+thread_local bool g_grad_enabled = true;
+
+struct ClosureNode final : Node {
+  ClosureNode(std::string op, int n_outputs, BackwardFn f) : Node(std::move(op), n_outputs), fn(std::move(f)) {}
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad_outputs) override {
+    EAT_CHECK(fn, "backward through '", name,
+              "' a second time: its saved tensors were freed by the first backward()");
+    return fn(grad_outputs);
+  }
+  void release_saved() override { fn = nullptr; }
+  BackwardFn fn;
+};
+
+// Sums a gradient into a slot. The first gradient is stored as is; later ones make a new tensor,
+// so a gradient tensor that an op handed to two inputs is never modified in place.
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (!slot.defined()) {
+    slot = g;
+  } else {
+    slot = add(slot, g);
+  }
+}
+
+// Nodes reachable from `root`, parents before children (reverse post-order of a DFS). Owning
+// pointers: the pass frees each node's inputs as it goes, which would otherwise free its children.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> post;
+  std::unordered_set<Node*> seen{root.get()};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next++];
+      if (in.defined() && in.impl().grad_fn) {
+        const std::shared_ptr<Node>& child = in.impl().grad_fn;
+        if (seen.insert(child.get()).second) stack.push_back({child, 0});
+      }
+    } else {
+      post.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {post.rbegin(), post.rend()};
+}
+
+}  // namespace
+
+namespace autograd {
+
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+bool needs_record(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool needs_record(const std::vector<Tensor>& inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record_node(std::shared_ptr<Node> node, const std::vector<Tensor>& outputs) {
+  // Inputs that need no gradient are dropped so the graph does not keep them alive.
+  for (Tensor& in : node->inputs)
+    if (in.defined() && !in.requires_grad()) in = Tensor();
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    TensorImpl& impl = outputs[i].impl();
+    impl.grad_fn = node;
+    impl.output_nr = static_cast<int>(i);
+    impl.requires_grad = true;
+  }
+}
+
+void record(const std::string& op_name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward) {
+  auto node = std::make_shared<ClosureNode>(op_name, static_cast<int>(outputs.size()), std::move(backward));
+  node->inputs = inputs;
+  record_node(std::move(node), outputs);
+}
+
+Tensor grad_or_zeros(const std::vector<Tensor>& grads, size_t i, const Tensor& like) {
+  if (i < grads.size() && grads[i].defined()) return grads[i];
+  return Tensor::zeros_like(like);
+}
+
+void run_backward(const Tensor& root, const Tensor& seed) {
+  NoGradGuard no_grad;  // the backward pass itself is not differentiated
+  check_same_shape("backward (seed gradient)", root, seed);
+  TensorImpl& root_impl = root.impl();
+  if (!root_impl.grad_fn) {
+    EAT_CHECK(root_impl.requires_grad, "backward() on a tensor that does not require grad");
+    Tensor g = root_impl.grad ? add(Tensor(root_impl.grad), seed) : seed.clone();
+    root_impl.grad = g.impl_ptr();
+    return;
+  }
+
+  std::vector<std::shared_ptr<Node>> order = topological_order(root_impl.grad_fn);
+  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  pending[root_impl.grad_fn.get()].resize(root_impl.grad_fn->num_outputs);
+  pending[root_impl.grad_fn.get()][root_impl.output_nr] = seed;
+
+  for (const std::shared_ptr<Node>& node : order) {
+    auto it = pending.find(node.get());
+    std::vector<Tensor> grad_outputs;
+    if (it != pending.end()) {
+      grad_outputs = std::move(it->second);
+      pending.erase(it);
+    }
+    bool any = false;
+    for (const Tensor& g : grad_outputs) any |= g.defined();
+    if (any) {
+      grad_outputs.resize(node->num_outputs);
+      std::vector<Tensor> grad_inputs = node->backward(grad_outputs);
+      EAT_CHECK(grad_inputs.size() == node->inputs.size(), "autograd: op '", node->name, "' returned ",
+                grad_inputs.size(), " gradients for ", node->inputs.size(), " inputs");
+      for (size_t j = 0; j < grad_inputs.size(); ++j) {
+        const Tensor& in = node->inputs[j];
+        const Tensor& g = grad_inputs[j];
+        if (!in.defined() || !g.defined()) continue;
+        EAT_CHECK(g.shape() == in.shape() && g.dtype() == in.dtype(), "autograd: op '", node->name,
+                  "' produced a gradient ", g.describe(), " for input ", j, " of ", in.describe());
+        TensorImpl& in_impl = in.impl();
+        if (in_impl.grad_fn) {
+          auto& slots = pending[in_impl.grad_fn.get()];
+          slots.resize(in_impl.grad_fn->num_outputs);
+          accumulate(slots[in_impl.output_nr], g);
+        } else {
+          // Leaf: its gradient is owned (cloned), because optimisers scale gradients in place.
+          Tensor leaf_grad = in_impl.grad ? add(Tensor(in_impl.grad), g) : g.clone();
+          in_impl.grad = leaf_grad.impl_ptr();
+        }
+      }
+    }
+    node->release_saved();
+    node->inputs.clear();
+  }
+}
+
+}  // namespace autograd
+}  // namespace eat

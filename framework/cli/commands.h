@@ -1,0 +1,11 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace eat::cli {
+
+std::string build_features();  // "cpu+cuda, mpi, 2 threads"
+void add_bench_command(CLI::App& app);
+
+}  // namespace eat::cli

@@ -1,0 +1,71 @@
+#pragma once
+// The differentiable ops. Each one checks its inputs (errors name the op and print the shapes),
+// runs a forward kernel, and records a node whose backward runs the matching backward kernel.
+// Layout conventions: rows are tokens; attention tensors are [B, T, H, d] (the free reshape of a
+// projection's [B, T, H*d] output).
+#include <optional>
+
+#include "framework/tensor.h"
+
+namespace eat {
+
+// ---- views (share storage)
+Tensor reshape(const Tensor& x, const Shape& shape);           // one dimension may be -1
+Tensor slice_outer(const Tensor& x, int64_t begin, int64_t end);  // rows [begin, end) of axis 0
+
+// ---- elementwise (same shapes) and reductions
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double s);
+Tensor sum(const Tensor& x);   // all elements -> shape [1]
+Tensor mean(const Tensor& x);  // all elements -> shape [1]
+
+// ---- activations
+enum class GeluApprox { none, tanh };  // exact erf form, or the tanh approximation (GPT-2)
+Tensor silu(const Tensor& x);
+Tensor gelu(const Tensor& x, GeluApprox approx = GeluApprox::none);
+Tensor sigmoid(const Tensor& x);
+Tensor softmax(const Tensor& x);  // over the last dimension
+
+// ---- gated channel-mixer core: act(a) * b, with act = SiLU (SwiGLU) or identity (SGLU)
+enum class GateActivation { silu, none };
+Tensor glu_gate(const Tensor& a, const Tensor& b, GateActivation act);
+
+// ---- normalisation over the last dimension
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);  // x / rms(x) * weight
+Tensor simple_rms_norm(const Tensor& x, double eps);                 // x / rms(x)
+Tensor l2_normalize(const Tensor& x, double eps);                    // x / max(||x||, eps)
+
+// ---- linear maps
+// y = x W^T + b for x [..., in], W [out, in], b [out] (optional).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// Batched C = op(A) op(B) for A [..., M, K] and B [..., K, N] with identical batch dims, or B
+// 2-D and shared by every batch; op transposes the last two dims when the flag is set.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+
+// ---- embeddings and positions
+Tensor embedding(const Tensor& ids, const Tensor& weight);  // ids i32/i64 [...] -> [..., D]
+// Rotary embedding on x [B, T, H, d] (d even), rotate-half pairing (i, i + d/2), position of
+// token t is position_offset + t (sequence parallelism passes the global offset).
+Tensor rope(const Tensor& x, double theta = 10000.0, int64_t position_offset = 0);
+
+// ---- causal depthwise short convolution over time
+// x [B, T, C], weight [C, k], bias [C] (optional): y[t, c] = b[c] + sum_i w[c, i] x[t - k + 1 + i, c].
+Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- loss
+// Mean over positions whose target != ignore_index of -log softmax(logits)[target].
+// logits [N, V] (or [..., V]), targets i32/i64 with the leading shape. Returns shape [1].
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+
+// ---- softmax attention on q [B, T, H, d], k [B, T, H, d], v [B, T, H, e] -> [B, T, H, e]
+enum class AttentionImpl { naive, tiled };
+struct AttentionOptions {
+  bool causal = true;
+  int64_t window = 0;             // > 0: query t sees keys (t - window, t] (sliding window)
+  std::optional<double> scale;    // default 1/sqrt(d)
+  AttentionImpl impl = AttentionImpl::tiled;
+};
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
+
+}  // namespace eat

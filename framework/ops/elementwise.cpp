@@ -1,0 +1,94 @@
+// add, mul, scale, sum, mean.
+#include "framework/autograd.h"
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "kernels/cpu/elementwise.h"
+
+namespace eat {
+
+namespace {
+
+void check_binary(const char* op, const Tensor& a, const Tensor& b) {
+  check_floating(op, a);
+  check_floating(op, b);
+  check_same_shape(op, a, b);
+  check_same_dtype(op, a, b);
+  check_same_device(op, a, b);
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  check_binary("add", a, b);
+  Tensor y = Tensor::empty_like(a);
+  dispatch("add", a, [&]<typename T>() { cpu::add_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); });
+  if (autograd::needs_record({&a, &b})) {
+    autograd::record("add", {a, b}, {y}, [](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+      return {g[0], g[0]};
+    });
+  }
+  return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  check_binary("mul", a, b);
+  Tensor y = Tensor::empty_like(a);
+  dispatch("mul", a, [&]<typename T>() { cpu::mul_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); });
+  if (autograd::needs_record({&a, &b})) {
+    bool need_a = a.requires_grad(), need_b = b.requires_grad();
+    autograd::record("mul", {a, b}, {y},
+                     [a = a.detach(), b = b.detach(), need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                       Tensor da = need_a ? Tensor::empty_like(a) : Tensor();
+                       Tensor db = need_b ? Tensor::empty_like(b) : Tensor();
+                       dispatch("mul backward", a, [&]<typename T>() {
+                         cpu::mul_backward<T>(a.data<T>(), b.data<T>(), g[0].data<T>(),
+                                              need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
+                                              a.numel());
+                       });
+                       return {da, db};
+                     });
+  }
+  return y;
+}
+
+Tensor scale(const Tensor& x, double s) {
+  check_floating("scale", x);
+  Tensor y = Tensor::empty_like(x);
+  dispatch("scale", x, [&]<typename T>() { cpu::scale_forward<T>(x.data<T>(), static_cast<T>(s), y.data<T>(), x.numel()); });
+  if (autograd::needs_record({&x})) {
+    autograd::record("scale", {x}, {y}, [s](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+      return {scale(g[0], s)};
+    });
+  }
+  return y;
+}
+
+namespace {
+
+// Reduces all elements to shape [1]; the backward broadcasts dy * factor to the input's shape.
+Tensor reduce_all(const char* op, const Tensor& x, double factor) {
+  check_floating(op, x);
+  Tensor y = Tensor::empty({1}, x.dtype(), x.device());
+  dispatch(op, x, [&]<typename T>() { y.data<T>()[0] = static_cast<T>(cpu::sum_forward<T>(x.data<T>(), x.numel()) * factor); });
+  if (autograd::needs_record({&x})) {
+    autograd::record(op, {x}, {y}, [shape = x.shape(), factor, op](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+      Tensor dx = Tensor::empty(shape, g[0].dtype(), g[0].device());
+      dispatch(op, dx, [&]<typename T>() {
+        cpu::fill<T>(dx.data<T>(), static_cast<T>(g[0].data<T>()[0] * factor), dx.numel());
+      });
+      return {dx};
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x) { return reduce_all("sum", x, 1.0); }
+
+Tensor mean(const Tensor& x) {
+  EAT_CHECK(x.numel() > 0, "mean: empty tensor ", shape_str(x.shape()));
+  return reduce_all("mean", x, 1.0 / static_cast<double>(x.numel()));
+}
+
+}  // namespace eat

@@ -1,0 +1,34 @@
+#pragma once
+// A reference-counted block of memory on one device. Tensors share storages for free views.
+#include <cstddef>
+#include <memory>
+
+#include "framework/dtype.h"
+
+namespace eat {
+
+class Storage {
+ public:
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  Device device_;
+};
+
+// Copies nbytes between any two devices.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+// Fills nbytes with zero bytes on the given device.
+void zero_bytes(void* dst, Device device, size_t nbytes);
+
+bool cuda_available();  // built with CUDA and a device is present
+
+}  // namespace eat

@@ -1,0 +1,4 @@
+#pragma once
+namespace eat {
+inline const char* version() { return EAT_VERSION; }
+}  // namespace eat

@@ -1,0 +1,79 @@
+#include <omp.h>
+
+#include "gradcheck.h"
+
+using namespace eat;
+using namespace eat::test;
+
+TEST_CASE("elementwise ops: forward values and gradient checks") {
+  Generator gen(1);
+  Tensor a = randn64({3, 5}, gen), b = randn64({3, 5}, gen);
+  Tensor y = add(a, b);
+  auto av = a.to_f64_vector(), bv = b.to_f64_vector(), yv = y.to_f64_vector();
+  for (size_t i = 0; i < av.size(); ++i) CHECK(yv[i] == av[i] + bv[i]);
+  Tensor m = mul(a, b);
+  auto mv = m.to_f64_vector();
+  for (size_t i = 0; i < av.size(); ++i) CHECK(mv[i] == av[i] * bv[i]);
+  CHECK(gradcheck("add", [](auto& in) { return add(in[0], in[1]); }, {a, b}) <= 1.0);
+  CHECK(gradcheck("mul", [](auto& in) { return mul(in[0], in[1]); }, {a, b}) <= 1.0);
+  CHECK(gradcheck("scale", [](auto& in) { return scale(in[0], -2.5); }, {a}) <= 1.0);
+  CHECK(gradcheck("sum", [](auto& in) { return sum(in[0]); }, {a}) <= 1.0);
+  CHECK(gradcheck("mean", [](auto& in) { return mean(in[0]); }, {a}) <= 1.0);
+  CHECK(gradcheck("reshape+slice", [](auto& in) { return mul(in[0].reshape({5, 3}).slice_outer(1, 4), in[0].reshape({5, 3}).slice_outer(2, 5)); }, {a}) <= 1.0);
+}
+
+TEST_CASE("sum is bit-identical for any thread count") {
+  Generator gen(2);
+  Tensor x = Tensor::randn({100003}, gen, 1.0, DType::f32);
+  double s1 = sum(x).item();
+  CHECK(std::abs(s1) > 0);
+  // Changing the number of threads must not change the bits.
+  int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  double s2 = sum(x).item();
+  omp_set_num_threads(saved);
+  CHECK(s1 == s2);
+}
+
+TEST_CASE("a tensor used twice accumulates both gradients") {
+  Generator gen(3);
+  Tensor x = randn64({4}, gen);
+  Tensor y = sum(mul(x, x));  // d/dx = 2x
+  y.backward();
+  auto g = x.grad().to_f64_vector(), xv = x.to_f64_vector();
+  for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(2 * xv[i]).epsilon(1e-14));
+  // A second backward through a fresh graph accumulates into the leaf's gradient.
+  sum(x).backward();
+  g = x.grad().to_f64_vector();
+  for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(2 * xv[i] + 1).epsilon(1e-14));
+}
+
+TEST_CASE("nothing is recorded under NoGradGuard") {
+  Generator gen(4);
+  Tensor x = randn64({4}, gen);
+  {
+    NoGradGuard guard;
+    Tensor y = mul(x, x);
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.is_leaf());
+  }
+  Tensor z = mul(x, x);
+  CHECK(z.requires_grad());
+  CHECK_FALSE(z.is_leaf());
+}
+
+TEST_CASE("a second backward through a freed graph is a clear error") {
+  Generator gen(5);
+  Tensor x = randn64({3}, gen);
+  Tensor y = sum(mul(x, x));
+  y.backward();
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("a second time"), Error);
+}
+
+TEST_CASE("shape mismatches name the op and both shapes") {
+  Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({3, 2});
+  CHECK_THROWS_WITH_AS(add(a, b), "add: shape mismatch [2, 3] vs [3, 2]", Error);
+  Tensor c = Tensor::zeros({2, 3}, DType::f64);
+  CHECK_THROWS_WITH_AS(mul(a, c), doctest::Contains("dtype mismatch"), Error);
+  CHECK_THROWS_WITH_AS(a.reshape({4, 2}), doctest::Contains("cannot view [2, 3]"), Error);
+}
