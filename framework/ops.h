@@ -62,7 +62,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 enum class AttentionImpl { naive, tiled };
 struct AttentionOptions {
   bool causal = true;
-  int64_t window = 0;             // > 0: query t sees keys (t - window, t] (sliding window)
+  // Sliding window: when >= 0, query t sees keys [t - window_left, t] (window_left + 1 keys, as
+  // flash-attn's window_size=(left, 0)); -1 means full causal attention.
+  int64_t window_left = -1;
   std::optional<double> scale;    // default 1/sqrt(d)
   AttentionImpl impl = AttentionImpl::tiled;
 };

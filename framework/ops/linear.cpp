@@ -1,0 +1,135 @@
+// linear and matmul: every product goes through cpu::gemm (Eigen).
+#include "framework/autograd.h"
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "kernels/cpu/matmul.h"
+
+namespace eat {
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_floating("linear", x);
+  check_floating("linear", weight);
+  check_dim("linear", weight, 2, "weight");
+  check_same_dtype("linear", x, weight);
+  const int64_t out = weight.size(0), in = weight.size(1);
+  EAT_CHECK(x.dim() >= 1 && x.size(-1) == in, "linear: input ", shape_str(x.shape()), " does not end in ", in,
+            " (weight ", shape_str(weight.shape()), ")");
+  if (bias.defined()) {
+    check_same_dtype("linear", x, bias);
+    EAT_CHECK(bias.shape() == Shape{out}, "linear: bias ", shape_str(bias.shape()), " for weight ",
+              shape_str(weight.shape()), " must be [", out, "]");
+  }
+  const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = out;
+  Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
+  dispatch("linear", x, [&]<typename T>() {
+    cpu::gemm<T>(x.data<T>(), weight.data<T>(), y.data<T>(), rows, out, in, false, true, false);
+    if (bias.defined()) cpu::add_row_vector<T>(y.data<T>(), bias.data<T>(), rows, out);
+  });
+  if (autograd::needs_record({&x, &weight, &bias})) {
+    bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+    autograd::record(
+        "linear", {x, weight, bias}, {y},
+        [x = x.detach(), w = weight.detach(), need_x, need_w, need_b, rows, in, out](const std::vector<Tensor>& g) {
+          const Tensor& dy = g[0];
+          Tensor dx = need_x ? Tensor::empty_like(x) : Tensor();
+          Tensor dw = need_w ? Tensor::empty_like(w) : Tensor();
+          Tensor db = need_b ? Tensor::empty({out}, x.dtype(), x.device()) : Tensor();
+          dispatch("linear backward", x, [&]<typename T>() {
+            if (need_x) cpu::gemm<T>(dy.data<T>(), w.data<T>(), dx.data<T>(), rows, in, out, false, false, false);
+            if (need_w) cpu::gemm<T>(dy.data<T>(), x.data<T>(), dw.data<T>(), out, in, rows, true, false, false);
+            if (need_b) cpu::column_sums<T>(dy.data<T>(), db.data<T>(), rows, out);
+          });
+          return std::vector<Tensor>{dx, dw, db};
+        });
+  }
+  return y;
+}
+
+namespace {
+
+struct MatmulShape {
+  int64_t batch, m, n, k;
+  bool shared_b;
+};
+
+MatmulShape matmul_shape(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  EAT_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: operands need at least 2 dimensions, got ", shape_str(a.shape()),
+            " and ", shape_str(b.shape()));
+  const int64_t m = ta ? a.size(-1) : a.size(-2), ka = ta ? a.size(-2) : a.size(-1);
+  const int64_t kb = tb ? b.size(-1) : b.size(-2), n = tb ? b.size(-2) : b.size(-1);
+  EAT_CHECK(ka == kb, "matmul: inner dimensions differ: ", shape_str(a.shape()), (ta ? "^T" : ""), " x ",
+            shape_str(b.shape()), (tb ? "^T" : ""));
+  const bool shared_b = b.dim() == 2;
+  if (!shared_b) {
+    EAT_CHECK(b.dim() == a.dim() && std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin()),
+              "matmul: batch dimensions differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
+  }
+  return {a.numel() / std::max<int64_t>(m * ka, 1), m, n, ka, shared_b};
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  check_floating("matmul", a);
+  check_floating("matmul", b);
+  check_same_dtype("matmul", a, b);
+  const MatmulShape s = matmul_shape(a, b, ta, tb);
+  Shape out_shape = a.shape();
+  out_shape[out_shape.size() - 2] = s.m;
+  out_shape.back() = s.n;
+  Tensor c = Tensor::empty(out_shape, a.dtype(), a.device());
+  dispatch("matmul", a, [&]<typename T>() {
+    if (s.shared_b && !ta) {  // fold the batch into the rows: one large GEMM
+      cpu::gemm<T>(a.data<T>(), b.data<T>(), c.data<T>(), s.batch * s.m, s.n, s.k, false, tb, false);
+    } else {
+      cpu::gemm_batched<T>(s.batch, a.data<T>(), s.m * s.k, b.data<T>(), s.shared_b ? 0 : s.k * s.n, c.data<T>(),
+                           s.m * s.n, s.m, s.n, s.k, ta, tb, false);
+    }
+  });
+  if (autograd::needs_record({&a, &b})) {
+    bool need_a = a.requires_grad(), need_b = b.requires_grad();
+    autograd::record("matmul", {a, b}, {c}, [a = a.detach(), b = b.detach(), s, ta, tb, need_a, need_b](const std::vector<Tensor>& g) {
+      const Tensor& dc = g[0];
+      Tensor da = need_a ? Tensor::empty_like(a) : Tensor();
+      Tensor db = need_b ? Tensor::empty_like(b) : Tensor();
+      dispatch("matmul backward", a, [&]<typename T>() {
+        const int64_t sa = s.m * s.k, sb = s.shared_b ? 0 : s.k * s.n, sc = s.m * s.n;
+        if (need_a) {
+          // d op(A) = dC op(B)^T; when A is stored transposed, dA = op(B) dC^T.
+          if (!ta && s.shared_b)
+            cpu::gemm<T>(dc.data<T>(), b.data<T>(), da.data<T>(), s.batch * s.m, s.k, s.n, false, !tb, false);
+          else if (!ta)
+            cpu::gemm_batched<T>(s.batch, dc.data<T>(), sc, b.data<T>(), sb, da.data<T>(), sa, s.m, s.k, s.n, false, !tb, false);
+          else
+            cpu::gemm_batched<T>(s.batch, b.data<T>(), sb, dc.data<T>(), sc, da.data<T>(), sa, s.k, s.m, s.n, tb, true, false);
+        }
+        if (need_b) {
+          // d op(B) = op(A)^T dC; when B is stored transposed, dB = dC^T op(A).
+          if (s.shared_b && !ta) {  // sum over the batch by folding it into the inner dimension
+            if (!tb)
+              cpu::gemm<T>(a.data<T>(), dc.data<T>(), db.data<T>(), s.k, s.n, s.batch * s.m, true, false, false);
+            else
+              cpu::gemm<T>(dc.data<T>(), a.data<T>(), db.data<T>(), s.n, s.k, s.batch * s.m, true, false, false);
+          } else if (s.shared_b) {  // transposed A with a shared B: accumulate batch by batch, in order
+            for (int64_t i = 0; i < s.batch; ++i) {
+              if (!tb)
+                cpu::gemm<T>(a.data<T>() + i * sa, dc.data<T>() + i * sc, db.data<T>(), s.k, s.n, s.m, !ta, false, i > 0);
+              else
+                cpu::gemm<T>(dc.data<T>() + i * sc, a.data<T>() + i * sa, db.data<T>(), s.n, s.k, s.m, true, ta, i > 0);
+            }
+          } else if (!tb) {
+            cpu::gemm_batched<T>(s.batch, a.data<T>(), sa, dc.data<T>(), sc, db.data<T>(), sb, s.k, s.n, s.m, !ta, false, false);
+          } else {
+            cpu::gemm_batched<T>(s.batch, dc.data<T>(), sc, a.data<T>(), sa, db.data<T>(), sb, s.n, s.k, s.m, true, ta, false);
+          }
+        }
+      });
+      return std::vector<Tensor>{da, db};
+    });
+  }
+  return c;
+}
+
+}  // namespace eat

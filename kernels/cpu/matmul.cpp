@@ -1,0 +1,96 @@
+#include "kernels/cpu/matmul.h"
+
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+
+namespace eat::cpu {
+
+namespace {
+
+template <typename T>
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using MutMap = Eigen::Map<RowMajor<T>, Eigen::Unaligned>;
+
+template <typename T>
+void gemm_one(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) {
+  Eigen::Map<const RowMajor<T>> A(a, ta ? k : m, ta ? m : k);
+  Eigen::Map<const RowMajor<T>> B(b, tb ? n : k, tb ? k : n);
+  MutMap<T> C(c, m, n);
+  // Four explicit cases so Eigen sees plain (transposed) maps and picks its GEMM kernel directly.
+  if (!ta && !tb) {
+    if (acc) C.noalias() += A * B; else C.noalias() = A * B;
+  } else if (ta && !tb) {
+    if (acc) C.noalias() += A.transpose() * B; else C.noalias() = A.transpose() * B;
+  } else if (!ta && tb) {
+    if (acc) C.noalias() += A * B.transpose(); else C.noalias() = A * B.transpose();
+  } else {
+    if (acc) C.noalias() += A.transpose() * B.transpose(); else C.noalias() = A.transpose() * B.transpose();
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) std::fill(c, c + m * n, T(0));
+    return;
+  }
+  gemm_one(a, b, c, m, n, k, trans_a, trans_b, accumulate);
+}
+
+template <typename T>
+void gemm_batched(int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c, int64_t stride_c,
+                  int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate) {
+  if (batch >= omp_get_max_threads() && batch > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; ++i)
+      gemm(a + i * stride_a, b + i * stride_b, c + i * stride_c, m, n, k, trans_a, trans_b, accumulate);
+  } else {
+    for (int64_t i = 0; i < batch; ++i)
+      gemm(a + i * stride_a, b + i * stride_b, c + i * stride_c, m, n, k, trans_a, trans_b, accumulate);
+  }
+}
+
+template <typename T>
+void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
+  // Each thread owns a block of columns and walks the rows in order: fixed order per element.
+  constexpr int64_t kCols = 64;
+  int64_t blocks = (cols + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static)
+  for (int64_t bj = 0; bj < blocks; ++bj) {
+    int64_t j0 = bj * kCols, j1 = std::min(cols, j0 + kCols);
+    T acc[kCols] = {};
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* row = x + i * cols;
+#pragma omp simd
+      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += row[j];
+    }
+    for (int64_t j = j0; j < j1; ++j) out[j] = acc[j - j0];
+  }
+}
+
+template <typename T>
+void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; ++i) {
+    T* row = out + i * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
+  }
+}
+
+#define EAT_INSTANTIATE(T)                                                                                  \
+  template void gemm<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, bool, bool, bool);               \
+  template void gemm_batched<T>(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, \
+                                int64_t, bool, bool, bool);                                                 \
+  template void column_sums<T>(const T*, T*, int64_t, int64_t);                                             \
+  template void add_row_vector<T>(T*, const T*, int64_t, int64_t);
+EAT_INSTANTIATE(float)
+EAT_INSTANTIATE(double)
+
+}  // namespace eat::cpu
