@@ -82,8 +82,8 @@ class Tensor {
   Tensor& requires_grad_(bool on = true);
   bool is_leaf() const { return !impl().grad_fn; }
   Tensor grad() const { return impl().grad ? Tensor(impl().grad) : Tensor(); }
-  void set_grad(const Tensor& g) { impl().grad = g.impl_; }
-  void zero_grad() { impl().grad.reset(); }
+  void set_grad(const Tensor& g) const { impl().grad = g.impl_; }
+  void zero_grad() const { impl().grad.reset(); }
   // Runs backpropagation from this tensor. A one-element tensor needs no seed gradient.
   void backward(const Tensor& seed = Tensor()) const;
   // The same data with no autograd history.

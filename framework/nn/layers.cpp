@@ -1,0 +1,48 @@
+#include "framework/nn/layers.h"
+
+#include <cmath>
+
+namespace eat {
+
+Linear::Linear(int64_t in, int64_t out, bool has_bias, Generator& gen, double init_std, DType dtype) {
+  EAT_CHECK(in > 0 && out > 0, "Linear: sizes must be positive, got in=", in, " out=", out);
+  weight = add_parameter("weight", Tensor::randn({out, in}, gen, init_std, dtype), ParamKind::weight);
+  if (has_bias) bias = add_parameter("bias", Tensor::zeros({out}, dtype), ParamKind::bias);
+}
+
+Embedding::Embedding(int64_t vocab, int64_t dim, Generator& gen, double init_std, DType dtype) {
+  EAT_CHECK(vocab > 0 && dim > 0, "Embedding: sizes must be positive, got vocab=", vocab, " dim=", dim);
+  weight = add_parameter("weight", Tensor::randn({vocab, dim}, gen, init_std, dtype), ParamKind::embedding);
+}
+
+RMSNorm::RMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
+  weight = add_parameter("weight", Tensor::full({dim}, 1.0, dtype), ParamKind::norm);
+}
+
+SwiGLU::SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype)
+    : gate_proj(add_module<Linear>("gate_proj", dim, hidden, false, gen, init_std, dtype)),
+      up_proj(add_module<Linear>("up_proj", dim, hidden, false, gen, init_std, dtype)),
+      down_proj(add_module<Linear>("down_proj", hidden, dim, false, gen, init_std, dtype)) {}
+
+Tensor SwiGLU::forward(const Tensor& x) const {
+  return down_proj.forward(glu_gate(gate_proj.forward(x), up_proj.forward(x), GateActivation::silu));
+}
+
+SGLU::SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype)
+    : l1(add_module<Linear>("l1", dim, hidden, false, gen, init_std, dtype)),
+      l2(add_module<Linear>("l2", dim, hidden, false, gen, init_std, dtype)),
+      l3(add_module<Linear>("l3", hidden, dim, false, gen, init_std, dtype)) {}
+
+Tensor SGLU::forward(const Tensor& x) const {
+  return l3.forward(glu_gate(l1.forward(x), l2.forward(x), GateActivation::none));
+}
+
+ShortConv::ShortConv(int64_t channels, int64_t kernel_size, bool has_bias, Generator& gen, DType dtype) {
+  EAT_CHECK(channels > 0 && kernel_size > 0, "ShortConv: sizes must be positive, got channels=", channels,
+            " kernel_size=", kernel_size);
+  double bound = 1.0 / std::sqrt(static_cast<double>(kernel_size));
+  weight = add_parameter("weight", Tensor::uniform({channels, kernel_size}, gen, -bound, bound, dtype), ParamKind::weight);
+  if (has_bias) bias = add_parameter("bias", Tensor::uniform({channels}, gen, -bound, bound, dtype), ParamKind::bias);
+}
+
+}  // namespace eat

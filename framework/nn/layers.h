@@ -1,0 +1,59 @@
+#pragma once
+// The building-block layers shared by every model family.
+#include "framework/nn/module.h"
+#include "framework/ops.h"
+#include "framework/random.h"
+
+namespace eat {
+
+// y = x W^T (+ b); W ~ N(0, init_std^2), b = 0.
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
+  Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+  Tensor weight, bias;
+};
+
+// Token ids -> rows of a [vocab, dim] table; N(0, init_std^2).
+class Embedding : public Module {
+ public:
+  Embedding(int64_t vocab, int64_t dim, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
+  Tensor forward(const Tensor& ids) const { return embedding(ids, weight); }
+  Tensor weight;
+};
+
+// x * rsqrt(mean(x^2) + eps) * weight; weight starts at 1.
+class RMSNorm : public Module {
+ public:
+  RMSNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::f32);
+  Tensor forward(const Tensor& x) const { return rms_norm(x, weight, eps); }
+  Tensor weight;
+  double eps;
+};
+
+// SwiGLU channel mixer (LLaMA): down(silu(gate(x)) * up(x)), no biases.
+class SwiGLU : public Module {
+ public:
+  SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
+  Tensor forward(const Tensor& x) const;
+  Linear &gate_proj, &up_proj, &down_proj;
+};
+
+// SGLU channel mixer (TransNormerLLM Eq. 12): l3(l1(x) * l2(x)), no activation, no biases.
+class SGLU : public Module {
+ public:
+  SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
+  Tensor forward(const Tensor& x) const;
+  Linear &l1, &l2, &l3;
+};
+
+// Causal depthwise convolution over time with kernel size k (BASED k = 3, Titans k = 4);
+// weight [C, k] and bias [C] start as torch's Conv1d default, U(-1/sqrt(k), 1/sqrt(k)).
+class ShortConv : public Module {
+ public:
+  ShortConv(int64_t channels, int64_t kernel_size, bool bias, Generator& gen, DType dtype = DType::f32);
+  Tensor forward(const Tensor& x) const { return short_conv(x, weight, bias); }
+  Tensor weight, bias;
+};
+
+}  // namespace eat

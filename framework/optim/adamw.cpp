@@ -1,0 +1,87 @@
+#include "framework/optim/adamw.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/elementwise.h"
+
+namespace eat {
+
+bool decay_matrices_only(const Parameter& p) { return p.kind == ParamKind::weight; }
+
+DecayRule decay_rule(std::vector<ParamKind> kinds, std::vector<std::string> exclude) {
+  return [kinds = std::move(kinds), exclude = std::move(exclude)](const Parameter& p) {
+    if (std::find(kinds.begin(), kinds.end(), p.kind) == kinds.end()) return false;
+    for (const std::string& pattern : exclude)
+      if (p.name.find(pattern) != std::string::npos) return false;
+    return true;
+  };
+}
+
+AdamW::AdamW(std::vector<Parameter> params, AdamWConfig config, DecayRule decays)
+    : params_(std::move(params)), config_(config) {
+  EAT_CHECK(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 && config.beta2 < 1,
+            "AdamW: betas must be in [0, 1), got (", config.beta1, ", ", config.beta2, ")");
+  EAT_CHECK(config.eps > 0, "AdamW: eps must be positive, got ", config.eps);
+  EAT_CHECK(config.weight_decay >= 0, "AdamW: weight_decay must be >= 0, got ", config.weight_decay);
+  for (const Parameter& p : params_) {
+    EAT_CHECK(!state_.count(p.name), "AdamW: parameter '", p.name, "' given twice");
+    decay_[p.name] = decays(p);
+    state_[p.name] = State{Tensor::zeros_like(p.tensor), Tensor::zeros_like(p.tensor), 0};
+  }
+}
+
+bool AdamW::decays(const std::string& name) const {
+  auto it = decay_.find(name);
+  EAT_CHECK(it != decay_.end(), "AdamW: no parameter named '", name, "'");
+  return it->second;
+}
+
+AdamW::State& AdamW::state(const std::string& name) {
+  auto it = state_.find(name);
+  EAT_CHECK(it != state_.end(), "AdamW: no state for parameter '", name, "'");
+  return it->second;
+}
+
+void AdamW::step(double lr) {
+  for (const Parameter& p : params_) {
+    Tensor g = p.tensor.grad();
+    if (!g.defined()) continue;
+    State& s = state_[p.name];
+    ++s.step;
+    cpu::AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
+    dispatch("adamw", p.tensor, [&]<typename T>() {
+      cpu::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper);
+    });
+  }
+}
+
+void AdamW::zero_grad() {
+  for (const Parameter& p : params_) p.tensor.zero_grad();
+}
+
+double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
+  double total = 0;
+  for (const Parameter& p : params) {
+    Tensor g = p.tensor.grad();
+    if (!g.defined()) continue;
+    dispatch("clip_grad_norm", g, [&]<typename T>() { total += cpu::sum_of_squares<T>(g.data<T>(), g.numel()); });
+  }
+  const double norm = std::sqrt(total);
+  if (max_norm > 0 && norm > max_norm) {
+    const double factor = max_norm / (norm + 1e-6);
+    for (const Parameter& p : params) {
+      Tensor g = p.tensor.grad();
+      if (!g.defined()) continue;
+      dispatch("clip_grad_norm", g, [&]<typename T>() {
+        cpu::scale_forward<T>(g.data<T>(), static_cast<T>(factor), g.data<T>(), g.numel());
+      });
+    }
+  }
+  return norm;
+}
+
+}  // namespace eat

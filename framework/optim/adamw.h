@@ -1,0 +1,57 @@
+#pragma once
+// AdamW over named parameters. Its state (moments and per-parameter step counts) is addressable
+// by parameter name so a checkpoint can store and restore it exactly.
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "framework/nn/module.h"
+
+namespace eat {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+// Which parameters get weight decay. The default decays matrices only: no decay on norms,
+// biases and embeddings.
+using DecayRule = std::function<bool(const Parameter&)>;
+bool decay_matrices_only(const Parameter& p);
+// Decay the parameters whose kind is in `kinds`, except names containing any of `exclude`.
+DecayRule decay_rule(std::vector<ParamKind> kinds, std::vector<std::string> exclude = {});
+
+class AdamW {
+ public:
+  struct State {
+    Tensor m, v;      // first and second moments, shaped and typed like the parameter
+    int64_t step = 0; // updates applied to this parameter
+  };
+
+  AdamW(std::vector<Parameter> params, AdamWConfig config, DecayRule decays = decay_matrices_only);
+
+  // Applies one update with learning rate lr to every parameter that has a gradient.
+  void step(double lr);
+  void zero_grad();
+
+  const AdamWConfig& config() const { return config_; }
+  const std::vector<Parameter>& params() const { return params_; }
+  bool decays(const std::string& name) const;
+  State& state(const std::string& name);
+  const std::map<std::string, State>& states() const { return state_; }
+
+ private:
+  std::vector<Parameter> params_;
+  AdamWConfig config_;
+  std::map<std::string, bool> decay_;
+  std::map<std::string, State> state_;
+};
+
+// Global L2 norm of all gradients (f64, fixed order); when max_norm > 0 and the norm exceeds it,
+// scales every gradient in place by max_norm / (norm + 1e-6). Returns the norm before clipping.
+double clip_grad_norm(const std::vector<Parameter>& params, double max_norm);
+
+}  // namespace eat
