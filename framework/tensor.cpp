@@ -120,7 +120,7 @@ Tensor Tensor::to(Device dev) const {
 
 Tensor Tensor::clone() const { return to(device()); }
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
   check_same_shape("copy_from", *this, src);
   if (src.dtype() == dtype()) {
     copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());

@@ -67,7 +67,7 @@ class Tensor {
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
   Tensor clone() const;
-  void copy_from(const Tensor& src);  // same shape; any dtype/device
+  void copy_from(const Tensor& src) const;  // same shape; any dtype/device
   std::vector<double> to_f64_vector() const;
   double item() const;  // a one-element tensor's value
   void fill_(double value);

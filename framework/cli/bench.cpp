@@ -13,6 +13,7 @@
 #include "framework/autograd.h"
 #include "framework/cli/commands.h"
 #include "framework/ops.h"
+#include "framework/perf.h"
 #include "framework/random.h"
 #include "kernels/cpu/attention_flops.h"
 #include "kernels/cpu/matmul.h"
@@ -33,14 +34,6 @@ double best_seconds(int reps, const std::function<void()>& fn) {
   return best;
 }
 
-double measure_gemm_peak(int64_t n, int reps) {
-  Generator gen(1);
-  Tensor a = Tensor::randn({n, n}, gen), b = Tensor::randn({n, n}, gen), c = Tensor::empty({n, n});
-  double s = best_seconds(reps, [&] {
-    cpu::gemm<float>(a.data<float>(), b.data<float>(), c.data<float>(), n, n, n, false, false, false);
-  });
-  return 2.0 * n * n * n / s / 1e9;
-}
 
 struct Row {
   std::string name, shape;
@@ -58,7 +51,7 @@ void bench_kernels(bool quick) {
   const int reps = quick ? 2 : 5;
   std::printf("eat bench kernels: %d OpenMP threads, f32\n", omp_get_max_threads());
   const int64_t peak_n = quick ? 1024 : 2048;
-  double peak = measure_gemm_peak(peak_n, reps);
+  double peak = measure_gemm_peak_gflops(peak_n, reps);
   std::printf("GEMM peak (Eigen f32 %lldx%lldx%lld): %.1f GFLOP/s\n\n", (long long)peak_n, (long long)peak_n,
               (long long)peak_n, peak);
   std::printf("%-34s %-26s %10s %10s %8s\n", "kernel", "shape", "ms", "GFLOP/s", "of peak");
@@ -121,11 +114,12 @@ void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Measure kernel speed (time, GFLOP/s, fraction of GEMM peak)");
   bench->require_subcommand(1);
   auto* kernels = bench->add_subcommand("kernels", "matmul and attention kernels against the measured GEMM peak");
-  auto* quick = kernels->add_flag("--quick", "Smaller sizes and fewer repetitions (a smoke run)");
+  auto quick = std::make_shared<bool>(false);
+  kernels->add_flag("--quick", *quick, "Smaller sizes and fewer repetitions (a smoke run)");
   auto* threads = kernels->add_option("--threads", "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
   kernels->callback([quick, threads] {
     if (threads->count()) omp_set_num_threads(threads->as<int>());
-    bench_kernels(quick->count() > 0);
+    bench_kernels(*quick);
   });
 }
 

@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "Print the version and build features, then exit");
+  eat::cli::add_train_command(app);
+  eat::cli::add_eval_command(app);
+  eat::cli::add_data_command(app);
+  eat::cli::add_info_command(app);
   eat::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);  // subcommands run from their callbacks inside parse()

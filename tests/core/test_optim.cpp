@@ -50,11 +50,12 @@ TEST_CASE("AdamW decays matrices only by default; the rule is configurable") {
   CHECK_FALSE(opt.decays("b"));
   CHECK_FALSE(opt.decays("norm"));
   CHECK_FALSE(opt.decays("emb"));
-  AdamW all(toy.parameters(), AdamWConfig{}, decay_rule({ParamKind::weight, ParamKind::embedding, ParamKind::bias}, {"b"}));
+  AdamW all(toy.parameters(), AdamWConfig{},
+            decay_rule({ParamKind::weight, ParamKind::embedding, ParamKind::bias, ParamKind::norm}, {"nor"}));
   CHECK(all.decays("w"));
   CHECK(all.decays("emb"));
-  CHECK_FALSE(all.decays("b"));  // excluded by name
-  CHECK_FALSE(all.decays("norm"));
+  CHECK(all.decays("b"));
+  CHECK_FALSE(all.decays("norm"));  // its kind is listed, but its name is excluded
   // With zero gradient, a decayed parameter shrinks by exactly lr * wd; the others stay.
   for (const Parameter& p : toy.parameters()) p.tensor.set_grad(Tensor::zeros({1}, DType::f64));
   AdamW plain(toy.parameters(), AdamWConfig{0.9, 0.95, 1e-8, 0.5});

@@ -1,0 +1,75 @@
+#pragma once
+// Training recipes: TOML files (toml++) with the sections below. Every key is validated: unknown
+// keys, wrong types and impossible values are errors naming the file, line and key. `--set
+// section.key=value` overrides go through the same validation. recipes/README.md documents each key.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "framework/model.h"
+
+namespace eat {
+
+struct Recipe {
+  struct Run {
+    std::string name;
+    std::string out_dir = "runs";
+    uint64_t seed = 1234;
+  } run;
+  ModelConfig model;
+  struct Data {
+    std::string train, val;
+    int64_t seq_len = 512;
+  } data;
+  struct Train {
+    int64_t steps = 0;
+    int64_t global_batch = 8;  // sequences per optimizer step, over all data-parallel ranks
+    int64_t micro_batch = 0;   // sequences per forward/backward on one rank; 0 = the whole local batch
+    double grad_clip = 1.0;    // 0 disables clipping
+    std::string precision = "f32";
+  } train;
+  struct Optimizer {
+    double lr = 3e-4;
+    double beta1 = 0.9, beta2 = 0.95;
+    double eps = 1e-8;
+    double weight_decay = 0.1;
+  } optimizer;
+  struct Schedule {
+    int64_t warmup = 0;
+    std::string kind = "cosine";
+    double min_lr_ratio = 0.1;
+    double decay_fraction = 0.2;
+  } schedule;
+  struct Parallel {
+    int64_t sp = 1;
+  } parallel;
+  struct Checkpoint {
+    int64_t every = 0;  // 0: only at the end
+    int64_t keep_last = 3;
+  } checkpoint;
+  struct Eval {
+    int64_t every = 0;       // 0: only at the end
+    int64_t max_tokens = 0;  // 0: the whole validation split
+  } eval;
+  struct Log {
+    int64_t every = 10;
+    double peak_gflops = 0;  // MFU denominator; 0: measure a GEMM at start
+  } log;
+
+  std::string source;  // the recipe file
+  std::string text;    // the effective recipe (file plus overrides) as TOML, saved with checkpoints
+
+  // Checks that need the world size: sp divides it, the global batch splits over data ranks.
+  void check_world(int world_size) const;
+  int64_t data_parallel(int world_size) const { return world_size / parallel.sp; }
+};
+
+// Parses and validates a recipe file with `section.key=value` overrides applied in order.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from TOML text (source names it in errors); used for recipes stored in checkpoints.
+Recipe parse_recipe(const std::string& text, const std::string& source, const std::vector<std::string>& overrides = {});
+
+// 64-bit FNV-1a of the effective recipe text, as hex: stored in checkpoints.
+std::string recipe_hash(const Recipe& recipe);
+
+}  // namespace eat

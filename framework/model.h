@@ -1,0 +1,77 @@
+#pragma once
+// What every model family provides, and the registry the recipe parser and trainer look families
+// up in. The families themselves live in models/ and are listed in models/registry.cpp.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "framework/nn/module.h"
+#include "framework/random.h"
+
+namespace eat {
+
+// A family-specific recipe key ([model.<family>] table): its name, default value (whose type is
+// the key's type) and one line of documentation.
+using OptionValue = std::variant<int64_t, double, bool, std::string>;
+struct OptionSpec {
+  std::string name;
+  OptionValue default_value;
+  std::string doc;
+};
+
+// Validated family options: every declared key present with the declared type.
+class FamilyOptions {
+ public:
+  void set(const std::string& name, OptionValue v) { values_[name] = std::move(v); }
+  int64_t get_int(const std::string& name) const;
+  double get_float(const std::string& name) const;
+  bool get_bool(const std::string& name) const;
+  const std::string& get_string(const std::string& name) const;
+  const std::map<std::string, OptionValue>& values() const { return values_; }
+
+ private:
+  const OptionValue& at(const std::string& name) const;
+  std::map<std::string, OptionValue> values_;
+};
+
+struct ModelConfig {
+  std::string family;
+  int64_t d_model = 256;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t vocab_size = 257;
+  double init_std = 0.02;
+  DType dtype = DType::f32;  // from train.precision
+  FamilyOptions options;
+};
+
+class LanguageModel : public Module {
+ public:
+  // ids [B, T] (i32) -> logits [B, T, vocab].
+  virtual Tensor forward(const Tensor& ids) = 0;
+  // Model FLOPs per trained token (forward + backward, matmuls and attention), at this length;
+  // the numerator of MFU.
+  virtual double train_flops_per_token(int64_t seq_len) const = 0;
+};
+
+struct FamilySpec {
+  std::string name;
+  std::string summary;
+  std::vector<OptionSpec> options;
+  // Extra checks that involve the sequence length or several keys; returns "" when fine, else
+  // the message (the recipe parser adds file and key).
+  std::function<std::string(const ModelConfig&, int64_t seq_len)> check;
+  std::function<std::unique_ptr<LanguageModel>(const ModelConfig&, Generator&)> build;
+};
+
+// nullptr when unknown.
+const FamilySpec* find_family(const std::string& name);
+std::vector<std::string> family_names();
+// Builds a model of config.family; an unknown family is an error listing the known ones.
+std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator& gen);
+
+}  // namespace eat

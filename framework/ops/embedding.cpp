@@ -1,0 +1,35 @@
+// embedding: rows of a [V, D] table by id; the backward scatter-adds into the table's gradient.
+#include <memory>
+
+#include "framework/autograd.h"
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "framework/ops/ids.h"
+#include "kernels/cpu/embedding.h"
+
+namespace eat {
+
+Tensor embedding(const Tensor& ids, const Tensor& weight) {
+  check_floating("embedding", weight);
+  check_dim("embedding", weight, 2, "weight");
+  const int64_t vocab = weight.size(0), dim = weight.size(1);
+  auto idx = std::make_shared<std::vector<int64_t>>(read_ids("embedding", "id", ids, vocab));
+  Shape out_shape = ids.shape();
+  out_shape.push_back(dim);
+  Tensor y = Tensor::empty(out_shape, weight.dtype(), weight.device());
+  const int64_t n = ids.numel();
+  dispatch("embedding", weight, [&]<typename T>() { cpu::embedding_forward<T>(idx->data(), weight.data<T>(), y.data<T>(), n, dim); });
+  if (autograd::needs_record({&weight})) {
+    autograd::record("embedding", {weight}, {y},
+                     [idx, like = weight.detach(), n, vocab, dim](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                       Tensor dw = Tensor::empty_like(like);
+                       dispatch("embedding backward", like, [&]<typename T>() {
+                         cpu::embedding_backward<T>(idx->data(), g[0].data<T>(), dw.data<T>(), n, vocab, dim);
+                       });
+                       return {dw};
+                     });
+  }
+  return y;
+}
+
+}  // namespace eat

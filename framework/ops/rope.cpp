@@ -1,0 +1,35 @@
+// rope: a rotation per (position, frequency); the backward rotates back.
+#include "framework/autograd.h"
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "kernels/cpu/rope.h"
+
+namespace eat {
+
+namespace {
+
+Tensor rope_impl(const Tensor& x, double theta, int64_t offset, bool inverse) {
+  Tensor y = Tensor::empty_like(x);
+  dispatch("rope", x, [&]<typename T>() {
+    cpu::rope_apply<T>(x.data<T>(), y.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), theta, offset, inverse);
+  });
+  if (autograd::needs_record({&x})) {
+    autograd::record("rope", {x}, {y}, [theta, offset, inverse](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+      return {rope_impl(g[0], theta, offset, !inverse)};
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor rope(const Tensor& x, double theta, int64_t position_offset) {
+  check_floating("rope", x);
+  check_dim("rope", x, 4, "x [B, T, H, d]");
+  EAT_CHECK(x.size(3) % 2 == 0, "rope: head dimension must be even, got x ", shape_str(x.shape()));
+  EAT_CHECK(theta > 0, "rope: theta must be positive, got ", theta);
+  EAT_CHECK(position_offset >= 0, "rope: position_offset must be >= 0, got ", position_offset);
+  return rope_impl(x, theta, position_offset, false);
+}
+
+}  // namespace eat

@@ -1,0 +1,132 @@
+#include "framework/train/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "framework/error.h"
+#include "framework/io/safetensors.h"
+#include "framework/version.h"
+
+namespace eat {
+
+namespace fs = std::filesystem;
+
+nlohmann::json TrainState::to_json() const {
+  return {{"format", "eat-checkpoint"},
+          {"format_version", 1},
+          {"eat_version", version()},
+          {"step", step},
+          {"samples_consumed", samples_consumed},
+          {"world_size", world_size},
+          {"sp", sp},
+          {"recipe_hash", recipe_hash},
+          {"family", family},
+          {"num_parameters", num_parameters}};
+}
+
+TrainState TrainState::from_json(const nlohmann::json& j, const std::string& path) {
+  EAT_CHECK(j.value("format", "") == "eat-checkpoint", path, ": not an eat checkpoint state file");
+  EAT_CHECK(j.value("format_version", 0) == 1, path, ": checkpoint format version ", j.value("format_version", 0),
+            ", this eat reads version 1");
+  TrainState s;
+  try {
+    s.step = j.at("step").get<int64_t>();
+    s.samples_consumed = j.at("samples_consumed").get<int64_t>();
+    s.world_size = j.at("world_size").get<int>();
+    s.sp = j.at("sp").get<int64_t>();
+    s.recipe_hash = j.at("recipe_hash").get<std::string>();
+    s.family = j.at("family").get<std::string>();
+    s.num_parameters = j.at("num_parameters").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": missing or malformed field (", e.what(), ")");
+  }
+  return s;
+}
+
+void save_checkpoint_files(const std::string& dir, const Recipe& recipe, const LanguageModel& model,
+                           const AdamW* optimizer, const TrainState& state) {
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (const Parameter& p : model.parameters()) weights.emplace_back(p.name, p.tensor);
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), weights,
+                   {{"format", "eat"}, {"family", recipe.model.family}});
+  if (optimizer) {
+    std::vector<std::pair<std::string, Tensor>> moments;
+    for (const Parameter& p : optimizer->params()) {
+      const AdamW::State& s = optimizer->states().at(p.name);
+      moments.emplace_back(p.name + ".exp_avg", s.m);
+      moments.emplace_back(p.name + ".exp_avg_sq", s.v);
+      moments.emplace_back(p.name + ".step", Tensor::from_vector<int64_t>({s.step}, {1}));
+    }
+    save_safetensors((fs::path(dir) / "optimizer.safetensors").string(), moments, {{"format", "eat-adamw"}});
+  }
+  write_file_synced((fs::path(dir) / "recipe.toml").string(), recipe.text);
+  // state.json last: its presence marks the directory complete.
+  write_file_synced((fs::path(dir) / "state.json").string(), state.to_json().dump(2) + "\n");
+}
+
+namespace {
+
+void load_into(const SafetensorsFile& f, const std::string& name, const Tensor& dst) {
+  bool found = false;
+  for (const auto& [n, t] : f.tensors) {
+    if (n != name) continue;
+    found = true;
+    EAT_CHECK(t.shape() == dst.shape() && t.dtype() == dst.dtype(), f.path, ": '", name, "' is ", t.describe(),
+              " but the model has ", dst.describe(), " (a checkpoint of a different model or config)");
+    dst.copy_from(t);
+  }
+  EAT_CHECK(found, f.path, ": no tensor '", name, "' (a checkpoint of a different model or config)");
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  EAT_CHECK(in, path, ": missing (incomplete checkpoint?)");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TrainState checkpoint_state(const std::string& dir) {
+  std::string path = (fs::path(dir) / "state.json").string();
+  nlohmann::json j = nlohmann::json::parse(read_text(path), nullptr, false);
+  EAT_CHECK(!j.is_discarded(), path, ": not valid JSON");
+  return TrainState::from_json(j, path);
+}
+
+Recipe checkpoint_recipe(const std::string& dir) {
+  std::string path = (fs::path(dir) / "recipe.toml").string();
+  return parse_recipe(read_text(path), path);
+}
+
+TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, AdamW* optimizer) {
+  EAT_CHECK(fs::is_directory(dir), "checkpoint ", dir, ": no such directory");
+  TrainState state = checkpoint_state(dir);
+  SafetensorsFile weights = load_safetensors((fs::path(dir) / "model.safetensors").string());
+  std::set<std::string> expected;
+  for (const Parameter& p : model.parameters()) {
+    load_into(weights, p.name, p.tensor);
+    expected.insert(p.name);
+  }
+  for (const auto& [n, t] : weights.tensors)
+    EAT_CHECK(expected.count(n), weights.path, ": holds '", n, "', which this model does not have (a checkpoint of a different model or config)");
+  if (optimizer) {
+    SafetensorsFile moments = load_safetensors((fs::path(dir) / "optimizer.safetensors").string());
+    EAT_CHECK(moments.tensors.size() == 3 * optimizer->params().size(), moments.path, ": holds ", moments.tensors.size(),
+              " tensors, expected ", 3 * optimizer->params().size(), " for this model's parameters");
+    for (const Parameter& p : optimizer->params()) {
+      AdamW::State& s = optimizer->state(p.name);
+      load_into(moments, p.name + ".exp_avg", s.m);
+      load_into(moments, p.name + ".exp_avg_sq", s.v);
+      const Tensor& st = moments.at(p.name + ".step");
+      EAT_CHECK(st.dtype() == DType::i64 && st.numel() == 1, moments.path, ": '", p.name, ".step' must be one i64");
+      s.step = st.data<int64_t>()[0];
+    }
+  }
+  return state;
+}
+
+}  // namespace eat

@@ -1,0 +1,43 @@
+#pragma once
+// What a training checkpoint holds and how it is checked on load:
+//   model.safetensors      weights under their parameter names (any safetensors reader loads it)
+//   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq" and step counts
+//   state.json             step, data position, world layout, version, recipe hash (written last)
+//   recipe.toml            the effective recipe
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "framework/config/recipe.h"
+#include "framework/model.h"
+#include "framework/optim/adamw.h"
+
+namespace eat {
+
+struct TrainState {
+  int64_t step = 0;              // optimizer steps completed
+  int64_t samples_consumed = 0;  // global samples the data stream has handed out
+  int world_size = 1;
+  int64_t sp = 1;
+  std::string recipe_hash;
+  std::string family;
+  int64_t num_parameters = 0;
+  nlohmann::json to_json() const;
+  static TrainState from_json(const nlohmann::json& j, const std::string& path);
+};
+
+// Writes every file into dir (fsynced); the caller makes the directory atomic.
+void save_checkpoint_files(const std::string& dir, const Recipe& recipe, const LanguageModel& model,
+                           const AdamW* optimizer, const TrainState& state);
+
+// Loads weights (and optimizer state when optimizer is given) from a checkpoint directory,
+// checking that every parameter is present with the same shape and dtype and nothing is extra;
+// a mismatch is an error naming the file and the parameter.
+TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, AdamW* optimizer);
+
+// The recipe stored in a checkpoint (for `eat eval` and `eat info`).
+Recipe checkpoint_recipe(const std::string& dir);
+TrainState checkpoint_state(const std::string& dir);
+
+}  // namespace eat

@@ -1,0 +1,106 @@
+#include "framework/train/evaluate.h"
+
+#include <cmath>
+#include <vector>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+
+namespace eat {
+
+namespace {
+
+// -log softmax(row)[target], in double.
+template <typename T>
+double row_nll(const T* row, int64_t V, int32_t target) {
+  double m = row[0];
+  for (int64_t j = 1; j < V; ++j) m = std::max(m, static_cast<double>(row[j]));
+  double s = 0;
+  for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(row[j]) - m);
+  return m + std::log(s) - static_cast<double>(row[target]);
+}
+
+struct Window {
+  int64_t start, len, first_scored;  // inputs ids[start, start + len); targets shifted by one
+};
+
+}  // namespace
+
+EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& opt) {
+  EAT_CHECK(opt.window > 0 && opt.stride > 0 && opt.stride <= opt.window, "eval: need 0 < stride <= window, got window ",
+            opt.window, " stride ", opt.stride);
+  EAT_CHECK(opt.batch > 0, "eval: batch must be positive");
+  const int64_t N = file.size();
+  EAT_CHECK(N >= 2, "eval: ", file.path(), " holds ", N, " tokens, too few to score anything");
+
+  // Windows: every target index is scored exactly once, by the first window that contains it.
+  std::vector<Window> windows;
+  int64_t scored_until = 0;  // targets with index < scored_until are done (target index = input index + 1)
+  int64_t budget = opt.max_tokens > 0 ? opt.max_tokens : INT64_MAX;
+  for (int64_t start = 0; start + 1 < N && scored_until < N - 1 && budget > 0; start += opt.stride) {
+    int64_t len = std::min(opt.window, N - 1 - start);
+    int64_t first = std::max<int64_t>(0, scored_until - start);
+    int64_t count = std::min(len - first, budget);
+    if (count <= 0) continue;
+    windows.push_back({start, first + count, first});
+    scored_until = start + first + count;
+    budget -= count;
+  }
+
+  NoGradGuard no_grad;
+  std::vector<double> window_loss(windows.size()), window_tokens(windows.size());
+  for (size_t w0 = 0; w0 < windows.size();) {
+    // Batch consecutive windows of equal length.
+    size_t w1 = w0 + 1;
+    while (w1 < windows.size() && static_cast<int64_t>(w1 - w0) < opt.batch && windows[w1].len == windows[w0].len) ++w1;
+    const int64_t B = static_cast<int64_t>(w1 - w0), L = windows[w0].len;
+    Tensor ids = Tensor::empty({B, L}, DType::i32);
+    std::vector<int32_t> targets(static_cast<size_t>(B * L));
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<int32_t> buf(static_cast<size_t>(L + 1));
+      file.read(windows[w0 + b].start, L + 1, buf.data());
+      std::copy(buf.begin(), buf.end() - 1, ids.data<int32_t>() + b * L);
+      std::copy(buf.begin() + 1, buf.end(), targets.begin() + b * L);
+    }
+    Tensor logits = model.forward(ids);
+    const int64_t V = logits.size(-1);
+    for (int64_t b = 0; b < B; ++b) {
+      const Window& w = windows[w0 + b];
+      double s = 0;
+      for (int64_t i = w.first_scored; i < L; ++i) {
+        int32_t t = targets[static_cast<size_t>(b * L + i)];
+        EAT_CHECK(t >= 0 && t < V, "eval: token id ", t, " in ", file.path(), " is outside the model's vocabulary ", V);
+        s += logits.dtype() == DType::f32 ? row_nll(logits.data<float>() + (b * L + i) * V, V, t)
+                                          : row_nll(logits.data<double>() + (b * L + i) * V, V, t);
+      }
+      window_loss[w0 + b] = s;
+      window_tokens[w0 + b] = static_cast<double>(L - w.first_scored);
+    }
+    w0 = w1;
+  }
+
+  EvalResult r;
+  double total = 0, tokens = 0;
+  for (size_t i = 0; i < windows.size(); ++i) {
+    total += window_loss[i];
+    tokens += window_tokens[i];
+  }
+  r.windows = static_cast<int64_t>(windows.size());
+  r.tokens = static_cast<int64_t>(tokens);
+  r.loss = total / tokens;
+  r.ppl = std::exp(r.loss);
+  double bytes_per_token = file.info().raw_bytes > 0 ? static_cast<double>(file.info().raw_bytes) / N : 1.0;
+  r.bpb = r.loss / std::log(2.0) / bytes_per_token;
+  if (windows.size() > 1) {
+    double var = 0;
+    for (size_t i = 0; i < windows.size(); ++i) {
+      double d = window_loss[i] / window_tokens[i] - r.loss;
+      var += d * d;
+    }
+    var /= static_cast<double>(windows.size() - 1);
+    r.ppl_stderr = r.ppl * std::sqrt(var / static_cast<double>(windows.size()));
+  }
+  return r;
+}
+
+}  // namespace eat

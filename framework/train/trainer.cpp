@@ -1,0 +1,272 @@
+#include "framework/train/trainer.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+
+#include "data/loader.h"
+#include "data/token_file.h"
+#include "framework/autograd.h"
+#include "framework/error.h"
+#include "framework/io/checkpoint_dir.h"
+#include "framework/ops.h"
+#include "framework/optim/adamw.h"
+#include "framework/optim/schedule.h"
+#include "framework/perf.h"
+#include "framework/train/checkpoint.h"
+#include "framework/train/evaluate.h"
+#include "framework/train/metrics.h"
+
+namespace eat {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+extern "C" void request_stop(int) { g_stop_requested = true; }
+
+// SIGINT/SIGTERM set a flag; the loop finishes its step, checkpoints and returns. Restores the
+// previous handlers when the run ends.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_requested = false;
+    old_int_ = std::signal(SIGINT, request_stop);
+    old_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
+
+std::string hms(double seconds) {
+  long s = std::lround(std::max(0.0, seconds));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  return buf;
+}
+
+// Fills ids and targets [rows, T] from rows consecutive samples of the stream starting at first.
+void read_batch(const data::SampleStream& stream, int64_t first, int64_t rows, Tensor& ids, Tensor& targets) {
+  const int64_t T = stream.seq_len();
+  std::vector<int32_t> buf(static_cast<size_t>(rows * (T + 1)));
+  stream.read(first, rows, buf.data());
+  ids = Tensor::empty({rows, T}, DType::i32);
+  targets = Tensor::empty({rows, T}, DType::i32);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* s = buf.data() + r * (T + 1);
+    std::copy(s, s + T, ids.data<int32_t>() + r * T);
+    std::copy(s + 1, s + T + 1, targets.data<int32_t>() + r * T);
+  }
+}
+
+std::string resolve_resume(const std::string& mode, const std::string& run_dir) {
+  if (mode == "never") return "";
+  if (mode == "auto") {
+    auto all = list_checkpoints(run_dir);
+    return all.empty() ? "" : all.back().path;
+  }
+  EAT_CHECK(fs::is_directory(mode), "--resume ", mode, ": no such checkpoint directory (use auto, never or a path)");
+  return mode;
+}
+
+}  // namespace
+
+std::string run_directory(const Recipe& recipe) { return (fs::path(recipe.run.out_dir) / recipe.run.name).string(); }
+
+TrainResult train(const Recipe& recipe, const TrainOptions& options) {
+  recipe.check_world(options.world_size);
+  const bool say = !options.quiet && options.rank == 0;
+  TrainResult result;
+  result.run_dir = run_directory(recipe);
+  fs::create_directories(result.run_dir);
+
+  // Data.
+  data::TokenFile train_file(recipe.data.train);
+  EAT_CHECK(train_file.info().vocab_size <= recipe.model.vocab_size, recipe.source, ": model.vocab_size = ",
+            recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
+            train_file.info().vocab_size, ", tokenizer ", train_file.info().tokenizer, ")");
+  std::unique_ptr<data::TokenFile> val_file;
+  if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
+  const int64_t T = recipe.data.seq_len;
+  data::SampleStream stream(train_file, T, recipe.run.seed);
+
+  // Model and optimiser.
+  ModelConfig mc = recipe.model;
+  mc.dtype = recipe.train.precision == "f64" ? DType::f64 : DType::f32;
+  Generator init_gen(recipe.run.seed);
+  std::unique_ptr<LanguageModel> model = build_model(mc, init_gen);
+  AdamW optimizer(model->parameters(),
+                  {recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
+  LrSchedule schedule;
+  schedule.kind = parse_schedule_kind(recipe.schedule.kind);
+  schedule.peak_lr = recipe.optimizer.lr;
+  schedule.warmup_steps = recipe.schedule.warmup;
+  schedule.total_steps = recipe.train.steps;
+  schedule.min_lr_ratio = recipe.schedule.min_lr_ratio;
+  schedule.decay_fraction = recipe.schedule.decay_fraction;
+  schedule.validate();
+
+  // Resume.
+  TrainState state;
+  state.world_size = options.world_size;
+  state.sp = recipe.parallel.sp;
+  state.recipe_hash = recipe_hash(recipe);
+  state.family = recipe.model.family;
+  state.num_parameters = model->num_parameters();
+  std::string resume_dir = resolve_resume(options.resume, result.run_dir);
+  if (!resume_dir.empty()) {
+    TrainState saved = load_checkpoint_files(resume_dir, *model, &optimizer);
+    EAT_CHECK(saved.family == recipe.model.family, resume_dir, ": checkpoint of family '", saved.family,
+              "', the recipe trains '", recipe.model.family, "'");
+    EAT_CHECK(saved.step <= recipe.train.steps, resume_dir, ": checkpoint is at step ", saved.step,
+              ", past train.steps = ", recipe.train.steps);
+    if (say && saved.recipe_hash != state.recipe_hash)
+      std::printf("note: the recipe differs from the one the checkpoint was trained with (hash %s vs %s)\n",
+                  state.recipe_hash.c_str(), saved.recipe_hash.c_str());
+    state.step = saved.step;
+    state.samples_consumed = saved.samples_consumed;
+    result.last_checkpoint = resume_dir;
+  }
+  result.start_step = state.step;
+  MetricsLog metrics((fs::path(result.run_dir) / "metrics.jsonl").string(), state.step);
+
+  const int64_t dp = recipe.data_parallel(options.world_size);
+  const int64_t dp_rank = options.rank / recipe.parallel.sp;
+  const int64_t local_batch = recipe.train.global_batch / dp;
+  const int64_t micro = recipe.train.micro_batch > 0 ? recipe.train.micro_batch : local_batch;
+  const int64_t n_micro = local_batch / micro;
+  const int64_t tokens_per_step = recipe.train.global_batch * T;
+  const double flops_per_token = model->train_flops_per_token(T);
+  const double peak_gflops = (recipe.log.peak_gflops > 0 ? recipe.log.peak_gflops : measure_gemm_peak_gflops()) *
+                             options.world_size;
+  EvalOptions eval_opt{T, T, recipe.eval.max_tokens, 8};
+
+  if (say) {
+    std::printf("eat train: %s | family %s | %lld parameters | d_model %lld, %lld layers, %lld heads\n",
+                recipe.run.name.c_str(), recipe.model.family.c_str(), static_cast<long long>(model->num_parameters()),
+                static_cast<long long>(mc.d_model), static_cast<long long>(mc.n_layers), static_cast<long long>(mc.n_heads));
+    std::printf("  %lld tokens/step (%lld seqs x %lld), micro-batch %lld x %lld accumulation | world %d (dp %lld, sp %lld) | "
+                "%d threads | peak %.0f GFLOP/s\n",
+                static_cast<long long>(tokens_per_step), static_cast<long long>(recipe.train.global_batch),
+                static_cast<long long>(T), static_cast<long long>(micro), static_cast<long long>(n_micro),
+                options.world_size, static_cast<long long>(dp), static_cast<long long>(recipe.parallel.sp),
+                omp_get_max_threads(), peak_gflops);
+    std::printf("  run directory %s%s\n", result.run_dir.c_str(),
+                resume_dir.empty() ? "" : (", resumed from " + resume_dir).c_str());
+    std::fflush(stdout);
+  }
+
+  auto save = [&]() {
+    state.num_parameters = model->num_parameters();
+    if (options.rank == 0) {
+      result.last_checkpoint =
+          write_checkpoint(result.run_dir, state.step, recipe.checkpoint.keep_last, [&](const std::string& dir) {
+            save_checkpoint_files(dir, recipe, *model, &optimizer, state);
+          });
+      write_loss_curve(metrics.lines(), recipe.run.name + " (" + recipe.model.family + ")",
+                       (fs::path(result.run_dir) / "loss.svg").string());
+    }
+  };
+  auto validate = [&]() {
+    if (!val_file) return std::numeric_limits<double>::quiet_NaN();
+    EvalResult ev = evaluate(*model, *val_file, eval_opt);
+    metrics.append({{"step", state.step}, {"val_loss", ev.loss}, {"val_ppl", ev.ppl}, {"val_bpb", ev.bpb},
+                    {"val_tokens", ev.tokens}});
+    if (say) {
+      std::printf("step %lld | val loss %.4f | ppl %.3f | bpb %.4f | %lld tokens\n", static_cast<long long>(state.step),
+                  ev.loss, ev.ppl, ev.bpb, static_cast<long long>(ev.tokens));
+      std::fflush(stdout);
+    }
+    return ev.loss;
+  };
+
+  StopSignals signals;
+  const auto run_start = std::chrono::steady_clock::now();
+  double window_seconds = 0;
+  int64_t window_steps = 0;
+  bool saved_at_end = false;
+  result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<Parameter> params = model->parameters();
+  while (state.step < recipe.train.steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    for (int64_t m = 0; m < n_micro; ++m) {
+      Tensor ids, targets;
+      read_batch(stream, state.samples_consumed + dp_rank * local_batch + m * micro, micro, ids, targets);
+      Tensor logits = model->forward(ids);
+      Tensor loss = cross_entropy(reshape(logits, {micro * T, logits.size(-1)}), reshape(targets, {micro * T}));
+      // Each micro-batch's mean loss weighs 1/n_micro, so gradients equal the full batch's mean.
+      scale(loss, 1.0 / static_cast<double>(n_micro)).backward();
+      loss_sum += loss.item();
+    }
+    const double loss = loss_sum / static_cast<double>(n_micro);
+    EAT_CHECK(std::isfinite(loss), "step ", state.step + 1, ": training loss is ", loss, "; stopping without updating. ",
+              result.last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
+                                             : "The last good checkpoint is " + result.last_checkpoint);
+    const double grad_norm = clip_grad_norm(params, recipe.train.grad_clip);
+    EAT_CHECK(std::isfinite(grad_norm), "step ", state.step + 1, ": gradient norm is ", grad_norm, "; stopping. ",
+              result.last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
+                                             : "The last good checkpoint is " + result.last_checkpoint);
+    const double lr = schedule.lr_at(state.step);
+    optimizer.step(lr);
+    optimizer.zero_grad();
+    state.step += 1;
+    state.samples_consumed += recipe.train.global_batch;
+    result.losses.push_back(loss);
+
+    const double step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double tokens_per_s = static_cast<double>(tokens_per_step) / step_seconds;
+    const double mfu = flops_per_token * tokens_per_s / (peak_gflops * 1e9);
+    metrics.append({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                    {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_seconds", step_seconds}});
+    window_seconds += step_seconds;
+    window_steps += 1;
+    if (say && (state.step % recipe.log.every == 0 || state.step == recipe.train.steps)) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+      const double per_step = window_seconds / static_cast<double>(window_steps);
+      const double tps = static_cast<double>(tokens_per_step) / per_step;
+      std::printf("step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | mfu %.1f%% | %s elapsed | eta %s\n",
+                  static_cast<long long>(state.step), static_cast<long long>(recipe.train.steps), loss, lr, grad_norm,
+                  tps, 100.0 * flops_per_token * tps / (peak_gflops * 1e9), hms(elapsed).c_str(),
+                  hms(per_step * static_cast<double>(recipe.train.steps - state.step)).c_str());
+      std::fflush(stdout);
+      window_seconds = 0;
+      window_steps = 0;
+    }
+    const bool last = state.step == recipe.train.steps;
+    if (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 && !last) result.last_val_loss = validate();
+    if (last) result.last_val_loss = validate();
+    if ((recipe.checkpoint.every > 0 && state.step % recipe.checkpoint.every == 0) || last) {
+      save();
+      saved_at_end = last;
+    }
+    if (g_stop_requested) {
+      if (!last) save();
+      result.interrupted = true;
+      if (say) std::printf("stopped by signal at step %lld; checkpoint %s\n", static_cast<long long>(state.step),
+                           result.last_checkpoint.c_str());
+      break;
+    }
+  }
+  if (!saved_at_end && !result.interrupted && state.step == recipe.train.steps && result.start_step == state.step) {
+    // Resumed at the end already: nothing to train, still leave the curve.
+    write_loss_curve(metrics.lines(), recipe.run.name, (fs::path(result.run_dir) / "loss.svg").string());
+  }
+  result.final_step = state.step;
+  return result;
+}
+
+}  // namespace eat

@@ -1,0 +1,74 @@
+#include "kernels/cpu/activations.h"
+
+#include <cmath>
+
+namespace eat::cpu {
+
+namespace {
+
+// Value and derivative of each activation at x, in the input's precision.
+template <typename T>
+inline T sigmoid_of(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+template <typename T>
+inline T value(Activation act, T x) {
+  switch (act) {
+    case Activation::silu: return x * sigmoid_of(x);
+    case Activation::gelu_erf: return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+    case Activation::gelu_tanh: {
+      const T c = T(0.7978845608028654);  // sqrt(2 / pi)
+      return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
+    }
+    case Activation::sigmoid: return sigmoid_of(x);
+  }
+  return x;
+}
+
+template <typename T>
+inline T derivative(Activation act, T x) {
+  switch (act) {
+    case Activation::silu: {
+      T s = sigmoid_of(x);
+      return s * (T(1) + x * (T(1) - s));
+    }
+    case Activation::gelu_erf: {
+      const T inv_sqrt_2pi = T(0.3989422804014327);
+      return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))) + x * inv_sqrt_2pi * std::exp(T(-0.5) * x * x);
+    }
+    case Activation::gelu_tanh: {
+      const T c = T(0.7978845608028654);
+      T u = c * (x + T(0.044715) * x * x * x);
+      T t = std::tanh(u);
+      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
+    }
+    case Activation::sigmoid: {
+      T s = sigmoid_of(x);
+      return s * (T(1) - s);
+    }
+  }
+  return T(1);
+}
+
+}  // namespace
+
+template <typename T>
+void activation_forward(Activation act, const T* x, T* y, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = value(act, x[i]);
+}
+
+template <typename T>
+void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * derivative(act, x[i]);
+}
+
+#define EAT_INSTANTIATE(T)                                                  \
+  template void activation_forward<T>(Activation, const T*, T*, int64_t); \
+  template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t);
+EAT_INSTANTIATE(float)
+EAT_INSTANTIATE(double)
+
+}  // namespace eat::cpu

@@ -1,0 +1,28 @@
+// The model families eat knows, by recipe name. A new family adds one line here.
+#include <vector>
+
+#include "framework/model.h"
+#include "models/transformer.h"
+
+namespace eat {
+
+namespace {
+const std::vector<FamilySpec>& families() {
+  static const std::vector<FamilySpec> all = {models::transformer_family()};
+  return all;
+}
+}  // namespace
+
+const FamilySpec* find_family(const std::string& name) {
+  for (const FamilySpec& f : families())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::vector<std::string> family_names() {
+  std::vector<std::string> out;
+  for (const FamilySpec& f : families()) out.push_back(f.name);
+  return out;
+}
+
+}  // namespace eat

@@ -1,0 +1,124 @@
+#include "models/transformer.h"
+
+#include <cmath>
+
+#include "framework/error.h"
+
+namespace eat::models {
+
+TransformerOptions TransformerOptions::from(const ModelConfig& c) {
+  TransformerOptions o;
+  o.ffn_hidden = c.options.get_int("ffn_hidden");
+  if (o.ffn_hidden == 0) o.ffn_hidden = static_cast<int64_t>(std::llround(8.0 * c.d_model / 3.0));
+  o.rope_theta = c.options.get_float("rope_theta");
+  o.norm_eps = c.options.get_float("norm_eps");
+  o.tie_embeddings = c.options.get_bool("tie_embeddings");
+  o.window = c.options.get_int("window");
+  const std::string& impl = c.options.get_string("attention");
+  o.attention_impl = impl == "naive" ? AttentionImpl::naive : AttentionImpl::tiled;
+  return o;
+}
+
+namespace {
+// GPT-2's scaled initialisation of the projections that write into the residual stream, so its
+// variance does not grow with depth.
+double residual_std(const ModelConfig& c) { return c.init_std / std::sqrt(2.0 * static_cast<double>(c.n_layers)); }
+}  // namespace
+
+CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen)
+    : q_proj(add_module<Linear>("q_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      k_proj(add_module<Linear>("k_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      v_proj(add_module<Linear>("v_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      o_proj(add_module<Linear>("o_proj", c.d_model, c.d_model, false, gen, residual_std(c), c.dtype)),
+      n_heads(c.n_heads),
+      head_dim(c.d_model / c.n_heads),
+      rope_theta(o.rope_theta) {
+  attention_options.causal = true;
+  attention_options.window_left = o.window;
+  attention_options.impl = o.attention_impl;
+}
+
+Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  Shape heads{B, T, n_heads, head_dim};
+  Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position_offset);
+  Tensor k = rope(reshape(k_proj.forward(x), heads), rope_theta, position_offset);
+  Tensor v = reshape(v_proj.forward(x), heads);
+  Tensor a = attention(q, k, v, attention_options);
+  return o_proj.forward(reshape(a, {B, T, D}));
+}
+
+TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen)
+    : attn_norm(add_module<RMSNorm>("attn_norm", c.d_model, o.norm_eps, c.dtype)),
+      attn(add_module<CausalSelfAttention>("attn", c, o, gen)),
+      mlp_norm(add_module<RMSNorm>("mlp_norm", c.d_model, o.norm_eps, c.dtype)),
+      mlp(add_module<SwiGLU>("mlp", c.d_model, o.ffn_hidden, gen, c.init_std, c.dtype)) {
+  // The SwiGLU output projection also writes into the residual stream.
+  mlp.down_proj.weight.copy_from(Tensor::randn(mlp.down_proj.weight.shape(), gen, residual_std(c), c.dtype));
+}
+
+Tensor TransformerBlock::forward(const Tensor& x) const {
+  Tensor h = add(x, attn.forward(attn_norm.forward(x)));
+  return add(h, mlp.forward(mlp_norm.forward(h)));
+}
+
+Transformer::Transformer(const ModelConfig& c, Generator& gen)
+    : config_(c),
+      options_(TransformerOptions::from(c)),
+      embed_(add_module<Embedding>("embed", c.vocab_size, c.d_model, gen, c.init_std, c.dtype)),
+      layers_(add_module<ModuleList<TransformerBlock>>("layers")),
+      norm_(add_module<RMSNorm>("norm", c.d_model, options_.norm_eps, c.dtype)) {
+  for (int64_t i = 0; i < c.n_layers; ++i) layers_.append(c, options_, gen);
+  if (!options_.tie_embeddings)
+    lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
+}
+
+Tensor Transformer::forward(const Tensor& ids) {
+  EAT_CHECK(ids.dim() == 2, "transformer: ids must be [batch, time], got ", shape_str(ids.shape()));
+  Tensor x = embed_.forward(ids);
+  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
+  x = norm_.forward(x);
+  return linear(x, lm_head_ ? lm_head_->weight : embed_.weight);
+}
+
+double Transformer::train_flops_per_token(int64_t T) const {
+  const double D = static_cast<double>(config_.d_model), L = static_cast<double>(config_.n_layers);
+  const double F = static_cast<double>(options_.ffn_hidden), V = static_cast<double>(config_.vocab_size);
+  // Matmul parameters touched per token: q, k, v, o; gate, up, down; the output head.
+  const double matmul_params = L * (4 * D * D + 3 * D * F) + D * V;
+  // Causal attention: a query at position t attends min(t + 1, window + 1) keys; QK^T and PV
+  // cost 2 D FLOPs per key each. Averaged over the sequence.
+  double keys = 0;
+  for (int64_t t = 0; t < T; ++t) keys += options_.window >= 0 ? std::min<int64_t>(t + 1, options_.window + 1) : t + 1;
+  keys /= static_cast<double>(T);
+  const double attention_fwd = L * 4 * D * keys;
+  return 3 * (2 * matmul_params + attention_fwd);  // backward is twice the forward
+}
+
+FamilySpec transformer_family() {
+  FamilySpec f;
+  f.name = "transformer";
+  f.summary = "Llama-style softmax Transformer (RMSNorm, RoPE, SwiGLU), the baseline";
+  f.options = {
+      {"ffn_hidden", int64_t{0}, "SwiGLU hidden width; 0 means round(8 d_model / 3)"},
+      {"rope_theta", 10000.0, "RoPE base"},
+      {"norm_eps", 1e-5, "RMSNorm epsilon"},
+      {"tie_embeddings", false, "share the token embedding with the output head"},
+      {"window", int64_t{-1}, "sliding-window attention: each query sees itself and `window` earlier keys; -1 = full causal"},
+      {"attention", std::string("tiled"), "attention kernel: \"tiled\" (O(T) memory) or \"naive\" (reference)"},
+  };
+  f.check = [](const ModelConfig& c, int64_t) -> std::string {
+    const std::string& impl = c.options.get_string("attention");
+    if (impl != "tiled" && impl != "naive") return "attention = \"" + impl + "\": must be \"tiled\" or \"naive\"";
+    if (c.options.get_int("window") < -1) return "window must be -1 (full causal) or >= 0";
+    if (c.options.get_int("ffn_hidden") < 0) return "ffn_hidden must be >= 0";
+    if ((c.d_model / c.n_heads) % 2 != 0) return "head dimension d_model / n_heads must be even for RoPE";
+    return "";
+  };
+  f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {
+    return std::make_unique<Transformer>(c, gen);
+  };
+  return f;
+}
+
+}  // namespace eat::models

@@ -1,0 +1,61 @@
+#pragma once
+// The baseline: a Llama-style causal Transformer. Pre-norm blocks of RMSNorm -> multi-head
+// softmax attention with RoPE (the tiled kernel) -> residual, RMSNorm -> SwiGLU -> residual; a
+// final RMSNorm and an output head, optionally tied to the token embedding.
+#include "framework/model.h"
+#include "framework/nn/layers.h"
+#include "framework/ops.h"
+
+namespace eat::models {
+
+struct TransformerOptions {
+  int64_t ffn_hidden;      // SwiGLU hidden width
+  double rope_theta;
+  double norm_eps;
+  bool tie_embeddings;
+  int64_t window;          // sliding-window attention when >= 0 (query sees window + 1 keys)
+  AttentionImpl attention_impl;
+  static TransformerOptions from(const ModelConfig& config);
+};
+
+class CausalSelfAttention : public Module {
+ public:
+  CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
+  // x [B, T, D] -> [B, T, D]; position_offset is the global position of token 0.
+  Tensor forward(const Tensor& x, int64_t position_offset = 0) const;
+
+  Linear &q_proj, &k_proj, &v_proj, &o_proj;
+  int64_t n_heads, head_dim;
+  double rope_theta;
+  AttentionOptions attention_options;
+};
+
+class TransformerBlock : public Module {
+ public:
+  TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
+  Tensor forward(const Tensor& x) const;
+
+  RMSNorm& attn_norm;
+  CausalSelfAttention& attn;
+  RMSNorm& mlp_norm;
+  SwiGLU& mlp;
+};
+
+class Transformer : public LanguageModel {
+ public:
+  Transformer(const ModelConfig& c, Generator& gen);
+  Tensor forward(const Tensor& ids) override;
+  double train_flops_per_token(int64_t seq_len) const override;
+
+ private:
+  ModelConfig config_;
+  TransformerOptions options_;
+  Embedding& embed_;
+  ModuleList<TransformerBlock>& layers_;
+  RMSNorm& norm_;
+  Linear* lm_head_ = nullptr;  // absent when tied to the embedding
+};
+
+FamilySpec transformer_family();
+
+}  // namespace eat::models

@@ -1,0 +1,88 @@
+#include <doctest/doctest.h>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+#include "framework/model.h"
+#include "framework/ops.h"
+#include "gradcheck.h"
+
+using namespace eat;
+using namespace eat::test;
+
+namespace {
+
+ModelConfig tiny_config(DType dtype, bool tied = false) {
+  ModelConfig c;
+  c.family = "transformer";
+  c.d_model = 8;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.vocab_size = 11;
+  c.init_std = 0.3;  // large enough that every path carries signal in a gradient check
+  c.dtype = dtype;
+  const FamilySpec* spec = find_family("transformer");
+  REQUIRE(spec);
+  for (const OptionSpec& o : spec->options) c.options.set(o.name, o.default_value);
+  c.options.set("ffn_hidden", int64_t{12});
+  c.options.set("tie_embeddings", tied);
+  return c;
+}
+
+Tensor ids_tensor(const std::vector<int32_t>& v, int64_t B, int64_t T) { return Tensor::from_vector<int32_t>(v, {B, T}); }
+
+}  // namespace
+
+TEST_CASE("transformer: parameter names, shapes and counts") {
+  Generator gen(1);
+  auto model = build_model(tiny_config(DType::f32), gen);
+  auto params = model->parameters();
+  CHECK(params.front().name == "embed.weight");
+  CHECK(model->parameter("layers.1.attn.q_proj.weight").shape() == Shape{8, 8});
+  CHECK(model->parameter("layers.0.mlp.down_proj.weight").shape() == Shape{8, 12});
+  CHECK(model->parameter("lm_head.weight").shape() == Shape{11, 8});
+  // embed + 2 x (2 norms + 4 attention + 3 mlp) + final norm + head
+  CHECK(params.size() == 1 + 2 * 9 + 1 + 1);
+  const int64_t per_layer = 2 * 8 + 4 * 64 + 3 * 8 * 12;
+  CHECK(model->num_parameters() == 11 * 8 + 2 * per_layer + 8 + 11 * 8);
+  Generator gen2(1);
+  auto tied = build_model(tiny_config(DType::f32, true), gen2);
+  CHECK(tied->num_parameters() == model->num_parameters() - 11 * 8);
+  CHECK_THROWS_WITH_AS(model->parameter("layers.9.attn.q_proj.weight"), doctest::Contains("layers.9.attn.q_proj.weight"), Error);
+}
+
+TEST_CASE("transformer: causal -- a position's logits ignore later tokens") {
+  Generator gen(2);
+  auto model = build_model(tiny_config(DType::f64), gen);
+  NoGradGuard no_grad;
+  Tensor a = model->forward(ids_tensor({1, 2, 3, 4, 5, 6}, 1, 6));
+  Tensor b = model->forward(ids_tensor({1, 2, 3, 9, 9, 9}, 1, 6));
+  auto va = a.to_f64_vector(), vb = b.to_f64_vector();
+  for (int t = 0; t < 3; ++t)
+    for (int j = 0; j < 11; ++j) CHECK(va[t * 11 + j] == vb[t * 11 + j]);
+  CHECK(va[3 * 11] != vb[3 * 11]);
+}
+
+TEST_CASE("transformer: gradients of the loss against finite differences, every parameter (f64)") {
+  for (bool tied : {false, true}) {
+    CAPTURE(tied);
+    Generator gen(3);
+    auto model = build_model(tiny_config(DType::f64, tied), gen);
+    Tensor ids = ids_tensor({1, 5, 2, 7, 3, 0, 10, 4, 4, 6}, 2, 5);
+    Tensor targets = Tensor::from_vector<int32_t>({5, 2, 7, 3, 0, 10, 4, 4, 6, 1}, {10});
+    std::vector<Tensor> inputs;
+    for (const Parameter& p : model->parameters()) inputs.push_back(p.tensor);
+    // The inputs are the model's own parameter tensors: the checker perturbs them in place.
+    auto loss = [&](const std::vector<Tensor>&) {
+      return cross_entropy(reshape(model->forward(ids), {10, 11}), targets);
+    };
+    CHECK(gradcheck("transformer loss", loss, inputs, {1e-6, 1e-5, 1e-9}) <= 1.0);
+  }
+}
+
+TEST_CASE("transformer: FLOPs per token follow 6N plus causal attention") {
+  Generator gen(4);
+  auto model = build_model(tiny_config(DType::f32), gen);
+  const double matmul_params = 2 * (4 * 64 + 3 * 8 * 12) + 8 * 11;
+  const double T = 6, keys = (T + 1) / 2;
+  CHECK(model->train_flops_per_token(6) == doctest::Approx(6 * matmul_params + 3 * 2 * 4 * 8 * keys));
+}

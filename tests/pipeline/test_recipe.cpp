@@ -1,0 +1,146 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "framework/config/recipe.h"
+#include "framework/error.h"
+
+using namespace eat;
+
+// Checks that a string contains a fragment, printing the whole string when it does not.
+#define CHECK_CONTAINS(text, fragment)                                                  \
+  do {                                                                                  \
+    std::string text_ = (text);                                                         \
+    CHECK_MESSAGE(text_.find(fragment) != std::string::npos, "got: " << text_);         \
+  } while (0)
+
+namespace {
+
+const char* kValid = R"(
+[run]
+name = "tiny"
+seed = 7
+
+[model]
+family = "transformer"
+d_model = 32
+n_layers = 2
+n_heads = 4
+
+[model.transformer]
+ffn_hidden = 48
+tie_embeddings = true
+
+[data]
+train = "train.tok"
+val = "val.tok"
+seq_len = 64
+
+[train]
+steps = 10
+global_batch = 4
+micro_batch = 2
+
+[optimizer]
+lr = 1e-3
+betas = [0.9, 0.99]
+
+[schedule]
+kind = "wsd"
+warmup = 2
+)";
+
+// The message of the error that parsing raises.
+std::string error_of(const std::string& text, const std::vector<std::string>& sets = {}) {
+  try {
+    parse_recipe(text, "r.toml", sets);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  size_t p = s.find(from);
+  REQUIRE(p != std::string::npos);
+  return s.replace(p, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("recipe: a valid recipe parses with defaults filled in") {
+  Recipe r = parse_recipe(kValid, "r.toml");
+  CHECK(r.run.name == "tiny");
+  CHECK(r.run.seed == 7);
+  CHECK(r.run.out_dir == "runs");
+  CHECK(r.model.family == "transformer");
+  CHECK(r.model.d_model == 32);
+  CHECK(r.model.vocab_size == 257);
+  CHECK(r.model.options.get_int("ffn_hidden") == 48);
+  CHECK(r.model.options.get_bool("tie_embeddings"));
+  CHECK(r.model.options.get_float("rope_theta") == 10000.0);  // family default
+  CHECK(r.data.seq_len == 64);
+  CHECK(r.train.micro_batch == 2);
+  CHECK(r.optimizer.beta2 == 0.99);
+  CHECK(r.schedule.kind == "wsd");
+  CHECK(r.parallel.sp == 1);
+  CHECK(!r.text.empty());
+  // The effective text parses back to the same recipe.
+  Recipe again = parse_recipe(r.text, "copy.toml");
+  CHECK(recipe_hash(again) == recipe_hash(r));
+}
+
+TEST_CASE("recipe: errors name the file, line and key") {
+  CHECK_CONTAINS(error_of(replace(kValid, "seq_len = 64", "seq_len = \"long\"")), "r.toml:19:11: data.seq_len: expected an integer, got a string ('long')");
+  CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 10\nstpes = 3")), "r.toml:23:9: train.stpes: unknown key (known in [train]: global_batch, grad_clip, micro_batch, precision, steps)");
+  CHECK_CONTAINS(error_of(replace(kValid, "n_heads = 4", "n_heads = 5")), "r.toml:10:11: model.n_heads: = 5: must be positive and divide model.d_model = 32");
+  CHECK_CONTAINS(error_of(replace(kValid, "family = \"transformer\"", "family = \"gpt9\"")), "model.family: unknown model family \"gpt9\" (known: transformer");
+  CHECK_CONTAINS(error_of(replace(kValid, "[model.transformer]", "[model.rat]")), "table [model.rat] does not match model.family = \"transformer\"");
+  CHECK_CONTAINS(error_of(replace(kValid, "ffn_hidden = 48", "ffn_hiden = 48")), "model.transformer.ffn_hiden: unknown key for family 'transformer'");
+  CHECK_CONTAINS(error_of(replace(kValid, "[run]\nname = \"tiny\"", "[run]")), "r.toml: run.name is required");
+  CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 0")), "train.steps: = 0: must be positive");
+  CHECK_CONTAINS(error_of(replace(kValid, "betas = [0.9, 0.99]", "betas = [0.9]")), "optimizer.betas: expected two numbers");
+  CHECK_CONTAINS(error_of(replace(kValid, "kind = \"wsd\"", "kind = \"cosin\"")), "schedule.kind");
+  CHECK_CONTAINS(error_of(replace(kValid, "warmup = 2", "warmup = 10")), "schedule.warmup: = 10: must be in [0, train.steps = 10)");
+  CHECK_CONTAINS(error_of(std::string(kValid) + "\n[bogus]\nx = 1\n"), "bogus: unknown section");
+  CHECK_CONTAINS(error_of(replace(kValid, "[data]", "[data")), "r.toml:16:6: TOML syntax error");
+  CHECK_CONTAINS(error_of(replace(kValid, "d_model = 32", "d_model = 30")), "must be positive and divide model.d_model = 30");
+  // Head dimension odd: the family's own check.
+  CHECK_CONTAINS(error_of(replace(kValid, "d_model = 32", "d_model = 36")), "must be even for RoPE");
+}
+
+TEST_CASE("recipe: --set overrides go through the same validation") {
+  Recipe r = parse_recipe(kValid, "r.toml", {"train.steps=50", "run.name=other", "model.transformer.rope_theta=500000",
+                                            "optimizer.betas=[0.8, 0.9]", "parallel.sp=2"});
+  CHECK(r.train.steps == 50);
+  CHECK(r.run.name == "other");  // bare strings need no quotes
+  CHECK(r.model.options.get_float("rope_theta") == 500000.0);
+  CHECK(r.optimizer.beta1 == 0.8);
+  CHECK(r.parallel.sp == 2);
+  CHECK(r.text.find("steps = 50") != std::string::npos);
+  CHECK_CONTAINS(error_of(kValid, {"train.steps=abc"}), "--set train.steps=abc: train.steps: expected an integer, got a string");
+  CHECK_CONTAINS(error_of(kValid, {"train.stepz=3"}), "--set train.stepz=3: train.stepz: unknown key");
+  CHECK_CONTAINS(error_of(kValid, {"steps=3"}), "the key needs its section");
+  CHECK_CONTAINS(error_of(kValid, {"train.steps"}), "expected section.key=value");
+  CHECK_CONTAINS(error_of(kValid, {"data.seq_len=63", "parallel.sp=2"}), "data.seq_len: = 63: must be divisible by parallel.sp = 2");
+}
+
+TEST_CASE("recipe: world-size checks") {
+  Recipe r = parse_recipe(kValid, "r.toml", {"parallel.sp=2"});
+  r.check_world(2);
+  r.check_world(4);
+  CHECK_THROWS_WITH_AS(r.check_world(3), doctest::Contains("parallel.sp = 2 does not divide the world size 3"), Error);
+  CHECK_THROWS_WITH_AS(r.check_world(16), doctest::Contains("train.global_batch = 4 does not split over 8 data-parallel ranks"),
+                       Error);
+  Recipe m = parse_recipe(kValid, "r.toml", {"train.micro_batch=3"});
+  CHECK_THROWS_WITH_AS(m.check_world(1), doctest::Contains("train.micro_batch = 3 does not divide the per-rank batch 4"),
+                       Error);
+}
+
+TEST_CASE("recipe: the shipped recipes parse") {
+  for (const char* path : {EAT_SOURCE_DIR "/recipes/transformer_tiny.toml", EAT_SOURCE_DIR "/recipes/transformer_125m.toml"}) {
+    CAPTURE(path);
+    CHECK_NOTHROW(load_recipe(path));
+  }
+  CHECK_THROWS_WITH_AS(load_recipe("/nonexistent/x.toml"), doctest::Contains("recipe /nonexistent/x.toml: cannot read"), Error);
+}

@@ -1,0 +1,107 @@
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "framework/error.h"
+#include "framework/io/checkpoint_dir.h"
+#include "framework/io/safetensors.h"
+#include "framework/random.h"
+#include "temp_dir.h"
+
+using namespace eat;
+using eat::test::TempDir;
+
+namespace {
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+}  // namespace
+
+TEST_CASE("safetensors: round trip of every dtype, layout as the format specifies") {
+  TempDir dir("st");
+  Generator gen(3);
+  Tensor a = Tensor::randn({3, 5}, gen), b = Tensor::randn({7}, gen, 1.0, DType::f64);
+  Tensor c = Tensor::from_vector<int64_t>({1, -2, 3}, {3}), d = Tensor::from_vector<int32_t>({9}, {1});
+  Tensor e = a.to(DType::bf16);
+  save_safetensors(dir / "x.safetensors", {{"layers.0.w", a}, {"b", b}, {"c", c}, {"d", d}, {"e", e}}, {{"family", "t"}});
+
+  SafetensorsFile f = load_safetensors(dir / "x.safetensors");
+  REQUIRE(f.tensors.size() == 5);
+  CHECK(f.tensors[0].first == "layers.0.w");
+  CHECK(f.metadata.at("family") == "t");
+  CHECK(f.at("layers.0.w").to_f64_vector() == a.to_f64_vector());
+  CHECK(f.at("b").to_f64_vector() == b.to_f64_vector());
+  CHECK(f.at("c").data<int64_t>()[1] == -2);
+  CHECK(f.at("e").dtype() == DType::bf16);
+  CHECK(f.at("e").to_f64_vector() == e.to_f64_vector());
+
+  // The raw layout: little-endian header length, JSON padded to 8 bytes, tensors back to back.
+  std::string raw = read_all(dir / "x.safetensors");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(raw[i])) << (8 * i);
+  CHECK(n % 8 == 0);
+  auto header = nlohmann::json::parse(raw.substr(8, n));
+  CHECK(header["layers.0.w"]["dtype"] == "F32");
+  CHECK(header["layers.0.w"]["shape"] == nlohmann::json({3, 5}));
+  CHECK(header["layers.0.w"]["data_offsets"] == nlohmann::json({0, 60}));
+  CHECK(header["b"]["data_offsets"] == nlohmann::json({60, 116}));
+  CHECK(header["e"]["dtype"] == "BF16");
+  CHECK(raw.size() == 8 + n + 60 + 56 + 24 + 4 + 30);
+  float first;
+  std::memcpy(&first, raw.data() + 8 + n, 4);
+  CHECK(first == a.data<float>()[0]);
+}
+
+TEST_CASE("safetensors: damaged files are refused with the file and tensor named") {
+  TempDir dir("stbad");
+  Generator gen(4);
+  save_safetensors(dir / "ok.safetensors", {{"w", Tensor::randn({4, 4}, gen)}});
+  std::string raw = read_all(dir / "ok.safetensors");
+  eat::test::write_text(dir / "cut.safetensors", raw.substr(0, raw.size() - 4));
+  CHECK_THROWS_WITH_AS(load_safetensors(dir / "cut.safetensors"), doctest::Contains("tensor 'w' has data offsets outside the file"),
+                       Error);
+  eat::test::write_text(dir / "tiny.safetensors", "abc");
+  CHECK_THROWS_WITH_AS(load_safetensors(dir / "tiny.safetensors"), doctest::Contains("too short"), Error);
+  std::string bad = raw;
+  bad[8] = '#';
+  eat::test::write_text(dir / "json.safetensors", bad);
+  CHECK_THROWS_WITH_AS(load_safetensors(dir / "json.safetensors"), doctest::Contains("bad JSON header"), Error);
+  CHECK_THROWS_WITH_AS(load_safetensors(dir / "none.safetensors"), doctest::Contains("cannot open"), Error);
+  SafetensorsFile f = load_safetensors(dir / "ok.safetensors");
+  CHECK_THROWS_WITH_AS(f.at("v"), doctest::Contains("no tensor named 'v'"), Error);
+}
+
+TEST_CASE("checkpoint directories: atomic writes, half-written ones ignored, pruning") {
+  TempDir dir("ckdir");
+  std::string run = dir.str();
+  auto write_state = [](const std::string& d) { write_file_synced(d + "/state.json", "{}"); };
+  write_checkpoint(run, 10, 2, write_state);
+  write_checkpoint(run, 20, 2, write_state);
+  // A crash mid-save leaves a temporary directory, or a step directory without state.json.
+  std::filesystem::create_directories(run + "/checkpoints/.tmp-step_00000030-999");
+  std::filesystem::create_directories(run + "/checkpoints/step_00000040");
+  auto all = list_checkpoints(run);
+  REQUIRE(all.size() == 2);
+  CHECK(all.back().step == 20);
+  CHECK(all.back().path.find("step_00000020") != std::string::npos);
+  // The next save prunes to keep_last complete ones and clears leftovers of interrupted saves.
+  write_checkpoint(run, 30, 2, write_state);
+  all = list_checkpoints(run);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].step == 20);
+  CHECK(all[1].step == 30);
+  CHECK(!std::filesystem::exists(run + "/checkpoints/.tmp-step_00000030-999"));
+  // A save that throws leaves the previous checkpoints untouched.
+  CHECK_THROWS(write_checkpoint(run, 50, 2, [](const std::string&) { throw Error("disk full"); }));
+  all = list_checkpoints(run);
+  REQUIRE(all.size() == 2);
+  CHECK(all[1].step == 30);
+  // Saving the same step twice replaces it.
+  write_checkpoint(run, 30, 2, [](const std::string& d) { write_file_synced(d + "/state.json", "{\"again\":1}"); });
+  CHECK(read_all(run + "/checkpoints/step_00000030/state.json") == "{\"again\":1}");
+  CHECK(checkpoint_name(7) == "step_00000007");
+}
