@@ -43,7 +43,7 @@ void run_eval(const EvalArgs& a) {
   EvalOptions opt;
   opt.window = a.seq_len > 0 ? a.seq_len : recipe.data.seq_len;
   opt.stride = a.stride > 0 ? a.stride : opt.window;
-  opt.max_tokens = a.max_tokens >= 0 ? a.max_tokens : recipe.eval.max_tokens;
+  opt.max_tokens = a.max_tokens >= 0 ? a.max_tokens : 0;  // the whole split unless asked
   opt.batch = a.batch;
   EvalResult r = evaluate(*model, file, opt);
   if (a.json) {
@@ -73,7 +73,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--seq-len", a->seq_len, "Window length (default: the recipe's data.seq_len)")->check(CLI::PositiveNumber);
   cmd->add_option("--stride", a->stride, "Distance between windows (default: the window; smaller scores only new tokens)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (default: the recipe's eval.max_tokens; 0 = all)")
+  cmd->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (default: all; the trainer's validation uses eval.max_tokens)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", a->batch, "Windows per forward")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr");

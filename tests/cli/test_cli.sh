@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
+# overrides, resume, evaluate (table and JSON), inspect, and the one-line errors of bad input.
+# Usage: test_cli.sh path/to/eat   (run from the repository root)
+set -euo pipefail
+EAT=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+for i in $(seq 1 3000); do echo "line $((i % 17)) the king went up to the city of $((i % 5))."; done > "$tmp/text.txt"
+"$EAT" data tokenize --text "$tmp/text.txt" --out "$tmp/data" | grep -q "train.tok" || fail "data tokenize"
+
+small=(--set "run.out_dir=$tmp/runs" --set "data.train=$tmp/data/train.tok" --set "data.val=$tmp/data/val.tok"
+       --set model.d_model=32 --set model.n_heads=2 --set model.transformer.ffn_hidden=64 --set data.seq_len=32
+       --set schedule.warmup=1 --set checkpoint.every=3 --set eval.every=3 --set eval.max_tokens=512 --set log.every=1)
+out=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.steps=4)
+echo "$out" | grep -q "family transformer" || fail "train prints no config summary"
+echo "$out" | grep -q "step 4/4 | loss" || fail "train prints no step line"
+echo "$out" | grep -q "tok/s | mfu" || fail "train prints no throughput"
+run="$tmp/runs/transformer_tiny"
+[ -f "$run/loss.svg" ] || fail "no loss.svg"
+[ -f "$run/checkpoints/step_00000004/model.safetensors" ] || fail "no final checkpoint"
+[ "$(grep -c '"loss"' "$run/metrics.jsonl")" -eq 4 ] || fail "metrics.jsonl should have 4 step lines"
+grep -q '"val_loss"' "$run/metrics.jsonl" || fail "no validation line"
+
+# Resume (auto) to 6 steps: picks up at step 4.
+out=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.steps=6)
+echo "$out" | grep -q "resumed from .*step_00000004" || fail "did not resume from step 4"
+[ "$(grep -c '"loss"' "$run/metrics.jsonl")" -eq 6 ] || fail "metrics.jsonl should have 6 step lines after resume"
+
+json=$("$EAT" eval --checkpoint "$run" --json)
+for key in loss ppl bpb tokens ppl_stderr; do echo "$json" | grep -q "\"$key\":" || fail "eval --json lacks $key: $json"; done
+"$EAT" eval --checkpoint "$run" --max-tokens 100 | grep -q "perplexity" || fail "eval table"
+"$EAT" info "$run" | grep -q "step         6 of 6" || fail "info"
+
+# Errors: non-zero exit and one line naming the file, key or value.
+printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"
+if err=$("$EAT" train "$tmp/bad.toml" 2>&1); then fail "bad recipe accepted"; fi
+[ "$(echo "$err" | wc -l)" -eq 1 ] || fail "bad recipe: expected one line, got: $err"
+echo "$err" | grep -q "bad.toml" || fail "bad recipe error does not name the file: $err"
+if err=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.stepz=3 2>&1); then fail "unknown key accepted"; fi
+echo "$err" | grep -q "train.stepz: unknown key" || fail "unknown key error: $err"
+if err=$("$EAT" eval --checkpoint "$tmp/nowhere" 2>&1); then fail "missing checkpoint accepted"; fi
+echo "$err" | grep -q "nowhere" || fail "missing checkpoint error: $err"
+head -c 100 "$tmp/data/train.tok" > "$tmp/cut.tok"
+if err=$("$EAT" eval --checkpoint "$run" --data "$tmp/cut.tok" 2>&1); then fail "truncated token file accepted"; fi
+echo "$err" | grep -q "truncated" || fail "truncated token file error: $err"
+echo "cli: all checks passed"
