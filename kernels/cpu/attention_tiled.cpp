@@ -47,6 +47,22 @@ void tile_probabilities(const AttentionShape& s, Mat<T>& S, const T* lse_rows, i
       S(r, c) = (full || allowed(s, i0 + r, j0 + c)) ? std::exp(S(r, c) - lse_rows[r]) : T(0);
 }
 
+// For the backward of tile (query rows [i0, i1), key columns [j0, j1)) of head (b, h): the
+// recomputed probabilities P and the score gradient dS = P * (dO V^T - D), D = rowsum(dO * O).
+template <typename T>
+void tile_score_gradient(const AttentionShape& s, const T* q, const T* k, const T* v, const T* dout, const T* lse,
+                         const T* D, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t j0, int64_t j1, Mat<T>& P,
+                         Mat<T>& dS) {
+  const int64_t bh = b * s.H + h, rows = i1 - i0, cols = j1 - j0;
+  P.noalias() = T(s.scale) * (head_rows(q, s, b, h, i0, rows, s.d) * head_rows(k, s, b, h, j0, cols, s.d).transpose());
+  tile_probabilities(s, P, lse + bh * s.T + i0, i0, j0, tile_fully_visible(s, i0, i1, j0, j1));
+  dS.noalias() = head_rows(dout, s, b, h, i0, rows, s.e) * head_rows(v, s, b, h, j0, cols, s.e).transpose();
+  for (int64_t r = 0; r < rows; ++r) {
+    const T Dr = D[bh * s.T + i0 + r];
+    for (int64_t c = 0; c < cols; ++c) dS(r, c) = P(r, c) * (dS(r, c) - Dr);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -116,23 +132,13 @@ void attention_tiled_backward(const AttentionShape& s, const T* q, const T* k, c
   for (int64_t task = 0; task < s.B * s.H * nk; ++task) {
     const int64_t bh = task / nk, b = bh / s.H, h = bh % s.H;
     const int64_t j0 = (task % nk) * Bk, j1 = std::min(s.T, j0 + Bk), cols = j1 - j0;
-    auto K = head_rows(k, s, b, h, j0, cols, s.d);
-    auto V = head_rows(v, s, b, h, j0, cols, s.e);
-    Mat<T> dK = Mat<T>::Zero(cols, s.d), dV = Mat<T>::Zero(cols, s.e), P, dP;
+    Mat<T> dK = Mat<T>::Zero(cols, s.d), dV = Mat<T>::Zero(cols, s.e), P, dS;
     auto [it0, it1] = query_tiles_for(s, j0, j1);
     for (int64_t it = it0; it < it1; ++it) {
       const int64_t i0 = it * Bq, i1 = std::min(s.T, i0 + Bq), rows = i1 - i0;
-      auto Q = head_rows(q, s, b, h, i0, rows, s.d);
-      auto dO = head_rows(dout, s, b, h, i0, rows, s.e);
-      P.noalias() = T(s.scale) * (Q * K.transpose());
-      tile_probabilities(s, P, lse + bh * s.T + i0, i0, j0, tile_fully_visible(s, i0, i1, j0, j1));
-      dV.noalias() += P.transpose() * dO;
-      dP.noalias() = dO * V.transpose();
-      for (int64_t r = 0; r < rows; ++r) {  // dS = P * (dP - D), in place
-        const T Dr = D[static_cast<size_t>(bh * s.T + i0 + r)];
-        for (int64_t c = 0; c < cols; ++c) dP(r, c) = P(r, c) * (dP(r, c) - Dr);
-      }
-      dK.noalias() += T(s.scale) * (dP.transpose() * Q);
+      tile_score_gradient(s, q, k, v, dout, lse, D.data(), b, h, i0, i1, j0, j1, P, dS);
+      dV.noalias() += P.transpose() * head_rows(dout, s, b, h, i0, rows, s.e);
+      dK.noalias() += T(s.scale) * (dS.transpose() * head_rows(q, s, b, h, i0, rows, s.d));
     }
     head_rows(dk, s, b, h, j0, cols, s.d) = dK;
     head_rows(dv, s, b, h, j0, cols, s.e) = dV;
@@ -143,21 +149,12 @@ void attention_tiled_backward(const AttentionShape& s, const T* q, const T* k, c
   for (int64_t task = 0; task < s.B * s.H * nq; ++task) {
     const int64_t bh = task / nq, b = bh / s.H, h = bh % s.H;
     const int64_t i0 = (task % nq) * Bq, i1 = std::min(s.T, i0 + Bq), rows = i1 - i0;
-    auto Q = head_rows(q, s, b, h, i0, rows, s.d);
-    auto dO = head_rows(dout, s, b, h, i0, rows, s.e);
-    Mat<T> dQ = Mat<T>::Zero(rows, s.d), P, dP;
+    Mat<T> dQ = Mat<T>::Zero(rows, s.d), P, dS;
     auto [jt0, jt1] = key_tiles_for(s, i0, i1);
     for (int64_t jt = jt0; jt < jt1; ++jt) {
       const int64_t j0 = jt * Bk, j1 = std::min(s.T, j0 + Bk), cols = j1 - j0;
-      auto K = head_rows(k, s, b, h, j0, cols, s.d);
-      P.noalias() = T(s.scale) * (Q * K.transpose());
-      tile_probabilities(s, P, lse + bh * s.T + i0, i0, j0, tile_fully_visible(s, i0, i1, j0, j1));
-      dP.noalias() = dO * head_rows(v, s, b, h, j0, cols, s.e).transpose();
-      for (int64_t r = 0; r < rows; ++r) {
-        const T Dr = D[static_cast<size_t>(bh * s.T + i0 + r)];
-        for (int64_t c = 0; c < cols; ++c) dP(r, c) = P(r, c) * (dP(r, c) - Dr);
-      }
-      dQ.noalias() += T(s.scale) * (dP * K);
+      tile_score_gradient(s, q, k, v, dout, lse, D.data(), b, h, i0, i1, j0, j1, P, dS);
+      dQ.noalias() += T(s.scale) * (dS * head_rows(k, s, b, h, j0, cols, s.d));
     }
     head_rows(dq, s, b, h, i0, rows, s.d) = dQ;
   }
