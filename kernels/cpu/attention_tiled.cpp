@@ -39,12 +39,16 @@ bool tile_fully_visible(const AttentionShape& s, int64_t i0, int64_t i1, int64_t
   return j1 - 1 <= i0 && (s.window_left < 0 || j0 >= i1 - 1 - s.window_left);
 }
 
-// Probabilities P = exp(S - L) of one tile given each row's log-sum-exp, masked entries 0.
+// Probabilities P = exp(S - L) of one tile given each row's log-sum-exp, masked entries 0. The
+// exponentials run through Eigen's vectorised exp.
 template <typename T>
 void tile_probabilities(const AttentionShape& s, Mat<T>& S, const T* lse_rows, int64_t i0, int64_t j0, bool full) {
+  using Col = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  S = (S.colwise() - Eigen::Map<const Col>(lse_rows, S.rows())).array().exp().matrix();
+  if (full) return;
   for (int64_t r = 0; r < S.rows(); ++r)
     for (int64_t c = 0; c < S.cols(); ++c)
-      S(r, c) = (full || allowed(s, i0 + r, j0 + c)) ? std::exp(S(r, c) - lse_rows[r]) : T(0);
+      if (!allowed(s, i0 + r, j0 + c)) S(r, c) = T(0);
 }
 
 // For the backward of tile (query rows [i0, i1), key columns [j0, j1)) of head (b, h): the
@@ -74,33 +78,31 @@ void attention_tiled_forward(const AttentionShape& s, const T* q, const T* k, co
     const int64_t bh = task / nq, b = bh / s.H, h = bh % s.H;
     const int64_t i0 = (task % nq) * Bq, i1 = std::min(s.T, i0 + Bq), rows = i1 - i0;
     auto Q = head_rows(q, s, b, h, i0, rows, s.d);
+    using Col = Eigen::Matrix<T, Eigen::Dynamic, 1>;
     Mat<T> acc = Mat<T>::Zero(rows, s.e), S;
     std::vector<T> m(static_cast<size_t>(rows), neg_inf), l(static_cast<size_t>(rows), T(0));
     auto [jt0, jt1] = key_tiles_for(s, i0, i1);
     for (int64_t jt = jt0; jt < jt1; ++jt) {
       const int64_t j0 = jt * Bk, j1 = std::min(s.T, j0 + Bk), cols = j1 - j0;
       S.noalias() = T(s.scale) * (Q * head_rows(k, s, b, h, j0, cols, s.d).transpose());
-      const bool full = tile_fully_visible(s, i0, i1, j0, j1);
+      if (!tile_fully_visible(s, i0, i1, j0, j1))
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c)
+            if (!allowed(s, i0 + r, j0 + c)) S(r, c) = neg_inf;
+      // Online softmax: rescale what the row has so far to the new running maximum.
+      Col row_max = S.rowwise().maxCoeff(), shift(rows), correction(rows);
       for (int64_t r = 0; r < rows; ++r) {
-        T row_max = neg_inf;
-        for (int64_t c = 0; c < cols; ++c) {
-          if (!full && !allowed(s, i0 + r, j0 + c)) S(r, c) = neg_inf;
-          row_max = std::max(row_max, S(r, c));
-        }
-        const T m_new = std::max(m[r], row_max);
-        if (m_new == neg_inf) {  // nothing visible to this row yet: the tile adds nothing
-          S.row(r).setZero();
-          continue;
-        }
-        const T correction = std::exp(m[r] - m_new);  // exp(-inf) = 0 on the first visible tile
-        T sum = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          S(r, c) = std::exp(S(r, c) - m_new);
-          sum += S(r, c);
-        }
-        l[r] = l[r] * correction + sum;
-        acc.row(r) *= correction;
+        const T m_new = std::max(m[r], row_max[r]);
+        // A row with nothing visible yet: subtracting 0 keeps its entries at exp(-inf) = 0.
+        shift[r] = m_new == neg_inf ? T(0) : m_new;
+        correction[r] = m_new == neg_inf ? T(1) : std::exp(m[r] - m_new);  // exp(-inf) = 0 on the first visible tile
         m[r] = m_new;
+      }
+      S = (S.colwise() - shift).array().exp().matrix();
+      Col sums = S.rowwise().sum();
+      for (int64_t r = 0; r < rows; ++r) {
+        l[r] = l[r] * correction[r] + sums[r];
+        acc.row(r) *= correction[r];
       }
       acc.noalias() += S * head_rows(v, s, b, h, j0, cols, s.e);
     }
