@@ -1,54 +1,89 @@
-// attention: softmax attention through the naive reference or the tiled kernel.
+// attention: softmax attention over [B, T, H, d] heads, with a naive reference kernel and a tiled
+// (online-softmax) kernel behind one op. The whole core is one autograd node.
 #include <cmath>
 
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_naive.h"
+#include "kernels/cpu/attention_tiled.h"
 
 namespace eat {
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
-  for (const Tensor* t : {&q, &k, &v}) {
-    check_floating("attention", *t);
-    check_dim("attention", *t, 4, "q, k, v [B, T, H, d]");
-  }
-  check_same_dtype("attention", q, k);
-  check_same_dtype("attention", q, v);
-  check_same_device("attention", q, k);
-  check_same_device("attention", q, v);
+namespace {
+
+cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+  const char* op = "attention";
+  for (const Tensor* t : {&q, &k, &v}) check_floating(op, *t);
+  check_same_dtype(op, q, k);
+  check_same_dtype(op, q, v);
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
+  check_dim(op, q, 4, "q [B, T, H, d]");
+  check_dim(op, k, 4, "k [B, T, H, d]");
+  check_dim(op, v, 4, "v [B, T, H, e]");
   EAT_CHECK(q.shape() == k.shape(), "attention: q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
-            " must have the same shape");
+            " must have the same shape [B, T, H, d]");
   EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), "attention: v ",
-            shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
-  EAT_CHECK(options.window_left >= -1, "attention: window_left must be -1 (none) or >= 0, got ", options.window_left);
-  EAT_CHECK(options.causal || options.window_left < 0, "attention: a sliding window (window_left = ", options.window_left,
-            ") needs causal = true");
-  cpu::AttentionShape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3), options.causal, options.window_left,
-                        options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(3))))};
+            shape_str(v.shape()), " must share B, T, H with q ", shape_str(q.shape()));
+  EAT_CHECK(q.size(3) > 0 && v.size(3) > 0, "attention: head widths must be positive, got q ", shape_str(q.shape()),
+            " and v ", shape_str(v.shape()));
+  EAT_CHECK(options.window_left >= -1, "attention: window_left must be >= 0 (a sliding window) or -1 (none), got ",
+            options.window_left);
+  EAT_CHECK(options.causal || options.window_left == -1, "attention: window_left = ", options.window_left,
+            " needs causal = true (a sliding window is only defined for causal attention)");
+  cpu::AttentionDims dims;
+  dims.batch = q.size(0);
+  dims.seq = q.size(1);
+  dims.heads = q.size(2);
+  dims.qk_dim = q.size(3);
+  dims.v_dim = v.size(3);
+  dims.causal = options.causal;
+  dims.window_left = options.window_left;
+  dims.scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(dims.qk_dim)));
+  EAT_CHECK(std::isfinite(dims.scale), "attention: scale must be finite, got ", dims.scale);
+  return dims;
+}
+
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+  const cpu::AttentionDims dims = attention_dims(q, k, v, options);
   const bool tiled = options.impl == AttentionImpl::tiled;
-  Tensor o = Tensor::empty_like(v);
-  Tensor lse = tiled ? Tensor::empty({s.B, s.H, s.T}, q.dtype()) : Tensor();
+  Tensor out = Tensor::empty(v.shape(), v.dtype(), v.device());
+  // Row log-sum-exps [B, H, T]: all the tiled backward needs besides q, k, v and out.
+  Tensor lse = tiled ? Tensor::empty({dims.batch, dims.heads, dims.seq}, q.dtype(), q.device()) : Tensor();
   dispatch("attention", q, [&]<typename T>() {
-    if (tiled) cpu::attention_tiled_forward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>());
-    else cpu::attention_naive_forward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>());
+    if (tiled)
+      cpu::attention_tiled_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), dims);
+    else
+      cpu::attention_naive_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), dims);
   });
   if (autograd::needs_record({&q, &k, &v})) {
-    autograd::record("attention", {q, k, v}, {o},
-                     [s, tiled, q = q.detach(), k = k.detach(), v = v.detach(), o = o.detach(), lse](const std::vector<Tensor>& g) {
-                       Tensor dq = Tensor::empty_like(q), dk = Tensor::empty_like(k), dv = Tensor::empty_like(v);
-                       dispatch("attention backward", q, [&]<typename T>() {
-                         if (tiled)
-                           cpu::attention_tiled_backward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>(),
-                                                            g[0].data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
-                         else
-                           cpu::attention_naive_backward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), g[0].data<T>(),
-                                                            dq.data<T>(), dk.data<T>(), dv.data<T>());
-                       });
-                       return std::vector<Tensor>{dq, dk, dv};
-                     });
+    const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
+    autograd::record(
+        "attention", {q, k, v}, {out},
+        [q = q.detach(), k = k.detach(), v = v.detach(), o = tiled ? out.detach() : Tensor(), lse, dims, tiled,
+         need_q, need_k, need_v](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+          const Tensor& dout = g[0];
+          Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
+          Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
+          Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
+          dispatch("attention backward", q, [&]<typename T>() {
+            T* dq_p = need_q ? dq.data<T>() : nullptr;
+            T* dk_p = need_k ? dk.data<T>() : nullptr;
+            T* dv_p = need_v ? dv.data<T>() : nullptr;
+            if (tiled)
+              cpu::attention_tiled_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>(),
+                                               dout.data<T>(), dq_p, dk_p, dv_p, dims);
+            else
+              cpu::attention_naive_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), dout.data<T>(), dq_p, dk_p,
+                                               dv_p, dims);
+          });
+          return {dq, dk, dv};
+        });
   }
-  return o;
+  return out;
 }
 
 }  // namespace eat

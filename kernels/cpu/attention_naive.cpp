@@ -1,66 +1,122 @@
-// The reference attention: materialise the T x T scores of one (batch, head), mask, softmax.
+#include "kernels/cpu/attention_naive.h"
+
+#include <Eigen/Core>
 #include <cmath>
 #include <limits>
 
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/attention_common.h"
-
 namespace eat::cpu {
-
-using namespace attention_detail;
 
 namespace {
 
-// P = softmax(mask(scale Q K^T)) for one (b, h).
 template <typename T>
-Mat<T> probabilities(const AttentionShape& s, const T* q, const T* k, int64_t b, int64_t h) {
-  Mat<T> S = T(s.scale) * (head_rows(q, s, b, h, 0, s.T, s.d) * head_rows(k, s, b, h, 0, s.T, s.d).transpose());
-  for (int64_t t = 0; t < s.T; ++t) {
-    T m = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < s.T; ++j)
-      if (allowed(s, t, j)) m = std::max(m, S(t, j));
-    T sum = 0;
-    for (int64_t j = 0; j < s.T; ++j) {
-      S(t, j) = allowed(s, t, j) ? std::exp(S(t, j) - m) : T(0);
-      sum += S(t, j);
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// One head's rows inside a [B, T, H, width] tensor: consecutive tokens are H*width apart.
+template <typename T>
+using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using ConstHeadRows = Eigen::Map<const RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+template <typename T>
+ConstHeadRows<T> head_rows(const T* base, int64_t seq, int64_t width, int64_t stride) {
+  return ConstHeadRows<T>(base, seq, width, Eigen::OuterStride<>(stride));
+}
+template <typename T>
+HeadRows<T> head_rows(T* base, int64_t seq, int64_t width, int64_t stride) {
+  return HeadRows<T>(base, seq, width, Eigen::OuterStride<>(stride));
+}
+
+// P = softmax(scale * Q K^T) row by row over each query's band of keys; entries outside the band
+// are exactly zero, so later products need no mask.
+template <typename T>
+void attention_probabilities(const ConstHeadRows<T>& Q, const ConstHeadRows<T>& K, const AttentionDims& dims,
+                             RowMajor<T>& P) {
+  const int64_t n = dims.seq;
+  const T scale = static_cast<T>(dims.scale);
+  P.resize(n, n);
+  P.noalias() = Q * K.transpose();
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t lo = dims.first_key(t), hi = dims.last_key(t) + 1;
+    T* row = P.data() + t * n;
+    T mx = -std::numeric_limits<T>::infinity();
+    for (int64_t j = lo; j < hi; ++j) {
+      row[j] *= scale;
+      mx = std::max(mx, row[j]);
     }
-    S.row(t) /= sum;
+    T total = 0;
+    for (int64_t j = lo; j < hi; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      total += row[j];
+    }
+    for (int64_t j = 0; j < lo; ++j) row[j] = 0;
+    for (int64_t j = lo; j < hi; ++j) row[j] /= total;
+    for (int64_t j = hi; j < n; ++j) row[j] = 0;
   }
-  return S;
 }
 
 }  // namespace
 
 template <typename T>
-void attention_naive_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* o) {
-#pragma omp parallel for schedule(static)
-  for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
-    const int64_t b = bh / s.H, h = bh % s.H;
-    Mat<T> P = probabilities(s, q, k, b, h);
-    head_rows(o, s, b, h, 0, s.T, s.e).noalias() = P * head_rows(v, s, b, h, 0, s.T, s.e);
+void attention_naive_forward(const T* q, const T* k, const T* v, T* out, const AttentionDims& dims) {
+  const int64_t n = dims.seq, heads = dims.batch * dims.heads;
+  // (batch, head) pairs are independent: each thread owns whole heads, so no result depends on
+  // the thread count.
+#pragma omp parallel
+  {
+    RowMajor<T> P;
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < heads; ++bh) {
+      const int64_t b = bh / dims.heads, h = bh % dims.heads;
+      auto Q = head_rows(q + dims.qk_offset(b, h), n, dims.qk_dim, dims.qk_row_stride());
+      auto K = head_rows(k + dims.qk_offset(b, h), n, dims.qk_dim, dims.qk_row_stride());
+      auto V = head_rows(v + dims.v_offset(b, h), n, dims.v_dim, dims.v_row_stride());
+      auto O = head_rows(out + dims.v_offset(b, h), n, dims.v_dim, dims.v_row_stride());
+      attention_probabilities(Q, K, dims, P);
+      O.noalias() = P * V;
+    }
   }
 }
 
 template <typename T>
-void attention_naive_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* dout, T* dq, T* dk, T* dv) {
-#pragma omp parallel for schedule(static)
-  for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
-    const int64_t b = bh / s.H, h = bh % s.H;
-    Mat<T> P = probabilities(s, q, k, b, h);
-    auto dO = head_rows(dout, s, b, h, 0, s.T, s.e);
-    head_rows(dv, s, b, h, 0, s.T, s.e).noalias() = P.transpose() * dO;
-    Mat<T> dP = dO * head_rows(v, s, b, h, 0, s.T, s.e).transpose();
-    // dS = P * (dP - rowsum(P * dP)): the softmax Jacobian applied row by row.
-    Eigen::Matrix<T, Eigen::Dynamic, 1> rowdot = (P.array() * dP.array()).rowwise().sum();
-    Mat<T> dS = P.array() * (dP.colwise() - rowdot).array();
-    head_rows(dq, s, b, h, 0, s.T, s.d).noalias() = T(s.scale) * (dS * head_rows(k, s, b, h, 0, s.T, s.d));
-    head_rows(dk, s, b, h, 0, s.T, s.d).noalias() = T(s.scale) * (dS.transpose() * head_rows(q, s, b, h, 0, s.T, s.d));
+void attention_naive_backward(const T* q, const T* k, const T* v, const T* dout, T* dq, T* dk, T* dv,
+                              const AttentionDims& dims) {
+  const int64_t n = dims.seq, heads = dims.batch * dims.heads;
+  const T scale = static_cast<T>(dims.scale);
+#pragma omp parallel
+  {
+    RowMajor<T> P, dS;
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < heads; ++bh) {
+      const int64_t b = bh / dims.heads, h = bh % dims.heads;
+      const int64_t qk_off = dims.qk_offset(b, h), v_off = dims.v_offset(b, h);
+      const int64_t qk_stride = dims.qk_row_stride(), v_stride = dims.v_row_stride();
+      auto Q = head_rows(q + qk_off, n, dims.qk_dim, qk_stride);
+      auto K = head_rows(k + qk_off, n, dims.qk_dim, qk_stride);
+      auto V = head_rows(v + v_off, n, dims.v_dim, v_stride);
+      auto dO = head_rows(dout + v_off, n, dims.v_dim, v_stride);
+      attention_probabilities(Q, K, dims, P);
+      if (dv) head_rows(dv + v_off, n, dims.v_dim, v_stride).noalias() = P.transpose() * dO;
+      if (!dq && !dk) continue;
+      // Softmax backward row by row: dS = P * (dP - sum_j P dP), with dP = dO V^T.
+      dS.resize(n, n);
+      dS.noalias() = dO * V.transpose();
+      for (int64_t t = 0; t < n; ++t) {
+        const T* p = P.data() + t * n;
+        T* g = dS.data() + t * n;
+        T dot = 0;
+        for (int64_t j = 0; j < n; ++j) dot += p[j] * g[j];
+        for (int64_t j = 0; j < n; ++j) g[j] = p[j] * (g[j] - dot);
+      }
+      // S = scale * Q K^T, so the scale comes back in both input gradients.
+      if (dq) head_rows(dq + qk_off, n, dims.qk_dim, qk_stride).noalias() = scale * (dS * K);
+      if (dk) head_rows(dk + qk_off, n, dims.qk_dim, qk_stride).noalias() = scale * (dS.transpose() * Q);
+    }
   }
 }
 
-#define EAT_INSTANTIATE(T)                                                                              \
-  template void attention_naive_forward<T>(const AttentionShape&, const T*, const T*, const T*, T*); \
-  template void attention_naive_backward<T>(const AttentionShape&, const T*, const T*, const T*, const T*, T*, T*, T*);
+#define EAT_INSTANTIATE(T)                                                                                   \
+  template void attention_naive_forward<T>(const T*, const T*, const T*, T*, const AttentionDims&);          \
+  template void attention_naive_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*,              \
+                                            const AttentionDims&);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(double)
 

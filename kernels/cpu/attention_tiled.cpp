@@ -1,171 +1,260 @@
-// FlashAttention-2 style attention on the CPU: online softmax over tiles, O(T) extra memory.
-// Every output tile is computed by one task with a fixed loop order, so results do not depend on
-// the thread count or schedule (dynamic scheduling only balances the causal triangle).
+#include "kernels/cpu/attention_tiled.h"
+
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/attention_common.h"
-
 namespace eat::cpu {
-
-using namespace attention_detail;
 
 namespace {
 
-constexpr int64_t Bq = kAttentionTileQ, Bk = kAttentionTileK;
+constexpr int64_t Br = kAttentionQueryTile;
+constexpr int64_t Bc = kAttentionKeyTile;
 
-int64_t tiles(int64_t n, int64_t size) { return (n + size - 1) / size; }
-
-// Key tiles a query tile [i0, i1) can see, as [first, last).
-std::pair<int64_t, int64_t> key_tiles_for(const AttentionShape& s, int64_t i0, int64_t i1) {
-  if (!s.causal) return {0, tiles(s.T, Bk)};
-  int64_t lo = s.window_left >= 0 ? std::max<int64_t>(0, i0 - s.window_left) : 0;
-  return {lo / Bk, tiles(i1, Bk)};
-}
-
-// Query tiles that can see key tile [j0, j1), as [first, last).
-std::pair<int64_t, int64_t> query_tiles_for(const AttentionShape& s, int64_t j0, int64_t j1) {
-  if (!s.causal) return {0, tiles(s.T, Bq)};
-  int64_t hi = s.window_left >= 0 ? std::min<int64_t>(s.T, j1 - 1 + s.window_left + 1) : s.T;
-  return {j0 / Bq, tiles(hi, Bq)};
-}
-
-// Whether every (query, key) pair of the tile is visible: then no per-element masking.
-bool tile_fully_visible(const AttentionShape& s, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  if (!s.causal) return true;
-  return j1 - 1 <= i0 && (s.window_left < 0 || j0 >= i1 - 1 - s.window_left);
-}
-
-// Probabilities P = exp(S - L) of one tile given each row's log-sum-exp, masked entries 0. The
-// exponentials run through Eigen's vectorised exp.
 template <typename T>
-void tile_probabilities(const AttentionShape& s, Mat<T>& S, const T* lse_rows, int64_t i0, int64_t j0, bool full) {
-  using Col = Eigen::Matrix<T, Eigen::Dynamic, 1>;
-  S = (S.colwise() - Eigen::Map<const Col>(lse_rows, S.rows())).array().exp().matrix();
-  if (full) return;
-  for (int64_t r = 0; r < S.rows(); ++r)
-    for (int64_t c = 0; c < S.cols(); ++c)
-      if (!allowed(s, i0 + r, j0 + c)) S(r, c) = T(0);
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// A run of one head's rows inside a [B, T, H, width] tensor, read in place: consecutive tokens
+// are H*width elements apart.
+template <typename T>
+using ConstHeadRows = Eigen::Map<const RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
+
+// Tokens [first, first + count) of head (b, h) of a q/k-shaped or v-shaped tensor.
+struct Head {
+  const AttentionDims& dims;
+  int64_t b, h;
+
+  template <typename T>
+  ConstHeadRows<T> qk(const T* base, int64_t first, int64_t count) const {
+    return ConstHeadRows<T>(base + dims.qk_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
+                            Eigen::OuterStride<>(dims.qk_row_stride()));
+  }
+  template <typename T>
+  ConstHeadRows<T> vv(const T* base, int64_t first, int64_t count) const {
+    return ConstHeadRows<T>(base + dims.v_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
+                            Eigen::OuterStride<>(dims.v_row_stride()));
+  }
+  template <typename T>
+  HeadRows<T> qk_out(T* base, int64_t first, int64_t count) const {
+    return HeadRows<T>(base + dims.qk_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
+                       Eigen::OuterStride<>(dims.qk_row_stride()));
+  }
+  template <typename T>
+  HeadRows<T> v_out(T* base, int64_t first, int64_t count) const {
+    return HeadRows<T>(base + dims.v_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
+                       Eigen::OuterStride<>(dims.v_row_stride()));
+  }
+};
+
+// The part of a key tile [k0, k0 + nc) that query t attends, as columns [lo, hi) of the tile
+// (empty when lo >= hi). A tile wholly inside the band needs no per-row mask.
+struct TileBand {
+  const AttentionDims& dims;
+  int64_t q0, nr, k0, nc;
+  bool full() const { return k0 >= dims.first_key(q0 + nr - 1) && k0 + nc - 1 <= dims.last_key(q0); }
+  int64_t lo(int64_t t) const { return std::clamp<int64_t>(dims.first_key(t) - k0, 0, nc); }
+  int64_t hi(int64_t t) const { return std::clamp<int64_t>(dims.last_key(t) + 1 - k0, 0, nc); }
+};
+
+// Key tiles that query tile [q0, q0 + nr) must visit: [first, end) in units of Bc. Every one of
+// them holds at least one attended pair (the band is contiguous and slides by one per query).
+int64_t first_key_tile(const AttentionDims& dims, int64_t q0) { return dims.first_key(q0) / Bc; }
+int64_t end_key_tile(const AttentionDims& dims, int64_t q0, int64_t nr) { return dims.last_key(q0 + nr - 1) / Bc + 1; }
+// Query tiles that see key tile [k0, k0 + nc), likewise.
+int64_t first_query_tile(const AttentionDims& dims, int64_t k0) { return dims.first_query(k0) / Br; }
+int64_t end_query_tile(const AttentionDims& dims, int64_t k0, int64_t nc) {
+  return dims.last_query(k0 + nc - 1) / Br + 1;
 }
 
-// For the backward of tile (query rows [i0, i1), key columns [j0, j1)) of head (b, h): the
-// recomputed probabilities P and the score gradient dS = P * (dO V^T - D), D = rowsum(dO * O).
+// The backward's inner step for query tile [q0, q0 + nr) and key tile [k0, k0 + nc): rebuilds
+// P = exp(scale * Q K^T - L) inside the band (0 outside) into P_buf, and leaves
+// dS = P * (dO V^T - D) in dS_buf, both in their top-left nr x nc corners.
 template <typename T>
-void tile_score_gradient(const AttentionShape& s, const T* q, const T* k, const T* v, const T* dout, const T* lse,
-                         const T* D, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t j0, int64_t j1, Mat<T>& P,
-                         Mat<T>& dS) {
-  const int64_t bh = b * s.H + h, rows = i1 - i0, cols = j1 - j0;
-  P.noalias() = T(s.scale) * (head_rows(q, s, b, h, i0, rows, s.d) * head_rows(k, s, b, h, j0, cols, s.d).transpose());
-  tile_probabilities(s, P, lse + bh * s.T + i0, i0, j0, tile_fully_visible(s, i0, i1, j0, j1));
-  dS.noalias() = head_rows(dout, s, b, h, i0, rows, s.e) * head_rows(v, s, b, h, j0, cols, s.e).transpose();
-  for (int64_t r = 0; r < rows; ++r) {
-    const T Dr = D[bh * s.T + i0 + r];
-    for (int64_t c = 0; c < cols; ++c) dS(r, c) = P(r, c) * (dS(r, c) - Dr);
+void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& band, const ConstHeadRows<T>& Q,
+                                    const ConstHeadRows<T>& K, const ConstHeadRows<T>& V, const ConstHeadRows<T>& dO,
+                                    const T* L, const T* D, RowMajor<T>& P_buf, RowMajor<T>& dS_buf) {
+  const int64_t nr = band.nr, nc = band.nc;
+  const T scale = static_cast<T>(dims.scale);
+  const bool full = band.full();
+  auto P = P_buf.topLeftCorner(nr, nc);
+  auto dS = dS_buf.topLeftCorner(nr, nc);
+  P.noalias() = Q * K.transpose();
+  dS.noalias() = dO * V.transpose();
+  for (int64_t r = 0; r < nr; ++r) {
+    const int64_t t = band.q0 + r;
+    const int64_t lo = full ? 0 : band.lo(t), hi = full ? nc : band.hi(t);
+    auto p = P.row(r);
+    auto g = dS.row(r);
+    if (lo >= hi) {
+      p.setZero();
+      g.setZero();
+      continue;
+    }
+    auto ps = p.segment(lo, hi - lo);
+    auto gs = g.segment(lo, hi - lo);
+    ps = (ps.array() * scale - L[r]).exp().matrix();
+    gs = (ps.array() * (gs.array() - D[r])).matrix();
+    p.head(lo).setZero();
+    p.tail(nc - hi).setZero();
+    g.head(lo).setZero();
+    g.tail(nc - hi).setZero();
   }
 }
 
 }  // namespace
 
 template <typename T>
-void attention_tiled_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* o, T* lse) {
-  const int64_t nq = tiles(s.T, Bq);
+void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse, const AttentionDims& dims) {
+  const int64_t n = dims.seq, n_qt = tiles(n, Br), tasks = dims.batch * dims.heads * n_qt;
+  const T scale = static_cast<T>(dims.scale);
   const T neg_inf = -std::numeric_limits<T>::infinity();
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < s.B * s.H * nq; ++task) {
-    const int64_t bh = task / nq, b = bh / s.H, h = bh % s.H;
-    const int64_t i0 = (task % nq) * Bq, i1 = std::min(s.T, i0 + Bq), rows = i1 - i0;
-    auto Q = head_rows(q, s, b, h, i0, rows, s.d);
-    using Col = Eigen::Matrix<T, Eigen::Dynamic, 1>;
-    Mat<T> acc = Mat<T>::Zero(rows, s.e), S;
-    std::vector<T> m(static_cast<size_t>(rows), neg_inf), l(static_cast<size_t>(rows), T(0));
-    auto [jt0, jt1] = key_tiles_for(s, i0, i1);
-    for (int64_t jt = jt0; jt < jt1; ++jt) {
-      const int64_t j0 = jt * Bk, j1 = std::min(s.T, j0 + Bk), cols = j1 - j0;
-      S.noalias() = T(s.scale) * (Q * head_rows(k, s, b, h, j0, cols, s.d).transpose());
-      if (!tile_fully_visible(s, i0, i1, j0, j1))
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t c = 0; c < cols; ++c)
-            if (!allowed(s, i0 + r, j0 + c)) S(r, c) = neg_inf;
-      // Online softmax: rescale what the row has so far to the new running maximum.
-      Col row_max = S.rowwise().maxCoeff(), shift(rows), correction(rows);
-      for (int64_t r = 0; r < rows; ++r) {
-        const T m_new = std::max(m[r], row_max[r]);
-        // A row with nothing visible yet: subtracting 0 keeps its entries at exp(-inf) = 0.
-        shift[r] = m_new == neg_inf ? T(0) : m_new;
-        correction[r] = m_new == neg_inf ? T(1) : std::exp(m[r] - m_new);  // exp(-inf) = 0 on the first visible tile
-        m[r] = m_new;
+  // One task per (batch, head, query tile); each task owns its output rows outright. Under the
+  // causal mask later query tiles visit more key tiles, so tasks are dealt out round-robin
+  // (static, 1) to keep threads level. Which thread runs a task never changes its arithmetic:
+  // Eigen runs the tile products single-threaded inside a parallel region, so results do not
+  // depend on the thread count either.
+#pragma omp parallel
+  {
+    RowMajor<T> S(Br, Bc), acc(Br, dims.v_dim);
+    T row_max[Br], row_sum[Br];
+#pragma omp for schedule(static, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t qt = task % n_qt, bh = task / n_qt;
+      const Head head{dims, bh / dims.heads, bh % dims.heads};
+      const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
+      const auto Q = head.qk(q, q0, nr);
+      auto A = acc.topRows(nr);
+      A.setZero();
+      std::fill(row_max, row_max + nr, neg_inf);
+      std::fill(row_sum, row_sum + nr, T(0));
+
+      for (int64_t kt = first_key_tile(dims, q0); kt < end_key_tile(dims, q0, nr); ++kt) {
+        const int64_t k0 = kt * Bc, nc = std::min(Bc, n - k0);
+        const TileBand band{dims, q0, nr, k0, nc};
+        const bool full = band.full();
+        auto s = S.topLeftCorner(nr, nc);
+        s.noalias() = Q * head.qk(k, k0, nc).transpose();
+        // Online softmax: fold this tile into each row's running max and sum, rescaling what was
+        // accumulated so far when the max grows.
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t t = q0 + r;
+          const int64_t lo = full ? 0 : band.lo(t), hi = full ? nc : band.hi(t);
+          auto row = s.row(r);
+          if (lo >= hi) {  // this row sees no key of this tile
+            row.setZero();
+            continue;
+          }
+          auto seg = row.segment(lo, hi - lo);
+          seg *= scale;
+          const T new_max = std::max(row_max[r], seg.maxCoeff());
+          const T rescale = std::exp(row_max[r] - new_max);  // exp(-inf) = 0 on the row's first tile
+          seg = (seg.array() - new_max).exp().matrix();
+          row.head(lo).setZero();
+          row.tail(nc - hi).setZero();
+          row_sum[r] = row_sum[r] * rescale + seg.sum();
+          if (rescale != T(1)) A.row(r) *= rescale;
+          row_max[r] = new_max;
+        }
+        A.noalias() += s * head.vv(v, k0, nc);
       }
-      S = (S.colwise() - shift).array().exp().matrix();
-      Col sums = S.rowwise().sum();
-      for (int64_t r = 0; r < rows; ++r) {
-        l[r] = l[r] * correction[r] + sums[r];
-        acc.row(r) *= correction[r];
+
+      // Every query attends at least its own key (or all keys), so row_sum > 0.
+      auto O = head.v_out(out, q0, nr);
+      T* L = lse + bh * n + q0;
+      for (int64_t r = 0; r < nr; ++r) {
+        O.row(r) = A.row(r) / row_sum[r];
+        L[r] = row_max[r] + std::log(row_sum[r]);
       }
-      acc.noalias() += S * head_rows(v, s, b, h, j0, cols, s.e);
-    }
-    auto O = head_rows(o, s, b, h, i0, rows, s.e);
-    T* L = lse + bh * s.T + i0;
-    for (int64_t r = 0; r < rows; ++r) {
-      O.row(r) = acc.row(r) / l[r];
-      L[r] = m[r] + std::log(l[r]);
     }
   }
 }
 
 template <typename T>
-void attention_tiled_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* o, const T* lse,
-                              const T* dout, T* dq, T* dk, T* dv) {
-  const int64_t nq = tiles(s.T, Bq), nk = tiles(s.T, Bk);
-  // D = rowsum(dO * O): the softmax backward's per-row correction, [B, H, T].
-  std::vector<T> D(static_cast<size_t>(s.B * s.H * s.T));
+void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq,
+                              T* dk, T* dv, const AttentionDims& dims) {
+  const int64_t n = dims.seq, bh_count = dims.batch * dims.heads;
+  const int64_t n_qt = tiles(n, Br), n_kt = tiles(n, Bc);
+  const T scale = static_cast<T>(dims.scale);
+
+  // D[b, h, t] = dO_t . O_t (= sum_j P_tj dP_tj): the softmax backward's per-row correction.
+  std::vector<T> D(static_cast<size_t>(bh_count * n));
 #pragma omp parallel for schedule(static)
-  for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
-    const int64_t b = bh / s.H, h = bh % s.H;
-    auto dO = head_rows(dout, s, b, h, 0, s.T, s.e);
-    auto O = head_rows(o, s, b, h, 0, s.T, s.e);
-    for (int64_t t = 0; t < s.T; ++t) D[static_cast<size_t>(bh * s.T + t)] = dO.row(t).dot(O.row(t));
+  for (int64_t row = 0; row < bh_count * n; ++row) {
+    const int64_t bh = row / n, t = row % n;
+    const Head head{dims, bh / dims.heads, bh % dims.heads};
+    D[static_cast<size_t>(row)] = head.vv(dout, t, 1).row(0).dot(head.vv(out, t, 1).row(0));
   }
 
-  // Pass 1: dK and dV, one task per key tile, walking its query tiles in order.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < s.B * s.H * nk; ++task) {
-    const int64_t bh = task / nk, b = bh / s.H, h = bh % s.H;
-    const int64_t j0 = (task % nk) * Bk, j1 = std::min(s.T, j0 + Bk), cols = j1 - j0;
-    Mat<T> dK = Mat<T>::Zero(cols, s.d), dV = Mat<T>::Zero(cols, s.e), P, dS;
-    auto [it0, it1] = query_tiles_for(s, j0, j1);
-    for (int64_t it = it0; it < it1; ++it) {
-      const int64_t i0 = it * Bq, i1 = std::min(s.T, i0 + Bq), rows = i1 - i0;
-      tile_score_gradient(s, q, k, v, dout, lse, D.data(), b, h, i0, i1, j0, j1, P, dS);
-      dV.noalias() += P.transpose() * head_rows(dout, s, b, h, i0, rows, s.e);
-      dK.noalias() += T(s.scale) * (dS.transpose() * head_rows(q, s, b, h, i0, rows, s.d));
+  // Pass 1, dK and dV: one task per (batch, head, key tile), which walks its query tiles in
+  // increasing order; every dK/dV row is written by exactly one task.
+  if (dk || dv) {
+    const int64_t tasks = bh_count * n_kt;
+#pragma omp parallel
+    {
+      RowMajor<T> P_buf(Br, Bc), dS_buf(Br, Bc), dK_acc(Bc, dims.qk_dim), dV_acc(Bc, dims.v_dim);
+#pragma omp for schedule(static, 1)
+      for (int64_t task = 0; task < tasks; ++task) {
+        const int64_t kt = task % n_kt, bh = task / n_kt;
+        const Head head{dims, bh / dims.heads, bh % dims.heads};
+        const int64_t k0 = kt * Bc, nc = std::min(Bc, n - k0);
+        const auto K = head.qk(k, k0, nc);
+        const auto V = head.vv(v, k0, nc);
+        auto dKa = dK_acc.topRows(nc);
+        auto dVa = dV_acc.topRows(nc);
+        dKa.setZero();
+        dVa.setZero();
+        for (int64_t qt = first_query_tile(dims, k0); qt < end_query_tile(dims, k0, nc); ++qt) {
+          const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
+          const auto Q = head.qk(q, q0, nr);
+          const auto dO = head.vv(dout, q0, nr);
+          tile_probabilities_and_dscores<T>(dims, TileBand{dims, q0, nr, k0, nc}, Q, K, V, dO, lse + bh * n + q0,
+                                            D.data() + bh * n + q0, P_buf, dS_buf);
+          dVa.noalias() += P_buf.topLeftCorner(nr, nc).transpose() * dO;
+          dKa.noalias() += dS_buf.topLeftCorner(nr, nc).transpose() * Q;
+        }
+        if (dv) head.v_out(dv, k0, nc) = dVa;
+        if (dk) head.qk_out(dk, k0, nc) = dKa * scale;
+      }
     }
-    head_rows(dk, s, b, h, j0, cols, s.d) = dK;
-    head_rows(dv, s, b, h, j0, cols, s.e) = dV;
   }
 
-  // Pass 2: dQ, one task per query tile, walking its key tiles in order.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < s.B * s.H * nq; ++task) {
-    const int64_t bh = task / nq, b = bh / s.H, h = bh % s.H;
-    const int64_t i0 = (task % nq) * Bq, i1 = std::min(s.T, i0 + Bq), rows = i1 - i0;
-    Mat<T> dQ = Mat<T>::Zero(rows, s.d), P, dS;
-    auto [jt0, jt1] = key_tiles_for(s, i0, i1);
-    for (int64_t jt = jt0; jt < jt1; ++jt) {
-      const int64_t j0 = jt * Bk, j1 = std::min(s.T, j0 + Bk), cols = j1 - j0;
-      tile_score_gradient(s, q, k, v, dout, lse, D.data(), b, h, i0, i1, j0, j1, P, dS);
-      dQ.noalias() += T(s.scale) * (dS * head_rows(k, s, b, h, j0, cols, s.d));
+  // Pass 2, dQ: one task per (batch, head, query tile), walking its key tiles in increasing order.
+  if (dq) {
+    const int64_t tasks = bh_count * n_qt;
+#pragma omp parallel
+    {
+      RowMajor<T> P_buf(Br, Bc), dS_buf(Br, Bc), dQ_acc(Br, dims.qk_dim);
+#pragma omp for schedule(static, 1)
+      for (int64_t task = 0; task < tasks; ++task) {
+        const int64_t qt = task % n_qt, bh = task / n_qt;
+        const Head head{dims, bh / dims.heads, bh % dims.heads};
+        const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
+        const auto Q = head.qk(q, q0, nr);
+        const auto dO = head.vv(dout, q0, nr);
+        auto dQa = dQ_acc.topRows(nr);
+        dQa.setZero();
+        for (int64_t kt = first_key_tile(dims, q0); kt < end_key_tile(dims, q0, nr); ++kt) {
+          const int64_t k0 = kt * Bc, nc = std::min(Bc, n - k0);
+          const auto K = head.qk(k, k0, nc);
+          tile_probabilities_and_dscores<T>(dims, TileBand{dims, q0, nr, k0, nc}, Q, K, head.vv(v, k0, nc), dO,
+                                            lse + bh * n + q0, D.data() + bh * n + q0, P_buf, dS_buf);
+          dQa.noalias() += dS_buf.topLeftCorner(nr, nc) * K;
+        }
+        head.qk_out(dq, q0, nr) = dQa * scale;
+      }
     }
-    head_rows(dq, s, b, h, i0, rows, s.d) = dQ;
   }
 }
 
-#define EAT_INSTANTIATE(T)                                                                                   \
-  template void attention_tiled_forward<T>(const AttentionShape&, const T*, const T*, const T*, T*, T*);    \
-  template void attention_tiled_backward<T>(const AttentionShape&, const T*, const T*, const T*, const T*, \
-                                            const T*, const T*, T*, T*, T*);
+#define EAT_INSTANTIATE(T)                                                                                     \
+  template void attention_tiled_forward<T>(const T*, const T*, const T*, T*, T*, const AttentionDims&);        \
+  template void attention_tiled_backward<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                            T*, const AttentionDims&);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(double)
 

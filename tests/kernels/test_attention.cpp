@@ -1,10 +1,8 @@
-// Attention: the naive kernel against a triple-loop f64 reference, the tiled kernel against the
-// naive one (forward and all gradients), finite-difference gradients, f32 vs f64, determinism.
-#include <cmath>
+#include <omp.h>
 
-#include "framework/error.h"
+#include <cstring>
+
 #include "gradcheck.h"
-#include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_flops.h"
 
 using namespace eat;
@@ -12,125 +10,281 @@ using namespace eat::test;
 
 namespace {
 
-// o[b,t,h] = sum_s softmax_s(scale q.k over visible s) v[b,s,h], by definition.
-std::vector<double> reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, int64_t window) {
+// ---- a test-local reference, written straight from the definition with plain loops in double
+
+bool attends(int64_t t, int64_t j, const AttentionOptions& o) {
+  if (!o.causal) return true;
+  return j <= t && (o.window_left < 0 || j >= t - o.window_left);
+}
+
+struct Result {
+  std::vector<double> out, dq, dk, dv;
+};
+
+// out = softmax(scale q k^T, masked) v per (b, h); gradients of sum(out * seed).
+Result reference_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& seed,
+                           const AttentionOptions& o) {
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), d = q.size(3), e = v.size(3);
-  auto Q = q.to_f64_vector(), K = k.to_f64_vector(), V = v.to_f64_vector();
-  std::vector<double> o(static_cast<size_t>(B * T * H * e), 0.0);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const double scale = o.scale.value_or(1.0 / std::sqrt(double(d)));
+  auto Q = q.to_f64_vector(), K = k.to_f64_vector(), V = v.to_f64_vector(), dO = seed.to_f64_vector();
+  Result r{std::vector<double>(V.size()), std::vector<double>(Q.size()), std::vector<double>(K.size()),
+           std::vector<double>(V.size())};
+  auto qi = [&](int64_t b, int64_t t, int64_t h) { return ((b * T + t) * H + h) * d; };
+  auto vi = [&](int64_t b, int64_t t, int64_t h) { return ((b * T + t) * H + h) * e; };
+  std::vector<double> p(T), dp(T);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < T; ++t) {
-        std::vector<double> w(static_cast<size_t>(T), 0.0);
-        double m = -INFINITY, z = 0;
-        for (int64_t s = 0; s < T; ++s) {
-          bool visible = !causal || (s <= t && (window < 0 || s >= t - window));
-          if (!visible) {
-            w[s] = -INFINITY;
-            continue;
-          }
-          double dot = 0;
-          for (int64_t i = 0; i < d; ++i) dot += Q[((b * T + t) * H + h) * d + i] * K[((b * T + s) * H + h) * d + i];
-          w[s] = dot * scale;
-          m = std::max(m, w[s]);
+        double mx = -1e300;
+        for (int64_t j = 0; j < T; ++j) {
+          p[j] = 0;
+          if (!attends(t, j, o)) continue;
+          double s = 0;
+          for (int64_t c = 0; c < d; ++c) s += Q[qi(b, t, h) + c] * K[qi(b, j, h) + c];
+          p[j] = s * scale;
+          mx = std::max(mx, p[j]);
         }
-        for (int64_t s = 0; s < T; ++s) z += w[s] == -INFINITY ? 0 : std::exp(w[s] - m);
-        for (int64_t s = 0; s < T; ++s) {
-          if (w[s] == -INFINITY) continue;
-          double p = std::exp(w[s] - m) / z;
-          for (int64_t i = 0; i < e; ++i) o[((b * T + t) * H + h) * e + i] += p * V[((b * T + s) * H + h) * e + i];
+        double total = 0;
+        for (int64_t j = 0; j < T; ++j)
+          if (attends(t, j, o)) total += p[j] = std::exp(p[j] - mx);
+        for (int64_t j = 0; j < T; ++j) p[j] = attends(t, j, o) ? p[j] / total : 0.0;
+        double dot = 0;
+        for (int64_t j = 0; j < T; ++j) {
+          dp[j] = 0;
+          for (int64_t c = 0; c < e; ++c) {
+            r.out[vi(b, t, h) + c] += p[j] * V[vi(b, j, h) + c];
+            r.dv[vi(b, j, h) + c] += p[j] * dO[vi(b, t, h) + c];
+            dp[j] += dO[vi(b, t, h) + c] * V[vi(b, j, h) + c];
+          }
+          dot += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j < T; ++j) {
+          const double ds = p[j] * (dp[j] - dot) * scale;
+          for (int64_t c = 0; c < d; ++c) {
+            r.dq[qi(b, t, h) + c] += ds * K[qi(b, j, h) + c];
+            r.dk[qi(b, j, h) + c] += ds * Q[qi(b, t, h) + c];
+          }
         }
       }
-  return o;
+  return r;
 }
 
-AttentionOptions opts(AttentionImpl impl, bool causal, int64_t window) {
+// Runs the op forward and backward with upstream gradient `seed` on fresh leaves.
+Result run_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& seed,
+                     const AttentionOptions& o) {
+  Tensor q1 = q.detach().clone().requires_grad_(), k1 = k.detach().clone().requires_grad_(),
+         v1 = v.detach().clone().requires_grad_();
+  Tensor out = attention(q1, k1, v1, o);
+  out.backward(seed);
+  return {out.to_f64_vector(), q1.grad().to_f64_vector(), k1.grad().to_f64_vector(), v1.grad().to_f64_vector()};
+}
+
+void check_close(const Result& a, const Result& b, double tol) {
+  CHECK(rel_error(a.out, b.out) < tol);
+  CHECK(rel_error(a.dq, b.dq) < tol);
+  CHECK(rel_error(a.dk, b.dk) < tol);
+  CHECK(rel_error(a.dv, b.dv) < tol);
+}
+
+AttentionOptions options(AttentionImpl impl, bool causal, int64_t window, std::optional<double> scale = {}) {
   AttentionOptions o;
   o.impl = impl;
   o.causal = causal;
   o.window_left = window;
+  o.scale = scale;
   return o;
+}
+
+// Every mask the op supports for a sequence of T tokens: full, causal, and windows from a single
+// key up to past the sequence end.
+std::vector<std::pair<bool, int64_t>> masks(int64_t T) {
+  std::vector<std::pair<bool, int64_t>> m{{false, -1}, {true, -1}};
+  for (int64_t w : {int64_t(0), int64_t(5), int64_t(63), int64_t(64), int64_t(100), T - 1})
+    if (w >= 0) m.push_back({true, w});
+  return m;
 }
 
 }  // namespace
 
-TEST_CASE("attention: naive and tiled forward against the definition (f64)") {
-  Generator gen(1);
-  struct Case {
-    int64_t B, T, H, d, e, window;
-    bool causal;
+TEST_CASE("attention naive: forward and gradients against a triple-loop reference, every option") {
+  // Both are f64 computations of the same sums in different orders: 1e-12 relative.
+  Generator gen(20);
+  struct Shape4 {
+    int64_t B, T, H, d, e;
   };
-  for (Case c : {Case{1, 1, 1, 4, 4, -1, true}, Case{2, 7, 3, 5, 6, -1, true}, Case{1, 65, 2, 8, 3, -1, true},
-                 Case{1, 70, 1, 4, 4, 5, true}, Case{2, 33, 2, 3, 3, 0, true}, Case{1, 40, 2, 4, 5, -1, false}}) {
-    CAPTURE(c.T);
-    CAPTURE(c.window);
-    Tensor q = randn64({c.B, c.T, c.H, c.d}, gen, 1.0, false), k = randn64({c.B, c.T, c.H, c.d}, gen, 1.0, false),
-           v = randn64({c.B, c.T, c.H, c.e}, gen, 1.0, false);
-    auto want = reference(q, k, v, c.causal, c.window);
-    for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled})
-      CHECK(rel_error(attention(q, k, v, opts(impl, c.causal, c.window)).to_f64_vector(), want) < 1e-13);
+  for (Shape4 s : {Shape4{1, 1, 1, 3, 2}, Shape4{2, 9, 3, 4, 6}, Shape4{1, 17, 2, 5, 3}}) {
+    Tensor q = randn64({s.B, s.T, s.H, s.d}, gen, 1.0, false), k = randn64({s.B, s.T, s.H, s.d}, gen, 1.0, false),
+           v = randn64({s.B, s.T, s.H, s.e}, gen, 1.0, false), seed = randn64({s.B, s.T, s.H, s.e}, gen, 1.0, false);
+    for (auto [causal, window] : std::vector<std::pair<bool, int64_t>>{
+             {false, -1}, {true, -1}, {true, 0}, {true, 1}, {true, 4}, {true, s.T - 1}, {true, 1000}})
+      for (std::optional<double> scale : {std::optional<double>(), std::optional<double>(0.7)}) {
+        CAPTURE(s.T);
+        CAPTURE(causal);
+        CAPTURE(window);
+        AttentionOptions o = options(AttentionImpl::naive, causal, window, scale);
+        check_close(run_attention(q, k, v, seed, o), reference_attention(q, k, v, seed, o), 1e-12);
+      }
   }
 }
 
-TEST_CASE("attention: tiled equals naive in f64, forward and every gradient, across tile edges and windows") {
-  Generator gen(2);
+TEST_CASE("attention tiled: forward and all gradients match naive in f64 across shapes and masks") {
+  // Tiles are 64 x 64, so T = 64, 65, 130, 200 cover exact, one-over, partial and several tiles;
+  // windows 63 / 64 / 100 put band edges on and across tile boundaries. f64: 1e-12 relative.
+  Generator gen(21);
+  const int64_t d = 6, e = 5;
   for (int64_t T : {1, 7, 64, 65, 130, 200})
-    for (int64_t window : {int64_t{-1}, int64_t{0}, int64_t{5}, int64_t{63}, int64_t{64}, int64_t{100}, T - 1})
-      for (bool causal : {true, false}) {
-        if (!causal && window >= 0) continue;
-        const int64_t B = T > 100 ? 1 : 2, H = T > 100 ? 1 : 3, d = 8, e = 5;
-        CAPTURE(T);
-        CAPTURE(window);
-        CAPTURE(causal);
-        std::vector<Tensor> a = {randn64({B, T, H, d}, gen), randn64({B, T, H, d}, gen), randn64({B, T, H, e}, gen)};
-        std::vector<Tensor> b;
-        for (const Tensor& t : a) b.push_back(t.detach().clone().requires_grad_());
-        Tensor seed = Tensor::randn({B, T, H, e}, gen, 1.0, DType::f64);
-        Tensor on = attention(a[0], a[1], a[2], opts(AttentionImpl::naive, causal, window));
-        Tensor ot = attention(b[0], b[1], b[2], opts(AttentionImpl::tiled, causal, window));
-        CHECK(rel_error(ot, on) < 1e-12);
-        on.backward(seed);
-        ot.backward(seed);
-        for (int i = 0; i < 3; ++i) CHECK(rel_error(b[i].grad(), a[i].grad()) < 1e-12);
+    for (int64_t B : {1, 2})
+      for (int64_t H : {1, 3}) {
+        Tensor q = randn64({B, T, H, d}, gen, 1.0, false), k = randn64({B, T, H, d}, gen, 1.0, false),
+               v = randn64({B, T, H, e}, gen, 1.0, false), seed = randn64({B, T, H, e}, gen, 1.0, false);
+        for (auto [causal, window] : masks(T)) {
+          CAPTURE(T);
+          CAPTURE(B);
+          CAPTURE(H);
+          CAPTURE(causal);
+          CAPTURE(window);
+          check_close(run_attention(q, k, v, seed, options(AttentionImpl::tiled, causal, window)),
+                      run_attention(q, k, v, seed, options(AttentionImpl::naive, causal, window)), 1e-12);
+        }
       }
 }
 
-TEST_CASE("attention: gradients against finite differences, both kernels") {
-  Generator gen(3);
-  for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled})
-    for (int64_t window : {int64_t{-1}, int64_t{2}}) {
-      CAPTURE(window);
-      auto fn = [&](const std::vector<Tensor>& in) { return attention(in[0], in[1], in[2], opts(impl, true, window)); };
-      CHECK(gradcheck("attention", fn, {randn64({2, 6, 2, 3}, gen), randn64({2, 6, 2, 3}, gen), randn64({2, 6, 2, 4}, gen)}) <= 1.0);
-      CHECK(gradcheck("attention", fn, {randn64({1, 1, 1, 2}, gen), randn64({1, 1, 1, 2}, gen), randn64({1, 1, 1, 3}, gen)}) <= 1.0);
+TEST_CASE("attention tiled: peaked scores (online max rescaling) and a custom scale match naive") {
+  // Scores with a spread of ~30 make the running max move between key tiles many times.
+  Generator gen(22);
+  const int64_t B = 1, T = 150, H = 2, d = 8, e = 3;
+  Tensor q = randn64({B, T, H, d}, gen, 4.0, false), k = randn64({B, T, H, d}, gen, 4.0, false),
+         v = randn64({B, T, H, e}, gen, 1.0, false), seed = randn64({B, T, H, e}, gen, 1.0, false);
+  for (auto [causal, window] : masks(T)) {
+    CAPTURE(causal);
+    CAPTURE(window);
+    check_close(run_attention(q, k, v, seed, options(AttentionImpl::tiled, causal, window, 0.9)),
+                run_attention(q, k, v, seed, options(AttentionImpl::naive, causal, window, 0.9)), 1e-12);
+  }
+}
+
+TEST_CASE("attention: gradient checks of both kernels on awkward shapes") {
+  Generator gen(23);
+  struct Case {
+    int64_t B, T, H, d, e;
+    bool causal;
+    int64_t window;
+  };
+  // T = 1, one head, d != e, a window of one key, full attention, and (for the tiled kernel) a
+  // sequence spanning two tiles with a window that crosses the tile boundary.
+  for (Case c : {Case{1, 1, 1, 3, 2, true, -1}, Case{2, 5, 2, 3, 4, true, 1}, Case{1, 6, 1, 2, 3, false, -1},
+                 Case{1, 7, 3, 3, 1, true, 0}, Case{1, 70, 1, 2, 2, true, 9}})
+    for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled}) {
+      Tensor q = randn64({c.B, c.T, c.H, c.d}, gen), k = randn64({c.B, c.T, c.H, c.d}, gen),
+             v = randn64({c.B, c.T, c.H, c.e}, gen);
+      AttentionOptions o = options(impl, c.causal, c.window);
+      CAPTURE(c.T);
+      CAPTURE(c.window);
+      CAPTURE(impl == AttentionImpl::tiled);
+      CHECK(gradcheck("attention", [o](auto& in) { return attention(in[0], in[1], in[2], o); }, {q, k, v}) <= 1.0);
     }
-  // A multi-tile case for the tiled kernel: T crosses a tile boundary.
-  auto fn = [](const std::vector<Tensor>& in) { return attention(in[0], in[1], in[2], opts(AttentionImpl::tiled, true, 70)); };
-  CHECK(gradcheck("attention tiled", fn, {randn64({1, 67, 1, 2}, gen), randn64({1, 67, 1, 2}, gen), randn64({1, 67, 1, 1}, gen)}) <= 1.0);
 }
 
-TEST_CASE("attention: f32 against f64 and bit-identical reruns") {
-  Generator gen(4);
-  std::vector<Tensor> in = {randn64({2, 150, 2, 16}, gen), randn64({2, 150, 2, 16}, gen), randn64({2, 150, 2, 16}, gen)};
-  auto tiled = [](const std::vector<Tensor>& x) { return attention(x[0], x[1], x[2], opts(AttentionImpl::tiled, true, -1)); };
-  // f32 accumulation over up to 150 keys: relative error of outputs and gradients below 1e-5.
-  CHECK(f32_vs_f64(tiled, in) < 1e-5);
-  Tensor q = in[0].detach().to(DType::f32), k = in[1].detach().to(DType::f32), v = in[2].detach().to(DType::f32);
-  CHECK(attention(q, k, v).to_f64_vector() == attention(q, k, v).to_f64_vector());
+TEST_CASE("attention: gradients reach only the inputs that require them") {
+  Generator gen(24);
+  Tensor q = randn64({1, 70, 2, 4}, gen, 1.0, false), k = randn64({1, 70, 2, 4}, gen, 1.0, false),
+         v = randn64({1, 70, 2, 3}, gen, 1.0, false), seed = randn64({1, 70, 2, 3}, gen, 1.0, false);
+  AttentionOptions o = options(AttentionImpl::tiled, true, 20);
+  Result ref = reference_attention(q, k, v, seed, o);
+  for (int which = 0; which < 3; ++which) {
+    Tensor in[3] = {q.detach().clone(), k.detach().clone(), v.detach().clone()};
+    in[which].requires_grad_();
+    attention(in[0], in[1], in[2], o).backward(seed);
+    for (int j = 0; j < 3; ++j) CHECK(in[j].grad().defined() == (j == which));
+    const std::vector<double>& want = which == 0 ? ref.dq : which == 1 ? ref.dk : ref.dv;
+    CHECK(rel_error(in[which].grad().to_f64_vector(), want) < 1e-12);
+  }
 }
 
-TEST_CASE("attention: bad inputs are refused with the shapes named") {
-  Generator gen(5);
-  Tensor q = Tensor::randn({1, 8, 2, 4}, gen), k = Tensor::randn({1, 9, 2, 4}, gen), v = Tensor::randn({1, 8, 2, 4}, gen);
-  CHECK_THROWS_WITH_AS(attention(q, k, v), doctest::Contains("q [1, 8, 2, 4] and k [1, 9, 2, 4] must have the same shape"), Error);
-  CHECK_THROWS_WITH_AS(attention(q, q, v, opts(AttentionImpl::tiled, false, 3)), doctest::Contains("needs causal = true"), Error);
-  CHECK_THROWS_WITH_AS(attention(q, q, v, opts(AttentionImpl::tiled, true, -2)), doctest::Contains("window_left must be"), Error);
-  CHECK_THROWS_WITH_AS(attention(reshape(q, {8, 8}), q, v), doctest::Contains("attention"), Error);
+TEST_CASE("attention tiled: f32 against f64") {
+  // Scores, exponentials and products accumulate in f32 over at most 64-wide tiles and d = 32;
+  // the running max, sum and L are f32 too. Outputs and gradients land within a few units of f32
+  // rounding of f64 (about 3e-7 measured): 2e-6 relative.
+  Generator gen(25);
+  Tensor q = randn64({1, 130, 2, 32}, gen), k = randn64({1, 130, 2, 32}, gen), v = randn64({1, 130, 2, 16}, gen);
+  for (auto [causal, window] : std::vector<std::pair<bool, int64_t>>{{true, -1}, {true, 40}, {false, -1}}) {
+    AttentionOptions o = options(AttentionImpl::tiled, causal, window);
+    CAPTURE(window);
+    double err = f32_vs_f64([o](auto& in) { return attention(in[0], in[1], in[2], o); }, {q, k, v});
+    MESSAGE("attention tiled f32 vs f64 relative error " << err);
+    CHECK(err < 2e-6);
+  }
 }
 
-TEST_CASE("attention: FLOP counting") {
-  CHECK(cpu::attention_pairs(4, true, -1) == 10);
-  CHECK(cpu::attention_pairs(4, true, 1) == 7);
-  CHECK(cpu::attention_pairs(4, false, -1) == 16);
-  CHECK(cpu::attention_flops(2, 4, 3, 8, 8, true, -1, false) == 2 * 3 * 10 * 32.0);
+TEST_CASE("attention tiled: bit-identical across runs and thread counts") {
+  // One head, so the parallel split is over query / key tiles; each element is still summed by a
+  // single task in a fixed order, so neither a rerun nor a different thread count changes a bit.
+  Generator gen(26);
+  const Shape qs{1, 300, 1, 16}, vs{1, 300, 1, 24};
+  Tensor q = Tensor::randn(qs, gen), k = Tensor::randn(qs, gen), v = Tensor::randn(vs, gen),
+         seed = Tensor::randn(vs, gen);
+  auto bits = [&](int64_t window) {
+    Tensor q1 = q.clone().requires_grad_(), k1 = k.clone().requires_grad_(), v1 = v.clone().requires_grad_();
+    Tensor out = attention(q1, k1, v1, options(AttentionImpl::tiled, true, window));
+    out.backward(seed);
+    std::vector<float> all;
+    for (const Tensor& t : {out, q1.grad(), k1.grad(), v1.grad()})
+      all.insert(all.end(), t.data<float>(), t.data<float>() + t.numel());
+    return all;
+  };
+  for (int64_t window : {int64_t(-1), int64_t(70)}) {
+    std::vector<float> first = bits(window), second = bits(window);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    std::vector<float> single = bits(window);
+    omp_set_num_threads(threads);
+    REQUIRE(first.size() == second.size());
+    CHECK(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(first.data(), single.data(), first.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("attention: pair and FLOP counts match a brute-force count of the mask") {
+  for (int64_t T : {1, 7, 64, 130})
+    for (auto [causal, window] : masks(T)) {
+      AttentionOptions o = options(AttentionImpl::tiled, causal, window);
+      int64_t pairs = 0;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < T; ++j) pairs += attends(t, j, o);
+      CAPTURE(T);
+      CAPTURE(window);
+      CHECK(cpu::attention_pairs(T, causal, window) == pairs);
+      CHECK(cpu::attention_flops(2, T, 3, 8, 4, causal, window, false) == 6.0 * pairs * (16 + 8));
+      CHECK(cpu::attention_flops(2, T, 3, 8, 4, causal, window, true) == 6.0 * pairs * (16 + 8 + 2 * (24 + 8)));
+    }
+}
+
+TEST_CASE("attention: bad inputs are rejected with the op and the shapes") {
+  Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 4, 2, 3}), v = Tensor::zeros({1, 4, 2, 5});
+  CHECK_THROWS_WITH_AS(attention(q, Tensor::zeros({1, 5, 2, 3}), v),
+                       doctest::Contains("attention: q [1, 4, 2, 3] and k [1, 5, 2, 3] must have the same shape"), Error);
+  CHECK_THROWS_WITH_AS(attention(q, k, Tensor::zeros({1, 6, 2, 5})),
+                       doctest::Contains("attention: v [1, 6, 2, 5] must share B, T, H with q [1, 4, 2, 3]"), Error);
+  CHECK_THROWS_WITH_AS(attention(q, Tensor::zeros({1, 4, 2, 4}), v), doctest::Contains("must have the same shape"),
+                       Error);
+  CHECK_THROWS_WITH_AS(attention(Tensor::zeros({4, 2, 3}), k, v), doctest::Contains("must have 4 dimensions, got [4, 2, 3]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(attention(q, k, v, options(AttentionImpl::tiled, false, 3)),
+                       doctest::Contains("attention: window_left = 3 needs causal = true"), Error);
+  CHECK_THROWS_WITH_AS(attention(q, k, v, options(AttentionImpl::naive, true, -2)),
+                       doctest::Contains("attention: window_left must be >= 0 (a sliding window) or -1 (none), got -2"),
+                       Error);
+  CHECK_THROWS_WITH_AS(attention(q, k, v.to(DType::f64)), doctest::Contains("attention"), Error);
+}
+
+TEST_CASE("attention: an empty sequence gives an empty output and empty gradients") {
+  for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled}) {
+    Tensor q = Tensor::zeros({2, 0, 3, 4}).requires_grad_(), k = Tensor::zeros({2, 0, 3, 4}).requires_grad_(),
+           v = Tensor::zeros({2, 0, 3, 5}).requires_grad_();
+    Tensor out = attention(q, k, v, options(impl, true, -1));
+    CHECK(out.shape() == Shape{2, 0, 3, 5});
+    out.backward(Tensor::zeros({2, 0, 3, 5}));
+    CHECK(q.grad().shape() == q.shape());
+    CHECK(v.grad().shape() == v.shape());
+  }
 }

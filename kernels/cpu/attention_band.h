@@ -1,0 +1,34 @@
+#pragma once
+// The geometry shared by every attention kernel: sizes, strides and which keys a query sees.
+// q, k [B, T, H, d] and v [B, T, H, e] are the free reshapes of [B, T, H*d] projections, so the
+// rows of one head are H*d (or H*e) elements apart; kernels read them in place through strides.
+#include <algorithm>
+#include <cstdint>
+
+namespace eat::cpu {
+
+struct AttentionDims {
+  int64_t batch = 0, seq = 0, heads = 0;
+  int64_t qk_dim = 0;  // d: head width of q and k
+  int64_t v_dim = 0;   // e: head width of v and of the output
+  bool causal = true;
+  int64_t window_left = -1;  // >= 0 (causal only): query t sees keys [t - window_left, t]
+  double scale = 1.0;
+
+  int64_t qk_row_stride() const { return heads * qk_dim; }
+  int64_t v_row_stride() const { return heads * v_dim; }
+  // First element of head h of token 0 in batch b.
+  int64_t qk_offset(int64_t b, int64_t h) const { return b * seq * heads * qk_dim + h * qk_dim; }
+  int64_t v_offset(int64_t b, int64_t h) const { return b * seq * heads * v_dim + h * v_dim; }
+
+  // Query t attends to keys [first_key(t), last_key(t)]: a contiguous band, never empty.
+  int64_t first_key(int64_t t) const { return causal && window_left >= 0 ? std::max<int64_t>(0, t - window_left) : 0; }
+  int64_t last_key(int64_t t) const { return causal ? t : seq - 1; }
+  // Key s is attended by queries [first_query(s), last_query(s)] (the same band seen from a key).
+  int64_t first_query(int64_t s) const { return causal ? s : 0; }
+  int64_t last_query(int64_t s) const {
+    return causal && window_left >= 0 ? std::min(seq - 1, s + window_left) : seq - 1;
+  }
+};
+
+}  // namespace eat::cpu
