@@ -35,7 +35,7 @@ TEST_CASE("data: token files round-trip, 2- and 4-byte ids") {
   for (int64_t vocab : {257, 70000}) {
     std::vector<int32_t> ids;
     for (int i = 0; i < 1000; ++i) ids.push_back(static_cast<int32_t>((i * 7919) % vocab));
-    std::string path = dir / ("t" + std::to_string(vocab) + ".tok");
+    std::string path = dir / ("vocab" + std::to_string(vocab));
     write_token_file(path, ids, vocab, "byte", 1234);
     TokenFile f(path);
     CHECK(f.size() == 1000);
