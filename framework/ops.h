@@ -70,4 +70,17 @@ struct AttentionOptions {
 };
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
 
+// ---- decayed causal linear attention (Lightning Attention-2 / TransNormerLLM)
+// o_t = sum_{s<=t} lambda_h^(t-s) (q_t . k_s) v_s + lambda_h^(t+1) q_t S0 (no softmax, no scale, no denominator);
+// q, k [B, T, H, d], v [B, T, H, e]; decay: one lambda in (0, 1] per head (fixed, no gradient);
+// initial_state S0 [B, H, d, e] (optional, zero when undefined) is the state "before token 0".
+// Returns {o [B, T, H, e], final_state [B, H, d, e]} with final = sum_s lambda^(T-1-s) k_s^T v_s + lambda^T S0.
+enum class LinearAttentionImpl { naive, recurrent, chunked };
+struct LinearAttentionOptions {
+  LinearAttentionImpl impl = LinearAttentionImpl::chunked;
+  int64_t block = 64;  // chunk size of the chunked kernel
+};
+std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
+                                              const Tensor& initial_state = Tensor(), const LinearAttentionOptions& options = {});
+
 }  // namespace eat

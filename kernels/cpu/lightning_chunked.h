@@ -1,0 +1,34 @@
+#pragma once
+// Decayed causal linear attention, chunked (Lightning Attention-2), the training kernel. The
+// sequence is cut into blocks of C tokens (the last one may be shorter). Within a block the
+// output is the masked product [(Q K^T) o M] V; across blocks it flows through the d x e state
+// entering the block. Work is O(T C (d + e) + T d e); memory O(d e) per thread, or
+// O(T / C * d e) per head on the block-parallel schedule.
+// q, k [B, T, H, d], v [B, T, H, e], decay [H], states [B, H, d, e] (see lightning_common.h).
+#include "kernels/cpu/lightning_common.h"
+
+namespace eat::cpu {
+
+// How the work is spread over threads. Both schedules run the same per-block arithmetic and give
+// bit-identical results; they differ in parallelism and memory.
+//  - per_head: one task per (batch, head) walks its blocks in order with the state in a local
+//    d x e matrix (no state memory, cache-friendly); parallelism B * H.
+//  - per_block: one task per (batch, head, block); the states entering every block are first
+//    built by a short scan per head and kept, [B, H, T / C + 1, d, e]; parallelism B * H * T / C.
+//  - automatic: per_head when the heads keep every thread about equally busy, else per_block.
+enum class ChunkedSchedule { automatic, per_head, per_block };
+
+// s0 may be null (zero initial state). o and final_state are overwritten. block >= 1.
+template <typename T>
+void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+                               const T* k, const T* v, const T* s0, T* o, T* final_state,
+                               ChunkedSchedule schedule = ChunkedSchedule::automatic);
+
+// dout and dfinal are the gradients of o and of the final state. Each of dq, dk, dv, ds0 may be
+// null (that gradient is not wanted); the others are overwritten.
+template <typename T>
+void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+                                const T* k, const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk,
+                                T* dv, T* ds0, ChunkedSchedule schedule = ChunkedSchedule::automatic);
+
+}  // namespace eat::cpu
