@@ -4,22 +4,17 @@
 #include <cstring>
 
 #include "framework/error.h"
+#include "framework/host_allocator.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/memory.h"
 #endif
 
 namespace eat {
 
-namespace {
-constexpr size_t kAlignment = 64;  // one cache line, and a full AVX-512 vector
-}
-
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   if (nbytes == 0) return;
   if (device == Device::cpu) {
-    size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-    data_ = std::aligned_alloc(kAlignment, rounded);
-    EAT_CHECK(data_ != nullptr, "out of host memory allocating ", nbytes, " bytes");
+    data_ = host_alloc(nbytes);
   } else {
 #ifdef EAT_WITH_CUDA
     data_ = cuda::device_alloc(nbytes);
@@ -32,7 +27,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
 Storage::~Storage() {
   if (!data_) return;
   if (device_ == Device::cpu) {
-    std::free(data_);
+    host_free(data_, nbytes_);
   } else {
 #ifdef EAT_WITH_CUDA
     cuda::device_free(data_);

@@ -3,12 +3,13 @@
 
 #include "framework/model.h"
 #include "models/transformer.h"
+#include "models/transnormer.h"
 
 namespace eat {
 
 namespace {
 const std::vector<FamilySpec>& families() {
-  static const std::vector<FamilySpec> all = {models::transformer_family()};
+  static const std::vector<FamilySpec> all = {models::transformer_family(), models::transnormer_family()};
   return all;
 }
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "framework/autograd.h"
+#include "framework/cli/bench_util.h"
 #include "framework/cli/commands.h"
 #include "framework/ops.h"
 #include "framework/perf.h"
@@ -21,31 +22,6 @@
 namespace eat::cli {
 
 namespace {
-
-// Best wall time in seconds of `reps` runs after one warm-up run.
-double best_seconds(int reps, const std::function<void()>& fn) {
-  fn();
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-
-struct Row {
-  std::string name, shape;
-  double seconds, gflop;
-};
-
-void print_row(const Row& r, double peak) {
-  double gflops = r.gflop / r.seconds;
-  std::printf("%-34s %-26s %10.3f %10.1f %7.1f%%\n", r.name.c_str(), r.shape.c_str(), r.seconds * 1e3, gflops,
-              100.0 * gflops / peak);
-  std::fflush(stdout);
-}
 
 void bench_kernels(bool quick) {
   const int reps = quick ? 2 : 5;
@@ -61,7 +37,7 @@ void bench_kernels(bool quick) {
   for (int64_t n : quick ? std::vector<int64_t>{512, 1024} : std::vector<int64_t>{512, 1024, 2048}) {
     Tensor a = Tensor::randn({n, n}, gen), b = Tensor::randn({n, n}, gen);
     double s = best_seconds(reps, [&] { matmul(a, b); });
-    print_row({"matmul", std::to_string(n) + "^3", s, 2.0 * n * n * n / 1e9}, peak);
+    print_row(BenchRow{"matmul", std::to_string(n) + "^3", s, 2.0 * n * n * n / 1e9}, peak);
   }
   // linear forward + backward at a transformer MLP shape: 4096 tokens, 768 -> 3072.
   {
@@ -75,7 +51,7 @@ void bench_kernels(bool quick) {
       x.zero_grad();
       w.zero_grad();
     });
-    print_row({"linear fwd+bwd", std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out), s,
+    print_row(BenchRow{"linear fwd+bwd", std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out), s,
                3 * 2.0 * rows * in * out / 1e9},
               peak);
   }
@@ -104,7 +80,7 @@ void bench_kernels(bool quick) {
     double flop = cpu::attention_flops(B, c.t, H, d, d, true, c.window, true);
     std::string name = std::string("attention ") + (c.impl == AttentionImpl::naive ? "naive" : "tiled") +
                        (c.window >= 0 ? " window " + std::to_string(c.window) : " causal") + " fwd+bwd";
-    print_row({name, "B1 T" + std::to_string(c.t) + " H8 d64", s, flop / 1e9}, peak);
+    print_row(BenchRow{name, "B1 T" + std::to_string(c.t) + " H8 d64", s, flop / 1e9}, peak);
   }
 }
 
@@ -121,6 +97,7 @@ void add_bench_command(CLI::App& app) {
     if (threads->count()) omp_set_num_threads(threads->as<int>());
     bench_kernels(*quick);
   });
+  add_bench_lightning_command(*bench);
 }
 
 }  // namespace eat::cli

@@ -11,5 +11,6 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_bench_lightning_command(CLI::App& bench);  // under `eat bench`
 
 }  // namespace eat::cli

@@ -1,0 +1,148 @@
+#include "models/transnormer.h"
+
+#include <cmath>
+
+#include "framework/error.h"
+
+namespace eat::models {
+
+std::vector<double> transnormer_decay(int64_t n_heads, int64_t layer, int64_t n_layers) {
+  // With one layer the released formula divides by zero; that layer gets the layer-0 decay.
+  const double depth = n_layers > 1 ? static_cast<double>(layer) / static_cast<double>(n_layers - 1) : 0.0;
+  std::vector<double> lambda(static_cast<size_t>(n_heads));
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const double slope = std::pow(2.0, -8.0 * static_cast<double>(h + 1) / static_cast<double>(n_heads));
+    lambda[static_cast<size_t>(h)] = std::exp(-slope * (1.0 - depth + 1e-5));
+  }
+  return lambda;
+}
+
+TransNormerOptions TransNormerOptions::from(const ModelConfig& c) {
+  TransNormerOptions o;
+  o.glu_hidden = c.options.get_int("glu_hidden");
+  if (o.glu_hidden == 0) o.glu_hidden = static_cast<int64_t>(std::llround(8.0 * c.d_model / 3.0));
+  o.norm_eps = c.options.get_float("norm_eps");
+  o.scale_embedding = c.options.get_bool("scale_embedding");
+  o.tie_embeddings = c.options.get_bool("tie_embeddings");
+  o.attention.block = c.options.get_int("block");
+  const std::string& impl = c.options.get_string("attention");
+  o.attention.impl = impl == "naive" ? LinearAttentionImpl::naive
+                     : impl == "recurrent" ? LinearAttentionImpl::recurrent
+                                           : LinearAttentionImpl::chunked;
+  return o;
+}
+
+NormLinearAttention::NormLinearAttention(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen)
+    : q_proj(add_module<Linear>("q_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      k_proj(add_module<Linear>("k_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      v_proj(add_module<Linear>("v_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      u_proj(add_module<Linear>("u_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      o_proj(add_module<Linear>("o_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      n_heads(c.n_heads),
+      head_dim(c.d_model / c.n_heads),
+      norm_eps(o.norm_eps),
+      decay(transnormer_decay(c.n_heads, layer, c.n_layers)),
+      attention_options(o.attention) {}
+
+Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor* final_state) const {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  Shape heads{B, T, n_heads, head_dim};
+  Tensor q = reshape(silu(q_proj.forward(x)), heads);
+  Tensor k = reshape(silu(k_proj.forward(x)), heads);
+  Tensor v = reshape(v_proj.forward(x), heads);
+  auto [o, last] = lightning_attention(q, k, v, decay, state, attention_options);
+  if (final_state) *final_state = last;
+  // SRMSNorm over all heads jointly (the whole hidden width), then the output gate u.
+  Tensor normed = simple_rms_norm(reshape(o, {B, T, D}), norm_eps);
+  return o_proj.forward(mul(normed, u_proj.forward(x)));
+}
+
+TransNormerBlock::TransNormerBlock(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen)
+    : attn(add_module<NormLinearAttention>("attn", c, o, layer, gen)),
+      mlp(add_module<SGLU>("mlp", c.d_model, o.glu_hidden, gen, c.init_std, c.dtype)),
+      norm_eps(o.norm_eps) {}
+
+Tensor TransNormerBlock::forward(const Tensor& x, const Tensor& state, Tensor* final_state) const {
+  Tensor h = add(x, attn.forward(simple_rms_norm(x, norm_eps), state, final_state));
+  return add(h, mlp.forward(simple_rms_norm(h, norm_eps)));
+}
+
+TransNormer::TransNormer(const ModelConfig& c, Generator& gen)
+    : config_(c),
+      options_(TransNormerOptions::from(c)),
+      embed_(add_module<Embedding>("embed", c.vocab_size, c.d_model, gen, c.init_std, c.dtype)),
+      layers_(add_module<ModuleList<TransNormerBlock>>("layers")) {
+  for (int64_t l = 0; l < c.n_layers; ++l) layers_.append(c, options_, l, gen);
+  if (!options_.tie_embeddings)
+    lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
+}
+
+Tensor TransNormer::embed(const Tensor& ids) const {
+  EAT_CHECK(ids.dim() == 2, "transnormer: ids must be [batch, time], got ", shape_str(ids.shape()));
+  Tensor x = embed_.forward(ids);
+  return options_.scale_embedding ? scale(x, std::sqrt(static_cast<double>(config_.d_model))) : x;
+}
+
+Tensor TransNormer::head(const Tensor& x) const {
+  return linear(simple_rms_norm(x, options_.norm_eps), lm_head_ ? lm_head_->weight : embed_.weight);
+}
+
+Tensor TransNormer::forward(const Tensor& ids) {
+  Tensor x = embed(ids);
+  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
+  return head(x);
+}
+
+Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LinearAttentionImpl impl) {
+  states.resize(layers_.size());
+  Tensor x = embed(ids);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LinearAttentionOptions saved = layers_[i].attn.attention_options;
+    layers_[i].attn.attention_options.impl = impl;
+    Tensor next;
+    x = layers_[i].forward(x, states[i], &next);
+    layers_[i].attn.attention_options = saved;
+    states[i] = next;
+  }
+  return head(x);
+}
+
+double TransNormer::train_flops_per_token(int64_t T) const {
+  const double D = static_cast<double>(config_.d_model), L = static_cast<double>(config_.n_layers);
+  const double F = static_cast<double>(options_.glu_hidden), V = static_cast<double>(config_.vocab_size);
+  const double H = static_cast<double>(config_.n_heads), d = D / H;
+  const double matmul_params = L * (5 * D * D + 3 * D * F) + D * V;
+  // Chunked linear attention per token and head: the causal half of a block-sized QK^T and PV
+  // (C (d + e)), the inter-block q S product and the state update (2 d e each).
+  const double C = static_cast<double>(std::min<int64_t>(options_.attention.block, T));
+  const double attention_fwd = L * H * (C * 2 * d + 4 * d * d);
+  return 3 * (2 * matmul_params + attention_fwd);
+}
+
+FamilySpec transnormer_family() {
+  FamilySpec f;
+  f.name = "transnormer";
+  f.summary = "TransNormerLLM: Lightning Attention-2 with fixed per-head decay, SRMSNorm, SGLU";
+  f.options = {
+      {"glu_hidden", int64_t{0}, "SGLU hidden width; 0 means round(8 d_model / 3)"},
+      {"norm_eps", 1e-6, "SRMSNorm epsilon"},
+      {"scale_embedding", true, "multiply the token embedding by sqrt(d_model), as the released code"},
+      {"tie_embeddings", false, "share the token embedding with the output head"},
+      {"block", int64_t{64}, "Lightning Attention-2 block (chunk) size"},
+      {"attention", std::string("chunked"), "linear-attention kernel: \"chunked\" (training), \"recurrent\" or \"naive\" (references)"},
+  };
+  f.check = [](const ModelConfig& c, int64_t) -> std::string {
+    const std::string& impl = c.options.get_string("attention");
+    if (impl != "chunked" && impl != "recurrent" && impl != "naive")
+      return "attention = \"" + impl + "\": must be \"chunked\", \"recurrent\" or \"naive\"";
+    if (c.options.get_int("block") < 1) return "block must be >= 1";
+    if (c.options.get_int("glu_hidden") < 0) return "glu_hidden must be >= 0";
+    return "";
+  };
+  f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {
+    return std::make_unique<TransNormer>(c, gen);
+  };
+  return f;
+}
+
+}  // namespace eat::models
