@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "framework/cli/commands.h"
+#include "framework/dist/communicator.h"
 #include "framework/error.h"
 #include "framework/version.h"
 
@@ -27,8 +28,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::cerr << "eat: error: " << e.what() << "\n";
-    return 1;
+    // Under mpirun this takes every rank down with it, so no rank waits forever in a collective.
+    eat::abort_job(e.what());
   }
+  eat::finalize_job();
   return 0;
 }

@@ -1,6 +1,7 @@
 // eat train RECIPE.toml [--set section.key=value ...] [--resume auto|never|PATH]
 #include "framework/cli/commands.h"
 #include "framework/config/recipe.h"
+#include "framework/dist/communicator.h"
 #include "framework/train/trainer.h"
 
 namespace eat::cli {
@@ -18,6 +19,7 @@ void add_train_command(CLI::App& app) {
     Recipe r = load_recipe(*recipe, *sets);
     TrainOptions opt;
     opt.resume = *resume;
+    opt.world = &world();  // all ranks under mpirun, else this process alone
     train(r, opt);
   });
 }

@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "data/token_file.h"
 #include "framework/autograd.h"
+#include "framework/dist/communicator.h"
 #include "framework/error.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/ops.h"
@@ -87,11 +88,20 @@ std::string resolve_resume(const std::string& mode, const std::string& run_dir) 
 std::string run_directory(const Recipe& recipe) { return (fs::path(recipe.run.out_dir) / recipe.run.name).string(); }
 
 TrainResult train(const Recipe& recipe, const TrainOptions& options) {
-  recipe.check_world(options.world_size);
-  const bool say = !options.quiet && options.rank == 0;
+  std::unique_ptr<Communicator> alone;
+  if (!options.world) alone = make_single_communicator();
+  Communicator& world = options.world ? *options.world : *alone;
+  const int world_size = world.size(), rank = world.rank();
+  recipe.check_world(world_size);
+  EAT_CHECK(recipe.parallel.sp == 1, recipe.source, ": parallel.sp = ", recipe.parallel.sp,
+            ": sequence parallelism is not available yet; use parallel.sp = 1 (data parallelism over all ranks)");
+  ParallelGroups groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
+  // Logs, metrics and checkpoints come from rank 0 only.
+  const bool leader = rank == 0;
+  const bool say = !options.quiet && leader;
   TrainResult result;
   result.run_dir = run_directory(recipe);
-  fs::create_directories(result.run_dir);
+  if (leader) fs::create_directories(result.run_dir);
 
   // Data.
   data::TokenFile train_file(recipe.data.train);
@@ -121,7 +131,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
 
   // Resume.
   TrainState state;
-  state.world_size = options.world_size;
+  state.world_size = world_size;
   state.sp = recipe.parallel.sp;
   state.recipe_hash = recipe_hash(recipe);
   state.family = recipe.model.family;
@@ -141,17 +151,21 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     result.last_checkpoint = resume_dir;
   }
   result.start_step = state.step;
-  MetricsLog metrics((fs::path(result.run_dir) / "metrics.jsonl").string(), state.step);
+  std::unique_ptr<MetricsLog> metrics;
+  if (leader) metrics = std::make_unique<MetricsLog>((fs::path(result.run_dir) / "metrics.jsonl").string(), state.step);
+  auto record = [&](const nlohmann::json& line) {
+    if (metrics) metrics->append(line);
+  };
 
-  const int64_t dp = recipe.data_parallel(options.world_size);
-  const int64_t dp_rank = options.rank / recipe.parallel.sp;
+  const int64_t dp = groups.dp;
+  const int64_t dp_rank = groups.dp_rank;
   const int64_t local_batch = recipe.train.global_batch / dp;
   const int64_t micro = recipe.train.micro_batch > 0 ? recipe.train.micro_batch : local_batch;
   const int64_t n_micro = local_batch / micro;
   const int64_t tokens_per_step = recipe.train.global_batch * T;
   const double flops_per_token = model->train_flops_per_token(T);
   const double peak_gflops = (recipe.log.peak_gflops > 0 ? recipe.log.peak_gflops : measure_gemm_peak_gflops()) *
-                             options.world_size;
+                             world_size;
   EvalOptions eval_opt{T, T, recipe.eval.max_tokens, 8};
 
   if (say) {
@@ -162,7 +176,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
                 "%d threads | peak %.0f GFLOP/s\n",
                 static_cast<long long>(tokens_per_step), static_cast<long long>(recipe.train.global_batch),
                 static_cast<long long>(T), static_cast<long long>(micro), static_cast<long long>(n_micro),
-                options.world_size, static_cast<long long>(dp), static_cast<long long>(recipe.parallel.sp),
+                world_size, static_cast<long long>(dp), static_cast<long long>(recipe.parallel.sp),
                 omp_get_max_threads(), peak_gflops);
     std::printf("  run directory %s%s\n", result.run_dir.c_str(),
                 resume_dir.empty() ? "" : (", resumed from " + resume_dir).c_str());
@@ -171,20 +185,22 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
 
   auto save = [&]() {
     state.num_parameters = model->num_parameters();
-    if (options.rank == 0) {
+    if (leader) {
       result.last_checkpoint =
           write_checkpoint(result.run_dir, state.step, recipe.checkpoint.keep_last, [&](const std::string& dir) {
             save_checkpoint_files(dir, recipe, *model, &optimizer, state);
           });
-      write_loss_curve(metrics.lines(), recipe.run.name + " (" + recipe.model.family + ")",
+      write_loss_curve(metrics->lines(), recipe.run.name + " (" + recipe.model.family + ")",
                        (fs::path(result.run_dir) / "loss.svg").string());
     }
+    world.barrier();  // nobody runs ahead of (or exits before) a checkpoint that is still being written
   };
   auto validate = [&]() {
-    if (!val_file) return std::numeric_limits<double>::quiet_NaN();
+    // Every rank holds the same replica; rank 0 evaluates and reports.
+    if (!val_file || !leader) return std::numeric_limits<double>::quiet_NaN();
     EvalResult ev = evaluate(*model, *val_file, eval_opt);
-    metrics.append({{"step", state.step}, {"val_loss", ev.loss}, {"val_ppl", ev.ppl}, {"val_bpb", ev.bpb},
-                    {"val_tokens", ev.tokens}});
+    record({{"step", state.step}, {"val_loss", ev.loss}, {"val_ppl", ev.ppl}, {"val_bpb", ev.bpb},
+            {"val_tokens", ev.tokens}});
     if (say) {
       std::printf("step %lld | val loss %.4f | ppl %.3f | bpb %.4f | %lld tokens\n", static_cast<long long>(state.step),
                   ev.loss, ev.ppl, ev.bpb, static_cast<long long>(ev.tokens));
@@ -208,11 +224,19 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
       read_batch(stream, state.samples_consumed + dp_rank * local_batch + m * micro, micro, ids, targets);
       Tensor logits = model->forward(ids);
       Tensor loss = cross_entropy(reshape(logits, {micro * T, logits.size(-1)}), reshape(targets, {micro * T}));
-      // Each micro-batch's mean loss weighs 1/n_micro, so gradients equal the full batch's mean.
-      scale(loss, 1.0 / static_cast<double>(n_micro)).backward();
+      // Each micro-batch's mean loss weighs 1/(n_micro dp): summed over micro-batches and ranks,
+      // the gradient is that of the global batch's mean loss (every sample has T targets).
+      scale(loss, 1.0 / static_cast<double>(n_micro * dp)).backward();
       loss_sum += loss.item();
     }
-    const double loss = loss_sum / static_cast<double>(n_micro);
+    if (dp > 1) {
+      for (const Parameter& p : params)
+        if (p.tensor.grad().defined()) groups.dp_group->all_reduce_sum(p.tensor.grad());
+      Tensor total = Tensor::full({1}, loss_sum, DType::f64);
+      groups.dp_group->all_reduce_sum(total);
+      loss_sum = total.item();
+    }
+    const double loss = loss_sum / static_cast<double>(n_micro * dp);
     EAT_CHECK(std::isfinite(loss), "step ", state.step + 1, ": training loss is ", loss, "; stopping without updating. ",
               result.last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
                                              : "The last good checkpoint is " + result.last_checkpoint);
@@ -230,7 +254,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     const double step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tokens_per_s = static_cast<double>(tokens_per_step) / step_seconds;
     const double mfu = flops_per_token * tokens_per_s / (peak_gflops * 1e9);
-    metrics.append({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+    record({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                     {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_seconds", step_seconds}});
     window_seconds += step_seconds;
     window_steps += 1;
@@ -253,7 +277,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
       save();
       saved_at_end = last;
     }
-    if (g_stop_requested) {
+    if (world.any(g_stop_requested)) {  // every rank stops at the same step
       if (!last) save();
       result.interrupted = true;
       if (say) std::printf("stopped by signal at step %lld; checkpoint %s\n", static_cast<long long>(state.step),
@@ -263,7 +287,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   }
   if (!saved_at_end && !result.interrupted && state.step == recipe.train.steps && result.start_step == state.step) {
     // Resumed at the end already: nothing to train, still leave the curve.
-    write_loss_curve(metrics.lines(), recipe.run.name, (fs::path(result.run_dir) / "loss.svg").string());
+    if (leader) write_loss_curve(metrics->lines(), recipe.run.name, (fs::path(result.run_dir) / "loss.svg").string());
   }
   result.final_step = state.step;
   return result;

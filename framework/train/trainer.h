@@ -10,11 +10,12 @@
 
 namespace eat {
 
+class Communicator;
+
 struct TrainOptions {
   std::string resume = "auto";  // auto | never | a checkpoint directory
   bool quiet = false;           // no console lines (tests)
-  int world_size = 1;
-  int rank = 0;
+  Communicator* world = nullptr;  // the job's ranks; null: this process alone
 };
 
 struct TrainResult {

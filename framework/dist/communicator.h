@@ -1,0 +1,56 @@
+#pragma once
+// Collectives between the ranks of a job. Two backends: MPI for CPU tensors (this file's
+// make_world() under mpirun), and a single-process one (size 1, every collective the identity)
+// when eat runs alone or was built without MPI. NCCL for CUDA tensors plugs in behind the same
+// interface. Tensors must be contiguous; collectives are blocking and every rank of the group must
+// make the same calls in the same order.
+#include <memory>
+#include <string>
+
+#include "framework/tensor.h"
+
+namespace eat {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "single", "mpi"
+
+  // In place: every rank ends with the elementwise sum over the group.
+  virtual void all_reduce_sum(const Tensor& t) = 0;
+  // Every rank's t (same shape on all) stacked along a new leading axis: [size, ...t.shape].
+  virtual Tensor all_gather(const Tensor& t) = 0;
+  // t [size, ...] summed over ranks; rank r receives slice r: [...].
+  virtual Tensor reduce_scatter_sum(const Tensor& t) = 0;
+  virtual void broadcast(const Tensor& t, int root) = 0;
+  virtual void send(const Tensor& t, int dst) = 0;
+  virtual void recv(const Tensor& t, int src) = 0;
+  // Logical OR / maximum over the group: how ranks agree on stopping and on what they read.
+  virtual bool any(bool flag) = 0;
+  virtual double max(double value) = 0;
+  virtual void barrier() = 0;
+  // Sub-groups: ranks with the same color form one, ordered by key.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+};
+
+// The job's world: MPI's when the build has MPI (initialised on first use), else one process.
+Communicator& world();
+// A group of one, e.g. for tests and single-rank paths.
+std::unique_ptr<Communicator> make_single_communicator();
+
+// The job's layout for sequence x data parallelism: SP groups are contiguous ranks, DP groups
+// strided (rank = dp_rank * sp + sp_rank).
+struct ParallelGroups {
+  int sp = 1, dp = 1, sp_rank = 0, dp_rank = 0;
+  std::unique_ptr<Communicator> sp_group, dp_group;
+};
+ParallelGroups make_parallel_groups(Communicator& world, int sp);
+
+// Ends the MPI job (all ranks) after an error on one rank, so nobody waits in a collective.
+[[noreturn]] void abort_job(const std::string& message, int code = 1);
+// Shuts MPI down at a normal exit.
+void finalize_job();
+
+}  // namespace eat

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Data parallelism under mpirun: np=2 and np=4 (sp=1) take the same steps as one process with the
+# same global batch; a run checkpointed at np=2 resumes at np=1 and np=4 with the same sample
+# order; bad layouts fail on every rank with one clear line, never hang.
+# Usage: test_data_parallel.sh path/to/eat   (from the repository root)
+set -euo pipefail
+EAT=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN=(mpirun --oversubscribe --bind-to none)
+
+for i in $(seq 1 3000); do echo "line $((i % 17)) the king went up to the city of $((i % 5))."; done > "$tmp/text.txt"
+"$EAT" data tokenize --text "$tmp/text.txt" --out "$tmp/data" > /dev/null
+
+common=(--set "run.out_dir=$tmp/runs" --set "data.train=$tmp/data/train.tok" --set "data.val=$tmp/data/val.tok"
+        --set model.d_model=32 --set model.n_heads=2 --set data.seq_len=32 --set schedule.warmup=1
+        --set train.global_batch=4 --set train.micro_batch=0 --set eval.max_tokens=256 --set log.peak_gflops=100)
+
+losses() { grep '"loss"' "$1/metrics.jsonl" | sed 's/.*"loss":\([^,}]*\).*/\1/'; }
+# Same number of lines and every pair within 1e-5 relative.
+same_losses() {
+  paste <(losses "$1") <(losses "$2") | awk -v what="$3" '
+    { n++; d = $1 - $2; if (d < 0) d = -d; s = $2 < 0 ? -$2 : $2; if (d > 1e-5 * s) { print "FAIL: " what ": step " n ": " $1 " vs " $2; bad = 1 } }
+    END { if (n == 0) { print "FAIL: " what ": no losses"; bad = 1 } exit bad }' >&2
+  [ "$(losses "$1" | wc -l)" -eq "$(losses "$2" | wc -l)" ] || fail "$3: different step counts"
+}
+
+for family in transformer transnormer; do
+  recipe=recipes/${family}_tiny.toml
+  five=("$recipe" "${common[@]}" --set train.steps=5 --set checkpoint.every=0 --set eval.every=0)
+  "$EAT" train "${five[@]}" --set "run.name=${family}_np1" --set train.micro_batch=1 > /dev/null
+  "${MPIRUN[@]}" -np 2 "$EAT" train "${five[@]}" --set "run.name=${family}_np2" --set train.micro_batch=1 > /dev/null
+  "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_np4" > /dev/null
+  same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_np2" "$family np=2 vs np=1"
+  same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_np4" "$family np=4 vs np=1"
+  [ -f "$tmp/runs/${family}_np2/checkpoints/step_00000005/state.json" ] || fail "$family np=2 wrote no checkpoint"
+  grep -q '"world_size": 2' "$tmp/runs/${family}_np2/checkpoints/step_00000005/state.json" || fail "state.json world size"
+done
+
+# Resume on another world size: 8 steps straight at np=2, against 4 at np=2 then 4 more at np=1
+# (and at np=4). The data position is counted in global samples, so the sample order carries on.
+resume_case() {  # name, world size of the second half
+  local name=$1 np=$2
+  "${MPIRUN[@]}" -np 2 "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set "run.name=$name" \
+    --set train.steps=8 --set checkpoint.every=4 --set eval.every=0 > /dev/null
+  rm -rf "$tmp/runs/$name/checkpoints/step_00000008"
+  if [ "$np" -eq 1 ]; then
+    "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set "run.name=$name" --set train.steps=8 \
+      --set checkpoint.every=4 --set eval.every=0 --set train.micro_batch=1 > "$tmp/resume.log"
+  else
+    "${MPIRUN[@]}" -np "$np" "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set "run.name=$name" \
+      --set train.steps=8 --set checkpoint.every=4 --set eval.every=0 > "$tmp/resume.log"
+  fi
+  grep -q "resumed from .*step_00000004" "$tmp/resume.log" || fail "$name did not resume from step 4"
+}
+"${MPIRUN[@]}" -np 2 "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set run.name=straight \
+  --set train.steps=8 --set checkpoint.every=4 --set eval.every=0 > /dev/null
+resume_case resume_np1 1
+resume_case resume_np4 4
+same_losses "$tmp/runs/straight" "$tmp/runs/resume_np1" "np=2 -> np=1 resume"
+same_losses "$tmp/runs/straight" "$tmp/runs/resume_np4" "np=2 -> np=4 resume"
+
+# Bad layouts: every rank exits non-zero with the reason; nothing hangs (ctest's timeout would say so).
+if err=$("${MPIRUN[@]}" -np 2 "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set run.name=bad \
+          --set train.steps=2 --set parallel.sp=4 --set data.seq_len=32 2>&1); then fail "sp=4 on 2 ranks accepted"; fi
+echo "$err" | grep -q "parallel.sp = 4 does not divide the world size 2" || fail "sp error: $err"
+if err=$("${MPIRUN[@]}" -np 2 "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set run.name=bad \
+          --set train.steps=2 --set train.global_batch=3 2>&1); then fail "global batch 3 on 2 ranks accepted"; fi
+echo "$err" | grep -q "does not split over 2 data-parallel ranks" || fail "batch error: $err"
+echo "data parallel: all checks passed"
