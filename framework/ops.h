@@ -83,4 +83,9 @@ struct LinearAttentionOptions {
 std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
                                               const Tensor& initial_state = Tensor(), const LinearAttentionOptions& options = {});
 
+// The contribution of an incoming state to decayed linear attention: o_t = lambda_h^(t+1) q_t S for
+// q [B, T, H, d] and S [B, H, d, e] (the state before token 0). lightning_attention(q, k, v, decay,
+// S) equals lightning_attention(q, k, v, decay) plus this; LASP-2 uses it for the inter-rank term.
+Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::vector<double>& decay);
+
 }  // namespace eat

@@ -1,6 +1,5 @@
 // The MPI communicator under mpirun (-np 2 and -np 4): every collective against what it must
 // give, and the sequence x data group layout.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include "framework/dist/communicator.h"
@@ -72,13 +71,4 @@ TEST_CASE("communicator: sequence-parallel groups are contiguous ranks, data-par
     for (int i = 0; i < n / sp; ++i) CHECK(dpr[i] == i * sp + g.sp_rank);
   }
   if (n % 3) CHECK_THROWS_WITH_AS(make_parallel_groups(w, 3), doctest::Contains("does not divide the world size"), Error);
-}
-
-int main(int argc, char** argv) {
-  doctest::Context context(argc, argv);
-  int rc = context.run();
-  // A failure on any rank fails the job (every rank's exit code counts under mpirun).
-  bool failed = world().any(rc != 0);
-  finalize_job();
-  return failed ? 1 : 0;
 }

@@ -1,0 +1,27 @@
+#pragma once
+// Sequence parallelism for decayed linear attention, LASP-2 style (spec: lasp2.md). Rank r of the
+// sequence-parallel group holds tokens [r L, (r + 1) L) of every sequence (L = T / S). Forward:
+// each rank runs the chunked kernel on its tokens from a zero state, which gives its local output
+// and its local final state m_r; one AllGather of the m_r (B H d e numbers per rank, whatever T
+// is); the incoming state of rank r is the decay-weighted prefix
+//     S_in(r) = sum_{j < r} lambda^(L (r - 1 - j)) m_j      (Horner: S <- lambda^L S + m_j)
+// and the output is local + lambda^(t+1) q_t S_in(r). Backward (through autograd): the gradients
+// of the gathered states are reduce-scattered back to their ranks (one collective of the same
+// size), then flow into each rank's local kernel through its final-state output.
+#include <vector>
+
+#include "framework/dist/communicator.h"
+#include "framework/ops.h"
+
+namespace eat {
+
+// Differentiable AllGather: [..] on every rank -> [size, ..]; the backward sums the gradient over
+// ranks and hands each rank its slice (ReduceScatter).
+Tensor all_gather_op(Communicator& group, const Tensor& x);
+
+// q, k [B, L, H, d], v [B, L, H, e]: this rank's tokens. Returns this rank's output [B, L, H, e],
+// equal to the matching rows of lightning_attention on the whole sequence.
+Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
+                              Communicator& sp_group, const LinearAttentionOptions& options = {});
+
+}  // namespace eat

@@ -1,0 +1,14 @@
+// doctest under mpirun: every rank runs every case; the job fails when any rank fails.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include "framework/dist/communicator.h"
+
+int main(int argc, char** argv) {
+  doctest::Context context(argc, argv);
+  if (eat::world().rank() != 0) context.setOption("out", "/dev/null");  // one report, from rank 0
+  int rc = context.run();
+  bool failed = eat::world().any(rc != 0);
+  eat::finalize_job();
+  return failed ? 1 : 0;
+}
