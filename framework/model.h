@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "framework/dist/communicator.h"
+#include "framework/error.h"
 #include "framework/nn/module.h"
 #include "framework/random.h"
 
@@ -56,6 +58,13 @@ class LanguageModel : public Module {
   // Model FLOPs per trained token (forward + backward, matmuls and attention), at this length;
   // the numerator of MFU.
   virtual double train_flops_per_token(int64_t seq_len) const = 0;
+
+  // Sequence parallelism: from now on forward() sees only this rank's tokens of each sequence
+  // (rank r of the group holds [r L, (r + 1) L)) and exchanges what its attention needs over the
+  // group; nullptr returns to whole sequences. Families that cannot split a sequence refuse.
+  virtual void set_sequence_parallel(Communicator* sp_group) {
+    if (sp_group && sp_group->size() > 1) fail("this model family does not support sequence parallelism (parallel.sp > 1) yet");
+  }
 };
 
 struct FamilySpec {

@@ -50,8 +50,15 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
   Tensor q = reshape(silu(q_proj.forward(x)), heads);
   Tensor k = reshape(silu(k_proj.forward(x)), heads);
   Tensor v = reshape(v_proj.forward(x), heads);
-  auto [o, last] = lightning_attention(q, k, v, decay, state, attention_options);
-  if (final_state) *final_state = last;
+  Tensor o;
+  if (sp_group && sp_group->size() > 1) {
+    EAT_CHECK(!state.defined() && !final_state, "transnormer: decoding with states and sequence parallelism do not mix");
+    o = lightning_attention_sp(q, k, v, decay, *sp_group, attention_options);
+  } else {
+    auto [out, last] = lightning_attention(q, k, v, decay, state, attention_options);
+    if (final_state) *final_state = last;
+    o = out;
+  }
   // SRMSNorm over all heads jointly (the whole hidden width), then the output gate u.
   Tensor normed = simple_rms_norm(reshape(o, {B, T, D}), norm_eps);
   return o_proj.forward(mul(normed, u_proj.forward(x)));
@@ -105,6 +112,10 @@ Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& s
     states[i] = next;
   }
   return head(x);
+}
+
+void TransNormer::set_sequence_parallel(Communicator* sp_group) {
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].attn.sp_group = sp_group;
 }
 
 double TransNormer::train_flops_per_token(int64_t T) const {

@@ -10,6 +10,7 @@
 
 #include "framework/model.h"
 #include "framework/nn/layers.h"
+#include "framework/dist/lasp2.h"
 #include "framework/ops.h"
 
 namespace eat::models {
@@ -39,6 +40,7 @@ class NormLinearAttention : public Module {
   double norm_eps;
   std::vector<double> decay;
   LinearAttentionOptions attention_options;
+  Communicator* sp_group = nullptr;  // LASP-2 across these ranks when set
 };
 
 class TransNormerBlock : public Module {
@@ -59,6 +61,8 @@ class TransNormer : public LanguageModel {
   // [B, H, d, d] tensor per layer, empty before the first call, updated in place.
   Tensor forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LinearAttentionImpl impl);
   double train_flops_per_token(int64_t seq_len) const override;
+  // LASP-2 in every layer; the rest of the network is token-local.
+  void set_sequence_parallel(Communicator* sp_group) override;
 
  private:
   Tensor embed(const Tensor& ids) const;

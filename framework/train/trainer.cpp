@@ -59,17 +59,21 @@ std::string hms(double seconds) {
   return buf;
 }
 
-// Fills ids and targets [rows, T] from rows consecutive samples of the stream starting at first.
-void read_batch(const data::SampleStream& stream, int64_t first, int64_t rows, Tensor& ids, Tensor& targets) {
+// Fills ids and targets [rows, L] from rows consecutive samples of the stream starting at first:
+// positions [t0, t0 + L) of each sequence (a sequence-parallel rank's share; the whole sequence
+// when sp = 1). Targets come from the unsplit sequence, so a share's last target is the next
+// share's first token.
+void read_batch(const data::SampleStream& stream, int64_t first, int64_t rows, int64_t t0, int64_t L, Tensor& ids,
+                Tensor& targets) {
   const int64_t T = stream.seq_len();
   std::vector<int32_t> buf(static_cast<size_t>(rows * (T + 1)));
   stream.read(first, rows, buf.data());
-  ids = Tensor::empty({rows, T}, DType::i32);
-  targets = Tensor::empty({rows, T}, DType::i32);
+  ids = Tensor::empty({rows, L}, DType::i32);
+  targets = Tensor::empty({rows, L}, DType::i32);
   for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* s = buf.data() + r * (T + 1);
-    std::copy(s, s + T, ids.data<int32_t>() + r * T);
-    std::copy(s + 1, s + T + 1, targets.data<int32_t>() + r * T);
+    const int32_t* s = buf.data() + r * (T + 1) + t0;
+    std::copy(s, s + L, ids.data<int32_t>() + r * L);
+    std::copy(s + 1, s + L + 1, targets.data<int32_t>() + r * L);
   }
 }
 
@@ -93,8 +97,6 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   Communicator& world = options.world ? *options.world : *alone;
   const int world_size = world.size(), rank = world.rank();
   recipe.check_world(world_size);
-  EAT_CHECK(recipe.parallel.sp == 1, recipe.source, ": parallel.sp = ", recipe.parallel.sp,
-            ": sequence parallelism is not available yet; use parallel.sp = 1 (data parallelism over all ranks)");
   ParallelGroups groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
   // Logs, metrics and checkpoints come from rank 0 only.
   const bool leader = rank == 0;
@@ -157,8 +159,10 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     if (metrics) metrics->append(line);
   };
 
-  const int64_t dp = groups.dp;
+  const int64_t dp = groups.dp, sp = groups.sp;
   const int64_t dp_rank = groups.dp_rank;
+  const int64_t local_len = T / sp, local_t0 = groups.sp_rank * local_len;
+  if (sp > 1) model->set_sequence_parallel(groups.sp_group.get());
   const int64_t local_batch = recipe.train.global_batch / dp;
   const int64_t micro = recipe.train.micro_batch > 0 ? recipe.train.micro_batch : local_batch;
   const int64_t n_micro = local_batch / micro;
@@ -198,7 +202,9 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   auto validate = [&]() {
     // Every rank holds the same replica; rank 0 evaluates and reports.
     if (!val_file || !leader) return std::numeric_limits<double>::quiet_NaN();
+    model->set_sequence_parallel(nullptr);  // rank 0 evaluates whole windows on its own
     EvalResult ev = evaluate(*model, *val_file, eval_opt);
+    if (sp > 1) model->set_sequence_parallel(groups.sp_group.get());
     record({{"step", state.step}, {"val_loss", ev.loss}, {"val_ppl", ev.ppl}, {"val_bpb", ev.bpb},
             {"val_tokens", ev.tokens}});
     if (say) {
@@ -221,22 +227,29 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     double loss_sum = 0;
     for (int64_t m = 0; m < n_micro; ++m) {
       Tensor ids, targets;
-      read_batch(stream, state.samples_consumed + dp_rank * local_batch + m * micro, micro, ids, targets);
+      read_batch(stream, state.samples_consumed + dp_rank * local_batch + m * micro, micro, local_t0, local_len, ids,
+                 targets);
       Tensor logits = model->forward(ids);
-      Tensor loss = cross_entropy(reshape(logits, {micro * T, logits.size(-1)}), reshape(targets, {micro * T}));
-      // Each micro-batch's mean loss weighs 1/(n_micro dp): summed over micro-batches and ranks,
-      // the gradient is that of the global batch's mean loss (every sample has T targets).
-      scale(loss, 1.0 / static_cast<double>(n_micro * dp)).backward();
+      Tensor loss =
+          cross_entropy(reshape(logits, {micro * local_len, logits.size(-1)}), reshape(targets, {micro * local_len}));
+      // Each rank's micro-batch mean weighs 1/(n_micro dp sp): summed over micro-batches and all
+      // ranks, the gradient is that of the global batch's mean loss (every share has as many targets).
+      scale(loss, 1.0 / static_cast<double>(n_micro * dp * sp)).backward();
       loss_sum += loss.item();
     }
-    if (dp > 1) {
-      for (const Parameter& p : params)
-        if (p.tensor.grad().defined()) groups.dp_group->all_reduce_sum(p.tensor.grad());
+    if (world_size > 1) {
+      // Every rank holds a full replica: data-parallel ranks saw other samples, sequence-parallel
+      // ranks other positions; the sum over all of them is the global gradient.
+      // A parameter no path reached on this rank still joins the collective, with zeros.
+      for (const Parameter& p : params) {
+        if (!p.tensor.grad().defined()) p.tensor.set_grad(Tensor::zeros_like(p.tensor));
+        world.all_reduce_sum(p.tensor.grad());
+      }
       Tensor total = Tensor::full({1}, loss_sum, DType::f64);
-      groups.dp_group->all_reduce_sum(total);
+      world.all_reduce_sum(total);
       loss_sum = total.item();
     }
-    const double loss = loss_sum / static_cast<double>(n_micro * dp);
+    const double loss = loss_sum / static_cast<double>(n_micro * dp * sp);
     EAT_CHECK(std::isfinite(loss), "step ", state.step + 1, ": training loss is ", loss, "; stopping without updating. ",
               result.last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
                                              : "The last good checkpoint is " + result.last_checkpoint);
