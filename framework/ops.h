@@ -66,6 +66,9 @@ struct AttentionOptions {
   // flash-attn's window_size=(left, 0)); -1 means full causal attention.
   int64_t window_left = -1;
   std::optional<double> scale;    // default 1/sqrt(d)
+  // Sequence parallelism (tiled kernel only): k and v may hold more tokens than q, whose token 0
+  // sits at key position query_offset (causal masks use these global positions).
+  int64_t query_offset = 0;
   AttentionImpl impl = AttentionImpl::tiled;
 };
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});

@@ -41,10 +41,13 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const Transformer
 Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   Shape heads{B, T, n_heads, head_dim};
+  const bool split = sp_group && sp_group->size() > 1;
+  // Under sequence parallelism this rank's tokens start at position rank * T.
+  if (split) position_offset += static_cast<int64_t>(sp_group->rank()) * T;
   Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position_offset);
   Tensor k = rope(reshape(k_proj.forward(x), heads), rope_theta, position_offset);
   Tensor v = reshape(v_proj.forward(x), heads);
-  Tensor a = attention(q, k, v, attention_options);
+  Tensor a = split ? attention_sp(q, k, v, *sp_group, attention_options) : attention(q, k, v, attention_options);
   return o_proj.forward(reshape(a, {B, T, D}));
 }
 
@@ -79,6 +82,12 @@ Tensor Transformer::forward(const Tensor& ids) {
   for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
   x = norm_.forward(x);
   return linear(x, lm_head_ ? lm_head_->weight : embed_.weight);
+}
+
+void Transformer::set_sequence_parallel(Communicator* sp_group) {
+  EAT_CHECK(!sp_group || sp_group->size() == 1 || options_.attention_impl == AttentionImpl::tiled,
+            "transformer: sequence parallelism needs model.transformer.attention = \"tiled\"");
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].attn.sp_group = sp_group;
 }
 
 double Transformer::train_flops_per_token(int64_t T) const {

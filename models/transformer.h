@@ -4,6 +4,7 @@
 // final RMSNorm and an output head, optionally tied to the token embedding.
 #include "framework/model.h"
 #include "framework/nn/layers.h"
+#include "framework/dist/lasp2.h"
 #include "framework/ops.h"
 
 namespace eat::models {
@@ -28,6 +29,7 @@ class CausalSelfAttention : public Module {
   int64_t n_heads, head_dim;
   double rope_theta;
   AttentionOptions attention_options;
+  Communicator* sp_group = nullptr;  // LASP-2H across these ranks when set
 };
 
 class TransformerBlock : public Module {
@@ -46,6 +48,8 @@ class Transformer : public LanguageModel {
   Transformer(const ModelConfig& c, Generator& gen);
   Tensor forward(const Tensor& ids) override;
   double train_flops_per_token(int64_t seq_len) const override;
+  // LASP-2H in every attention layer (RoPE at global positions); the rest is token-local.
+  void set_sequence_parallel(Communicator* sp_group) override;
 
  private:
   ModelConfig config_;

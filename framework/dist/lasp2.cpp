@@ -1,6 +1,7 @@
 #include "framework/dist/lasp2.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "framework/autograd.h"
 #include "framework/error.h"
@@ -53,6 +54,45 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
   for (int j = 1; j < r; ++j)
     incoming = add(scale_heads(incoming, block_decay), reshape(slice_outer(states, j, j + 1), final_state.shape()));
   return add(local, decayed_state_readout(q, incoming, decay));
+}
+
+namespace {
+
+// [S, B, L, H, w] -> [B, S L, H, w] (rank-major pieces to one time axis), and back in the backward.
+Tensor join_time(const Tensor& pieces) {
+  const int64_t S = pieces.size(0), B = pieces.size(1), L = pieces.size(2), row = pieces.size(3) * pieces.size(4);
+  const size_t bytes = static_cast<size_t>(L * row) * dtype_size(pieces.dtype());
+  auto move = [=](const Tensor& from, Tensor& to, bool forward) {
+    const char* src = static_cast<const char*>(from.raw_data());
+    char* dst = static_cast<char*>(to.raw_data());
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t b = 0; b < B; ++b) {
+        const size_t joined = static_cast<size_t>(b * S + s) * bytes, split = static_cast<size_t>(s * B + b) * bytes;
+        std::memcpy(dst + (forward ? joined : split), src + (forward ? split : joined), bytes);
+      }
+  };
+  Tensor out = Tensor::empty({B, S * L, pieces.size(3), pieces.size(4)}, pieces.dtype());
+  move(pieces, out, true);
+  if (autograd::needs_record({&pieces})) {
+    autograd::record("join_time", {pieces}, {out}, [move, shape = pieces.shape(), dtype = pieces.dtype()](const std::vector<Tensor>& g) {
+      Tensor back = Tensor::empty(shape, dtype);
+      move(g[0], back, false);
+      return std::vector<Tensor>{back};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group, AttentionOptions options) {
+  EAT_CHECK(options.causal, "attention_sp: sequence parallelism splits causal attention only");
+  EAT_CHECK(options.impl == AttentionImpl::tiled, "attention_sp: needs the tiled kernel");
+  if (sp_group.size() == 1) return attention(q, k, v, options);
+  Tensor keys = join_time(all_gather_op(sp_group, k));
+  Tensor values = join_time(all_gather_op(sp_group, v));
+  options.query_offset = static_cast<int64_t>(sp_group.rank()) * q.size(1);
+  return attention(q, keys, values, options);
 }
 
 }  // namespace eat

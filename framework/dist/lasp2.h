@@ -24,4 +24,11 @@ Tensor all_gather_op(Communicator& group, const Tensor& x);
 Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
                               Communicator& sp_group, const LinearAttentionOptions& options = {});
 
+// Sequence parallelism for softmax attention, LASP-2H style: every rank's k and v [B, L, H, *]
+// are all-gathered into the whole sequence's [B, S L, H, *] (RoPE already applied at global
+// positions), and this rank's queries attend causally at positions [r L, (r + 1) L). Backward:
+// the gradients of the gathered k and v are reduce-scattered back to their ranks. Tiled kernel.
+Tensor attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
+                    AttentionOptions options = {});
+
 }  // namespace eat

@@ -22,10 +22,17 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
   check_dim(op, q, 4, "q [B, T, H, d]");
   check_dim(op, k, 4, "k [B, T, H, d]");
   check_dim(op, v, 4, "v [B, T, H, e]");
-  EAT_CHECK(q.shape() == k.shape(), "attention: q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
-            " must have the same shape [B, T, H, d]");
-  EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), "attention: v ",
-            shape_str(v.shape()), " must share B, T, H with q ", shape_str(q.shape()));
+  const bool cross = k.size(1) != q.size(1) || options.query_offset != 0;  // queries are a slice of the keys
+  EAT_CHECK(k.size(0) == q.size(0) && k.size(2) == q.size(2) && k.size(3) == q.size(3), "attention: q ",
+            shape_str(q.shape()), " and k ", shape_str(k.shape()), " must have the same shape [B, T, H, d]");
+  EAT_CHECK(!cross || options.impl == AttentionImpl::tiled, "attention: q ", shape_str(q.shape()), " and k ",
+            shape_str(k.shape()), " must have the same shape [B, T, H, d] (keys longer than the queries, or a "
+            "query_offset, need the tiled kernel)");
+  EAT_CHECK(options.query_offset >= 0 && (!options.causal || options.query_offset + q.size(1) <= k.size(1)),
+            "attention: queries at positions [", options.query_offset, ", ", options.query_offset + q.size(1),
+            ") do not fit the ", k.size(1), " keys");
+  EAT_CHECK(v.size(0) == k.size(0) && v.size(1) == k.size(1) && v.size(2) == k.size(2), "attention: v ",
+            shape_str(v.shape()), " must share B, T, H with k ", shape_str(k.shape()));
   EAT_CHECK(q.size(3) > 0 && v.size(3) > 0, "attention: head widths must be positive, got q ", shape_str(q.shape()),
             " and v ", shape_str(v.shape()));
   EAT_CHECK(options.window_left >= -1, "attention: window_left must be >= 0 (a sliding window) or -1 (none), got ",
@@ -40,6 +47,8 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
   dims.v_dim = v.size(3);
   dims.causal = options.causal;
   dims.window_left = options.window_left;
+  dims.keys = k.size(1);
+  dims.query_offset = options.query_offset;
   dims.scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(dims.qk_dim)));
   EAT_CHECK(std::isfinite(dims.scale), "attention: scale must be finite, got ", dims.scale);
   return dims;
@@ -50,7 +59,7 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
   const cpu::AttentionDims dims = attention_dims(q, k, v, options);
   const bool tiled = options.impl == AttentionImpl::tiled;
-  Tensor out = Tensor::empty(v.shape(), v.dtype(), v.device());
+  Tensor out = Tensor::empty({dims.batch, dims.seq, dims.heads, dims.v_dim}, v.dtype(), v.device());
   // Row log-sum-exps [B, H, T]: all the tiled backward needs besides q, k, v and out.
   Tensor lse = tiled ? Tensor::empty({dims.batch, dims.heads, dims.seq}, q.dtype(), q.device()) : Tensor();
   dispatch("attention", q, [&]<typename T>() {

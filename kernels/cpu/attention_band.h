@@ -14,20 +14,33 @@ struct AttentionDims {
   bool causal = true;
   int64_t window_left = -1;  // >= 0 (causal only): query t sees keys [t - window_left, t]
   double scale = 1.0;
+  // Keys and values may be a longer sequence than the queries (sequence parallelism gathers every
+  // rank's keys): key rows (0: the same as seq), and the position of query 0 among them.
+  int64_t keys = 0;
+  int64_t query_offset = 0;
+
+  int64_t key_len() const { return keys > 0 ? keys : seq; }
 
   int64_t qk_row_stride() const { return heads * qk_dim; }
   int64_t v_row_stride() const { return heads * v_dim; }
   // First element of head h of token 0 in batch b.
   int64_t qk_offset(int64_t b, int64_t h) const { return b * seq * heads * qk_dim + h * qk_dim; }
   int64_t v_offset(int64_t b, int64_t h) const { return b * seq * heads * v_dim + h * v_dim; }
+  // The same for the key-side tensors k and v, which have key_len() rows.
+  int64_t key_offset(int64_t b, int64_t h) const { return b * key_len() * heads * qk_dim + h * qk_dim; }
+  int64_t value_offset(int64_t b, int64_t h) const { return b * key_len() * heads * v_dim + h * v_dim; }
 
-  // Query t attends to keys [first_key(t), last_key(t)]: a contiguous band, never empty.
-  int64_t first_key(int64_t t) const { return causal && window_left >= 0 ? std::max<int64_t>(0, t - window_left) : 0; }
-  int64_t last_key(int64_t t) const { return causal ? t : seq - 1; }
-  // Key s is attended by queries [first_query(s), last_query(s)] (the same band seen from a key).
-  int64_t first_query(int64_t s) const { return causal ? s : 0; }
+  // Query t (global position t + query_offset) attends to keys [first_key(t), last_key(t)]: a
+  // contiguous band, never empty.
+  int64_t first_key(int64_t t) const {
+    return causal && window_left >= 0 ? std::max<int64_t>(0, t + query_offset - window_left) : 0;
+  }
+  int64_t last_key(int64_t t) const { return causal ? std::min(key_len() - 1, t + query_offset) : key_len() - 1; }
+  // Key s is attended by queries [first_query(s), last_query(s)] (the same band seen from a key;
+  // empty when first > last, e.g. keys after the last local query).
+  int64_t first_query(int64_t s) const { return causal ? std::max<int64_t>(0, s - query_offset) : 0; }
   int64_t last_query(int64_t s) const {
-    return causal && window_left >= 0 ? std::min(seq - 1, s + window_left) : seq - 1;
+    return causal && window_left >= 0 ? std::min(seq - 1, s + window_left - query_offset) : seq - 1;
   }
 };
 

@@ -44,6 +44,27 @@ struct Head {
     return HeadRows<T>(base + dims.qk_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
                        Eigen::OuterStride<>(dims.qk_row_stride()));
   }
+  // Key-side rows: k / dk and v / dv, which may be longer than the queries.
+  template <typename T>
+  ConstHeadRows<T> kk(const T* base, int64_t first, int64_t count) const {
+    return ConstHeadRows<T>(base + dims.key_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
+                            Eigen::OuterStride<>(dims.qk_row_stride()));
+  }
+  template <typename T>
+  ConstHeadRows<T> kv(const T* base, int64_t first, int64_t count) const {
+    return ConstHeadRows<T>(base + dims.value_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
+                            Eigen::OuterStride<>(dims.v_row_stride()));
+  }
+  template <typename T>
+  HeadRows<T> kk_out(T* base, int64_t first, int64_t count) const {
+    return HeadRows<T>(base + dims.key_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
+                       Eigen::OuterStride<>(dims.qk_row_stride()));
+  }
+  template <typename T>
+  HeadRows<T> kv_out(T* base, int64_t first, int64_t count) const {
+    return HeadRows<T>(base + dims.value_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
+                       Eigen::OuterStride<>(dims.v_row_stride()));
+  }
   template <typename T>
   HeadRows<T> v_out(T* base, int64_t first, int64_t count) const {
     return HeadRows<T>(base + dims.v_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
@@ -110,7 +131,7 @@ void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& b
 
 template <typename T>
 void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse, const AttentionDims& dims) {
-  const int64_t n = dims.seq, n_qt = tiles(n, Br), tasks = dims.batch * dims.heads * n_qt;
+  const int64_t n = dims.seq, nk = dims.key_len(), n_qt = tiles(n, Br), tasks = dims.batch * dims.heads * n_qt;
   const T scale = static_cast<T>(dims.scale);
   const T neg_inf = -std::numeric_limits<T>::infinity();
   // One task per (batch, head, query tile); each task owns its output rows outright. Under the
@@ -134,11 +155,11 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
       std::fill(row_sum, row_sum + nr, T(0));
 
       for (int64_t kt = first_key_tile(dims, q0); kt < end_key_tile(dims, q0, nr); ++kt) {
-        const int64_t k0 = kt * Bc, nc = std::min(Bc, n - k0);
+        const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
         const TileBand band{dims, q0, nr, k0, nc};
         const bool full = band.full();
         auto s = S.topLeftCorner(nr, nc);
-        s.noalias() = Q * head.qk(k, k0, nc).transpose();
+        s.noalias() = Q * head.kk(k, k0, nc).transpose();
         // Online softmax: fold this tile into each row's running max and sum, rescaling what was
         // accumulated so far when the max grows.
         for (int64_t r = 0; r < nr; ++r) {
@@ -160,7 +181,7 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
           if (rescale != T(1)) A.row(r) *= rescale;
           row_max[r] = new_max;
         }
-        A.noalias() += s * head.vv(v, k0, nc);
+        A.noalias() += s * head.kv(v, k0, nc);
       }
 
       // Every query attends at least its own key (or all keys), so row_sum > 0.
@@ -177,8 +198,8 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
 template <typename T>
 void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq,
                               T* dk, T* dv, const AttentionDims& dims) {
-  const int64_t n = dims.seq, bh_count = dims.batch * dims.heads;
-  const int64_t n_qt = tiles(n, Br), n_kt = tiles(n, Bc);
+  const int64_t n = dims.seq, nk = dims.key_len(), bh_count = dims.batch * dims.heads;
+  const int64_t n_qt = tiles(n, Br), n_kt = tiles(nk, Bc);
   const T scale = static_cast<T>(dims.scale);
 
   // D[b, h, t] = dO_t . O_t (= sum_j P_tj dP_tj): the softmax backward's per-row correction.
@@ -201,9 +222,9 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
       for (int64_t task = 0; task < tasks; ++task) {
         const int64_t kt = task % n_kt, bh = task / n_kt;
         const Head head{dims, bh / dims.heads, bh % dims.heads};
-        const int64_t k0 = kt * Bc, nc = std::min(Bc, n - k0);
-        const auto K = head.qk(k, k0, nc);
-        const auto V = head.vv(v, k0, nc);
+        const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
+        const auto K = head.kk(k, k0, nc);
+        const auto V = head.kv(v, k0, nc);
         auto dKa = dK_acc.topRows(nc);
         auto dVa = dV_acc.topRows(nc);
         dKa.setZero();
@@ -217,8 +238,8 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
           dVa.noalias() += P_buf.topLeftCorner(nr, nc).transpose() * dO;
           dKa.noalias() += dS_buf.topLeftCorner(nr, nc).transpose() * Q;
         }
-        if (dv) head.v_out(dv, k0, nc) = dVa;
-        if (dk) head.qk_out(dk, k0, nc) = dKa * scale;
+        if (dv) head.kv_out(dv, k0, nc) = dVa;
+        if (dk) head.kk_out(dk, k0, nc) = dKa * scale;
       }
     }
   }
@@ -239,9 +260,9 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
         auto dQa = dQ_acc.topRows(nr);
         dQa.setZero();
         for (int64_t kt = first_key_tile(dims, q0); kt < end_key_tile(dims, q0, nr); ++kt) {
-          const int64_t k0 = kt * Bc, nc = std::min(Bc, n - k0);
-          const auto K = head.qk(k, k0, nc);
-          tile_probabilities_and_dscores<T>(dims, TileBand{dims, q0, nr, k0, nc}, Q, K, head.vv(v, k0, nc), dO,
+          const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
+          const auto K = head.kk(k, k0, nc);
+          tile_probabilities_and_dscores<T>(dims, TileBand{dims, q0, nr, k0, nc}, Q, K, head.kv(v, k0, nc), dO,
                                             lse + bh * n + q0, D.data() + bh * n + q0, P_buf, dS_buf);
           dQa.noalias() += dS_buf.topLeftCorner(nr, nc) * K;
         }

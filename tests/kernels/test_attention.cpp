@@ -262,9 +262,17 @@ TEST_CASE("attention: pair and FLOP counts match a brute-force count of the mask
 TEST_CASE("attention: bad inputs are rejected with the op and the shapes") {
   Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 4, 2, 3}), v = Tensor::zeros({1, 4, 2, 5});
   CHECK_THROWS_WITH_AS(attention(q, Tensor::zeros({1, 5, 2, 3}), v),
-                       doctest::Contains("attention: q [1, 4, 2, 3] and k [1, 5, 2, 3] must have the same shape"), Error);
+                       doctest::Contains("attention: v [1, 4, 2, 5] must share B, T, H with k [1, 5, 2, 3]"), Error);
   CHECK_THROWS_WITH_AS(attention(q, k, Tensor::zeros({1, 6, 2, 5})),
-                       doctest::Contains("attention: v [1, 6, 2, 5] must share B, T, H with q [1, 4, 2, 3]"), Error);
+                       doctest::Contains("attention: v [1, 6, 2, 5] must share B, T, H with k [1, 4, 2, 3]"), Error);
+  AttentionOptions naive;
+  naive.impl = AttentionImpl::naive;
+  CHECK_THROWS_WITH_AS(attention(q, Tensor::zeros({1, 5, 2, 3}), Tensor::zeros({1, 5, 2, 5}), naive),
+                       doctest::Contains("need the tiled kernel"), Error);
+  AttentionOptions late;
+  late.query_offset = 2;
+  CHECK_THROWS_WITH_AS(attention(q, Tensor::zeros({1, 5, 2, 3}), Tensor::zeros({1, 5, 2, 5}), late),
+                       doctest::Contains("queries at positions [2, 6) do not fit the 5 keys"), Error);
   CHECK_THROWS_WITH_AS(attention(q, Tensor::zeros({1, 4, 2, 4}), v), doctest::Contains("must have the same shape"),
                        Error);
   CHECK_THROWS_WITH_AS(attention(Tensor::zeros({4, 2, 3}), k, v), doctest::Contains("must have 4 dimensions, got [4, 2, 3]"),
@@ -286,5 +294,53 @@ TEST_CASE("attention: an empty sequence gives an empty output and empty gradient
     out.backward(Tensor::zeros({2, 0, 3, 5}));
     CHECK(q.grad().shape() == q.shape());
     CHECK(v.grad().shape() == v.shape());
+  }
+}
+
+TEST_CASE("attention: queries as a slice of longer keys (query_offset) equal those rows of the whole (f64)") {
+  // Sequence parallelism gives each rank a slice of the queries and every key: the output rows
+  // and all gradients must be exactly the whole sequence's, with the seed zero outside the slice.
+  Generator gen(77);
+  for (int64_t window : {int64_t{-1}, int64_t{9}}) {
+    for (auto [T, t0, L] : {std::tuple<int64_t, int64_t, int64_t>{150, 70, 50}, {130, 0, 65}, {130, 65, 65}, {40, 39, 1}}) {
+      CAPTURE(window);
+      CAPTURE(t0);
+      const int64_t B = 2, H = 2, d = 4, e = 3;
+      Tensor q = randn64({B, T, H, d}, gen), k = randn64({B, T, H, d}, gen), v = randn64({B, T, H, e}, gen);
+      // The seed: random on the slice's rows, zero elsewhere.
+      std::vector<double> seed_full(static_cast<size_t>(B * T * H * e), 0.0), seed_part;
+      Generator sg(5);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = t0; t < t0 + L; ++t)
+          for (int64_t i = 0; i < H * e; ++i) {
+            double x = sg.normal();
+            seed_full[static_cast<size_t>((b * T + t) * H * e + i)] = x;
+            seed_part.push_back(x);
+          }
+      AttentionOptions full_opt;
+      full_opt.window_left = window;
+      Tensor o_full = attention(q, k, v, full_opt);
+      o_full.backward(Tensor::from_vector<double>(seed_full, o_full.shape()));
+      // The slice, as its own tensor.
+      std::vector<double> qv = q.to_f64_vector(), q_part;
+      for (int64_t b = 0; b < B; ++b)
+        q_part.insert(q_part.end(), qv.begin() + (b * T + t0) * H * d, qv.begin() + (b * T + t0 + L) * H * d);
+      Tensor qs = Tensor::from_vector<double>(q_part, {B, L, H, d}).requires_grad_();
+      Tensor k2 = k.detach().clone().requires_grad_(), v2 = v.detach().clone().requires_grad_();
+      AttentionOptions opt = full_opt;
+      opt.query_offset = t0;
+      Tensor o = attention(qs, k2, v2, opt);
+      o.backward(Tensor::from_vector<double>(seed_part, o.shape()));
+      auto of = o_full.to_f64_vector(), op = o.to_f64_vector(), dqf = q.grad().to_f64_vector(), dqp = qs.grad().to_f64_vector();
+      std::vector<double> of_rows, dq_rows;
+      for (int64_t b = 0; b < B; ++b) {
+        of_rows.insert(of_rows.end(), of.begin() + (b * T + t0) * H * e, of.begin() + (b * T + t0 + L) * H * e);
+        dq_rows.insert(dq_rows.end(), dqf.begin() + (b * T + t0) * H * d, dqf.begin() + (b * T + t0 + L) * H * d);
+      }
+      CHECK(rel_error(op, of_rows) < 1e-13);
+      CHECK(rel_error(dqp, dq_rows) < 1e-12);
+      CHECK(rel_error(k2.grad(), k.grad()) < 1e-12);
+      CHECK(rel_error(v2.grad(), v.grad()) < 1e-12);
+    }
   }
 }
