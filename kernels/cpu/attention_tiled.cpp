@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace eat::cpu {
@@ -24,51 +25,31 @@ using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>
 
 int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
-// Tokens [first, first + count) of head (b, h) of a q/k-shaped or v-shaped tensor.
+// Tokens [first, first + count) of head (b, h): query-side tensors (q, out, dout, dq; seq rows)
+// and key-side ones (k, v, dk, dv; key_len() rows, more than the queries under sequence
+// parallelism). Const pointers give read-only views, others writable ones.
 struct Head {
   const AttentionDims& dims;
   int64_t b, h;
 
-  template <typename T>
-  ConstHeadRows<T> qk(const T* base, int64_t first, int64_t count) const {
-    return ConstHeadRows<T>(base + dims.qk_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
-                            Eigen::OuterStride<>(dims.qk_row_stride()));
+  template <typename P>
+  auto rows(P base, int64_t offset, int64_t width, int64_t first, int64_t count) const {
+    using T = std::remove_const_t<std::remove_pointer_t<P>>;
+    using Map = std::conditional_t<std::is_const_v<std::remove_pointer_t<P>>, ConstHeadRows<T>, HeadRows<T>>;
+    const int64_t stride = dims.heads * width;
+    return Map(base + offset + first * stride, count, width, Eigen::OuterStride<>(stride));
   }
-  template <typename T>
-  ConstHeadRows<T> vv(const T* base, int64_t first, int64_t count) const {
-    return ConstHeadRows<T>(base + dims.v_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
-                            Eigen::OuterStride<>(dims.v_row_stride()));
+  template <typename P> auto qk(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.qk_offset(b, h), dims.qk_dim, first, count);
   }
-  template <typename T>
-  HeadRows<T> qk_out(T* base, int64_t first, int64_t count) const {
-    return HeadRows<T>(base + dims.qk_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
-                       Eigen::OuterStride<>(dims.qk_row_stride()));
+  template <typename P> auto vv(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.v_offset(b, h), dims.v_dim, first, count);
   }
-  // Key-side rows: k / dk and v / dv, which may be longer than the queries.
-  template <typename T>
-  ConstHeadRows<T> kk(const T* base, int64_t first, int64_t count) const {
-    return ConstHeadRows<T>(base + dims.key_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
-                            Eigen::OuterStride<>(dims.qk_row_stride()));
+  template <typename P> auto kk(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.key_offset(b, h), dims.qk_dim, first, count);
   }
-  template <typename T>
-  ConstHeadRows<T> kv(const T* base, int64_t first, int64_t count) const {
-    return ConstHeadRows<T>(base + dims.value_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
-                            Eigen::OuterStride<>(dims.v_row_stride()));
-  }
-  template <typename T>
-  HeadRows<T> kk_out(T* base, int64_t first, int64_t count) const {
-    return HeadRows<T>(base + dims.key_offset(b, h) + first * dims.qk_row_stride(), count, dims.qk_dim,
-                       Eigen::OuterStride<>(dims.qk_row_stride()));
-  }
-  template <typename T>
-  HeadRows<T> kv_out(T* base, int64_t first, int64_t count) const {
-    return HeadRows<T>(base + dims.value_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
-                       Eigen::OuterStride<>(dims.v_row_stride()));
-  }
-  template <typename T>
-  HeadRows<T> v_out(T* base, int64_t first, int64_t count) const {
-    return HeadRows<T>(base + dims.v_offset(b, h) + first * dims.v_row_stride(), count, dims.v_dim,
-                       Eigen::OuterStride<>(dims.v_row_stride()));
+  template <typename P> auto kv(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.value_offset(b, h), dims.v_dim, first, count);
   }
 };
 
@@ -185,7 +166,7 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
       }
 
       // Every query attends at least its own key (or all keys), so row_sum > 0.
-      auto O = head.v_out(out, q0, nr);
+      auto O = head.vv(out, q0, nr);
       T* L = lse + bh * n + q0;
       for (int64_t r = 0; r < nr; ++r) {
         O.row(r) = A.row(r) / row_sum[r];
@@ -238,8 +219,8 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
           dVa.noalias() += P_buf.topLeftCorner(nr, nc).transpose() * dO;
           dKa.noalias() += dS_buf.topLeftCorner(nr, nc).transpose() * Q;
         }
-        if (dv) head.kv_out(dv, k0, nc) = dVa;
-        if (dk) head.kk_out(dk, k0, nc) = dKa * scale;
+        if (dv) head.kv(dv, k0, nc) = dVa;
+        if (dk) head.kk(dk, k0, nc) = dKa * scale;
       }
     }
   }
@@ -266,7 +247,7 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
                                             lse + bh * n + q0, D.data() + bh * n + q0, P_buf, dS_buf);
           dQa.noalias() += dS_buf.topLeftCorner(nr, nc) * K;
         }
-        head.qk_out(dq, q0, nr) = dQa * scale;
+        head.qk(dq, q0, nr) = dQa * scale;
       }
     }
   }
