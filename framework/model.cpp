@@ -36,12 +36,16 @@ const std::string& FamilyOptions::get_string(const std::string& name) const {
   return *v;
 }
 
+std::string family_list() {
+  std::string out;
+  for (const auto& n : family_names()) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator& gen) {
   const FamilySpec* spec = find_family(config.family);
   if (!spec) {
-    std::string known;
-    for (const auto& n : family_names()) known += (known.empty() ? "" : ", ") + n;
-    fail("unknown model family '", config.family, "' (known: ", known, ")");
+    fail("unknown model family '", config.family, "' (known: ", family_list(), ")");
   }
   return spec->build(config, gen);
 }

@@ -80,6 +80,7 @@ struct FamilySpec {
 // nullptr when unknown.
 const FamilySpec* find_family(const std::string& name);
 std::vector<std::string> family_names();
+std::string family_list();  // "transformer, transnormer": for error messages
 // Builds a model of config.family; an unknown family is an error listing the known ones.
 std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator& gen);
 

@@ -1,6 +1,5 @@
 // eat eval --checkpoint DIR [--data FILE] [--seq-len N] [--stride N] [--max-tokens N] [--json]
 #include <cstdio>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "data/token_file.h"
@@ -20,16 +19,8 @@ struct EvalArgs {
   bool json = false;
 };
 
-// A run directory stands for its newest checkpoint.
-std::string resolve_checkpoint(const std::string& path) {
-  if (std::filesystem::exists(std::filesystem::path(path) / "state.json")) return path;
-  auto all = list_checkpoints(path);
-  EAT_CHECK(!all.empty(), "--checkpoint ", path, ": neither a checkpoint directory nor a run directory with checkpoints");
-  return all.back().path;
-}
-
 void run_eval(const EvalArgs& a) {
-  std::string dir = resolve_checkpoint(a.checkpoint);
+  std::string dir = resolve_checkpoint(a.checkpoint);  // a run directory stands for its newest checkpoint
   Recipe recipe = checkpoint_recipe(dir);
   ModelConfig mc = recipe.model;
   mc.dtype = recipe.train.precision == "f64" ? DType::f64 : DType::f32;

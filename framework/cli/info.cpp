@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include "framework/cli/commands.h"
-#include "framework/error.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/io/safetensors.h"
 #include "framework/train/checkpoint.h"
@@ -15,12 +14,7 @@ void add_info_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   cmd->add_option("dir", *dir, "Checkpoint directory, or a run directory (its newest checkpoint)")->required();
   cmd->callback([dir] {
-    std::string path = *dir;
-    if (!std::filesystem::exists(std::filesystem::path(path) / "state.json")) {
-      auto all = list_checkpoints(path);
-      EAT_CHECK(!all.empty(), path, ": neither a checkpoint directory nor a run directory with checkpoints");
-      path = all.back().path;
-    }
+    const std::string path = resolve_checkpoint(*dir);
     TrainState s = checkpoint_state(path);
     Recipe r = checkpoint_recipe(path);
     SafetensorsFile w = load_safetensors((std::filesystem::path(path) / "model.safetensors").string());

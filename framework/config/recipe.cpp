@@ -198,9 +198,7 @@ std::string apply_override(toml::table& root, const std::string& arg) {
 void read_family_options(Reader& r, ModelConfig& model) {
   const FamilySpec* spec = find_family(model.family);
   if (!spec) {
-    std::string known;
-    for (const auto& n : family_names()) known += (known.empty() ? "" : ", ") + n;
-    r.error("model.family", "unknown model family \"", model.family, "\" (known: ", known, ")");
+    r.error("model.family", "unknown model family \"", model.family, "\" (known: ", family_list(), ")");
   }
   for (const OptionSpec& o : spec->options) {
     std::string key = "model." + model.family + "." + o.name;

@@ -37,6 +37,13 @@ std::vector<CheckpointRef> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
+std::string resolve_checkpoint(const std::string& path) {
+  if (fs::exists(fs::path(path) / "state.json")) return path;
+  auto all = list_checkpoints(path);
+  EAT_CHECK(!all.empty(), path, ": neither a checkpoint directory nor a run directory with checkpoints");
+  return all.back().path;
+}
+
 std::string write_checkpoint(const std::string& run_dir, int64_t step, int64_t keep_last,
                              const std::function<void(const std::string& dir)>& write_files) {
   fs::path dir = fs::path(run_dir) / "checkpoints";

@@ -21,6 +21,10 @@ std::string checkpoint_name(int64_t step);  // "step_00000042"
 // and half-written directories are ignored.
 std::vector<CheckpointRef> list_checkpoints(const std::string& run_dir);
 
+// A checkpoint directory as given, or a run directory's newest complete checkpoint; an error
+// naming the path when it is neither.
+std::string resolve_checkpoint(const std::string& path);
+
 // Writes RUN_DIR/checkpoints/step_XXXXXXXX atomically: write_files fills a temporary directory
 // (it must fsync what it writes; write_file_synced does), which is then renamed. Keeps the
 // newest keep_last complete checkpoints. Returns the final path.
