@@ -279,9 +279,8 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   in.get("optimizer.eps", r.optimizer.eps);
   in.get("optimizer.weight_decay", r.optimizer.weight_decay);
   in.require(r.optimizer.lr > 0, "optimizer.lr", r.optimizer.lr, "must be positive");
-  in.require(r.optimizer.beta1 >= 0 && r.optimizer.beta1 < 1 && r.optimizer.beta2 >= 0 && r.optimizer.beta2 < 1,
-             "optimizer.betas", "[" + std::to_string(r.optimizer.beta1) + ", " + std::to_string(r.optimizer.beta2) + "]",
-             "both must be in [0, 1)");
+  if (!(r.optimizer.beta1 >= 0 && r.optimizer.beta1 < 1 && r.optimizer.beta2 >= 0 && r.optimizer.beta2 < 1))
+    in.error("optimizer.betas", "= [", r.optimizer.beta1, ", ", r.optimizer.beta2, "]: both must be in [0, 1)");
   in.require(r.optimizer.eps > 0, "optimizer.eps", r.optimizer.eps, "must be positive");
   in.require(r.optimizer.weight_decay >= 0, "optimizer.weight_decay", r.optimizer.weight_decay, "must be >= 0");
 
