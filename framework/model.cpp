@@ -1,5 +1,7 @@
 #include "framework/model.h"
 
+#include <cmath>
+
 #include "framework/error.h"
 
 namespace eat {
@@ -22,6 +24,11 @@ double FamilyOptions::get_float(const std::string& name) const {
   const auto* d = std::get_if<double>(&v);
   EAT_CHECK(d, "model option '", name, "' is not a number");
   return *d;
+}
+
+int64_t FamilyOptions::hidden_width(const std::string& name, int64_t d_model) const {
+  const int64_t w = get_int(name);
+  return w != 0 ? w : static_cast<int64_t>(std::llround(8.0 * static_cast<double>(d_model) / 3.0));
 }
 
 bool FamilyOptions::get_bool(const std::string& name) const {

@@ -33,6 +33,9 @@ class FamilyOptions {
   double get_float(const std::string& name) const;
   bool get_bool(const std::string& name) const;
   const std::string& get_string(const std::string& name) const;
+  // A channel mixer's hidden width: the option, or round(8 d_model / 3) when it is 0 (LLaMA's
+  // choice, which keeps a gated mixer's parameters at those of a 4x MLP).
+  int64_t hidden_width(const std::string& name, int64_t d_model) const;
   const std::map<std::string, OptionValue>& values() const { return values_; }
 
  private:

@@ -8,8 +8,7 @@ namespace eat::models {
 
 TransformerOptions TransformerOptions::from(const ModelConfig& c) {
   TransformerOptions o;
-  o.ffn_hidden = c.options.get_int("ffn_hidden");
-  if (o.ffn_hidden == 0) o.ffn_hidden = static_cast<int64_t>(std::llround(8.0 * c.d_model / 3.0));
+  o.ffn_hidden = c.options.hidden_width("ffn_hidden", c.d_model);
   o.rope_theta = c.options.get_float("rope_theta");
   o.norm_eps = c.options.get_float("norm_eps");
   o.tie_embeddings = c.options.get_bool("tie_embeddings");
@@ -55,10 +54,8 @@ TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOption
     : attn_norm(add_module<RMSNorm>("attn_norm", c.d_model, o.norm_eps, c.dtype)),
       attn(add_module<CausalSelfAttention>("attn", c, o, gen)),
       mlp_norm(add_module<RMSNorm>("mlp_norm", c.d_model, o.norm_eps, c.dtype)),
-      mlp(add_module<SwiGLU>("mlp", c.d_model, o.ffn_hidden, gen, c.init_std, c.dtype)) {
-  // The SwiGLU output projection also writes into the residual stream.
-  mlp.down_proj.weight.copy_from(Tensor::randn(mlp.down_proj.weight.shape(), gen, residual_std(c), c.dtype));
-}
+      // The SwiGLU output projection also writes into the residual stream.
+      mlp(add_module<SwiGLU>("mlp", c.d_model, o.ffn_hidden, gen, c.init_std, c.dtype, residual_std(c))) {}
 
 Tensor TransformerBlock::forward(const Tensor& x) const {
   Tensor h = add(x, attn.forward(attn_norm.forward(x)));

@@ -19,8 +19,7 @@ std::vector<double> transnormer_decay(int64_t n_heads, int64_t layer, int64_t n_
 
 TransNormerOptions TransNormerOptions::from(const ModelConfig& c) {
   TransNormerOptions o;
-  o.glu_hidden = c.options.get_int("glu_hidden");
-  if (o.glu_hidden == 0) o.glu_hidden = static_cast<int64_t>(std::llround(8.0 * c.d_model / 3.0));
+  o.glu_hidden = c.options.hidden_width("glu_hidden", c.d_model);
   o.norm_eps = c.options.get_float("norm_eps");
   o.scale_embedding = c.options.get_bool("scale_embedding");
   o.tie_embeddings = c.options.get_bool("tie_embeddings");

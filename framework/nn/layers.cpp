@@ -19,10 +19,11 @@ RMSNorm::RMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   weight = add_parameter("weight", Tensor::full({dim}, 1.0, dtype), ParamKind::norm);
 }
 
-SwiGLU::SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype)
+SwiGLU::SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype, double down_init_std)
     : gate_proj(add_module<Linear>("gate_proj", dim, hidden, false, gen, init_std, dtype)),
       up_proj(add_module<Linear>("up_proj", dim, hidden, false, gen, init_std, dtype)),
-      down_proj(add_module<Linear>("down_proj", hidden, dim, false, gen, init_std, dtype)) {}
+      down_proj(add_module<Linear>("down_proj", hidden, dim, false, gen, down_init_std > 0 ? down_init_std : init_std,
+                                   dtype)) {}
 
 Tensor SwiGLU::forward(const Tensor& x) const {
   return down_proj.forward(glu_gate(gate_proj.forward(x), up_proj.forward(x), GateActivation::silu));

@@ -31,10 +31,12 @@ class RMSNorm : public Module {
   double eps;
 };
 
-// SwiGLU channel mixer (LLaMA): down(silu(gate(x)) * up(x)), no biases.
+// SwiGLU channel mixer (LLaMA): down(silu(gate(x)) * up(x)), no biases. down_init_std (0: the
+// same as init_std) lets a model scale the projection that writes into its residual stream.
 class SwiGLU : public Module {
  public:
-  SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
+  SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32,
+         double down_init_std = 0);
   Tensor forward(const Tensor& x) const;
   Linear &gate_proj, &up_proj, &down_proj;
 };
