@@ -22,14 +22,19 @@ Tensor all_gather_op(Communicator& group, const Tensor& x) {
 
 namespace {
 
-// x [B, H, d, e] with head h multiplied by factor[h]: a constant, so it is an elementwise product.
-Tensor scale_heads(const Tensor& x, const std::vector<double>& factor) {
-  const int64_t B = x.size(0), H = x.size(1), inner = x.size(2) * x.size(3);
-  std::vector<double> f(static_cast<size_t>(x.numel()));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < inner; ++i) f[static_cast<size_t>((b * H + h) * inner + i)] = factor[static_cast<size_t>(h)];
-  return mul(x, Tensor::from_vector<double>(f, x.shape()).to(x.dtype()));
+// The weights of the gathered states in rank r's incoming state, laid out like the gathered
+// states [S, B, H, d, e]: lambda_h^(L (r - 1 - j)) for earlier ranks j < r, 0 for the others.
+Tensor incoming_weights(const Tensor& states, const std::vector<double>& decay, int64_t L, int r) {
+  const int64_t B = states.size(1), H = states.size(2), inner = states.size(3) * states.size(4);
+  std::vector<double> w(static_cast<size_t>(states.numel()), 0.0);
+  for (int64_t j = 0; j < r; ++j)
+    for (int64_t h = 0; h < H; ++h) {
+      // A non-negative power of lambda <= 1: deep ranks underflow to 0, never overflow.
+      const double f = std::pow(decay[static_cast<size_t>(h)], static_cast<double>(L * (r - 1 - j)));
+      for (int64_t b = 0; b < B; ++b)
+        std::fill_n(w.begin() + ((j * B + b) * H + h) * inner, inner, f);
+    }
+  return Tensor::from_vector<double>(w, states.shape()).to(states.dtype());
 }
 
 }  // namespace
@@ -39,20 +44,15 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
   auto [local, final_state] = lightning_attention(q, k, v, decay, Tensor(), options);
   const int S = sp_group.size(), r = sp_group.rank();
   if (S == 1) return local;
-  // The gathered states [S, B, H, d, e]; every rank takes part, even rank 0 which needs none.
+  // The gathered local final states m_j [S, B, H, d, e].
   Tensor states = all_gather_op(sp_group, final_state);
-  if (r == 0) {
-    // Keep rank 0's final state in the graph with a zero contribution so that its backward joins
-    // the ReduceScatter like every other rank's.
-    return add(local, scale(decayed_state_readout(q, reshape(slice_outer(states, 0, 1), final_state.shape()), decay), 0.0));
-  }
-  // Horner over the earlier ranks: S <- lambda^L S + m_j, j = 0 .. r-1.
-  const int64_t L = q.size(1);
-  std::vector<double> block_decay(decay.size());
-  for (size_t h = 0; h < decay.size(); ++h) block_decay[h] = std::pow(decay[h], static_cast<double>(L));
-  Tensor incoming = reshape(slice_outer(states, 0, 1), final_state.shape());
-  for (int j = 1; j < r; ++j)
-    incoming = add(scale_heads(incoming, block_decay), reshape(slice_outer(states, j, j + 1), final_state.shape()));
+  // incoming = sum_j w_j m_j over ALL ranks' states (weight 0 for j >= r, so rank 0's is zero):
+  // every rank's graph then reaches the AllGather, whose backward is a collective all must join.
+  // The weighted sum is one elementwise product and a [1, S] x [S, B H d e] product.
+  const int64_t n = final_state.numel();
+  Tensor weighted = reshape(mul(states, incoming_weights(states, decay, q.size(1), r)), {S, n});
+  Tensor ones = Tensor::full({1, S}, 1.0, states.dtype());
+  Tensor incoming = reshape(matmul(ones, weighted), final_state.shape());
   return add(local, decayed_state_readout(q, incoming, decay));
 }
 

@@ -4,7 +4,7 @@
 // each rank runs the chunked kernel on its tokens from a zero state, which gives its local output
 // and its local final state m_r; one AllGather of the m_r (B H d e numbers per rank, whatever T
 // is); the incoming state of rank r is the decay-weighted prefix
-//     S_in(r) = sum_{j < r} lambda^(L (r - 1 - j)) m_j      (Horner: S <- lambda^L S + m_j)
+//     S_in(r) = sum_{j < r} lambda^(L (r - 1 - j)) m_j
 // and the output is local + lambda^(t+1) q_t S_in(r). Backward (through autograd): the gradients
 // of the gathered states are reduce-scattered back to their ranks (one collective of the same
 // size), then flow into each rank's local kernel through its final-state output.
