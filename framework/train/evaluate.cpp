@@ -4,21 +4,13 @@
 #include <vector>
 
 #include "framework/autograd.h"
+#include "framework/dispatch.h"
 #include "framework/error.h"
+#include "kernels/cpu/cross_entropy.h"
 
 namespace eat {
 
 namespace {
-
-// -log softmax(row)[target], in double.
-template <typename T>
-double row_nll(const T* row, int64_t V, int32_t target) {
-  double m = row[0];
-  for (int64_t j = 1; j < V; ++j) m = std::max(m, static_cast<double>(row[j]));
-  double s = 0;
-  for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(row[j]) - m);
-  return m + std::log(s) - static_cast<double>(row[target]);
-}
 
 struct Window {
   int64_t start, len, first_scored;  // inputs ids[start, start + len); targets shifted by one
@@ -66,14 +58,20 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
     const int64_t V = logits.size(-1);
     for (int64_t b = 0; b < B; ++b) {
       const Window& w = windows[w0 + b];
-      double s = 0;
-      for (int64_t i = w.first_scored; i < L; ++i) {
-        int32_t t = targets[static_cast<size_t>(b * L + i)];
+      const int64_t rows = L - w.first_scored;
+      std::vector<int64_t> scored(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i) {
+        const int32_t t = targets[static_cast<size_t>(b * L + w.first_scored + i)];
         EAT_CHECK(t >= 0 && t < V, "eval: token id ", t, " in ", file.path(), " is outside the model's vocabulary ", V);
-        s += logits.dtype() == DType::f32 ? row_nll(logits.data<float>() + (b * L + i) * V, V, t)
-                                          : row_nll(logits.data<double>() + (b * L + i) * V, V, t);
+        scored[static_cast<size_t>(i)] = t;
       }
-      window_loss[w0 + b] = s;
+      // The training loss's own kernel: per-row log-sum-exp in double, rows summed in order.
+      std::vector<double> lse(static_cast<size_t>(rows));
+      int64_t counted = 0;
+      dispatch_floating("eval", logits.dtype(), [&]<typename T>() {
+        window_loss[w0 + b] = cpu::cross_entropy_forward<T>(logits.data<T>() + (b * L + w.first_scored) * V, scored.data(),
+                                                            lse.data(), rows, V, -1, &counted);
+      });
       window_tokens[w0 + b] = static_cast<double>(L - w.first_scored);
     }
     w0 = w1;
