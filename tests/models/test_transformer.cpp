@@ -5,6 +5,7 @@
 #include "framework/model.h"
 #include "framework/ops.h"
 #include "gradcheck.h"
+#include "tiny_model.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -12,17 +13,7 @@ using namespace eat::test;
 namespace {
 
 ModelConfig tiny_config(DType dtype, bool tied = false) {
-  ModelConfig c;
-  c.family = "transformer";
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.vocab_size = 11;
-  c.init_std = 0.3;  // large enough that every path carries signal in a gradient check
-  c.dtype = dtype;
-  const FamilySpec* spec = find_family("transformer");
-  REQUIRE(spec);
-  for (const OptionSpec& o : spec->options) c.options.set(o.name, o.default_value);
+  ModelConfig c = tiny_model_config("transformer", dtype);
   c.options.set("ffn_hidden", int64_t{12});
   c.options.set("tie_embeddings", tied);
   return c;

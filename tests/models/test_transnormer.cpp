@@ -6,6 +6,7 @@
 #include "framework/model.h"
 #include "framework/ops.h"
 #include "gradcheck.h"
+#include "tiny_model.h"
 #include "models/transnormer.h"
 
 using namespace eat;
@@ -14,17 +15,7 @@ using namespace eat::test;
 namespace {
 
 ModelConfig tiny_config(DType dtype, const std::string& impl = "chunked", int64_t block = 4) {
-  ModelConfig c;
-  c.family = "transnormer";
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.vocab_size = 11;
-  c.init_std = 0.3;
-  c.dtype = dtype;
-  const FamilySpec* spec = find_family("transnormer");
-  REQUIRE(spec);
-  for (const OptionSpec& o : spec->options) c.options.set(o.name, o.default_value);
+  ModelConfig c = tiny_model_config("transnormer", dtype);
   c.options.set("glu_hidden", int64_t{12});
   c.options.set("attention", impl);
   c.options.set("block", block);
