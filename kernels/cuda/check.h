@@ -1,5 +1,5 @@
 #pragma once
-// Checks a CUDA runtime return code and throws an eat::Error naming the call site.
+// Checks CUDA runtime return codes and kernel launches; the error names the file and line.
 #include <cuda_runtime.h>
 
 #include "framework/error.h"
@@ -10,3 +10,6 @@
     if (eat_err_ != cudaSuccess)                                                               \
       ::eat::fail(__FILE__, ":", __LINE__, ": ", #expr, " failed: ", cudaGetErrorString(eat_err_)); \
   } while (0)
+
+// After a <<<...>>> launch: reports a bad configuration at the launch site, not at a later sync.
+#define EAT_CUDA_CHECK_LAUNCH() EAT_CUDA_CHECK(cudaGetLastError())

@@ -1,0 +1,38 @@
+#pragma once
+// Helpers for comparing a CUDA kernel with its CPU kernel: inputs are random (never zeros),
+// device outputs are poisoned with NaN before the kernel runs so an unwritten element fails,
+// and the error is the relative norm ||out - ref|| / ||ref|| computed in f64.
+#include <cmath>
+#include <limits>
+
+#include "framework/tensor.h"
+
+namespace eat::test {
+
+// A device tensor of the given shape and dtype whose every element is NaN.
+inline Tensor poisoned_device(const Shape& shape, DType dtype) {
+  Tensor host = Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), dtype);
+  return host.to(Device::cuda);
+}
+
+// host (any float dtype) converted to dtype and copied to the device.
+inline Tensor to_device(const Tensor& host, DType dtype) { return host.to(dtype).to(Device::cuda); }
+
+// ||out - ref|| / ||ref|| over all elements; NaN anywhere in out gives +inf.
+inline double rel_error(const Tensor& out, const Tensor& ref) {
+  std::vector<double> o = out.to(Device::cpu).to_f64_vector();
+  std::vector<double> r = ref.to(Device::cpu).to_f64_vector();
+  if (o.size() != r.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < o.size(); ++i) {
+    if (!std::isfinite(o[i])) return std::numeric_limits<double>::infinity();
+    num += (o[i] - r[i]) * (o[i] - r[i]);
+    den += r[i] * r[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// Tolerances of the gpu suite: f32 kernels against the CPU f32 kernel, bf16 against CPU f32.
+inline double tolerance(DType dtype) { return dtype == DType::bf16 ? 1e-2 : 1e-5; }
+
+}  // namespace eat::test
