@@ -1,4 +1,5 @@
 #include "kernels/cpu/activations.h"
+#include "kernels/cpu/parallel.h"
 
 #include <cmath>
 
@@ -55,13 +56,13 @@ inline T derivative(Activation act, T x) {
 
 template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = value(act, x[i]);
 }
 
 template <typename T>
 void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * derivative(act, x[i]);
 }
 

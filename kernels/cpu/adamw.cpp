@@ -1,4 +1,5 @@
 #include "kernels/cpu/adamw.h"
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +14,7 @@ void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWSte
   const T bc1 = static_cast<T>(1.0 - std::pow(s.beta1, static_cast<double>(s.t)));
   const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(s.beta2, static_cast<double>(s.t))));
   const T step = lr / bc1, eps = static_cast<T>(s.eps);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) {
     const T g = grad[i];
     const T mi = b1 * m[i] + (T(1) - b1) * g;
@@ -29,7 +30,7 @@ double sum_of_squares(const T* x, int64_t n) {
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(blocks));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t b = 0; b < blocks; ++b) {
     double s = 0;
     for (int64_t i = b * kBlock, end = std::min(n, (b + 1) * kBlock); i < end; ++i)

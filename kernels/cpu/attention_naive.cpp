@@ -1,4 +1,5 @@
 #include "kernels/cpu/attention_naive.h"
+#include "kernels/cpu/parallel.h"
 
 #include <Eigen/Core>
 #include <cmath>
@@ -60,7 +61,7 @@ void attention_naive_forward(const T* q, const T* k, const T* v, T* out, const A
   const int64_t n = dims.seq, heads = dims.batch * dims.heads;
   // (batch, head) pairs are independent: each thread owns whole heads, so no result depends on
   // the thread count.
-#pragma omp parallel
+#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
   {
     RowMajor<T> P;
 #pragma omp for schedule(static)
@@ -81,7 +82,7 @@ void attention_naive_backward(const T* q, const T* k, const T* v, const T* dout,
                               const AttentionDims& dims) {
   const int64_t n = dims.seq, heads = dims.batch * dims.heads;
   const T scale = static_cast<T>(dims.scale);
-#pragma omp parallel
+#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
   {
     RowMajor<T> P, dS;
 #pragma omp for schedule(static)

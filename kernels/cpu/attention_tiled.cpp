@@ -1,4 +1,5 @@
 #include "kernels/cpu/attention_tiled.h"
+#include "kernels/cpu/parallel.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -120,7 +121,7 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
   // (static, 1) to keep threads level. Which thread runs a task never changes its arithmetic:
   // Eigen runs the tile products single-threaded inside a parallel region, so results do not
   // depend on the thread count either.
-#pragma omp parallel
+#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
   {
     RowMajor<T> S(Br, Bc), acc(Br, dims.v_dim);
     T row_max[Br], row_sum[Br];
@@ -185,7 +186,7 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
 
   // D[b, h, t] = dO_t . O_t (= sum_j P_tj dP_tj): the softmax backward's per-row correction.
   std::vector<T> D(static_cast<size_t>(bh_count * n));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
   for (int64_t row = 0; row < bh_count * n; ++row) {
     const int64_t bh = row / n, t = row % n;
     const Head head{dims, bh / dims.heads, bh % dims.heads};
@@ -196,7 +197,7 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
   // increasing order; every dK/dV row is written by exactly one task.
   if (dk || dv) {
     const int64_t tasks = bh_count * n_kt;
-#pragma omp parallel
+#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
     {
       RowMajor<T> P_buf(Br, Bc), dS_buf(Br, Bc), dK_acc(Bc, dims.qk_dim), dV_acc(Bc, dims.v_dim);
 #pragma omp for schedule(static, 1)
@@ -228,7 +229,7 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
   // Pass 2, dQ: one task per (batch, head, query tile), walking its key tiles in increasing order.
   if (dq) {
     const int64_t tasks = bh_count * n_qt;
-#pragma omp parallel
+#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
     {
       RowMajor<T> P_buf(Br, Bc), dS_buf(Br, Bc), dQ_acc(Br, dims.qk_dim);
 #pragma omp for schedule(static, 1)

@@ -1,4 +1,5 @@
 #include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/parallel.h"
 
 #include <cmath>
 #include <vector>
@@ -9,7 +10,7 @@ template <typename T>
 double cross_entropy_forward(const T* logits, const int64_t* targets, double* lse, int64_t N, int64_t V,
                              int64_t ignore_index, int64_t* count) {
   std::vector<double> row_loss(static_cast<size_t>(N));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(N * V))
   for (int64_t i = 0; i < N; ++i) {
     const T* r = logits + i * V;
     double m = -INFINITY;
@@ -32,7 +33,7 @@ double cross_entropy_forward(const T* logits, const int64_t* targets, double* ls
 template <typename T>
 void cross_entropy_backward(const T* logits, const int64_t* targets, const double* lse, double scale, T* dlogits, int64_t N,
                             int64_t V, int64_t ignore_index) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(N * V))
   for (int64_t i = 0; i < N; ++i) {
     T* d = dlogits + i * V;
     if (targets[i] == ignore_index) {

@@ -1,4 +1,5 @@
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/parallel.h"
 
 #include <omp.h>
 
@@ -10,19 +11,19 @@ namespace eat::cpu {
 
 template <typename T>
 void add_forward(const T* a, const T* b, T* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
 template <typename T>
 void mul_forward(const T* a, const T* b, T* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
 }
 
 template <typename T>
 void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) {
     if (da) da[i] = dy[i] * b[i];
     if (db) db[i] = dy[i] * a[i];
@@ -31,7 +32,7 @@ void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) 
 
 template <typename T>
 void scale_forward(const T* x, T s, T* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
 }
 
@@ -42,7 +43,7 @@ double sum_forward(const T* x, int64_t n) {
   constexpr int64_t kBlock = 4096;
   int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t bi = 0; bi < blocks; ++bi) {
     double s = 0;
     int64_t end = std::min(n, (bi + 1) * kBlock);
@@ -56,7 +57,7 @@ double sum_forward(const T* x, int64_t n) {
 
 template <typename T>
 void fill(T* y, T value, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = value;
 }
 

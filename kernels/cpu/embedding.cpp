@@ -1,4 +1,5 @@
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,7 +8,7 @@ namespace eat::cpu {
 
 template <typename T>
 void embedding_forward(const int64_t* ids, const T* weight, T* y, int64_t n, int64_t dim) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n * dim))
   for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * dim, weight + ids[i] * dim, sizeof(T) * static_cast<size_t>(dim));
 }
 
@@ -16,7 +17,7 @@ void embedding_backward(const int64_t* ids, const T* dy, T* dweight, int64_t n, 
   std::fill(dweight, dweight + vocab * dim, T(0));
   constexpr int64_t kCols = 32;
   const int64_t blocks = (dim + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n * dim))
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t j0 = b * kCols, j1 = std::min(dim, j0 + kCols);
     for (int64_t i = 0; i < n; ++i) {

@@ -1,4 +1,5 @@
 #include "kernels/cpu/glu_gate.h"
+#include "kernels/cpu/parallel.h"
 
 #include <cmath>
 
@@ -6,13 +7,13 @@ namespace eat::cpu {
 
 template <typename T>
 void glu_gate_forward(bool silu, const T* a, const T* b, T* y, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = (silu ? a[i] / (T(1) + std::exp(-a[i])) : a[i]) * b[i];
 }
 
 template <typename T>
 void glu_gate_backward(bool silu, const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) {
     T act = a[i], dact = T(1);
     if (silu) {

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "kernels/cpu/lightning_chunked.h"
+#include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
 
@@ -183,10 +184,10 @@ struct StateStack {
 template <typename T>
 void scan_states(const Problem<T>& P, const T* s0, const StateStack<T>& states) {
   const int64_t n = P.blocks.count, de = P.state_size();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t task = 0; task < P.s.B * P.s.H * n; ++task)
     block_state_delta(P, locate(P.s, P.blocks, task / n, task % n), states.at(task / n, task % n + 1));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t bh = 0; bh < P.s.B * P.s.H; ++bh) {
     if (s0) std::copy(s0 + bh * de, s0 + (bh + 1) * de, states.at(bh, 0));
     else std::fill(states.at(bh, 0), states.at(bh, 0) + de, T(0));
@@ -200,10 +201,10 @@ void scan_states(const Problem<T>& P, const T* s0, const StateStack<T>& states) 
 template <typename T>
 void scan_state_grads(const Problem<T>& P, const T* dout, const T* dfinal, const StateStack<T>& grads) {
   const int64_t n = P.blocks.count, de = P.state_size();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t task = 0; task < P.s.B * P.s.H * n; ++task)
     block_grad_delta(P, locate(P.s, P.blocks, task / n, task % n), dout, grads.at(task / n, task % n));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t bh = 0; bh < P.s.B * P.s.H; ++bh) {
     std::copy(dfinal + bh * de, dfinal + (bh + 1) * de, grads.at(bh, n));
     const T* p = P.powers_of(bh % P.s.H);
@@ -220,7 +221,7 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
   const Problem<T> P(s, block, decay, q, k, v);
   const int64_t n = P.blocks.count, de = P.state_size();
   if (run_per_head(schedule, s.B * s.H)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
     for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
       std::vector<T> state(static_cast<size_t>(de), T(0)), next(static_cast<size_t>(de));
       if (s0) std::copy(s0 + bh * de, s0 + (bh + 1) * de, state.begin());
@@ -238,7 +239,7 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
   }
   StateStack<T> states(P);
   scan_states(P, s0, states);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t task = 0; task < s.B * s.H * n; ++task) {
     const int64_t bh = task / n, j = task % n;
     block_output<T>(P, locate(s, P.blocks, bh, j), j > 0 || s0 ? states.at(bh, j) : nullptr, o);
@@ -256,7 +257,7 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
   if (run_per_head(schedule, s.B * s.H)) {
     // Two sweeps per head: forwards re-running the states for dq, backwards with the state
     // gradient for dk, dv and dS0 (a state cannot be recovered backwards without dividing by lambda).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
     for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
       const T* p = P.powers_of(bh % s.H);
       std::vector<T> state(static_cast<size_t>(de), T(0)), next(static_cast<size_t>(de));
@@ -294,7 +295,7 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
     grads = std::make_unique<StateStack<T>>(P);
     scan_state_grads(P, dout, dfinal, *grads);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t task = 0; task < s.B * s.H * n; ++task) {
     const int64_t bh = task / n, j = task % n;
     const T* s_in = dq && (j > 0 || s0) ? states->at(bh, j) : nullptr;

@@ -1,6 +1,7 @@
 // The reference decayed linear attention: materialise the decayed causal scores of one
 // (batch, head) and multiply. Written for being obviously right, not for speed.
 #include "kernels/cpu/lightning_naive.h"
+#include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
 
@@ -22,7 +23,7 @@ Mat<T> decayed_scores(const X& x, const Y& y, const std::vector<T>& powers) {
 template <typename T>
 void lightning_naive_forward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k, const T* v,
                              const T* s0, T* o, T* final_state) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * (s.d + s.e)))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     const std::vector<T> pw = decay_powers<T>(decay[h], s.T);  // lambda^0 .. lambda^T
@@ -50,7 +51,7 @@ void lightning_naive_forward(const LinearAttentionShape& s, const double* decay,
 template <typename T>
 void lightning_naive_backward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k, const T* v,
                               const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * (s.d + s.e)))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     const std::vector<T> pw = decay_powers<T>(decay[h], s.T);

@@ -1,6 +1,7 @@
 // Decayed linear attention as a recurrence over tokens, one (batch, head) per task. The state is
 // kept in the input's precision, like the chunked kernel's, so both see the same rounding regime.
 #include "kernels/cpu/lightning_recurrent.h"
+#include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
 
@@ -9,7 +10,7 @@ using namespace lightning_detail;
 template <typename T>
 void lightning_recurrent_forward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k, const T* v,
                                  const T* s0, T* o, T* final_state) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d * s.e))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     const T lambda = static_cast<T>(decay[h]);
@@ -26,7 +27,7 @@ void lightning_recurrent_forward(const LinearAttentionShape& s, const double* de
 template <typename T>
 void lightning_recurrent_backward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k,
                                   const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d * s.e))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     const T lambda = static_cast<T>(decay[h]);

@@ -1,4 +1,5 @@
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/parallel.h"
 
 #include <omp.h>
 
@@ -47,7 +48,7 @@ template <typename T>
 void gemm_batched(int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c, int64_t stride_c,
                   int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate) {
   if (batch >= omp_get_max_threads() && batch > 1) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(batch * m * n * k))
     for (int64_t i = 0; i < batch; ++i)
       gemm(a + i * stride_a, b + i * stride_b, c + i * stride_c, m, n, k, trans_a, trans_b, accumulate);
   } else {
@@ -61,7 +62,7 @@ void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
   // Each thread owns a block of columns and walks the rows in order: fixed order per element.
   constexpr int64_t kCols = 64;
   int64_t blocks = (cols + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t bj = 0; bj < blocks; ++bj) {
     int64_t j0 = bj * kCols, j1 = std::min(cols, j0 + kCols);
     T acc[kCols] = {};
@@ -76,7 +77,7 @@ void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
 
 template <typename T>
 void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     T* row = out + i * cols;
 #pragma omp simd

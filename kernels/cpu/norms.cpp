@@ -4,12 +4,13 @@
 #include <vector>
 
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
 
 template <typename T>
 void rms_norm_forward(const T* x, const T* w, T* y, double* r, int64_t rows, int64_t cols, double eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     const T* xr = x + i * cols;
     double ss = 0;
@@ -23,7 +24,7 @@ void rms_norm_forward(const T* x, const T* w, T* y, double* r, int64_t rows, int
 template <typename T>
 void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols) {
   if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
     for (int64_t i = 0; i < rows; ++i) {
       const T *xr = x + i * cols, *gr = dy + i * cols;
       double dot = 0;  // mean over the row of (dy * w) * xhat
@@ -36,7 +37,7 @@ void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* 
   if (dw) {
     // dw = column sums of dy * xhat: form the product, then the fixed-order column reduction.
     std::vector<T> prod(static_cast<size_t>(rows * cols));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j)
         prod[static_cast<size_t>(i * cols + j)] = static_cast<T>(dy[i * cols + j] * (x[i * cols + j] * r[i]));
@@ -46,7 +47,7 @@ void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* 
 
 template <typename T>
 void l2_normalize_forward(const T* x, T* y, double* norm, int64_t rows, int64_t cols, double eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     double ss = 0;
     for (int64_t j = 0; j < cols; ++j) ss += static_cast<double>(x[i * cols + j]) * x[i * cols + j];
@@ -58,7 +59,7 @@ void l2_normalize_forward(const T* x, T* y, double* norm, int64_t rows, int64_t 
 
 template <typename T>
 void l2_normalize_backward(const T* x, const double* norm, const T* dy, T* dx, int64_t rows, int64_t cols, double eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     const T *xr = x + i * cols, *gr = dy + i * cols;
     if (norm[i] <= eps) {  // the denominator is the constant eps: a plain scaling

@@ -1,4 +1,5 @@
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/parallel.h"
 
 #include <cmath>
 #include <vector>
@@ -11,7 +12,7 @@ void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, d
   std::vector<double> freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
   const double sign = inverse ? -1.0 : 1.0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(B * T_ * H * d))
   for (int64_t t = 0; t < T_; ++t) {
     std::vector<T> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
     for (int64_t i = 0; i < half; ++i) {

@@ -1,4 +1,5 @@
 #include "kernels/cpu/short_conv.h"
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 
@@ -6,7 +7,7 @@ namespace eat::cpu {
 
 template <typename T>
 void short_conv_forward(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t T_, int64_t C, int64_t k) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if(parallel_worth(B * T_ * C * k))
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T_; ++t) {
       T* yr = y + (b * T_ + t) * C;
@@ -23,7 +24,7 @@ void short_conv_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* d
                          int64_t k) {
   if (dx) {
     // dx[s] = sum_i w[i] dy[s + k - 1 - i] for s + k - 1 - i < T.
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if(parallel_worth(B * T_ * C * k))
     for (int64_t b = 0; b < B; ++b)
       for (int64_t s = 0; s < T_; ++s) {
         T* dr = dx + (b * T_ + s) * C;
@@ -39,7 +40,7 @@ void short_conv_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* d
   if (dw || dbias) {
     constexpr int64_t kChannels = 16;
     const int64_t blocks = (C + kChannels - 1) / kChannels;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(B * T_ * C * k))
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t c0 = blk * kChannels, c1 = std::min(C, c0 + kChannels);
       for (int64_t c = c0; c < c1; ++c) {

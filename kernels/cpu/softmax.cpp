@@ -1,4 +1,5 @@
 #include "kernels/cpu/softmax.h"
+#include "kernels/cpu/parallel.h"
 
 #include <cmath>
 
@@ -6,7 +7,7 @@ namespace eat::cpu {
 
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     const T* xr = x + i * cols;
     T* yr = y + i * cols;
@@ -21,7 +22,7 @@ void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols) {
 
 template <typename T>
 void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     const T *yr = y + i * cols, *gr = dy + i * cols;
     double dot = 0;

@@ -1,4 +1,5 @@
 #include "kernels/cpu/state_readout.h"
+#include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
 
@@ -17,7 +18,7 @@ Eigen::Matrix<T, Eigen::Dynamic, 1> row_decay(double lambda, int64_t len) {
 
 template <typename T>
 void state_readout_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state, T* o) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.H * s.d * s.e))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     auto scale = row_decay<T>(decay[static_cast<size_t>(h)], s.T);
@@ -28,7 +29,7 @@ void state_readout_forward(const LinearAttentionShape& s, const std::vector<doub
 template <typename T>
 void state_readout_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state,
                             const T* dout, T* dq, T* dstate) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.H * s.d * s.e))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     auto scale = row_decay<T>(decay[static_cast<size_t>(h)], s.T);
