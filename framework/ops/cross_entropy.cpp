@@ -6,7 +6,12 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/ids.h"
+#include "framework/ops/row_stats.h"
 #include "kernels/cpu/cross_entropy.h"
+#ifdef EAT_WITH_CUDA
+#include "kernels/cuda/cross_entropy.h"
+#include "kernels/cuda/stream.h"
+#endif
 
 namespace eat {
 
@@ -19,24 +24,49 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   EAT_CHECK(targets.shape() == lead || (targets.numel() == N && targets.dim() == 1), "cross_entropy: targets ",
             shape_str(targets.shape()), " do not match logits ", shape_str(logits.shape()));
   auto tg = std::make_shared<std::vector<int64_t>>(read_ids("cross_entropy", "target", targets, V, ignore_index));
-  Tensor lse = Tensor::empty({N}, DType::f64);
-  int64_t count = 0;
-  double total = 0;
-  dispatch("cross_entropy", logits, [&]<typename T>() {
-    total = cpu::cross_entropy_forward<T>(logits.data<T>(), tg->data(), lse.data<double>(), N, V, ignore_index, &count);
-  });
+  Tensor lse = row_stats(N, logits);
   // Every position ignored: the loss is 0 with a zero gradient (nothing to learn from), not NaN.
-  const double inv_count = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
-  Tensor loss = Tensor::full({1}, total * inv_count, logits.dtype());
+  auto inverse = [](int64_t count) { return count > 0 ? 1.0 / static_cast<double>(count) : 0.0; };
+  double inv_count = 0;
+  Tensor loss;
+  Tensor tg_dev;  // the targets again, on the device, for the CUDA kernels
+  dispatch(
+      "cross_entropy", logits,
+      [&]<typename T>() {
+        int64_t count = 0;
+        const double total =
+            cpu::cross_entropy_forward<T>(logits.data<T>(), tg->data(), lse.data<double>(), N, V, ignore_index, &count);
+        inv_count = inverse(count);
+        loss = Tensor::full({1}, total * inv_count, logits.dtype());
+      },
+      EAT_CUDA([&]<typename T>() {
+        // The count is known on the host, so the loss is produced on the device without a sync.
+        int64_t count = 0;
+        for (int64_t t : *tg) count += t != ignore_index;
+        inv_count = inverse(count);
+        tg_dev = Tensor::from_vector<int64_t>(*tg, {N}).to(logits.device());
+        Tensor row_loss = Tensor::empty({N}, DType::f32, logits.device());
+        loss = Tensor::empty({1}, logits.dtype(), logits.device());
+        cuda::cross_entropy_forward<T>(logits.data<T>(), tg_dev.data<int64_t>(), lse.data<float>(), row_loss.data<float>(), N,
+                                       V, ignore_index, static_cast<float>(inv_count), loss.data<T>(),
+                                       cuda::compute_stream());
+      }));
   if (autograd::needs_record({&logits})) {
     autograd::record("cross_entropy", {logits}, {loss},
-                     [lg = logits.detach(), tg, lse, inv_count, N, V, ignore_index](const std::vector<Tensor>& g) {
+                     [lg = logits.detach(), tg, tg_dev, lse, inv_count, N, V, ignore_index](const std::vector<Tensor>& g) {
                        Tensor d = Tensor::empty_like(lg);
-                       dispatch("cross_entropy backward", lg, [&]<typename T>() {
-                         const double scale = static_cast<double>(g[0].data<T>()[0]) * inv_count;
-                         cpu::cross_entropy_backward<T>(lg.data<T>(), tg->data(), lse.data<double>(), scale, d.data<T>(), N, V,
-                                                        ignore_index);
-                       });
+                       dispatch(
+                           "cross_entropy backward", lg,
+                           [&]<typename T>() {
+                             const double scale = static_cast<double>(g[0].data<T>()[0]) * inv_count;
+                             cpu::cross_entropy_backward<T>(lg.data<T>(), tg->data(), lse.data<double>(), scale, d.data<T>(),
+                                                            N, V, ignore_index);
+                           },
+                           EAT_CUDA([&]<typename T>() {
+                             cuda::cross_entropy_backward<T>(lg.data<T>(), tg_dev.data<int64_t>(), lse.data<float>(),
+                                                             g[0].data<T>(), static_cast<float>(inv_count), d.data<T>(), N,
+                                                             V, ignore_index, cuda::compute_stream());
+                           }));
                        return std::vector<Tensor>{d};
                      });
   }

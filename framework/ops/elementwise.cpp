@@ -3,6 +3,10 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "kernels/cpu/elementwise.h"
+#ifdef EAT_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/stream.h"
+#endif
 
 namespace eat {
 
@@ -21,7 +25,11 @@ void check_binary(const char* op, const Tensor& a, const Tensor& b) {
 Tensor add(const Tensor& a, const Tensor& b) {
   check_binary("add", a, b);
   Tensor y = Tensor::empty_like(a);
-  dispatch("add", a, [&]<typename T>() { cpu::add_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); });
+  dispatch(
+      "add", a, [&]<typename T>() { cpu::add_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); },
+      EAT_CUDA([&]<typename T>() {
+        cuda::add_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel(), cuda::compute_stream());
+      }));
   if (autograd::needs_record({&a, &b})) {
     autograd::record("add", {a, b}, {y}, [](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       return {g[0], g[0]};
@@ -33,18 +41,29 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_binary("mul", a, b);
   Tensor y = Tensor::empty_like(a);
-  dispatch("mul", a, [&]<typename T>() { cpu::mul_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); });
+  dispatch(
+      "mul", a, [&]<typename T>() { cpu::mul_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); },
+      EAT_CUDA([&]<typename T>() {
+        cuda::mul_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel(), cuda::compute_stream());
+      }));
   if (autograd::needs_record({&a, &b})) {
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     autograd::record("mul", {a, b}, {y},
                      [a = a.detach(), b = b.detach(), need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        Tensor da = need_a ? Tensor::empty_like(a) : Tensor();
                        Tensor db = need_b ? Tensor::empty_like(b) : Tensor();
-                       dispatch("mul backward", a, [&]<typename T>() {
-                         cpu::mul_backward<T>(a.data<T>(), b.data<T>(), g[0].data<T>(),
-                                              need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
-                                              a.numel());
-                       });
+                       dispatch(
+                           "mul backward", a,
+                           [&]<typename T>() {
+                             cpu::mul_backward<T>(a.data<T>(), b.data<T>(), g[0].data<T>(),
+                                                  need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
+                                                  a.numel());
+                           },
+                           EAT_CUDA([&]<typename T>() {
+                             cuda::mul_backward<T>(a.data<T>(), b.data<T>(), g[0].data<T>(),
+                                                   need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
+                                                   a.numel(), cuda::compute_stream());
+                           }));
                        return {da, db};
                      });
   }
@@ -54,7 +73,11 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor scale(const Tensor& x, double s) {
   check_floating("scale", x);
   Tensor y = Tensor::empty_like(x);
-  dispatch("scale", x, [&]<typename T>() { cpu::scale_forward<T>(x.data<T>(), static_cast<T>(s), y.data<T>(), x.numel()); });
+  dispatch(
+      "scale", x, [&]<typename T>() { cpu::scale_forward<T>(x.data<T>(), static_cast<T>(s), y.data<T>(), x.numel()); },
+      EAT_CUDA([&]<typename T>() {
+        cuda::scale_forward<T>(x.data<T>(), static_cast<float>(s), y.data<T>(), x.numel(), cuda::compute_stream());
+      }));
   if (autograd::needs_record({&x})) {
     autograd::record("scale", {x}, {y}, [s](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       return {scale(g[0], s)};
@@ -69,13 +92,24 @@ namespace {
 Tensor reduce_all(const char* op, const Tensor& x, double factor) {
   check_floating(op, x);
   Tensor y = Tensor::empty({1}, x.dtype(), x.device());
-  dispatch(op, x, [&]<typename T>() { y.data<T>()[0] = static_cast<T>(cpu::sum_forward<T>(x.data<T>(), x.numel()) * factor); });
+  dispatch(
+      op, x, [&]<typename T>() { y.data<T>()[0] = static_cast<T>(cpu::sum_forward<T>(x.data<T>(), x.numel()) * factor); },
+      EAT_CUDA([&]<typename T>() {
+        // The sum stays on the device (no synchronisation); the scratch holds the per-chunk partials.
+        Tensor partial = Tensor::empty({cuda::sum_partials(x.numel())}, DType::f32, x.device());
+        cuda::sum_forward<T, T>(x.data<T>(), x.numel(), static_cast<float>(factor), false, partial.data<float>(),
+                                y.data<T>(), cuda::compute_stream());
+      }));
   if (autograd::needs_record({&x})) {
     autograd::record(op, {x}, {y}, [shape = x.shape(), factor, op](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       Tensor dx = Tensor::empty(shape, g[0].dtype(), g[0].device());
-      dispatch(op, dx, [&]<typename T>() {
-        cpu::fill<T>(dx.data<T>(), static_cast<T>(g[0].data<T>()[0] * factor), dx.numel());
-      });
+      dispatch(
+          op, dx,
+          [&]<typename T>() { cpu::fill<T>(dx.data<T>(), static_cast<T>(g[0].data<T>()[0] * factor), dx.numel()); },
+          EAT_CUDA([&]<typename T>() {
+            cuda::fill_scaled<T>(g[0].data<T>(), static_cast<float>(factor), dx.data<T>(), dx.numel(),
+                                 cuda::compute_stream());
+          }));
       return {dx};
     });
   }

@@ -7,6 +7,11 @@
 #include "framework/ops.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/elementwise.h"
+#ifdef EAT_WITH_CUDA
+#include "kernels/cuda/adamw.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/stream.h"
+#endif
 
 namespace eat {
 
@@ -30,7 +35,11 @@ AdamW::AdamW(std::vector<Parameter> params, AdamWConfig config, DecayRule decays
   for (const Parameter& p : params_) {
     EAT_CHECK(!state_.count(p.name), "AdamW: parameter '", p.name, "' given twice");
     decay_[p.name] = decays(p);
-    state_[p.name] = State{Tensor::zeros_like(p.tensor), Tensor::zeros_like(p.tensor), 0};
+    // Moments take the parameter's type on the CPU; on the device they are f32 whatever the
+    // parameter's storage type (bf16 moments would lose the small second-moment updates).
+    const DType moment = p.tensor.device() == Device::cpu ? p.tensor.dtype() : DType::f32;
+    state_[p.name] = State{Tensor::zeros(p.tensor.shape(), moment, p.tensor.device()),
+                           Tensor::zeros(p.tensor.shape(), moment, p.tensor.device()), 0};
   }
 }
 
@@ -53,9 +62,15 @@ void AdamW::step(double lr) {
     State& s = state_[p.name];
     ++s.step;
     cpu::AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
-    dispatch("adamw", p.tensor, [&]<typename T>() {
-      cpu::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper);
-    });
+    dispatch(
+        "adamw", p.tensor,
+        [&]<typename T>() {
+          cpu::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper);
+        },
+        EAT_CUDA([&]<typename T>() {
+          cuda::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<float>(), s.v.data<float>(), nullptr,
+                                p.tensor.numel(), hyper, cuda::compute_stream());
+        }));
   }
 }
 
@@ -68,7 +83,16 @@ double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
   for (const Parameter& p : params) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
-    dispatch("clip_grad_norm", g, [&]<typename T>() { total += cpu::sum_of_squares<T>(g.data<T>(), g.numel()); });
+    dispatch(
+        "clip_grad_norm", g, [&]<typename T>() { total += cpu::sum_of_squares<T>(g.data<T>(), g.numel()); },
+        EAT_CUDA([&]<typename T>() {
+          Tensor partial = Tensor::empty({cuda::sum_partials(g.numel())}, DType::f32, g.device());
+          Tensor sq = Tensor::empty({1}, DType::f32, g.device());
+          cuda::sum_forward<T, float>(g.data<T>(), g.numel(), 1.0f, true, partial.data<float>(), sq.data<float>(),
+                                      cuda::compute_stream());
+          cuda::sync_compute();  // the norm decides on the host whether to clip
+          total += sq.item();
+        }));
   }
   const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) {
@@ -76,9 +100,12 @@ double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
     for (const Parameter& p : params) {
       Tensor g = p.tensor.grad();
       if (!g.defined()) continue;
-      dispatch("clip_grad_norm", g, [&]<typename T>() {
-        cpu::scale_forward<T>(g.data<T>(), static_cast<T>(factor), g.data<T>(), g.numel());
-      });
+      dispatch(
+          "clip_grad_norm", g,
+          [&]<typename T>() { cpu::scale_forward<T>(g.data<T>(), static_cast<T>(factor), g.data<T>(), g.numel()); },
+          EAT_CUDA([&]<typename T>() {
+            cuda::scale_forward<T>(g.data<T>(), static_cast<float>(factor), g.data<T>(), g.numel(), cuda::compute_stream());
+          }));
     }
   }
   return norm;

@@ -27,7 +27,7 @@ DecayRule decay_rule(std::vector<ParamKind> kinds, std::vector<std::string> excl
 class AdamW {
  public:
   struct State {
-    Tensor m, v;      // first and second moments, shaped and typed like the parameter
+    Tensor m, v;      // first and second moments, shaped like the parameter (its type on the CPU, f32 on the device)
     int64_t step = 0; // updates applied to this parameter
   };
 

@@ -1,0 +1,70 @@
+#pragma once
+// doctest-side helpers of the gpu suite on top of gpu_compare.h: run a check for each CUDA storage
+// type, build the CPU reference's input from the same rounded values, and compare after the
+// compute stream has finished.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "framework/dispatch.h"
+#include "framework/random.h"
+#include "gpu/gpu_compare.h"
+#include "kernels/cuda/stream.h"
+
+namespace eat::test {
+
+// Calls f.template operator()<T>(dtype) for T = float (f32) and eat::bf16.
+template <typename F>
+void for_cuda_dtypes(F&& f) {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    CAPTURE(dtype_name(dt));
+    dispatch_cuda_floating("test", dt, [&]<typename T>() { f.template operator()<T>(dt); });
+  }
+}
+
+// host's values rounded to dtype and held in f32 on the CPU: what the CPU kernel is given when the
+// device computes on the dtype copy of host.
+inline Tensor rounded(const Tensor& host, DType dtype) { return host.to(dtype).to(DType::f32); }
+
+// Normal random f32 host tensor; the stddev keeps values away from zero-only inputs.
+inline Tensor random_host(const Shape& shape, Generator& gen, double stddev = 1.0) {
+  return Tensor::randn(shape, gen, stddev, DType::f32);
+}
+
+// Waits for the device, then requires rel_error(out, ref) < tolerance(dtype).
+inline void check_close(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
+  cuda::sync_compute();
+  REQUIRE_MESSAGE(out.defined(), what, ": no result");
+  CHECK_MESSAGE(out.device() == Device::cuda, what, ": result is not on the device");
+  CHECK_MESSAGE(out.shape() == ref.shape(), what, ": shape ", shape_str(out.shape()), " vs ", shape_str(ref.shape()));
+  const double err = rel_error(out, ref);
+  CHECK_MESSAGE(err < tolerance(dtype), what, " (", dtype_name(dtype), "): relative error ", err, " >= ", tolerance(dtype));
+}
+
+using DeviceOpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// Runs op through the framework twice: on the CPU in f32 with the dtype-rounded inputs, and on the
+// device with dtype copies. Compares the outputs, then back-propagates one random seed through both
+// and compares every input's gradient. Tests the Tensor-level wiring of forward and backward.
+inline void check_op(const std::string& name, const DeviceOpFn& op, const std::vector<Tensor>& host_inputs, DType dtype,
+                     Generator& gen) {
+  std::vector<Tensor> on_cpu, on_dev;
+  for (const Tensor& h : host_inputs) {
+    Tensor c = rounded(h, dtype), d = to_device(h, dtype);
+    c.requires_grad_();
+    d.requires_grad_();
+    on_cpu.push_back(c);
+    on_dev.push_back(d);
+  }
+  Tensor y_cpu = op(on_cpu), y_dev = op(on_dev);
+  check_close(y_dev, y_cpu, dtype, name + " forward");
+  Tensor seed = random_host(y_cpu.shape(), gen);
+  y_cpu.backward(rounded(seed, dtype));
+  y_dev.backward(to_device(seed, dtype));
+  for (size_t i = 0; i < host_inputs.size(); ++i)
+    check_close(on_dev[i].grad(), on_cpu[i].grad(), dtype, name + " gradient of input " + std::to_string(i));
+}
+
+}  // namespace eat::test
