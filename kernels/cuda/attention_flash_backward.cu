@@ -100,11 +100,9 @@ template <typename D> struct KeyPassSmem {
 
 template <typename D>
 __global__ void __launch_bounds__(kThreads) key_pass_kernel(Params<D> P) {
-  extern __shared__ __align__(128) unsigned char smem_raw[];
   using S = KeyPassSmem<D>;
   constexpr int Br = S::Br, Bc = S::Bc;
-  SmemCarver carver{smem_raw};
-  const S sm(carver, P.dp, P.ep);
+  const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
   const int bh = blockIdx.x, b = bh / P.heads, h = bh % P.heads;
   const int k0 = blockIdx.y * Bc, nc = min(Bc, band.keys - k0);
@@ -125,14 +123,8 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(Params<D> P) {
     tile_gemm<true, false>(sm.dk, sm.step.ds, sm.step.q, Bc, P.dp, Br, true);  // dK += dS^T Q
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < nc * P.d && P.dk; i += blockDim.x) {
-    const int r = i / P.d, c = i % P.d;
-    P.dk[P.key_row(b, h, k0 + r, P.d) + c] = from_f32<D>(sm.dk.at(r, c) * P.scale);
-  }
-  for (int i = threadIdx.x; i < nc * P.e && P.dv; i += blockDim.x) {
-    const int r = i / P.e, c = i % P.e;
-    P.dv[P.key_row(b, h, k0 + r, P.e) + c] = from_f32<D>(sm.dv.at(r, c));
-  }
+  if (P.dk) store_tile(P.dk + P.key_row(b, h, k0, P.d), int64_t{P.heads} * P.d, sm.dk, nc, P.d, P.scale);
+  if (P.dv) store_tile(P.dv + P.key_row(b, h, k0, P.e), int64_t{P.heads} * P.e, sm.dv, nc, P.e);
 }
 
 template <typename D> struct QueryPassSmem {
@@ -146,11 +138,9 @@ template <typename D> struct QueryPassSmem {
 
 template <typename D>
 __global__ void __launch_bounds__(kThreads) query_pass_kernel(Params<D> P) {
-  extern __shared__ __align__(128) unsigned char smem_raw[];
   using S = QueryPassSmem<D>;
   constexpr int Br = S::Br, Bc = S::Bc;
-  SmemCarver carver{smem_raw};
-  const S sm(carver, P.dp, P.ep);
+  const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
   const int bh = blockIdx.x, b = bh / P.heads, h = bh % P.heads;
   const int q0 = (gridDim.y - 1 - blockIdx.y) * Br, nr = min(Br, band.seq - q0);
@@ -165,10 +155,7 @@ __global__ void __launch_bounds__(kThreads) query_pass_kernel(Params<D> P) {
     tile_gemm<false, false>(sm.dq, sm.step.ds, sm.step.k, Br, P.dp, Bc, true);  // dQ += dS K
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < nr * P.d; i += blockDim.x) {
-    const int r = i / P.d, c = i % P.d;
-    P.dq[P.query_row(b, h, q0 + r, P.d) + c] = from_f32<D>(sm.dq.at(r, c) * P.scale);
-  }
+  store_tile(P.dq + P.query_row(b, h, q0, P.d), int64_t{P.heads} * P.d, sm.dq, nr, P.d, P.scale);
 }
 
 }  // namespace

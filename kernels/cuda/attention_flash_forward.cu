@@ -31,11 +31,9 @@ template <typename D> struct ForwardSmem {
 
 template <typename D>
 __global__ void __launch_bounds__(kThreads) forward_kernel(Params<D> P) {
-  extern __shared__ __align__(128) unsigned char smem_raw[];
   using S = ForwardSmem<D>;
   constexpr int Br = S::Br, Bc = S::Bc;
-  SmemCarver carver{smem_raw};
-  const S sm(carver, P.dp, P.ep);
+  const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
   const int bh = blockIdx.x, b = bh / P.heads, h = bh % P.heads;
   // Under the causal mask later query tiles have more work: launch them first.

@@ -66,6 +66,23 @@ __device__ void load_tile(SmemTile<D> dst, const D* src, int64_t row_stride, int
   }
 }
 
+// The kernel's dynamic shared memory carved as layout S (constructed from a SmemCarver and args).
+template <typename S, typename... Args> __device__ S smem_layout(Args... args) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  SmemCarver carver{smem_raw};
+  return S(carver, args...);
+}
+
+// Writes rows [0, rows) x columns [0, cols) of an f32 tile, times `scale`, to global memory
+// (row r at dst + r * row_stride).
+template <typename D>
+__device__ void store_tile(D* dst, int64_t row_stride, SmemTile<float> src, int rows, int cols, float scale = 1.f) {
+  for (int i = threadIdx.x; i < rows * cols; i += blockDim.x) {
+    const int r = i / cols, c = i % cols;
+    dst[r * row_stride + c] = from_f32<D>(src.at(r, c) * scale);
+  }
+}
+
 template <typename E> __device__ void fill_tile(SmemTile<E> t, int rows, int width, E value) {
   for (int i = threadIdx.x; i < rows * width; i += blockDim.x) t.at(i / width, i % width) = value;
 }

@@ -96,13 +96,15 @@ TEST_CASE("cuda flash attention: forward, log-sum-exp and gradients match the CP
   Generator gen(101);
   for (DType dtype : {DType::f32, DType::bf16}) {
     // Lengths that are not multiples of any tile; head widths 128, 64 and ones that need padding.
+    // (No single-key rows everywhere, as with T = 1 or window 0: their dq and dk are exactly zero
+    // and a relative error against zero measures only rounding noise.)
     for (Case shape : {Case{2, 77, 77, 3, 64, 32}, Case{1, 130, 130, 2, 128, 128}, Case{2, 33, 33, 2, 40, 24},
-                       Case{1, 1, 1, 1, 8, 8}}) {
+                       Case{1, 3, 3, 1, 8, 8}}) {
       Case c = shape;
       c.causal = false;
       check_case(c, dtype, gen);
       c.causal = true;
-      for (int64_t window : {int64_t{-1}, int64_t{0}, int64_t{5}, int64_t{64}}) {
+      for (int64_t window : {int64_t{-1}, int64_t{1}, int64_t{5}, int64_t{64}}) {
         c.window = window;
         check_case(c, dtype, gen);
       }
