@@ -98,6 +98,7 @@ void add_bench_command(CLI::App& app) {
     bench_kernels(*quick);
   });
   add_bench_lightning_command(*bench);
+  add_bench_lightning_cuda_command(*bench);
 }
 
 }  // namespace eat::cli

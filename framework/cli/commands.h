@@ -12,5 +12,6 @@ void add_eval_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_bench_lightning_command(CLI::App& bench);  // under `eat bench`
+void add_bench_lightning_cuda_command(CLI::App& bench);
 
 }  // namespace eat::cli

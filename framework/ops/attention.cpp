@@ -7,6 +7,10 @@
 #include "framework/ops.h"
 #include "kernels/cpu/attention_naive.h"
 #include "kernels/cpu/attention_tiled.h"
+#ifdef EAT_WITH_CUDA
+#include "kernels/cuda/attention_flash.h"
+#include "kernels/cuda/stream.h"
+#endif
 
 namespace eat {
 
@@ -58,16 +62,27 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
   const cpu::AttentionDims dims = attention_dims(q, k, v, options);
-  const bool tiled = options.impl == AttentionImpl::tiled;
+  // On CUDA there is only the flash kernel (tiled); the naive kernel is the CPU reference.
+  const bool on_gpu = q.device() == Device::cuda;
+  const bool tiled = options.impl == AttentionImpl::tiled || on_gpu;
   Tensor out = Tensor::empty({dims.batch, dims.seq, dims.heads, dims.v_dim}, v.dtype(), v.device());
-  // Row log-sum-exps [B, H, T]: all the tiled backward needs besides q, k, v and out.
-  Tensor lse = tiled ? Tensor::empty({dims.batch, dims.heads, dims.seq}, q.dtype(), q.device()) : Tensor();
-  dispatch("attention", q, [&]<typename T>() {
-    if (tiled)
-      cpu::attention_tiled_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), dims);
-    else
-      cpu::attention_naive_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), dims);
-  });
+  // Row log-sum-exps [B, H, T]: all the tiled backward needs besides q, k, v and out. The CUDA
+  // kernel keeps them in f32 whatever the storage type: a bf16 log-sum-exp would put an error of
+  // several percent into every recomputed probability.
+  Tensor lse = tiled ? Tensor::empty({dims.batch, dims.heads, dims.seq}, on_gpu ? DType::f32 : q.dtype(), q.device())
+                     : Tensor();
+  dispatch(
+      "attention", q,
+      [&]<typename T>() {
+        if (tiled)
+          cpu::attention_tiled_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), dims);
+        else
+          cpu::attention_naive_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), dims);
+      },
+      EAT_CUDA([&]<typename T>() {
+        cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
+                                         dims, cuda::compute_stream());
+      }));
   if (autograd::needs_record({&q, &k, &v})) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
     autograd::record(
@@ -78,17 +93,27 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
           Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
           Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
           Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
-          dispatch("attention backward", q, [&]<typename T>() {
-            T* dq_p = need_q ? dq.data<T>() : nullptr;
-            T* dk_p = need_k ? dk.data<T>() : nullptr;
-            T* dv_p = need_v ? dv.data<T>() : nullptr;
-            if (tiled)
-              cpu::attention_tiled_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>(),
-                                               dout.data<T>(), dq_p, dk_p, dv_p, dims);
-            else
-              cpu::attention_naive_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), dout.data<T>(), dq_p, dk_p,
-                                               dv_p, dims);
-          });
+          dispatch(
+              "attention backward", q,
+              [&]<typename T>() {
+                T* dq_p = need_q ? dq.data<T>() : nullptr;
+                T* dk_p = need_k ? dk.data<T>() : nullptr;
+                T* dv_p = need_v ? dv.data<T>() : nullptr;
+                if (tiled)
+                  cpu::attention_tiled_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>(),
+                                                   dout.data<T>(), dq_p, dk_p, dv_p, dims);
+                else
+                  cpu::attention_naive_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), dout.data<T>(), dq_p, dk_p,
+                                                   dv_p, dims);
+              },
+              EAT_CUDA([&]<typename T>() {
+                // dO . O per query row, f32 scratch of the backward.
+                Tensor rowdot = Tensor::empty({dims.batch, dims.heads, dims.seq}, DType::f32, q.device());
+                cuda::attention_flash_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(),
+                                                  lse.data<float>(), dout.data<T>(), need_q ? dq.data<T>() : nullptr,
+                                                  need_k ? dk.data<T>() : nullptr, need_v ? dv.data<T>() : nullptr,
+                                                  rowdot.data<float>(), dims, cuda::compute_stream());
+              }));
           return {dq, dk, dv};
         });
   }

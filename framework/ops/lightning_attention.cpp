@@ -7,6 +7,10 @@
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/lightning_naive.h"
 #include "kernels/cpu/lightning_recurrent.h"
+#ifdef EAT_WITH_CUDA
+#include "kernels/cuda/lightning_chunked.h"
+#include "kernels/cuda/stream.h"
+#endif
 
 namespace eat {
 
@@ -52,6 +56,12 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+#ifdef EAT_WITH_CUDA
+// The CUDA kernel is the chunked one whatever `impl` asks for: naive and recurrent are CPU
+// references, and every implementation computes the same function.
+cuda::LightningDims cuda_dims(const cpu::LinearAttentionShape& s) { return {s.B, s.T, s.H, s.d, s.e}; }
+#endif
+
 }  // namespace
 
 std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -78,7 +88,11 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
                                           o.data<T>(), final_state.data<T>());
         break;
     }
-  });
+  }, EAT_CUDA([&]<typename T>() {
+    cuda::lightning_chunked_forward<T>(cuda_dims(s), decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
+                                       data_or_null<T>(initial_state), o.data<T>(), final_state.data<T>(),
+                                       cuda::compute_stream());
+  }));
   if (autograd::needs_record({&q, &k, &v, &initial_state})) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
     const bool need_s0 = initial_state.defined() && initial_state.requires_grad();
@@ -116,7 +130,12 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
                                                    out(ds0));
                 break;
             }
-          });
+          }, EAT_CUDA([&]<typename T>() {
+            auto out = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+            cuda::lightning_chunked_backward<T>(cuda_dims(s), decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
+                                                data_or_null<T>(s0), dout.data<T>(), dfinal.data<T>(), out(dq),
+                                                out(dk), out(dv), out(ds0), cuda::compute_stream());
+          }));
           return std::vector<Tensor>{dq, dk, dv, ds0};
         });
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "framework/random.h"
 #include "framework/tensor.h"
 
 namespace eat::test {
@@ -30,6 +31,12 @@ inline double rel_error(const Tensor& out, const Tensor& ref) {
     den += r[i] * r[i];
   }
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// Random host values in f32, rounded through `dtype` first (bf16 cases compare the CUDA kernel with
+// the CPU f32 kernel on the same rounded inputs, so only the kernels' arithmetic differs).
+inline Tensor random_host(const Shape& shape, Generator& gen, DType dtype, double stddev = 1.0) {
+  return Tensor::randn(shape, gen, stddev).to(dtype).to(DType::f32);
 }
 
 // Tolerances of the gpu suite: f32 kernels against the CPU f32 kernel, bf16 against CPU f32.

@@ -1,0 +1,90 @@
+#pragma once
+// What the flash attention forward and backward kernels share: the attended band on the device,
+// the per-launch parameters and the tile sizes.
+#include <cstdint>
+
+#include "framework/error.h"
+#include "kernels/cpu/attention_band.h"
+#include "kernels/cuda/attention_flash.h"
+#include "kernels/cuda/smem_tile.cuh"
+
+namespace eat::cuda::flash {
+
+inline constexpr int kThreads = 256;  // 8 warps per block
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+// Tile sizes: (query rows, key rows) per step of each kernel. bf16 tiles are multiples of the
+// 16-row WMMA fragment; the dK/dV pass keeps two f32 accumulators of a whole key tile, so it
+// takes fewer query rows at a time to fit the shared memory of an A100 (164 KiB) as well as an
+// H100. f32 tiles are smaller: every element is four bytes.
+template <typename D> struct Tiles {
+  static constexpr int fwd_q = is_bf16_v<D> ? 64 : 32, fwd_k = is_bf16_v<D> ? 64 : 32;
+  static constexpr int kv_q = 32, kv_k = is_bf16_v<D> ? 64 : 32;
+  static constexpr int dq_q = is_bf16_v<D> ? 64 : 32, dq_k = is_bf16_v<D> ? 64 : 32;
+};
+
+// cpu::AttentionDims's band on the device: query t (global position t + query_offset) attends to
+// keys [first_key(t), last_key(t)]; key s is attended by queries [first_query(s), last_query(s)].
+struct Band {
+  int seq, keys, query_offset, window_left;
+  bool causal;
+  __device__ int first_key(int t) const { return causal && window_left >= 0 ? max(0, t + query_offset - window_left) : 0; }
+  __device__ int last_key(int t) const { return causal ? min(keys - 1, t + query_offset) : keys - 1; }
+  __device__ int first_query(int s) const { return causal ? max(0, s - query_offset) : 0; }
+  __device__ int last_query(int s) const {
+    return causal && window_left >= 0 ? min(seq - 1, s + window_left - query_offset) : seq - 1;
+  }
+  __device__ bool attends(int t, int s) const { return t < seq && s < keys && s >= first_key(t) && s <= last_key(t); }
+};
+
+template <typename D> struct Params {
+  const D *q, *k, *v, *out, *dout;
+  D *out_w, *dq, *dk, *dv;
+  float* lse_w;
+  const float *lse, *rowdot;
+  int heads, d, e;  // head widths
+  int dp, ep;       // head widths rounded up to the 16-wide fragment
+  float scale, scale_log2;  // scale and scale * log2(e): exponentials are exp2 of log2-scaled scores
+  Band band;
+
+  // Row t of head (b, h) in a query-side ([B, seq, H, w]) or key-side ([B, keys, H, w]) tensor.
+  __device__ int64_t query_row(int b, int h, int t, int w) const {
+    return ((static_cast<int64_t>(b) * band.seq + t) * heads + h) * w;
+  }
+  __device__ int64_t key_row(int b, int h, int s, int w) const {
+    return ((static_cast<int64_t>(b) * band.keys + s) * heads + h) * w;
+  }
+};
+
+inline void check_dims(const cpu::AttentionDims& dims) {
+  EAT_CHECK(dims.qk_dim <= kFlashMaxHeadDim && dims.v_dim <= kFlashMaxHeadDim, "attention (CUDA): head widths d = ",
+            dims.qk_dim, " and e = ", dims.v_dim, " must be at most ", kFlashMaxHeadDim);
+  EAT_CHECK(dims.seq < (int64_t{1} << 30) && dims.key_len() < (int64_t{1} << 30), "attention (CUDA): ", dims.seq,
+            " queries and ", dims.key_len(), " keys: positions must fit in 30 bits");
+}
+
+template <typename D> Params<D> make_params(const cpu::AttentionDims& dims) {
+  check_dims(dims);
+  Params<D> p{};
+  p.heads = static_cast<int>(dims.heads);
+  p.d = static_cast<int>(dims.qk_dim);
+  p.e = static_cast<int>(dims.v_dim);
+  p.dp = round_up(p.d, 16);
+  p.ep = round_up(p.e, 16);
+  p.scale = static_cast<float>(dims.scale);
+  p.scale_log2 = static_cast<float>(dims.scale * 1.4426950408889634);
+  p.band = Band{static_cast<int>(dims.seq), static_cast<int>(dims.key_len()), static_cast<int>(dims.query_offset),
+                static_cast<int>(dims.window_left), dims.causal};
+  return p;
+}
+
+inline unsigned tiles_of(int64_t n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); }
+
+// Grid (B * H, tiles); tiles on y, whose limit is 65535.
+inline dim3 grid_of(const cpu::AttentionDims& dims, unsigned tiles) {
+  EAT_CHECK(tiles <= 65535u, "attention (CUDA): ", tiles, " tiles per head exceed the grid limit of 65535");
+  EAT_CHECK(dims.batch * dims.heads <= 0x7fffffff, "attention (CUDA): B * H = ", dims.batch * dims.heads, " is too large");
+  return dim3(static_cast<unsigned>(dims.batch * dims.heads), tiles);
+}
+
+}  // namespace eat::cuda::flash

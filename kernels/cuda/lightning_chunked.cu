@@ -1,0 +1,54 @@
+// Lightning Attention-2 on the GPU: the forward and the three gradient passes are sweeps of
+// lightning_sweep.cuh. With S the state and G its gradient (kernels/cpu/lightning_chunked.cpp):
+//   o  = forward (X, Y, Z) = (q, k, v),   St = S     from S0,      leaving the final state;
+//   dq = forward (dO, v, k),              St = S^T   from S0^T;
+//   dk = reverse (dO, v, q),              St = G^T   from dfinal^T;
+//   dv = reverse (q, k, dO),              St = G     from dfinal,  leaving dS0.
+#include "framework/dtype.h"
+#include "kernels/cuda/lightning_chunked.h"
+#include "kernels/cuda/lightning_sweep.cuh"
+
+namespace eat::cuda {
+
+using namespace lightning;
+
+template <typename T>
+void lightning_chunked_forward(const LightningDims& s, const double* decay, const T* q, const T* k, const T* v,
+                               const T* s0, T* o, T* final_state, cudaStream_t stream) {
+  using D = device_t<T>;
+  check_dims(s);
+  const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
+  run_sweep<D, false>(sweep_args<D>(s, decay, dev(q), dev(k), dev(v), d, e, dev(o), s0 ? dev(s0) : nullptr,
+                                    dev(final_state), false),
+                      stream);
+}
+
+template <typename T>
+void lightning_chunked_backward(const LightningDims& s, const double* decay, const T* q, const T* k, const T* v,
+                                const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0,
+                                cudaStream_t stream) {
+  using D = device_t<T>;
+  check_dims(s);
+  const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
+  const D* init = s0 ? dev(s0) : nullptr;
+  if (dq)
+    run_sweep<D, false>(sweep_args<D>(s, decay, dev(dout), dev(v), dev(k), e, d, dev(dq), init, nullptr, true), stream);
+  if (dk)
+    run_sweep<D, true>(sweep_args<D>(s, decay, dev(dout), dev(v), dev(q), e, d, dev(dk), dev(dfinal), nullptr, true),
+                       stream);
+  if (dv || ds0)
+    run_sweep<D, true>(sweep_args<D>(s, decay, dev(q), dev(k), dev(dout), d, e, dv ? dev(dv) : nullptr, dev(dfinal),
+                                     ds0 ? dev(ds0) : nullptr, false),
+                       stream);
+}
+
+#define EAT_INSTANTIATE(T)                                                                                        \
+  template void lightning_chunked_forward<T>(const LightningDims&, const double*, const T*, const T*, const T*,  \
+                                             const T*, T*, T*, cudaStream_t);                                    \
+  template void lightning_chunked_backward<T>(const LightningDims&, const double*, const T*, const T*, const T*, \
+                                              const T*, const T*, const T*, T*, T*, T*, T*, cudaStream_t);
+EAT_INSTANTIATE(float)
+EAT_INSTANTIATE(bf16)
+#undef EAT_INSTANTIATE
+
+}  // namespace eat::cuda

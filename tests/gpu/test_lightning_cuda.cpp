@@ -1,0 +1,170 @@
+// The CUDA Lightning Attention-2 and state readout kernels against the CPU kernels: output, final
+// state and every gradient (q, k, v, initial state), in f32 (relative error 1e-5) and bf16 (1e-2,
+// against the CPU f32 kernel on the same bf16-rounded inputs). Lengths that are not multiples of
+// the chunk, d != e, widths that need padding to the 16-wide fragment, lambda = 1 (no decay),
+// strong decay and a mix across heads, with and without an initial state. Device outputs start as
+// NaN, so an element the kernel never writes fails the comparison.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "gpu/gpu_compare.h"
+#include "gpu/gpu_guard.h"
+#include "kernels/cpu/lightning_chunked.h"
+#include "kernels/cpu/state_readout.h"
+#include "kernels/cuda/lightning_chunked.h"
+#include "kernels/cuda/memory.h"
+#include "kernels/cuda/state_readout.h"
+#include "kernels/cuda/stream.h"
+
+using namespace eat;
+using namespace eat::test;
+
+namespace {
+
+struct Dims {
+  int64_t B, T, H, d, e;
+};
+
+// One lambda per head, cycling through no decay, strong decay and the model's range.
+std::vector<double> decays(int64_t H, const std::vector<double>& pool) {
+  std::vector<double> out;
+  for (int64_t h = 0; h < H; ++h) out.push_back(pool[static_cast<size_t>(h) % pool.size()]);
+  return out;
+}
+
+template <typename T> T* ptr(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
+
+void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_state, DType dtype, Generator& gen) {
+  CAPTURE(dtype_name(dtype));
+  CAPTURE(n.T);
+  CAPTURE(n.d);
+  CAPTURE(n.e);
+  CAPTURE(decay[0]);
+  CAPTURE(with_state);
+  const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
+  const Shape qs{n.B, n.T, n.H, n.d}, vs{n.B, n.T, n.H, n.e}, ss{n.B, n.H, n.d, n.e};
+  Tensor q = random_host(qs, gen, dtype, 0.5), k = random_host(qs, gen, dtype, 0.5), v = random_host(vs, gen, dtype);
+  Tensor dout = random_host(vs, gen, dtype), dfinal = random_host(ss, gen, dtype);
+  Tensor s0 = with_state ? random_host(ss, gen, dtype) : Tensor();
+
+  Tensor o = Tensor::empty(vs), fin = Tensor::empty(ss), dq = Tensor::empty(qs), dk = Tensor::empty(qs),
+         dv = Tensor::empty(vs), ds0 = with_state ? Tensor::empty(ss) : Tensor();
+  cpu::lightning_chunked_forward<float>(s, 64, decay.data(), q.data<float>(), k.data<float>(), v.data<float>(),
+                                        ptr<float>(s0), o.data<float>(), fin.data<float>());
+  cpu::lightning_chunked_backward<float>(s, 64, decay.data(), q.data<float>(), k.data<float>(), v.data<float>(),
+                                         ptr<float>(s0), dout.data<float>(), dfinal.data<float>(), dq.data<float>(),
+                                         dk.data<float>(), dv.data<float>(), ptr<float>(ds0));
+
+  Tensor qd = to_device(q, dtype), kd = to_device(k, dtype), vd = to_device(v, dtype);
+  Tensor dod = to_device(dout, dtype), dfd = to_device(dfinal, dtype);
+  Tensor s0d = with_state ? to_device(s0, dtype) : Tensor();
+  Tensor go = poisoned_device(vs, dtype), gfin = poisoned_device(ss, dtype), gdq = poisoned_device(qs, dtype),
+         gdk = poisoned_device(qs, dtype), gdv = poisoned_device(vs, dtype),
+         gds0 = with_state ? poisoned_device(ss, dtype) : Tensor();
+  cuda::synchronize();  // uploads are done before the compute stream reads them
+  const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
+  dispatch_cuda_floating("test", dtype, [&]<typename T>() {
+    cuda::lightning_chunked_forward<T>(cd, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
+                                       go.data<T>(), gfin.data<T>(), cuda::compute_stream());
+    cuda::lightning_chunked_backward<T>(cd, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
+                                        dod.data<T>(), dfd.data<T>(), gdq.data<T>(), gdk.data<T>(), gdv.data<T>(),
+                                        ptr<T>(gds0), cuda::compute_stream());
+  });
+  cuda::sync_compute();
+  const double tol = tolerance(dtype);
+  CHECK(rel_error(go, o) < tol);
+  CHECK(rel_error(gfin, fin) < tol);
+  CHECK(rel_error(gdq, dq) < tol);
+  CHECK(rel_error(gdk, dk) < tol);
+  CHECK(rel_error(gdv, dv) < tol);
+  if (with_state) CHECK(rel_error(gds0, ds0) < tol);
+}
+
+}  // namespace
+
+TEST_CASE("cuda lightning: output, final state and all gradients match the CPU chunked kernel") {
+  test::require_gpu();
+  Generator gen(201);
+  const std::vector<std::vector<double>> pools{{1.0}, {0.05}, {1.0, 0.05, 0.9, 0.999}};
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 130, 2, 128, 128}, Dims{2, 33, 4, 40, 24}, Dims{1, 1, 1, 8, 16},
+                   Dims{1, 200, 2, 32, 96}})
+      for (const auto& pool : pools)
+        for (bool with_state : {false, true}) check_lightning(n, decays(n.H, pool), with_state, dtype, gen);
+}
+
+TEST_CASE("cuda lightning: the op's autograd path on the GPU matches it on the CPU") {
+  test::require_gpu();
+  Generator gen(202);
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    CAPTURE(dtype_name(dtype));
+    const int64_t B = 2, T = 90, H = 2, d = 32, e = 48;
+    const std::vector<double> decay{0.97, 0.5};
+    Tensor q = random_host({B, T, H, d}, gen, dtype, 0.5), k = random_host({B, T, H, d}, gen, dtype, 0.5),
+           v = random_host({B, T, H, e}, gen, dtype), s0 = random_host({B, H, d, e}, gen, dtype),
+           seed = random_host({B, T, H, e}, gen, dtype);
+    struct Run {
+      Tensor o, fin, dq, dk, dv, ds0;
+    };
+    auto run = [&](Device device) {
+      auto leaf = [&](const Tensor& t) {
+        return (device == Device::cuda ? to_device(t, dtype) : t.clone()).requires_grad_();
+      };
+      Tensor ql = leaf(q), kl = leaf(k), vl = leaf(v), sl = leaf(s0);
+      auto [o, fin] = lightning_attention(ql, kl, vl, decay, sl);
+      o.backward(device == Device::cuda ? to_device(seed, dtype) : seed);  // the final state is unused: zero gradient
+      if (device == Device::cuda) cuda::sync_compute();
+      return Run{o, fin, ql.grad(), kl.grad(), vl.grad(), sl.grad()};
+    };
+    Run host = run(Device::cpu), device = run(Device::cuda);
+    const double tol = tolerance(dtype);
+    CHECK(rel_error(device.o, host.o) < tol);
+    CHECK(rel_error(device.fin, host.fin) < tol);
+    CHECK(rel_error(device.dq, host.dq) < tol);
+    CHECK(rel_error(device.dk, host.dk) < tol);
+    CHECK(rel_error(device.dv, host.dv) < tol);
+    CHECK(rel_error(device.ds0, host.ds0) < tol);
+  }
+}
+
+TEST_CASE("cuda state readout: output and both gradients match the CPU kernel") {
+  test::require_gpu();
+  Generator gen(203);
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 130, 2, 128, 128}, Dims{1, 5, 2, 24, 40}}) {
+      CAPTURE(dtype_name(dtype));
+      CAPTURE(n.T);
+      const std::vector<double> decay = decays(n.H, {1.0, 0.05, 0.9});
+      const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
+      const Shape qs{n.B, n.T, n.H, n.d}, vs{n.B, n.T, n.H, n.e}, ss{n.B, n.H, n.d, n.e};
+      Tensor q = random_host(qs, gen, dtype), st = random_host(ss, gen, dtype), dout = random_host(vs, gen, dtype);
+      Tensor o = Tensor::empty(vs), dq = Tensor::empty(qs), dst = Tensor::empty(ss);
+      cpu::state_readout_forward<float>(s, decay, q.data<float>(), st.data<float>(), o.data<float>());
+      cpu::state_readout_backward<float>(s, decay, q.data<float>(), st.data<float>(), dout.data<float>(),
+                                         dq.data<float>(), dst.data<float>());
+      Tensor qd = to_device(q, dtype), std_ = to_device(st, dtype), dod = to_device(dout, dtype);
+      Tensor go = poisoned_device(vs, dtype), gdq = poisoned_device(qs, dtype), gdst = poisoned_device(ss, dtype);
+      cuda::synchronize();
+      const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
+      dispatch_cuda_floating("test", dtype, [&]<typename T>() {
+        cuda::state_readout_forward<T>(cd, decay.data(), qd.data<T>(), std_.data<T>(), go.data<T>(),
+                                       cuda::compute_stream());
+        cuda::state_readout_backward<T>(cd, decay.data(), qd.data<T>(), std_.data<T>(), dod.data<T>(),
+                                        gdq.data<T>(), gdst.data<T>(), cuda::compute_stream());
+      });
+      cuda::sync_compute();
+      const double tol = tolerance(dtype);
+      CHECK(rel_error(go, o) < tol);
+      CHECK(rel_error(gdq, dq) < tol);
+      CHECK(rel_error(gdst, dst) < tol);
+    }
+}
+
+TEST_CASE("cuda lightning: unsupported head widths are rejected with the value") {
+  test::require_gpu();
+  Tensor q = Tensor::empty({1, 4, 1, 160}, DType::f32, Device::cuda), v = Tensor::empty({1, 4, 1, 8}, DType::f32, Device::cuda);
+  CHECK_THROWS_WITH_AS(lightning_attention(q, q, v, {0.9}), doctest::Contains("d = 160"), Error);
+}
