@@ -7,7 +7,6 @@
 #include <tuple>
 
 #include "framework/dist/halo.h"
-#include "framework/dist/lasp2.h"
 #include "framework/error.h"
 #include "framework/random.h"
 #include "gradcheck.h"
@@ -88,29 +87,6 @@ void check_short_conv(DType dtype, int64_t L, int64_t k, double tol) {
   }
 }
 
-void check_windowed_attention(DType dtype, int64_t L, int64_t window, double tol) {
-  Communicator& w = world();
-  const int S = w.size(), r = w.rank();
-  const int64_t B = 2, T = L * S, H = 2, d = 4, e = 3;
-  Generator gen(13);
-  Tensor q = Tensor::randn({B, T, H, d}, gen, 1.0, dtype), k = Tensor::randn({B, T, H, d}, gen, 1.0, dtype),
-         v = Tensor::randn({B, T, H, e}, gen, 1.0, dtype), seed = Tensor::randn({B, T, H, e}, gen, 1.0, dtype);
-  AttentionOptions opt;
-  opt.window_left = window;
-  std::vector<Tensor> full = {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()};
-  Tensor o_full = attention(full[0], full[1], full[2], opt);
-  o_full.backward(seed);
-  std::vector<Tensor> mine = {time_slice(q, r * L, L).requires_grad_(), time_slice(k, r * L, L).requires_grad_(),
-                              time_slice(v, r * L, L).requires_grad_()};
-  Tensor o = windowed_attention_sp(mine[0], mine[1], mine[2], w, opt);
-  CHECK(rel_error(o, time_slice(o_full, r * L, L)) < tol);
-  o.backward(time_slice(seed, r * L, L));
-  for (size_t i = 0; i < 3; ++i) {
-    CAPTURE(i);
-    CHECK(rel_error(mine[i].grad(), time_slice(full[i].grad(), r * L, L)) < tol);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("halo: the sequence-parallel short convolution equals the whole sequence") {
@@ -127,7 +103,7 @@ TEST_CASE("halo: sequence-parallel sliding-window attention equals the whole seq
   // Windows 0 (the diagonal only), inside a share, one share, and wider than one and three shares.
   for (int64_t window : {0, 1, 5, 6, 9, 20}) {
     CAPTURE(window);
-    check_windowed_attention(DType::f64, 6, window, 1e-12);
-    check_windowed_attention(DType::f32, 6, window, 1e-6);
+    check_attention_sp(DType::f64, 6, window, 1e-12);
+    check_attention_sp(DType::f32, 6, window, 1e-6);
   }
 }
