@@ -90,5 +90,9 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
 // q [B, T, H, d] and S [B, H, d, e] (the state before token 0). lightning_attention(q, k, v, decay,
 // S) equals lightning_attention(q, k, v, decay) plus this; LASP-2 uses it for the inter-rank term.
 Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::vector<double>& decay);
+// The state a segment leaves from a zero start: sum_t lambda_h^(T-1-t) k_t^T v_t [B, H, d, e] for
+// k [B, T, H, d], v [B, T, H, e]; equals lightning_attention(q, k, v, decay).second without the
+// outputs, so LASP-2 can send it before the local attention runs.
+Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<double>& decay);
 
 }  // namespace eat

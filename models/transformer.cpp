@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "framework/dist/comm_stats.h"
 #include "framework/error.h"
 
 namespace eat::models {
@@ -46,7 +47,13 @@ Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) co
   Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position_offset);
   Tensor k = rope(reshape(k_proj.forward(x), heads), rope_theta, position_offset);
   Tensor v = reshape(v_proj.forward(x), heads);
-  Tensor a = split ? attention_sp(q, k, v, *sp_group, attention_options) : attention(q, k, v, attention_options);
+  Tensor a;
+  if (split) {
+    CommLabel scope(comm_label);
+    a = attention_sp(q, k, v, *sp_group, attention_options);
+  } else {
+    a = attention(q, k, v, attention_options);
+  }
   return o_proj.forward(reshape(a, {B, T, D}));
 }
 
@@ -84,7 +91,10 @@ Tensor Transformer::forward(const Tensor& ids) {
 void Transformer::set_sequence_parallel(Communicator* sp_group) {
   EAT_CHECK(!sp_group || sp_group->size() == 1 || options_.attention_impl == AttentionImpl::tiled,
             "transformer: sequence parallelism needs model.transformer.attention = \"tiled\"");
-  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].attn.sp_group = sp_group;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i].attn.sp_group = sp_group;
+    layers_[i].attn.comm_label = "layers." + std::to_string(i) + ".attn";
+  }
 }
 
 double Transformer::train_flops_per_token(int64_t T) const {

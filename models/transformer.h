@@ -30,6 +30,7 @@ class CausalSelfAttention : public Module {
   double rope_theta;
   AttentionOptions attention_options;
   Communicator* sp_group = nullptr;  // LASP-2H across these ranks when set
+  std::string comm_label;             // its traffic is booked to this name, e.g. "layers.2.attn"
 };
 
 class TransformerBlock : public Module {

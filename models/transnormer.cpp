@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "framework/dist/comm_stats.h"
 #include "framework/error.h"
 
 namespace eat::models {
@@ -52,6 +53,7 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
   Tensor o;
   if (sp_group && sp_group->size() > 1) {
     EAT_CHECK(!state.defined() && !final_state, "transnormer: decoding with states and sequence parallelism do not mix");
+    CommLabel scope(comm_label);
     o = lightning_attention_sp(q, k, v, decay, *sp_group, attention_options);
   } else {
     auto [out, last] = lightning_attention(q, k, v, decay, state, attention_options);
@@ -114,7 +116,10 @@ Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& s
 }
 
 void TransNormer::set_sequence_parallel(Communicator* sp_group) {
-  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].attn.sp_group = sp_group;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i].attn.sp_group = sp_group;
+    layers_[i].attn.comm_label = "layers." + std::to_string(i) + ".attn";
+  }
 }
 
 double TransNormer::train_flops_per_token(int64_t T) const {

@@ -41,6 +41,7 @@ class NormLinearAttention : public Module {
   std::vector<double> decay;
   LinearAttentionOptions attention_options;
   Communicator* sp_group = nullptr;  // LASP-2 across these ranks when set
+  std::string comm_label;             // its traffic is booked to this name, e.g. "layers.2.attn"
 };
 
 class TransNormerBlock : public Module {

@@ -2,14 +2,37 @@
 // Collectives between the ranks of a job. Two backends: MPI for CPU tensors (this file's
 // make_world() under mpirun), and a single-process one (size 1, every collective the identity)
 // when eat runs alone or was built without MPI. NCCL for CUDA tensors plugs in behind the same
-// interface. Tensors must be contiguous; collectives are blocking and every rank of the group must
-// make the same calls in the same order.
+// interface. Tensors must be contiguous; collectives are blocking (except all_gather_async) and
+// every rank of the group must make the same calls in the same order. Every operation is booked
+// to the label in scope (comm_stats.h).
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "framework/tensor.h"
 
 namespace eat {
+
+// An all_gather in flight: the result tensor is written once wait() returns. Leaving it unwaited
+// waits in the destructor, so a buffer is never freed under a running collective.
+class PendingGather {
+ public:
+  PendingGather(Tensor result, std::function<void()> finish) : result_(std::move(result)), finish_(std::move(finish)) {}
+  ~PendingGather() {
+    if (finish_) finish_();
+  }
+  PendingGather(const PendingGather&) = delete;
+  PendingGather& operator=(const PendingGather&) = delete;
+  Tensor wait() {
+    if (finish_) std::exchange(finish_, nullptr)();
+    return result_;
+  }
+
+ private:
+  Tensor result_;
+  std::function<void()> finish_;
+};
 
 class Communicator {
  public:
@@ -22,11 +45,18 @@ class Communicator {
   virtual void all_reduce_sum(const Tensor& t) = 0;
   // Every rank's t (same shape on all) stacked along a new leading axis: [size, ...t.shape].
   virtual Tensor all_gather(const Tensor& t) = 0;
+  // The same, started without waiting: compute while it runs, then wait(). t must stay alive and
+  // unchanged until then.
+  virtual std::unique_ptr<PendingGather> all_gather_async(const Tensor& t) = 0;
   // t [size, ...] summed over ranks; rank r receives slice r: [...].
   virtual Tensor reduce_scatter_sum(const Tensor& t) = 0;
   virtual void broadcast(const Tensor& t, int root) = 0;
   virtual void send(const Tensor& t, int dst) = 0;
   virtual void recv(const Tensor& t, int src) = 0;
+  // Sends `out` to rank dst and receives `in` from rank src in one step, so a whole ring or line
+  // of ranks can shift data without deadlock. dst or src = -1 means no partner on that side (the
+  // ends of a line): nothing is sent, or `in` is left as it is.
+  virtual void send_recv(const Tensor& out, int dst, const Tensor& in, int src) = 0;
   // Logical OR / maximum over the group: how ranks agree on stopping and on what they read.
   virtual bool any(bool flag) = 0;
   virtual double max(double value) = 0;

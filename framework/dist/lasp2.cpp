@@ -4,19 +4,32 @@
 #include <cstring>
 
 #include "framework/autograd.h"
+#include "framework/dist/comm_stats.h"
+#include "framework/dist/halo.h"
 #include "framework/error.h"
 
 namespace eat {
 
+namespace {
+
+// Makes out = the gather of x differentiable: the backward sums the gradient over the ranks and
+// hands each rank its slice (ReduceScatter).
+void record_gather(Communicator& group, const Tensor& x, const Tensor& out) {
+  if (!autograd::needs_record({&x})) return;
+  autograd::record("all_gather", {x}, {out},
+                   [&group, shape = out.shape(), dtype = out.dtype(), label = current_comm_label()](const std::vector<Tensor>& g) {
+                     // Every rank must take part even when no gradient reached its copy: it sends zeros then.
+                     Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(shape, dtype);
+                     CommLabel scope(label);  // booked to the layer that gathered
+                     return std::vector<Tensor>{group.reduce_scatter_sum(grad)};
+                   });
+}
+
+}  // namespace
+
 Tensor all_gather_op(Communicator& group, const Tensor& x) {
   Tensor out = group.all_gather(x.detach());
-  if (autograd::needs_record({&x})) {
-    autograd::record("all_gather", {x}, {out}, [&group, shape = out.shape(), dtype = out.dtype()](const std::vector<Tensor>& g) {
-      // Every rank must take part even when no gradient reached its copy: it sends zeros then.
-      Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(shape, dtype);
-      return std::vector<Tensor>{group.reduce_scatter_sum(grad)};
-    });
-  }
+  record_gather(group, x, out);
   return out;
 }
 
@@ -40,12 +53,23 @@ Tensor incoming_weights(const Tensor& states, const std::vector<double>& decay, 
 }  // namespace
 
 Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
-                              Communicator& sp_group, const LinearAttentionOptions& options) {
-  auto [local, final_state] = lightning_attention(q, k, v, decay, Tensor(), options);
+                              Communicator& sp_group, const LinearAttentionOptions& options, bool overlap) {
   const int S = sp_group.size(), r = sp_group.rank();
-  if (S == 1) return local;
-  // The gathered local final states m_j [S, B, H, d, e].
-  Tensor states = all_gather_op(sp_group, final_state);
+  if (S == 1) return lightning_attention(q, k, v, decay, Tensor(), options).first;
+  // This rank's state comes first (a cheap O(L d e) sum), so that its gather can run while the
+  // local attention, the expensive part, is computed. Both paths do the same arithmetic.
+  Tensor final_state = decayed_state_sum(k, v, decay);
+  Tensor local, states;  // states: the gathered m_j [S, B, H, d, e]
+  if (overlap) {
+    Tensor sent = final_state.detach();
+    std::unique_ptr<PendingGather> gathering = sp_group.all_gather_async(sent);
+    local = lightning_attention(q, k, v, decay, Tensor(), options).first;
+    states = gathering->wait();
+    record_gather(sp_group, final_state, states);
+  } else {
+    states = all_gather_op(sp_group, final_state);
+    local = lightning_attention(q, k, v, decay, Tensor(), options).first;
+  }
   // incoming = sum_j w_j m_j over ALL ranks' states (weight 0 for j >= r, so rank 0's is zero):
   // every rank's graph then reaches the AllGather, whose backward is a collective all must join.
   // The weighted sum is one elementwise product and a [1, S] x [S, B H d e] product.
@@ -85,10 +109,25 @@ Tensor join_time(const Tensor& pieces) {
 
 }  // namespace
 
+Tensor windowed_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
+                             AttentionOptions options) {
+  EAT_CHECK(options.window_left >= 0, "windowed_attention_sp: needs a sliding window, got window_left = ",
+            options.window_left);
+  // The first query of this rank reaches window_left keys back; rows before the sequence start
+  // (zeros from the exchange) must not become keys, so they are cut off here.
+  const int64_t W = options.window_left, L = q.size(1), t0 = static_cast<int64_t>(sp_group.rank()) * L;
+  const int64_t valid = std::min(W, t0);
+  Tensor keys = narrow_time(halo_exchange(k, W, sp_group), W - valid, W + L);
+  Tensor values = narrow_time(halo_exchange(v, W, sp_group), W - valid, W + L);
+  options.query_offset = valid;
+  return attention(q, keys, values, options);
+}
+
 Tensor attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group, AttentionOptions options) {
   EAT_CHECK(options.causal, "attention_sp: sequence parallelism splits causal attention only");
   EAT_CHECK(options.impl == AttentionImpl::tiled, "attention_sp: needs the tiled kernel");
   if (sp_group.size() == 1) return attention(q, k, v, options);
+  if (options.window_left >= 0) return windowed_attention_sp(q, k, v, sp_group, options);
   Tensor keys = join_time(all_gather_op(sp_group, k));
   Tensor values = join_time(all_gather_op(sp_group, v));
   options.query_offset = static_cast<int64_t>(sp_group.rank()) * q.size(1);

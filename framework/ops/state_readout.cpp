@@ -1,4 +1,5 @@
-// decayed_state_readout: o_t = lambda^(t+1) q_t S, the contribution of an incoming state.
+// decayed_state_readout: o_t = lambda^(t+1) q_t S, the contribution of an incoming state, and
+// decayed_state_sum: the state a segment leaves from a zero start.
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
@@ -10,6 +11,15 @@
 
 namespace eat {
 
+namespace {
+
+void check_decay(const char* op, const std::vector<double>& decay, int64_t heads) {
+  EAT_CHECK(static_cast<int64_t>(decay.size()) == heads, op, ": ", decay.size(), " decay values for ", heads, " heads");
+  for (double l : decay) EAT_CHECK(l > 0 && l <= 1, op, ": decay ", l, " is outside (0, 1]");
+}
+
+}  // namespace
+
 Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::vector<double>& decay) {
   const char* op = "decayed_state_readout";
   check_floating(op, q);
@@ -20,8 +30,7 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
   const cpu::LinearAttentionShape s{q.size(0), q.size(1), q.size(2), q.size(3), state.size(3)};
   EAT_CHECK(state.size(0) == s.B && state.size(1) == s.H && state.size(2) == s.d, op, ": state ", shape_str(state.shape()),
             " does not match q ", shape_str(q.shape()), " (expected [", s.B, ", ", s.H, ", ", s.d, ", e])");
-  EAT_CHECK(static_cast<int64_t>(decay.size()) == s.H, op, ": ", decay.size(), " decay values for ", s.H, " heads");
-  for (double l : decay) EAT_CHECK(l > 0 && l <= 1, op, ": decay ", l, " is outside (0, 1]");
+  check_decay(op, decay, s.H);
   Tensor o = Tensor::empty({s.B, s.T, s.H, s.e}, q.dtype(), q.device());
   dispatch(
       op, q, [&]<typename T>() { cpu::state_readout_forward<T>(s, decay, q.data<T>(), state.data<T>(), o.data<T>()); },
@@ -52,6 +61,35 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
                      });
   }
   return o;
+}
+
+Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<double>& decay) {
+  const char* op = "decayed_state_sum";
+  check_floating(op, k);
+  check_dim(op, k, 4, "k [B, T, H, d]");
+  check_dim(op, v, 4, "v [B, T, H, e]");
+  check_same_dtype(op, k, v);
+  check_same_device(op, k, v);
+  const cpu::LinearAttentionShape s{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
+  EAT_CHECK(v.size(0) == s.B && v.size(1) == s.T && v.size(2) == s.H, op, ": v ", shape_str(v.shape()),
+            " must share B, T, H with k ", shape_str(k.shape()));
+  check_decay(op, decay, s.H);
+  Tensor state = Tensor::empty({s.B, s.H, s.d, s.e}, k.dtype(), k.device());
+  dispatch(op, k, [&]<typename T>() { cpu::state_sum_forward<T>(s, decay, k.data<T>(), v.data<T>(), state.data<T>()); });
+  if (autograd::needs_record({&k, &v})) {
+    bool need_k = k.requires_grad(), need_v = v.requires_grad();
+    autograd::record(op, {k, v}, {state},
+                     [s, decay, k = k.detach(), v = v.detach(), need_k, need_v](const std::vector<Tensor>& g) {
+                       Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
+                       Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
+                       dispatch("decayed_state_sum backward", k, [&]<typename T>() {
+                         cpu::state_sum_backward<T>(s, decay, k.data<T>(), v.data<T>(), g[0].data<T>(),
+                                                    need_k ? dk.data<T>() : nullptr, need_v ? dv.data<T>() : nullptr);
+                       });
+                       return std::vector<Tensor>{dk, dv};
+                     });
+  }
+  return state;
 }
 
 }  // namespace eat

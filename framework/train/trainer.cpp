@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "data/token_file.h"
 #include "framework/autograd.h"
+#include "framework/dist/comm_stats.h"
 #include "framework/dist/communicator.h"
 #include "framework/error.h"
 #include "framework/io/checkpoint_dir.h"
@@ -75,6 +76,24 @@ void read_batch(const data::SampleStream& stream, int64_t first, int64_t rows, i
     std::copy(s, s + L, ids.data<int32_t>() + r * L);
     std::copy(s + 1, s + L + 1, targets.data<int32_t>() + r * L);
   }
+}
+
+std::string human_bytes(int64_t bytes) {
+  char buf[32];
+  if (bytes < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
+  else if (bytes < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+// What this rank sent in one step, per label (each layer's sequence-parallel traffic, then the
+// gradient reduction), and the time it spent inside those operations.
+void print_comm_counts(int rank) {
+  std::printf("  communication of one step on rank %d (payload sent, time inside):\n", rank);
+  for (const auto& [label, c] : comm_counts())
+    std::printf("    %-20s %12s in %4lld ops, %8.2f ms\n", label.c_str(), human_bytes(c.bytes).c_str(),
+                static_cast<long long>(c.calls), 1e3 * c.seconds);
+  std::fflush(stdout);
 }
 
 std::string resolve_resume(const std::string& mode, const std::string& run_dir) {
@@ -217,13 +236,14 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
 
   StopSignals signals;
   const auto run_start = std::chrono::steady_clock::now();
-  double window_seconds = 0;
+  double window_seconds = 0, window_comm_seconds = 0;
   int64_t window_steps = 0;
   bool saved_at_end = false;
   result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
   const std::vector<Parameter> params = model->parameters();
   while (state.step < recipe.train.steps) {
     const auto t0 = std::chrono::steady_clock::now();
+    reset_comm_counts();  // this step's traffic only
     double loss_sum = 0;
     for (int64_t m = 0; m < n_micro; ++m) {
       Tensor ids, targets;
@@ -241,11 +261,13 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
       // Every rank holds a full replica: data-parallel ranks saw other samples, sequence-parallel
       // ranks other positions; the sum over all of them is the global gradient.
       // A parameter no path reached on this rank still joins the collective, with zeros.
+      CommLabel scope("grads.all_reduce");
       for (const Parameter& p : params) {
         if (!p.tensor.grad().defined()) p.tensor.set_grad(Tensor::zeros_like(p.tensor));
         world.all_reduce_sum(p.tensor.grad());
       }
       Tensor total = Tensor::full({1}, loss_sum, DType::f64);
+      CommLabel loss_scope("loss.all_reduce");
       world.all_reduce_sum(total);
       loss_sum = total.item();
     }
@@ -267,20 +289,32 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     const double step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tokens_per_s = static_cast<double>(tokens_per_step) / step_seconds;
     const double mfu = flops_per_token * tokens_per_s / (peak_gflops * 1e9);
-    record({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
-                    {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_seconds", step_seconds}});
+    nlohmann::json line = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                           {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_seconds", step_seconds}};
+    // Time inside collectives (waiting for slower ranks included) over the step's wall time.
+    const CommCount comm = comm_total();
+    if (world_size > 1) {
+      line["comm_share"] = comm.seconds / step_seconds;
+      line["comm_bytes"] = comm.bytes;
+      if (say && state.step == result.start_step + 1) print_comm_counts(rank);
+    }
+    record(line);
     window_seconds += step_seconds;
+    window_comm_seconds += comm.seconds;
     window_steps += 1;
     if (say && (state.step % recipe.log.every == 0 || state.step == recipe.train.steps)) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
       const double per_step = window_seconds / static_cast<double>(window_steps);
       const double tps = static_cast<double>(tokens_per_step) / per_step;
-      std::printf("step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | mfu %.1f%% | %s elapsed | eta %s\n",
+      char comm_share[32] = "";
+      if (world_size > 1) std::snprintf(comm_share, sizeof comm_share, " | comm %.1f%%", 100.0 * window_comm_seconds / window_seconds);
+      std::printf("step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | mfu %.1f%%%s | %s elapsed | eta %s\n",
                   static_cast<long long>(state.step), static_cast<long long>(recipe.train.steps), loss, lr, grad_norm,
-                  tps, 100.0 * flops_per_token * tps / (peak_gflops * 1e9), hms(elapsed).c_str(),
+                  tps, 100.0 * flops_per_token * tps / (peak_gflops * 1e9), comm_share, hms(elapsed).c_str(),
                   hms(per_step * static_cast<double>(recipe.train.steps - state.step)).c_str());
       std::fflush(stdout);
       window_seconds = 0;
+      window_comm_seconds = 0;
       window_steps = 0;
     }
     const bool last = state.step == recipe.train.steps;

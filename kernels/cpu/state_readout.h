@@ -1,7 +1,8 @@
 #pragma once
-// The inter-segment term of decayed linear attention: what an incoming state S (the state before
-// token 0 of this segment) adds to each output, o_t = lambda^(t+1) q_t S. LASP-2 adds it to the
-// local (zero-initial-state) output once the states of the earlier ranks are known.
+// The inter-segment terms of decayed linear attention: what an incoming state S (the state before
+// token 0 of this segment) adds to each output, o_t = lambda^(t+1) q_t S, and the state a segment
+// leaves behind from a zero start, m = sum_t lambda^(T-1-t) k_t^T v_t. LASP-2 gathers the m of
+// every rank and adds the readout of the earlier ranks' to the local (zero-state) output.
 #include <cstdint>
 #include <vector>
 
@@ -16,5 +17,13 @@ void state_readout_forward(const LinearAttentionShape& s, const std::vector<doub
 template <typename T>
 void state_readout_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state,
                             const T* dout, T* dq, T* dstate);
+
+// k [B, T, H, d], v [B, T, H, e] -> state [B, H, d, e] (overwritten).
+template <typename T>
+void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v, T* state);
+// dk = lambda^(T-1-t) v_t dstate^T; dv = lambda^(T-1-t) k_t dstate. Either output may be null.
+template <typename T>
+void state_sum_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v,
+                        const T* dstate, T* dk, T* dv);
 
 }  // namespace eat::cpu

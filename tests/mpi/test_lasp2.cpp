@@ -8,20 +8,12 @@
 #include "framework/dist/lasp2.h"
 #include "framework/random.h"
 #include "gradcheck.h"
+#include "sequence_share.h"
 
 using namespace eat;
 using namespace eat::test;
 
 namespace {
-
-// Rows [r L, (r + 1) L) of x [B, T, H, w], as a fresh tensor.
-Tensor time_slice(const Tensor& x, int64_t t0, int64_t L) {
-  const int64_t B = x.size(0), T = x.size(1), row = x.size(2) * x.size(3);
-  auto v = x.to_f64_vector();
-  std::vector<double> out;
-  for (int64_t b = 0; b < B; ++b) out.insert(out.end(), v.begin() + (b * T + t0) * row, v.begin() + (b * T + t0 + L) * row);
-  return Tensor::from_vector<double>(out, {B, L, x.size(2), x.size(3)}).to(x.dtype());
-}
 
 void check_against_full(DType dtype, std::vector<double> decay, int64_t L, double tol) {
   Communicator& w = world();
@@ -76,30 +68,34 @@ TEST_CASE("lasp2: the gathered states do not grow with the sequence") {
 }
 
 TEST_CASE("lasp2h: sequence-parallel softmax attention equals the whole sequence") {
-  Communicator& w = world();
-  const int S = w.size(), r = w.rank();
-  for (auto [dtype, L, window, tol] : {std::tuple<DType, int64_t, int64_t, double>{DType::f64, 7, -1, 1e-12},
-                                       {DType::f64, 40, 5, 1e-12}, {DType::f64, 70, -1, 1e-12},
-                                       {DType::f32, 33, -1, 1e-6}}) {
+  for (auto [dtype, L, tol] : {std::tuple<DType, int64_t, double>{DType::f64, 7, 1e-12}, {DType::f64, 70, 1e-12},
+                               {DType::f32, 33, 1e-6}}) {
     CAPTURE(L);
-    CAPTURE(window);
-    const int64_t B = 2, T = L * S, H = 2, d = 4, e = 3;
-    Generator gen(9);
-    Tensor q = Tensor::randn({B, T, H, d}, gen, 1.0, dtype), k = Tensor::randn({B, T, H, d}, gen, 1.0, dtype),
-           v = Tensor::randn({B, T, H, e}, gen, 1.0, dtype), seed = Tensor::randn({B, T, H, e}, gen, 1.0, dtype);
-    AttentionOptions opt;
-    opt.window_left = window;
-    std::vector<Tensor> full = {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()};
-    Tensor o_full = attention(full[0], full[1], full[2], opt);
-    o_full.backward(seed);
-    std::vector<Tensor> mine = {time_slice(q, r * L, L).requires_grad_(), time_slice(k, r * L, L).requires_grad_(),
-                                time_slice(v, r * L, L).requires_grad_()};
-    Tensor o = attention_sp(mine[0], mine[1], mine[2], w, opt);
-    CHECK(rel_error(o, time_slice(o_full, r * L, L)) < tol);
-    o.backward(time_slice(seed, r * L, L));
-    for (int i = 0; i < 3; ++i) {
+    check_attention_sp(dtype, L, -1, tol);
+  }
+}
+
+TEST_CASE("lasp2: the overlapped gather gives bit for bit the blocking path's output and gradients") {
+  Communicator& w = world();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    Generator gen(21);
+    const int64_t B = 2, L = 37, H = 2, d = 6, e = 5;  // each rank's own inputs: no reference needed here
+    for (int i = 0; i < w.rank(); ++i) Tensor::randn({1}, gen);
+    Tensor q = Tensor::randn({B, L, H, d}, gen, 1.0, dtype), k = Tensor::randn({B, L, H, d}, gen, 1.0, dtype),
+           v = Tensor::randn({B, L, H, e}, gen, 1.0, dtype), seed = Tensor::randn({B, L, H, e}, gen, 1.0, dtype);
+    std::vector<std::vector<double>> results[2];
+    for (bool overlap : {false, true}) {
+      std::vector<Tensor> in = {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()};
+      LinearAttentionOptions opt;
+      opt.block = 8;
+      Tensor o = lightning_attention_sp(in[0], in[1], in[2], {0.9, 0.6}, w, opt, overlap);
+      o.backward(seed);
+      results[overlap] = {o.to_f64_vector(), in[0].grad().to_f64_vector(), in[1].grad().to_f64_vector(),
+                          in[2].grad().to_f64_vector()};
+    }
+    for (size_t i = 0; i < 4; ++i) {
       CAPTURE(i);
-      CHECK(rel_error(mine[i].grad(), time_slice(full[i].grad(), r * L, L)) < tol);
+      CHECK(results[0][i] == results[1][i]);
     }
   }
 }
