@@ -27,7 +27,7 @@ Eigen::Matrix<T, Eigen::Dynamic, 1> to_end_decay(double lambda, int64_t len) {
 
 template <typename T>
 void state_readout_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state, T* o) {
-#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.H * s.d * s.e))
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     auto scale = row_decay<T>(decay[static_cast<size_t>(h)], s.T);
@@ -38,7 +38,7 @@ void state_readout_forward(const LinearAttentionShape& s, const std::vector<doub
 template <typename T>
 void state_readout_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state,
                             const T* dout, T* dq, T* dstate) {
-#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.H * s.d * s.e))
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     auto scale = row_decay<T>(decay[static_cast<size_t>(h)], s.T);
@@ -50,7 +50,7 @@ void state_readout_backward(const LinearAttentionShape& s, const std::vector<dou
 
 template <typename T>
 void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v, T* state) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     auto scale = to_end_decay<T>(decay[static_cast<size_t>(h)], s.T);
@@ -62,7 +62,7 @@ void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>&
 template <typename T>
 void state_sum_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v,
                         const T* dstate, T* dk, T* dv) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
     auto scale = to_end_decay<T>(decay[static_cast<size_t>(h)], s.T);
