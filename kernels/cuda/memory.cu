@@ -6,6 +6,32 @@
 
 namespace eat::cuda {
 
+namespace {
+
+class CudaBackend final : public AllocatorBackend {
+ public:
+  void* allocate(size_t nbytes) override {
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, nbytes);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // not sticky, but would otherwise surface at the next launch check
+      return nullptr;
+    }
+    EAT_CUDA_CHECK(err);
+    return p;
+  }
+  void release(void* p, size_t) override { EAT_CUDA_CHECK(cudaFree(p)); }
+  void synchronize() override { sync_compute(); }
+  const char* name() const override { return "cuda"; }
+};
+
+// Never destroyed: tensors may be freed during static destruction, after the driver is gone.
+CachingAllocator& allocator() {
+  static CachingAllocator* a = new CachingAllocator(std::make_unique<CudaBackend>());
+  return *a;
+}
+
+}  // namespace
 
 int device_count() {
   int n = 0;
@@ -16,13 +42,15 @@ int device_count() {
   return n;
 }
 
-void* device_alloc(size_t nbytes) {
-  void* p = nullptr;
-  EAT_CUDA_CHECK(cudaMalloc(&p, nbytes));
-  return p;
-}
+void* device_alloc(size_t nbytes) { return allocator().allocate(nbytes); }
 
-void device_free(void* p) { cudaFree(p); }  // never throws: called from destructors
+void device_free(void* p) {
+  try {
+    allocator().release(p);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "eat: %s\n", e.what());
+  }
+}
 
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes) {
   if (nbytes == 0) return;
@@ -39,5 +67,9 @@ void zero(void* dst, size_t nbytes) {
 }
 
 void synchronize() { EAT_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+AllocatorStats memory_stats() { return allocator().stats(); }
+void empty_cache() { allocator().empty_cache(); }
+void reset_peak_memory() { allocator().reset_peak(); }
 
 }  // namespace eat::cuda

@@ -1,7 +1,10 @@
 #pragma once
-// Device memory and copies. Copies and memsets run on compute_stream(), so they are ordered with the kernels.
+// Device memory and copies. Blocks come from a caching allocator over cudaMalloc (no driver call
+// per tensor); copies and memsets run on compute_stream(), so they are ordered with the kernels.
 // Every CUDA call is checked; the error names the file and line.
 #include <cstddef>
+
+#include "framework/caching_allocator.h"
 
 namespace eat::cuda {
 
@@ -13,5 +16,10 @@ void device_free(void* p);  // never throws: called from destructors
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes);
 void zero(void* dst, size_t nbytes);  // queued on the compute stream
 void synchronize();
+
+// The caching allocator's statistics and controls.
+AllocatorStats memory_stats();
+void empty_cache();        // gives every cached block back to the driver
+void reset_peak_memory();  // peaks restart from the current values
 
 }  // namespace eat::cuda
