@@ -13,43 +13,31 @@ namespace eat {
 
 namespace {
 
-struct CpuProducts {
-  template <typename T>
-  static void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) {
-    cpu::gemm<T>(a, b, c, m, n, k, ta, tb, acc);
-  }
-  template <typename T>
-  static void gemm_batched(int64_t batch, const T* a, int64_t sa, const T* b, int64_t sb, T* c, int64_t sc, int64_t m,
-                           int64_t n, int64_t k, bool ta, bool tb, bool acc) {
-    cpu::gemm_batched<T>(batch, a, sa, b, sb, c, sc, m, n, k, ta, tb, acc);
-  }
-  template <typename T> static void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
-    cpu::column_sums<T>(x, out, rows, cols);
-  }
-  template <typename T> static void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {
-    cpu::add_row_vector<T>(out, bias, rows, cols);
-  }
-};
-
+// The kernels the products need, from one namespace (cpu:: or cuda::), as static members so that
+// an op body templated on the set K calls K::template gemm<T>(...) on either device.
+#define EAT_PRODUCT_KERNELS(Name, ns)                                                                         \
+  struct Name {                                                                                               \
+    template <typename T>                                                                                     \
+    static void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) { \
+      ns::gemm<T>(a, b, c, m, n, k, ta, tb, acc);                                                             \
+    }                                                                                                         \
+    template <typename T>                                                                                     \
+    static void gemm_batched(int64_t batch, const T* a, int64_t sa, const T* b, int64_t sb, T* c, int64_t sc,   \
+                             int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) {                     \
+      ns::gemm_batched<T>(batch, a, sa, b, sb, c, sc, m, n, k, ta, tb, acc);                                  \
+    }                                                                                                         \
+    template <typename T> static void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {           \
+      ns::column_sums<T>(x, out, rows, cols);                                                                 \
+    }                                                                                                         \
+    template <typename T> static void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {     \
+      ns::add_row_vector<T>(out, bias, rows, cols);                                                           \
+    }                                                                                                         \
+  };
+EAT_PRODUCT_KERNELS(CpuProducts, cpu)
 #ifdef EAT_WITH_CUDA
-struct CudaProducts {
-  template <typename T>
-  static void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) {
-    cuda::gemm<T>(a, b, c, m, n, k, ta, tb, acc);
-  }
-  template <typename T>
-  static void gemm_batched(int64_t batch, const T* a, int64_t sa, const T* b, int64_t sb, T* c, int64_t sc, int64_t m,
-                           int64_t n, int64_t k, bool ta, bool tb, bool acc) {
-    cuda::gemm_batched<T>(batch, a, sa, b, sb, c, sc, m, n, k, ta, tb, acc);
-  }
-  template <typename T> static void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
-    cuda::column_sums<T>(x, out, rows, cols);
-  }
-  template <typename T> static void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {
-    cuda::add_row_vector<T>(out, bias, rows, cols);
-  }
-};
+EAT_PRODUCT_KERNELS(CudaProducts, cuda)
 #endif
+#undef EAT_PRODUCT_KERNELS
 
 // Runs f.template operator()<K, T>() with the kernel set of like's device and T its element type.
 template <typename F>

@@ -13,15 +13,13 @@ namespace eat::cuda {
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
-// C[M, N] (+)= op(A) op(B), where op(A) is [M, K] (A stored [K, M] when trans_a) and op(B) is
-// [K, N] (B stored [N, K] when trans_b). accumulate adds into C instead of overwriting it (C is
-// not read otherwise, so it may hold garbage).
+// As cpu::gemm: C[M, N] (+)= op(A) op(B) with A, B, C row-major. Without accumulate, C is never
+// read, so it may hold anything (NaN included).
 template <typename T>
 void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
           bool accumulate);
 
-// `batch` independent products at the given element strides; a stride of 0 shares that input
-// across the batch (the output stride must not be 0 when batch > 1).
+// As cpu::gemm_batched; outputs must not overlap (stride_c >= M * N when batch > 1).
 template <typename T>
 void gemm_batched(int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c, int64_t stride_c,
                   int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate);

@@ -69,7 +69,7 @@ TEST_CASE("cuda::gemm matches cpu::gemm for every transpose pair, overwriting an
       }
 }
 
-TEST_CASE("allowing TF32 keeps f32 products close; the default is restored") {
+TEST_CASE("allowing TF32 keeps f32 products close and switching it off restores f32 accuracy") {
   test::require_gpu();
   Generator gen(6);
   cuda::set_allow_tf32(true);
