@@ -69,4 +69,26 @@ bool cuda_available() {
 #endif
 }
 
+AllocatorStats device_memory_stats() {
+#ifdef EAT_WITH_CUDA
+  return cuda::memory_stats();
+#else
+  return {};
+#endif
+}
+
+std::string device_memory_summary() { return format_allocator_stats(device_memory_stats()); }
+
+void device_empty_cache() {
+#ifdef EAT_WITH_CUDA
+  cuda::empty_cache();
+#endif
+}
+
+void device_reset_peak_memory() {
+#ifdef EAT_WITH_CUDA
+  cuda::reset_peak_memory();
+#endif
+}
+
 }  // namespace eat

@@ -3,6 +3,9 @@
 #include <cstddef>
 #include <memory>
 
+#include <string>
+
+#include "framework/caching_allocator.h"
 #include "framework/dtype.h"
 
 namespace eat {
@@ -30,5 +33,12 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 void zero_bytes(void* dst, Device device, size_t nbytes);
 
 bool cuda_available();  // built with CUDA and a device is present
+
+// The device caching allocator: statistics (all zero in a build without CUDA), and a one-line
+// summary for logs ("allocated ... (peak ...), reserved ... (peak ...), N driver allocations").
+AllocatorStats device_memory_stats();
+std::string device_memory_summary();
+void device_empty_cache();       // gives cached device blocks back to the driver
+void device_reset_peak_memory();
 
 }  // namespace eat

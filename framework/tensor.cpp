@@ -3,8 +3,13 @@
 #include <cmath>
 
 #include "framework/autograd.h"
+#include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/random.h"
+#ifdef EAT_WITH_CUDA
+#include "kernels/cuda/cast.h"
+#include "kernels/cuda/fill.h"
+#endif
 
 namespace eat {
 
@@ -104,7 +109,11 @@ void* Tensor::raw_data() const {
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return clone();
-  EAT_CHECK(device() == Device::cpu, "dtype conversion of a ", describe(), " tensor: only on cpu so far");
+  if (device() == Device::cuda) {
+    Tensor out = empty(shape(), dt, Device::cuda);
+    EAT_CUDA_BRANCH(cuda::cast(raw_data(), dtype(), out.raw_data(), dt, numel()));
+    return out;
+  }
   Tensor out = empty(shape(), dt);
   const void* src = raw_data();
   void* dst = out.raw_data();
@@ -124,6 +133,8 @@ void Tensor::copy_from(const Tensor& src) const {
   check_same_shape("copy_from", *this, src);
   if (src.dtype() == dtype()) {
     copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
+  } else if (device() == Device::cuda && src.device() == Device::cuda) {
+    EAT_CUDA_BRANCH(cuda::cast(src.raw_data(), src.dtype(), raw_data(), dtype(), numel()));
   } else {
     Tensor converted = src.to(Device::cpu).to(dtype());
     copy_bytes(raw_data(), device(), converted.raw_data(), Device::cpu, nbytes());
@@ -144,7 +155,13 @@ double Tensor::item() const {
 }
 
 void Tensor::fill_(double value) {
-  EAT_CHECK(device() == Device::cpu, "fill_ of a ", describe(), " tensor: only on cpu so far");
+  if (device() == Device::cuda) {
+    // Encoded on the host by the CPU conversion, so both devices hold the same bits.
+    alignas(8) unsigned char element[8];
+    store_from_double(element, dtype(), 0, value);
+    EAT_CUDA_BRANCH(cuda::fill_pattern(raw_data(), element, dtype_size(dtype()), numel()));
+    return;
+  }
   void* p = raw_data();
   for (int64_t i = 0; i < numel(); ++i) store_from_double(p, dtype(), i, value);
 }

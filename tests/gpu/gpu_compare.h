@@ -4,6 +4,7 @@
 // and the error is the relative norm ||out - ref|| / ||ref|| computed in f64.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "framework/random.h"
 #include "framework/tensor.h"
@@ -38,6 +39,15 @@ inline double rel_error(const Tensor& out, const Tensor& ref) {
 inline Tensor random_host(const Shape& shape, Generator& gen, DType dtype, double stddev = 1.0) {
   return Tensor::randn(shape, gen, stddev).to(dtype).to(DType::f32);
 }
+
+// Leaves `copies` NaN-filled device blocks of each shape in the caching allocator's free list, so
+// that tensors of those sizes which an op allocates next start as NaN: an output element the
+// op never writes then fails the comparison even when the op allocates its outputs itself.
+inline void poison_allocator_cache(const std::vector<Shape>& shapes, DType dtype, int copies = 2) {
+  std::vector<Tensor> held;
+  for (const Shape& shape : shapes)
+    for (int i = 0; i < copies; ++i) held.push_back(poisoned_device(shape, dtype));
+}  // released here, in the cache
 
 // Tolerances of the gpu suite: f32 kernels against the CPU f32 kernel, bf16 against CPU f32.
 inline double tolerance(DType dtype) { return dtype == DType::bf16 ? 1e-2 : 1e-5; }
