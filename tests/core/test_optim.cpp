@@ -43,7 +43,7 @@ TEST_CASE("AdamW matches hand-computed values over three steps") {
   CHECK(opt.state("b").step == 0);
 }
 
-TEST_CASE("AdamW decays matrices only by default; the rule is configurable") {
+TEST_CASE("AdamW decays matrices only by default, and the rule is configurable") {
   Toy toy;
   AdamW opt(toy.parameters(), AdamWConfig{});
   CHECK(opt.decays("w"));

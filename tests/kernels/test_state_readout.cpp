@@ -45,7 +45,7 @@ TEST_CASE("state readout: gradients, f32 vs f64, bad shapes") {
                        Error);
 }
 
-TEST_CASE("state sum: equals lightning_attention's final state from a zero start; gradients, f32, bad shapes") {
+TEST_CASE("state sum: equals lightning_attention's final state from a zero start, gradients, f32, bad shapes") {
   Generator gen(3);
   const std::vector<double> decay = {0.5, 0.97, 1.0};
   for (int64_t T : {1, 9, 70}) {  // one token, under one block, several blocks of the chunked kernel
