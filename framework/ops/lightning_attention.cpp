@@ -72,6 +72,12 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
   const int64_t block = options.block;
   Tensor o = Tensor::empty_like(v);
   Tensor final_state = Tensor::empty({s.B, s.H, s.d, s.e}, q.dtype(), q.device());
+  const bool record = autograd::needs_record({&q, &k, &v, &initial_state});
+  // The CPU chunked kernel keeps the state entering every block for its backward, which then
+  // runs one sweep instead of two.
+  Tensor block_states;
+  if (record && impl == LinearAttentionImpl::chunked && q.device() == Device::cpu)
+    block_states = Tensor::empty({s.B, s.H, cpu::lightning_block_count(s.T, block), s.d, s.e}, q.dtype());
   dispatch(kOp, q, [&]<typename T>() {
     const T* s0 = data_or_null<T>(initial_state);
     switch (impl) {
@@ -85,7 +91,8 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
         break;
       case LinearAttentionImpl::chunked:
         cpu::lightning_chunked_forward<T>(s, block, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0,
-                                          o.data<T>(), final_state.data<T>());
+                                          o.data<T>(), final_state.data<T>(), cpu::ChunkedSchedule::automatic,
+                                          block_states.defined() ? block_states.data<T>() : nullptr);
         break;
     }
   }, EAT_CUDA([&]<typename T>() {
@@ -93,13 +100,14 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
                                        data_or_null<T>(initial_state), o.data<T>(), final_state.data<T>(),
                                        cuda::compute_stream());
   }));
-  if (autograd::needs_record({&q, &k, &v, &initial_state})) {
+  if (record) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
     const bool need_s0 = initial_state.defined() && initial_state.requires_grad();
     Tensor s0 = initial_state.defined() ? initial_state.detach() : Tensor();  // the inter terms of dq need it
     autograd::record(
         kOp, {q, k, v, initial_state}, {o, final_state},
-        [s, impl, block, decay, need_q, need_k, need_v, need_s0, q = q.detach(), k = k.detach(), v = v.detach(), s0](const std::vector<Tensor>& g) {
+        [s, impl, block, decay, need_q, need_k, need_v, need_s0, q = q.detach(), k = k.detach(), v = v.detach(), s0,
+         block_states](const std::vector<Tensor>& g) {
           // An output nobody used arrives undefined: its gradient is zero. (Shapes, not the
           // outputs themselves, are captured, so the graph does not keep o alive.)
           auto grad_or_zeros = [&](size_t i, const Shape& shape) {
@@ -127,7 +135,8 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
               case LinearAttentionImpl::chunked:
                 cpu::lightning_chunked_backward<T>(s, block, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0p,
                                                    dout.data<T>(), dfinal.data<T>(), out(dq), out(dk), out(dv),
-                                                   out(ds0));
+                                                   out(ds0), cpu::ChunkedSchedule::automatic,
+                                                   data_or_null<T>(block_states));
                 break;
             }
           }, EAT_CUDA([&]<typename T>() {

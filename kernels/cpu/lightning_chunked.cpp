@@ -217,7 +217,8 @@ void scan_state_grads(const Problem<T>& P, const T* dout, const T* dfinal, const
 
 template <typename T>
 void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
-                               const T* k, const T* v, const T* s0, T* o, T* final_state, ChunkedSchedule schedule) {
+                               const T* k, const T* v, const T* s0, T* o, T* final_state, ChunkedSchedule schedule,
+                               T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
   const int64_t n = P.blocks.count, de = P.state_size();
   if (run_per_head(schedule, s.B * s.H)) {
@@ -228,6 +229,7 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
       const T* p = P.powers_of(bh % s.H);
       for (int64_t j = 0; j < n; ++j) {
         const BlockAt a = locate(s, P.blocks, bh, j);
+        if (block_states) std::copy(state.begin(), state.end(), block_states + (bh * n + j) * de);
         block_output<T>(P, a, j > 0 || s0 ? state.data() : nullptr, o);
         block_state_delta(P, a, next.data());
         fold_state(next.data(), state.data(), p[a.L], de);
@@ -244,16 +246,37 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
     const int64_t bh = task / n, j = task % n;
     block_output<T>(P, locate(s, P.blocks, bh, j), j > 0 || s0 ? states.at(bh, j) : nullptr, o);
   }
-  for (int64_t bh = 0; bh < s.B * s.H; ++bh) std::copy(states.at(bh, n), states.at(bh, n) + de, final_state + bh * de);
+  for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
+    std::copy(states.at(bh, n), states.at(bh, n) + de, final_state + bh * de);
+    if (block_states) std::copy(states.at(bh, 0), states.at(bh, n), block_states + bh * n * de);
+  }
 }
 
 template <typename T>
 void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
                                 const T* k, const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk,
-                                T* dv, T* ds0, ChunkedSchedule schedule) {
+                                T* dv, T* ds0, ChunkedSchedule schedule, const T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
   const int64_t n = P.blocks.count, de = P.state_size();
   const bool need_grads = dk || dv || ds0;  // these need the state gradients; dq needs the states
+  // With the forward's states at hand, one backward sweep per head computes every gradient.
+  if (block_states && need_grads && run_per_head(schedule, s.B * s.H)) {
+#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
+    for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
+      const T* p = P.powers_of(bh % s.H);
+      std::vector<T> grad(dfinal + bh * de, dfinal + (bh + 1) * de), next(static_cast<size_t>(de));
+      for (int64_t j = n - 1; j >= 0; --j) {
+        const BlockAt a = locate(s, P.blocks, bh, j);
+        const T* s_in = j > 0 || s0 ? block_states + (bh * n + j) * de : nullptr;
+        block_input_grads<T>(P, a, dout, s_in, grad.data(), dq, dk, dv);
+        block_grad_delta(P, a, dout, next.data());
+        fold_state(next.data(), grad.data(), p[a.L], de);
+        std::swap(grad, next);
+      }
+      if (ds0) std::copy(grad.begin(), grad.end(), ds0 + bh * de);
+    }
+    return;
+  }
   if (run_per_head(schedule, s.B * s.H)) {
     // Two sweeps per head: forwards re-running the states for dq, backwards with the state
     // gradient for dk, dv and dS0 (a state cannot be recovered backwards without dividing by lambda).
@@ -287,10 +310,13 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
     return;
   }
   std::unique_ptr<StateStack<T>> states, grads;
-  if (dq) {
+  if (dq && !block_states) {
     states = std::make_unique<StateStack<T>>(P);
     scan_states(P, s0, *states);
   }
+  auto state_in = [&](int64_t bh, int64_t j) -> const T* {
+    return block_states ? block_states + (bh * n + j) * de : states->at(bh, j);
+  };
   if (need_grads) {
     grads = std::make_unique<StateStack<T>>(P);
     scan_state_grads(P, dout, dfinal, *grads);
@@ -298,7 +324,7 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t task = 0; task < s.B * s.H * n; ++task) {
     const int64_t bh = task / n, j = task % n;
-    const T* s_in = dq && (j > 0 || s0) ? states->at(bh, j) : nullptr;
+    const T* s_in = dq && (j > 0 || s0) ? state_in(bh, j) : nullptr;
     const T* g_out = need_grads ? grads->at(bh, j + 1) : nullptr;
     block_input_grads<T>(P, locate(s, P.blocks, bh, j), dout, s_in, g_out, dq, dk, dv);
   }
@@ -308,10 +334,10 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
 
 #define EAT_INSTANTIATE(T)                                                                                          \
   template void lightning_chunked_forward<T>(const LinearAttentionShape&, int64_t, const double*, const T*,       \
-                                             const T*, const T*, const T*, T*, T*, ChunkedSchedule);              \
+                                             const T*, const T*, const T*, T*, T*, ChunkedSchedule, T*);          \
   template void lightning_chunked_backward<T>(const LinearAttentionShape&, int64_t, const double*, const T*,      \
                                               const T*, const T*, const T*, const T*, const T*, T*, T*, T*, T*,   \
-                                              ChunkedSchedule);
+                                              ChunkedSchedule, const T*);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(double)
 #undef EAT_INSTANTIATE

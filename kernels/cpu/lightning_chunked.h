@@ -18,17 +18,26 @@ namespace eat::cpu {
 //  - automatic: per_head when the heads keep every thread about equally busy, else per_block.
 enum class ChunkedSchedule { automatic, per_head, per_block };
 
+// The number of blocks of length `block` that cover T tokens (the last may be shorter).
+inline int64_t lightning_block_count(int64_t T, int64_t block) { return (T + block - 1) / block; }
+
 // s0 may be null (zero initial state). o and final_state are overwritten. block >= 1.
+// block_states, when not null, receives the state entering every block, [B, H, blocks, d, e]
+// (lightning_block_count(T, block) of them, the first being S0 or zero): the backward then needs
+// no forward sweep of its own to rebuild them, which saves a pass over q, k, v and dO and the
+// state arithmetic, for memory the size of one [B, T, H, d] tensor per 64-token block of d = 64.
 template <typename T>
 void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
                                const T* k, const T* v, const T* s0, T* o, T* final_state,
-                               ChunkedSchedule schedule = ChunkedSchedule::automatic);
+                               ChunkedSchedule schedule = ChunkedSchedule::automatic, T* block_states = nullptr);
 
 // dout and dfinal are the gradients of o and of the final state. Each of dq, dk, dv, ds0 may be
-// null (that gradient is not wanted); the others are overwritten.
+// null (that gradient is not wanted); the others are overwritten. block_states, when not null,
+// are the forward's (same block size); the results are bit-identical either way.
 template <typename T>
 void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
                                 const T* k, const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk,
-                                T* dv, T* ds0, ChunkedSchedule schedule = ChunkedSchedule::automatic);
+                                T* dv, T* ds0, ChunkedSchedule schedule = ChunkedSchedule::automatic,
+                                const T* block_states = nullptr);
 
 }  // namespace eat::cpu

@@ -3,6 +3,7 @@
 // finite-difference gradients; f32 vs f64; chaining segments through the state; long-sequence
 // stability of the chunked decays; determinism; bad inputs; the FLOP count.
 #include <cmath>
+#include <limits>
 
 #include "framework/error.h"
 #include "gradcheck.h"
@@ -341,14 +342,20 @@ void check_schedules_agree() {
   struct Result {
     std::vector<T> o, fin, dq, dk, dv, ds0;
   };
-  auto run_kernels = [&](cpu::ChunkedSchedule schedule, const T* init, bool only_state_grads) {
+  const int64_t blocks = cpu::lightning_block_count(s.T, 16);
+  std::vector<T> saved(static_cast<size_t>(s.B * s.H * blocks * s.d * s.e));
+  // keep_states: the forward saves the state entering every block and the backward reuses them.
+  auto run_kernels = [&](cpu::ChunkedSchedule schedule, const T* init, bool only_state_grads, bool keep_states = false) {
     Result r{std::vector<T>(dout.size()), std::vector<T>(s0.size()), std::vector<T>(q.size(), T(-1)),
              std::vector<T>(k.size(), T(-1)), std::vector<T>(v.size(), T(-1)), std::vector<T>(s0.size())};
+    std::fill(saved.begin(), saved.end(), std::numeric_limits<T>::quiet_NaN());
+    T* states = keep_states ? saved.data() : nullptr;
     cpu::lightning_chunked_forward<T>(s, 16, decay.data(), q.data(), k.data(), v.data(), init, r.o.data(), r.fin.data(),
-                                      schedule);
+                                      schedule, states);
     cpu::lightning_chunked_backward<T>(s, 16, decay.data(), q.data(), k.data(), v.data(), init, dout.data(),
                                        dfinal.data(), only_state_grads ? nullptr : r.dq.data(),
-                                       only_state_grads ? nullptr : r.dk.data(), r.dv.data(), r.ds0.data(), schedule);
+                                       only_state_grads ? nullptr : r.dk.data(), r.dv.data(), r.ds0.data(), schedule,
+                                       states);
     return r;
   };
   for (const T* init : {static_cast<const T*>(nullptr), static_cast<const T*>(s0.data())}) {
@@ -366,6 +373,40 @@ void check_schedules_agree() {
       CHECK(c.dv == a.dv);
       CHECK(c.ds0 == a.ds0);
       CHECK(c.dq == std::vector<T>(q.size(), T(-1)));  // not asked for: untouched
+    }
+    // Reusing the forward's block states changes no bit, on either schedule, and the saved
+    // state entering block j is the final state of the first j blocks run alone.
+    for (cpu::ChunkedSchedule schedule : {cpu::ChunkedSchedule::per_head, cpu::ChunkedSchedule::per_block}) {
+      for (bool only_state_grads : {false, true}) {
+        Result c = run_kernels(schedule, init, only_state_grads, true);
+        CHECK(c.o == a.o);
+        CHECK(c.fin == a.fin);
+        if (!only_state_grads) {
+          CHECK(c.dq == a.dq);
+          CHECK(c.dk == a.dk);
+        }
+        CHECK(c.dv == a.dv);
+        CHECK(c.ds0 == a.ds0);
+      }
+      for (int64_t j : {int64_t{0}, int64_t{3}, blocks - 1}) {
+        const cpu::LinearAttentionShape prefix{s.B, j * 16, s.H, s.d, s.e};
+        std::vector<T> o_prefix(static_cast<size_t>(s.B * prefix.T * s.H * s.e)), fin(s0.size());
+        // The first j blocks as their own [B, 16 j, H, *] tensors (rows of a batch are contiguous in time).
+        auto rows = [&](const std::vector<T>& x, int64_t w) {
+          std::vector<T> out;
+          for (int64_t b = 0; b < s.B; ++b)
+            out.insert(out.end(), x.begin() + b * s.T * s.H * w, x.begin() + (b * s.T + prefix.T) * s.H * w);
+          return out;
+        };
+        auto qp = rows(q, s.d), kp = rows(k, s.d), vp = rows(v, s.e);
+        if (j == 0) fin = init ? s0 : std::vector<T>(s0.size(), T(0));
+        else cpu::lightning_chunked_forward<T>(prefix, 16, decay.data(), qp.data(), kp.data(), vp.data(), init,
+                                               o_prefix.data(), fin.data(), schedule);
+        for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
+          const T* got = saved.data() + (bh * blocks + j) * s.d * s.e;
+          CHECK(std::vector<T>(got, got + s.d * s.e) == std::vector<T>(fin.begin() + bh * s.d * s.e, fin.begin() + (bh + 1) * s.d * s.e));
+        }
+      }
     }
   }
 }
