@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <variant>
@@ -50,7 +51,12 @@ struct ModelConfig {
   int64_t n_heads = 4;
   int64_t vocab_size = 257;
   double init_std = 0.02;
-  DType dtype = DType::f32;  // from train.precision
+  DType dtype = DType::f32;  // the parameters' type, from train.precision (f32 masters under bf16)
+  // The activations' type when it differs from the parameters' (bf16 mixed precision): the model
+  // casts its embedding output to it, and every layer casts its parameters to the type of the
+  // activations it meets. Unset: activations have the parameters' type and no cast is recorded.
+  std::optional<DType> compute_dtype;
+  DType activation_dtype() const { return compute_dtype.value_or(dtype); }
   FamilyOptions options;
 };
 

@@ -13,6 +13,10 @@ namespace eat {
 Tensor reshape(const Tensor& x, const Shape& shape);           // one dimension may be -1
 Tensor slice_outer(const Tensor& x, int64_t begin, int64_t end);  // rows [begin, end) of axis 0
 
+// ---- element type (mixed precision): x converted to dtype; the gradient comes back in x's type.
+// Returns x itself, recording nothing, when it already has that type.
+Tensor cast(const Tensor& x, DType dtype);
+
 // ---- elementwise (same shapes) and reductions
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);

@@ -129,6 +129,13 @@ Tensor Tensor::to(Device dev) const {
 
 Tensor Tensor::clone() const { return to(device()); }
 
+void Tensor::move_to_(Device dev) const {
+  if (device() == dev) return;
+  Tensor moved = to(dev);
+  impl().storage = moved.impl().storage;
+  impl().offset = 0;
+}
+
 void Tensor::copy_from(const Tensor& src) const {
   check_same_shape("copy_from", *this, src);
   if (src.dtype() == dtype()) {

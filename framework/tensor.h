@@ -67,6 +67,10 @@ class Tensor {
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
   Tensor clone() const;
+  // Moves the data to `device` in place: the shared TensorImpl gets a copy of the storage there,
+  // so every handle to this tensor (a module's field, the parameter list, an optimizer) sees the
+  // move. A no-op when the tensor is already there. Views of the old storage keep the old copy.
+  void move_to_(Device device) const;
   void copy_from(const Tensor& src) const;  // same shape; any dtype/device
   std::vector<double> to_f64_vector() const;
   double item() const;  // a one-element tensor's value

@@ -87,12 +87,13 @@ TransNormer::TransNormer(const ModelConfig& c, Generator& gen)
 
 Tensor TransNormer::embed(const Tensor& ids) const {
   EAT_CHECK(ids.dim() == 2, "transnormer: ids must be [batch, time], got ", shape_str(ids.shape()));
-  Tensor x = embed_.forward(ids);
+  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
   return options_.scale_embedding ? scale(x, std::sqrt(static_cast<double>(config_.d_model))) : x;
 }
 
 Tensor TransNormer::head(const Tensor& x) const {
-  return linear(simple_rms_norm(x, options_.norm_eps), lm_head_ ? lm_head_->weight : embed_.weight);
+  Tensor normed = simple_rms_norm(x, options_.norm_eps);
+  return linear(normed, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, normed));
 }
 
 Tensor TransNormer::forward(const Tensor& ids) {

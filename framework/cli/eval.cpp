@@ -8,13 +8,14 @@
 #include "framework/io/checkpoint_dir.h"
 #include "framework/train/checkpoint.h"
 #include "framework/train/evaluate.h"
+#include "framework/train/placement.h"
 
 namespace eat::cli {
 
 namespace {
 
 struct EvalArgs {
-  std::string checkpoint, data;
+  std::string checkpoint, data, device;
   int64_t seq_len = 0, stride = 0, max_tokens = -1, batch = 8;
   bool json = false;
 };
@@ -22,10 +23,17 @@ struct EvalArgs {
 void run_eval(const EvalArgs& a) {
   std::string dir = resolve_checkpoint(a.checkpoint);  // a run directory stands for its newest checkpoint
   Recipe recipe = checkpoint_recipe(dir);
-  ModelConfig mc = recipe.model;
-  mc.dtype = recipe.train.precision == "f64" ? DType::f64 : DType::f32;
-  Generator gen(recipe.run.seed);
-  auto model = build_model(mc, gen);
+  if (!a.device.empty() && a.device != recipe.train.device) {
+    // Another device than the run's. bf16 runs store f32 masters, evaluated in f32 on the CPU;
+    // f64 weights have no CUDA kernels.
+    EAT_CHECK(!(a.device == "cuda" && recipe.train.precision == "f64"), "eval --device cuda: ", dir,
+              " holds f64 weights (train.precision = \"f64\"), which the CUDA kernels do not run; use --device cpu");
+    recipe.train.device = a.device;
+    recipe.train.device_where = "--device " + a.device;
+    if (recipe.train.precision == "bf16") recipe.train.precision = "f32";
+    recipe.train.tf32 = false;
+  }
+  auto model = build_placed_model(recipe);
   TrainState state = load_checkpoint_files(dir, *model, nullptr);
 
   std::string data = a.data.empty() ? recipe.data.val : a.data;
@@ -44,6 +52,7 @@ void run_eval(const EvalArgs& a) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("checkpoint  %s (step %lld, %s)\n", dir.c_str(), static_cast<long long>(state.step), state.family.c_str());
+    std::printf("device      %s, %s\n", recipe.train.device.c_str(), recipe.train.precision.c_str());
     std::printf("data        %s (window %lld, stride %lld)\n", data.c_str(), static_cast<long long>(opt.window),
                 static_cast<long long>(opt.stride));
     std::printf("tokens      %lld in %lld windows\n", static_cast<long long>(r.tokens), static_cast<long long>(r.windows));
@@ -67,6 +76,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (default: all; the trainer's validation uses eval.max_tokens)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", a->batch, "Windows per forward")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda (default: the run's train.device, in its precision)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr");
   cmd->callback([a] { run_eval(*a); });
 }

@@ -14,6 +14,7 @@
 
 #include "framework/error.h"
 #include "framework/optim/schedule.h"
+#include "framework/storage.h"
 
 namespace eat {
 
@@ -266,13 +267,25 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   in.get("train.global_batch", r.train.global_batch);
   in.get("train.micro_batch", r.train.micro_batch);
   in.get("train.grad_clip", r.train.grad_clip);
+  in.get("train.device", r.train.device);
   in.get("train.precision", r.train.precision);
+  in.get("train.tf32", r.train.tf32);
+  r.train.device_where = in.where("train.device");
   in.require(r.train.steps > 0, "train.steps", r.train.steps, "must be positive");
   in.require(r.train.global_batch > 0, "train.global_batch", r.train.global_batch, "must be positive");
   in.require(r.train.micro_batch >= 0, "train.micro_batch", r.train.micro_batch, "must be >= 0 (0: no accumulation)");
   in.require(r.train.grad_clip >= 0, "train.grad_clip", r.train.grad_clip, "must be >= 0 (0: no clipping)");
-  in.require(r.train.precision == "f32" || r.train.precision == "f64", "train.precision", r.train.precision,
-             "must be \"f32\" or \"f64\" on CPU (bf16 needs the CUDA backend)");
+  in.require(r.train.device == "cpu" || r.train.device == "cuda", "train.device", r.train.device,
+             "must be \"cpu\" or \"cuda\"");
+  if (r.train.device == "cpu")
+    in.require(r.train.precision == "f32" || r.train.precision == "f64", "train.precision", r.train.precision,
+               "must be \"f32\" or \"f64\" with train.device = \"cpu\" (bf16 needs train.device = \"cuda\")");
+  else
+    in.require(r.train.precision == "f32" || r.train.precision == "bf16", "train.precision", r.train.precision,
+               "must be \"f32\" or \"bf16\" with train.device = \"cuda\" (the CUDA kernels have no f64)");
+  if (r.train.tf32 && !(r.train.device == "cuda" && r.train.precision == "f32"))
+    in.error("train.tf32", "= true: TF32 matmuls apply to train.device = \"cuda\" with train.precision = \"f32\" only, "
+             "this recipe has device \"", r.train.device, "\" and precision \"", r.train.precision, "\"");
 
   in.get("optimizer.lr", r.optimizer.lr);
   in.get_pair("optimizer.betas", r.optimizer.beta1, r.optimizer.beta2);
@@ -332,6 +345,15 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   os << toml::toml_formatter{root};
   r.text = os.str();
   return r;
+}
+
+void Recipe::check_device() const {
+  if (train.device != "cuda") return;
+#ifndef EAT_WITH_CUDA
+  fail(train.device_where, ": = \"cuda\", but this eat was built without CUDA (configure with -DEAT_CUDA=ON)");
+#else
+  EAT_CHECK(cuda_available(), train.device_where, ": = \"cuda\", but no CUDA device is visible to this process");
+#endif
 }
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {

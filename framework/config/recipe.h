@@ -26,7 +26,10 @@ struct Recipe {
     int64_t global_batch = 8;  // sequences per optimizer step, over all data-parallel ranks
     int64_t micro_batch = 0;   // sequences per forward/backward on one rank; 0 = the whole local batch
     double grad_clip = 1.0;    // 0 disables clipping
-    std::string precision = "f32";
+    std::string device = "cpu";     // cpu | cuda
+    std::string precision = "f32";  // f32 | f64 (cpu) | bf16 (cuda: f32 master weights, bf16 compute)
+    bool tf32 = false;              // cuda f32 only: matmuls may round their inputs to TF32
+    std::string device_where;       // "file:line:col: train.device", for check_device()'s error
   } train;
   struct Optimizer {
     double lr = 3e-4;
@@ -62,6 +65,11 @@ struct Recipe {
   // Checks that need the world size: sp divides it, the global batch splits over data ranks.
   void check_world(int world_size) const;
   int64_t data_parallel(int world_size) const { return world_size / parallel.sp; }
+  // train.device = "cuda" needs a build with CUDA and a visible device; an error naming the key
+  // otherwise. The trainer calls it; parsing does not, so a GPU recipe or a checkpoint trained on
+  // a GPU can still be read (and overridden to the CPU) on a machine without one.
+  void check_device() const;
+  Device device() const { return train.device == "cuda" ? Device::cuda : Device::cpu; }
 };
 
 // Parses and validates a recipe file with `section.key=value` overrides applied in order.

@@ -6,15 +6,22 @@
 
 namespace eat {
 
+// A parameter in the type of the activations it meets: the parameter itself when they agree (f32
+// and f64 runs), else a differentiable cast (bf16 mixed precision keeps f32 masters).
+inline Tensor like_activations(const Tensor& param, const Tensor& x) {
+  return param.defined() ? cast(param, x.dtype()) : param;
+}
+
 // y = x W^T (+ b); W ~ N(0, init_std^2), b = 0.
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
-  Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+  Tensor forward(const Tensor& x) const { return linear(x, like_activations(weight, x), like_activations(bias, x)); }
   Tensor weight, bias;
 };
 
-// Token ids -> rows of a [vocab, dim] table; N(0, init_std^2).
+// Token ids -> rows of a [vocab, dim] table; N(0, init_std^2). The rows come out in the table's
+// type; a mixed-precision model casts them to its compute type.
 class Embedding : public Module {
  public:
   Embedding(int64_t vocab, int64_t dim, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
@@ -26,7 +33,7 @@ class Embedding : public Module {
 class RMSNorm : public Module {
  public:
   RMSNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::f32);
-  Tensor forward(const Tensor& x) const { return rms_norm(x, weight, eps); }
+  Tensor forward(const Tensor& x) const { return rms_norm(x, like_activations(weight, x), eps); }
   Tensor weight;
   double eps;
 };
@@ -54,7 +61,9 @@ class SGLU : public Module {
 class ShortConv : public Module {
  public:
   ShortConv(int64_t channels, int64_t kernel_size, bool bias, Generator& gen, DType dtype = DType::f32);
-  Tensor forward(const Tensor& x) const { return short_conv(x, weight, bias); }
+  Tensor forward(const Tensor& x) const {
+    return short_conv(x, like_activations(weight, x), like_activations(bias, x));
+  }
   Tensor weight, bias;
 };
 

@@ -48,6 +48,13 @@ Tensor Module::parameter(const std::string& name) const {
        all.size() > 8 ? ", ..." : "", ")");
 }
 
+void Module::to_(Device device) const {
+  for (const Parameter& p : parameters()) {
+    p.tensor.move_to_(device);
+    if (p.tensor.grad().defined()) p.tensor.grad().move_to_(device);
+  }
+}
+
 void Module::zero_grad() const {
   for (const Parameter& p : parameters()) p.tensor.zero_grad();
 }

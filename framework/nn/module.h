@@ -34,6 +34,10 @@ class Module {
   // The parameter with this full name; an error lists the closest names when it does not exist.
   Tensor parameter(const std::string& name) const;
   void zero_grad() const;
+  // Moves every parameter (and any gradient it holds) to `device` in place: Tensor handles held
+  // by layers, parameter lists and optimizers stay valid. Build the optimizer afterwards, so its
+  // state is created on the same device.
+  void to_(Device device) const;
 
  protected:
   Tensor add_parameter(const std::string& name, Tensor value, ParamKind kind);

@@ -80,19 +80,27 @@ void AdamW::zero_grad() {
 
 double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
   double total = 0;
+  // On the device each gradient's sum of squares lands in its own slot; the slots come back in
+  // one read (one sync per step, not one per parameter) and are added on the host in order.
+  Tensor device_squares;
+  int64_t slot = 0;
   for (const Parameter& p : params) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
     dispatch(
         "clip_grad_norm", g, [&]<typename T>() { total += cpu::sum_of_squares<T>(g.data<T>(), g.numel()); },
         EAT_CUDA([&]<typename T>() {
+          if (!device_squares.defined())
+            device_squares = Tensor::empty({static_cast<int64_t>(params.size())}, DType::f32, g.device());
           Tensor partial = Tensor::empty({cuda::sum_partials(g.numel())}, DType::f32, g.device());
-          Tensor sq = Tensor::empty({1}, DType::f32, g.device());
-          cuda::sum_forward<T, float>(g.data<T>(), g.numel(), 1.0f, true, partial.data<float>(), sq.data<float>(),
-                                      cuda::compute_stream());
-          cuda::sync_compute();  // the norm decides on the host whether to clip
-          total += sq.item();
+          cuda::sum_forward<T, float>(g.data<T>(), g.numel(), 1.0f, true, partial.data<float>(),
+                                      device_squares.data<float>() + slot, cuda::compute_stream());
+          ++slot;
         }));
+  }
+  if (slot > 0) {
+    const std::vector<double> squares = device_squares.to_f64_vector();  // the norm decides on the host whether to clip
+    for (int64_t i = 0; i < slot; ++i) total += squares[static_cast<size_t>(i)];
   }
   const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) {

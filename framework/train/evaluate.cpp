@@ -6,6 +6,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/error.h"
+#include "framework/ops.h"
 #include "kernels/cpu/cross_entropy.h"
 
 namespace eat {
@@ -17,6 +18,8 @@ struct Window {
 };
 
 }  // namespace
+
+Tensor loss_logits(const Tensor& logits) { return logits.dtype() == DType::bf16 ? cast(logits, DType::f32) : logits; }
 
 EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& opt) {
   EAT_CHECK(opt.window > 0 && opt.stride > 0 && opt.stride <= opt.window, "eval: need 0 < stride <= window, got window ",
@@ -54,7 +57,7 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
       std::copy(buf.begin(), buf.end() - 1, ids.data<int32_t>() + b * L);
       std::copy(buf.begin() + 1, buf.end(), targets.begin() + b * L);
     }
-    Tensor logits = model.forward(ids);
+    Tensor logits = loss_logits(model.forward(ids));
     const int64_t V = logits.size(-1);
     for (int64_t b = 0; b < B; ++b) {
       const Window& w = windows[w0 + b];
@@ -65,13 +68,21 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
         EAT_CHECK(t >= 0 && t < V, "eval: token id ", t, " in ", file.path(), " is outside the model's vocabulary ", V);
         scored[static_cast<size_t>(i)] = t;
       }
-      // The training loss's own kernel: per-row log-sum-exp in double, rows summed in order.
-      std::vector<double> lse(static_cast<size_t>(rows));
-      int64_t counted = 0;
-      dispatch_floating("eval", logits.dtype(), [&]<typename T>() {
-        window_loss[w0 + b] = cpu::cross_entropy_forward<T>(logits.data<T>() + (b * L + w.first_scored) * V, scored.data(),
-                                                            lse.data(), rows, V, -1, &counted);
-      });
+      if (logits.device() == Device::cpu) {
+        // The training loss's own kernel: per-row log-sum-exp in double, rows summed in order.
+        std::vector<double> lse(static_cast<size_t>(rows));
+        int64_t counted = 0;
+        dispatch_floating("eval", logits.dtype(), [&]<typename T>() {
+          window_loss[w0 + b] = cpu::cross_entropy_forward<T>(logits.data<T>() + (b * L + w.first_scored) * V,
+                                                              scored.data(), lse.data(), rows, V, -1, &counted);
+        });
+      } else {
+        // On the device the logits stay there: the training loss op over the window's scored rows
+        // (a free view), its mean read back once and scaled to the window's sum.
+        Tensor rows_logits = slice_outer(reshape(logits, {B * L, V}), b * L + w.first_scored, (b + 1) * L);
+        Tensor mean_loss = cross_entropy(rows_logits, Tensor::from_vector<int64_t>(scored, {rows}));
+        window_loss[w0 + b] = mean_loss.item() * static_cast<double>(rows);
+      }
       window_tokens[w0 + b] = static_cast<double>(L - w.first_scored);
     }
     w0 = w1;

@@ -9,6 +9,10 @@
 
 namespace eat {
 
+// Logits in the loss's type: a model computing in bf16 hands its logits to the cross-entropy in
+// f32 (a differentiable cast), so the log-sum-exp and the loss are f32; others pass unchanged.
+Tensor loss_logits(const Tensor& logits);
+
 struct EvalOptions {
   int64_t window = 512;    // tokens of context per forward
   int64_t stride = 512;    // distance between window starts; < window scores only the new tokens
@@ -25,6 +29,8 @@ struct EvalResult {
   int64_t windows = 0;
 };
 
+// The model on any device: ids and targets stay on the host (ops upload them), the loss of a
+// window comes back as one number.
 EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& options);
 
 }  // namespace eat

@@ -14,6 +14,7 @@
 #include "data/token_file.h"
 #include "framework/autograd.h"
 #include "framework/dist/comm_stats.h"
+#include "framework/device_peak.h"
 #include "framework/dist/communicator.h"
 #include "framework/error.h"
 #include "framework/io/checkpoint_dir.h"
@@ -24,6 +25,7 @@
 #include "framework/train/checkpoint.h"
 #include "framework/train/evaluate.h"
 #include "framework/train/metrics.h"
+#include "framework/train/placement.h"
 
 namespace eat {
 
@@ -134,11 +136,11 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   const int64_t T = recipe.data.seq_len;
   data::SampleStream stream(train_file, T, recipe.run.seed);
 
-  // Model and optimiser.
-  ModelConfig mc = recipe.model;
-  mc.dtype = recipe.train.precision == "f64" ? DType::f64 : DType::f32;
-  Generator init_gen(recipe.run.seed);
-  std::unique_ptr<LanguageModel> model = build_model(mc, init_gen);
+  // Model and optimiser: the optimizer is built after the model moved, so its moments live on the
+  // model's device.
+  const ModelConfig mc = placed_model_config(recipe);
+  const Device device = recipe.device();
+  std::unique_ptr<LanguageModel> model = build_placed_model(recipe);
   AdamW optimizer(model->parameters(),
                   {recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
   LrSchedule schedule;
@@ -187,8 +189,17 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   const int64_t n_micro = local_batch / micro;
   const int64_t tokens_per_step = recipe.train.global_batch * T;
   const double flops_per_token = model->train_flops_per_token(T);
-  const double peak_gflops = (recipe.log.peak_gflops > 0 ? recipe.log.peak_gflops : measure_gemm_peak_gflops()) *
-                             world_size;
+  std::string peak_source = "log.peak_gflops";
+  double peak_per_rank = recipe.log.peak_gflops;
+  if (peak_per_rank <= 0 && device == Device::cuda) {
+    DevicePeak p = device_peak_gflops(mc.activation_dtype(), recipe.train.tf32);
+    peak_per_rank = p.gflops;
+    peak_source = p.source;
+  } else if (peak_per_rank <= 0) {
+    peak_per_rank = measure_gemm_peak_gflops();
+    peak_source = "measured 1024^3 f32 GEMM";
+  }
+  const double peak_gflops = peak_per_rank * world_size;
   EvalOptions eval_opt{T, T, recipe.eval.max_tokens, 8};
 
   if (say) {
@@ -201,6 +212,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
                 static_cast<long long>(T), static_cast<long long>(micro), static_cast<long long>(n_micro),
                 world_size, static_cast<long long>(dp), static_cast<long long>(recipe.parallel.sp),
                 omp_get_max_threads(), peak_gflops);
+    std::printf("  %s, %s%s | peak from %s\n", device_name(device), recipe.train.precision.c_str(),
+                recipe.train.tf32 ? " (TF32 matmuls)" : "", peak_source.c_str());
     std::printf("  run directory %s%s\n", result.run_dir.c_str(),
                 resume_dir.empty() ? "" : (", resumed from " + resume_dir).c_str());
     std::fflush(stdout);
@@ -245,18 +258,22 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     const auto t0 = std::chrono::steady_clock::now();
     reset_comm_counts();  // this step's traffic only
     double loss_sum = 0;
+    Tensor device_loss_sum;  // on a GPU the micro-batch losses add up there: one read-back per step
     for (int64_t m = 0; m < n_micro; ++m) {
       Tensor ids, targets;
       read_batch(stream, state.samples_consumed + dp_rank * local_batch + m * micro, micro, local_t0, local_len, ids,
                  targets);
-      Tensor logits = model->forward(ids);
+      // The loss is computed in f32 even when the model computes in bf16.
+      Tensor logits = loss_logits(model->forward(ids));
       Tensor loss =
           cross_entropy(reshape(logits, {micro * local_len, logits.size(-1)}), reshape(targets, {micro * local_len}));
       // Each rank's micro-batch mean weighs 1/(n_micro dp sp): summed over micro-batches and all
       // ranks, the gradient is that of the global batch's mean loss (every share has as many targets).
       scale(loss, 1.0 / static_cast<double>(n_micro * dp * sp)).backward();
-      loss_sum += loss.item();
+      if (device == Device::cpu) loss_sum += loss.item();
+      else device_loss_sum = device_loss_sum.defined() ? add(device_loss_sum, loss.detach()) : loss.detach();
     }
+    if (device_loss_sum.defined()) loss_sum = device_loss_sum.item();
     if (world_size > 1) {
       // Every rank holds a full replica: data-parallel ranks saw other samples, sequence-parallel
       // ranks other positions; the sum over all of them is the global gradient.
@@ -298,6 +315,15 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
       line["comm_bytes"] = comm.bytes;
       if (say && state.step == result.start_step + 1) print_comm_counts(rank);
     }
+    if (device == Device::cuda) {
+      const AllocatorStats mem = device_memory_stats();
+      line["device_peak_allocated"] = mem.peak_allocated;
+      line["device_peak_reserved"] = mem.peak_reserved;
+      if (say && state.step == result.start_step + 1) {
+        std::printf("  device memory after the first step: %s\n", device_memory_summary().c_str());
+        std::fflush(stdout);
+      }
+    }
     record(line);
     window_seconds += step_seconds;
     window_comm_seconds += comm.seconds;
@@ -335,6 +361,10 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   if (!saved_at_end && !result.interrupted && state.step == recipe.train.steps && result.start_step == state.step) {
     // Resumed at the end already: nothing to train, still leave the curve.
     if (leader) write_loss_curve(metrics->lines(), recipe.run.name, (fs::path(result.run_dir) / "loss.svg").string());
+  }
+  if (say && device == Device::cuda) {
+    std::printf("device memory at the end: %s\n", device_memory_summary().c_str());
+    std::fflush(stdout);
   }
   result.final_step = state.step;
   return result;

@@ -5,6 +5,7 @@
 
 #include "framework/config/recipe.h"
 #include "framework/error.h"
+#include "framework/storage.h"
 
 using namespace eat;
 
@@ -93,7 +94,7 @@ TEST_CASE("recipe: a valid recipe parses with defaults filled in") {
 
 TEST_CASE("recipe: errors name the file, line and key") {
   CHECK_CONTAINS(error_of(replace(kValid, "seq_len = 64", "seq_len = \"long\"")), "r.toml:19:11: data.seq_len: expected an integer, got a string ('long')");
-  CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 10\nstpes = 3")), "r.toml:23:9: train.stpes: unknown key (known in [train]: global_batch, grad_clip, micro_batch, precision, steps)");
+  CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 10\nstpes = 3")), "r.toml:23:9: train.stpes: unknown key (known in [train]: device, global_batch, grad_clip, micro_batch, precision, steps, tf32)");
   CHECK_CONTAINS(error_of(replace(kValid, "n_heads = 4", "n_heads = 5")), "r.toml:10:11: model.n_heads: = 5: must be positive and divide model.d_model = 32");
   CHECK_CONTAINS(error_of(replace(kValid, "family = \"transformer\"", "family = \"gpt9\"")), "model.family: unknown model family \"gpt9\" (known: transformer");
   CHECK_CONTAINS(error_of(replace(kValid, "[model.transformer]", "[model.rat]")), "table [model.rat] does not match model.family = \"transformer\"");
@@ -124,6 +125,45 @@ TEST_CASE("recipe: --set overrides go through the same validation") {
   CHECK_CONTAINS(error_of(kValid, {"steps=3"}), "the key needs its section");
   CHECK_CONTAINS(error_of(kValid, {"train.steps"}), "expected section.key=value");
   CHECK_CONTAINS(error_of(kValid, {"data.seq_len=63", "parallel.sp=2"}), "data.seq_len: = 63: must be divisible by parallel.sp = 2");
+}
+
+TEST_CASE("recipe: device, precision and tf32 are checked together") {
+  Recipe cpu = parse_recipe(kValid, "r.toml");
+  CHECK(cpu.train.device == "cpu");
+  CHECK(cpu.device() == Device::cpu);
+  CHECK(!cpu.train.tf32);
+  cpu.check_device();  // the CPU is always there
+  Recipe gpu = parse_recipe(kValid, "r.toml", {"train.device=cuda", "train.precision=bf16"});
+  CHECK(gpu.device() == Device::cuda);
+  CHECK(gpu.train.precision == "bf16");
+  CHECK(parse_recipe(kValid, "r.toml", {"train.device=cuda", "train.tf32=true"}).train.tf32);
+  CHECK_CONTAINS(error_of(kValid, {"train.device=tpu"}), "--set train.device=tpu: train.device: = tpu: must be \"cpu\" or \"cuda\"");
+  CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 10\nprecision = \"bf16\"")),
+                 "r.toml:23:13: train.precision: = bf16: must be \"f32\" or \"f64\" with train.device = \"cpu\"");
+  CHECK_CONTAINS(error_of(kValid, {"train.device=cuda", "train.precision=f64"}),
+                 "train.precision: = f64: must be \"f32\" or \"bf16\" with train.device = \"cuda\"");
+  CHECK_CONTAINS(error_of(kValid, {"train.precision=f16"}), "train.precision: = f16: must be");
+  CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 10\ntf32 = true")),
+                 "r.toml:23:8: train.tf32: = true: TF32 matmuls apply to train.device = \"cuda\" with train.precision = \"f32\" only");
+  CHECK_CONTAINS(error_of(kValid, {"train.device=cuda", "train.precision=bf16", "train.tf32=true"}), "train.tf32: = true");
+  CHECK_CONTAINS(error_of(kValid, {"train.tf32=1"}), "train.tf32: expected true or false");
+  // Without a device the key's own position is named, from the file or from the override.
+  if (!cuda_available()) {
+    Recipe in_file = parse_recipe(replace(kValid, "steps = 10", "steps = 10\ndevice = \"cuda\""), "r.toml");
+    std::string why;
+    try {
+      in_file.check_device();
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    CHECK_CONTAINS(why, "r.toml:23:10: train.device: = \"cuda\", but ");
+#ifdef EAT_WITH_CUDA
+    CHECK_CONTAINS(why, "no CUDA device is visible");
+#else
+    CHECK_CONTAINS(why, "this eat was built without CUDA");
+#endif
+    CHECK_THROWS_WITH_AS(gpu.check_device(), doctest::Contains("--set train.device=cuda: train.device"), Error);
+  }
 }
 
 TEST_CASE("recipe: world-size checks") {

@@ -20,29 +20,15 @@
 #include "framework/train/evaluate.h"
 #include "framework/train/trainer.h"
 #include "temp_dir.h"
+#include "tiny_run.h"
 
 using namespace eat;
 using eat::test::TempDir;
+using eat::test::quiet;
+using eat::test::recipe_text;
+using eat::test::synthetic_text;
 
 namespace {
-
-// Sentences from a tiny grammar: learnable structure well below the unigram entropy.
-std::string synthetic_text(int sentences) {
-  const char* subjects[] = {"the king", "a shepherd", "the people", "his son", "the prophet"};
-  const char* verbs[] = {"went up to", "spake unto", "looked upon", "came into", "blessed"};
-  const char* objects[] = {"the city.", "the mountain.", "the house of the lord.", "the river.", "all israel."};
-  Generator gen(99);
-  std::string s;
-  for (int i = 0; i < sentences; ++i) {
-    s += subjects[gen.next_u64() % 5];
-    s += " ";
-    s += verbs[gen.next_u64() % 5];
-    s += " ";
-    s += objects[gen.next_u64() % 5];
-    s += (i % 4 == 3) ? "\n" : " ";
-  }
-  return s;
-}
 
 double unigram_entropy_nats(const data::TokenFile& f) {
   std::map<int32_t, double> counts;
@@ -55,55 +41,12 @@ double unigram_entropy_nats(const data::TokenFile& f) {
   return h;
 }
 
-std::string recipe_text(const std::string& dir) {
-  return R"(
-[run]
-name = "tiny"
-out_dir = ")" + dir + R"("
-seed = 5
-[model]
-family = "transformer"
-d_model = 32
-n_layers = 2
-n_heads = 2
-[model.transformer]
-ffn_hidden = 64
-[data]
-train = ")" + dir + R"(/data/train.tok"
-val = ")" + dir + R"(/data/val.tok"
-seq_len = 32
-[train]
-steps = 12
-global_batch = 4
-micro_batch = 2
-[optimizer]
-lr = 3e-3
-[schedule]
-warmup = 2
-[checkpoint]
-every = 4
-keep_last = 5
-[eval]
-every = 4
-max_tokens = 2048
-[log]
-every = 4
-peak_gflops = 100
-)";
-}
-
 struct Fixture {
   TempDir dir{"train"};
   Fixture() { data::tokenize_texts({synthetic_text(1500)}, dir / "data", "byte", 0.1); }
   Recipe recipe(std::vector<std::string> sets = {}) const { return parse_recipe(recipe_text(dir.str()), "test.toml", sets); }
 };
 
-TrainOptions quiet(const std::string& resume = "never") {
-  TrainOptions o;
-  o.quiet = true;
-  o.resume = resume;
-  return o;
-}
 
 std::vector<double> weights_of(const std::string& checkpoint) {
   std::vector<double> all;
@@ -135,15 +78,7 @@ TEST_CASE("training: resume is bit-exact") {
   TrainResult straight = train(fx.recipe({"run.name=straight"}), quiet());
   // The same recipe under another name, checkpointing at 4, 8, 12. Removing step 12 leaves the
   // run directory as a run stopped after step 8 leaves it; a new process resumes from there.
-  Recipe full = fx.recipe({"run.name=resumed"});
-  TrainResult whole = train(full, quiet());
-  auto cks = list_checkpoints(whole.run_dir);
-  REQUIRE(cks.size() == 3);
-  std::filesystem::remove_all(cks.back().path);
-  TrainResult resumed = train(full, quiet("auto"));
-  CHECK(resumed.start_step == 8);
-  CHECK(resumed.final_step == 12);
-  REQUIRE(resumed.losses.size() == 4);
+  TrainResult resumed = test::train_then_resume_from_step_8(fx.recipe({"run.name=resumed"})).second;
   for (size_t i = 0; i < 4; ++i) CHECK(resumed.losses[i] == straight.losses[8 + i]);  // bit for bit
   CHECK(weights_of(resumed.last_checkpoint) == weights_of(straight.last_checkpoint));
   CHECK(resumed.last_val_loss == straight.last_val_loss);
