@@ -1,52 +1,14 @@
 #include "framework/dist/halo.h"
 
-#include <cstring>
-
 #include "framework/autograd.h"
-#include "framework/dispatch.h"
 #include "framework/dist/comm_stats.h"
+#include "framework/dist/time_rows.h"
 #include "framework/error.h"
 #include "framework/ops.h"
 
 namespace eat {
 
 namespace {
-
-// Rows on the time axis of a [B, T, ...] tensor, as bytes: `row` bytes per token.
-struct TimeRows {
-  char* data;
-  int64_t T, row;
-  char* at(int64_t b, int64_t t) const { return data + (b * T + t) * row; }
-};
-
-TimeRows rows_of(const Tensor& x) {
-  const int64_t T = x.size(1);
-  return {static_cast<char*>(x.raw_data()), T, T == 0 ? 0 : static_cast<int64_t>(x.nbytes()) / (x.size(0) * T)};
-}
-
-Shape with_time(const Tensor& x, int64_t T) {
-  Shape s = x.shape();
-  s[1] = T;
-  return s;
-}
-
-// Copies `count` tokens of every sequence: from rows [from_t, ..) of `from` to rows [to_t, ..) of `to`.
-void copy_time(const Tensor& from, int64_t from_t, const Tensor& to, int64_t to_t, int64_t count) {
-  TimeRows src = rows_of(from), dst = rows_of(to);
-  for (int64_t b = 0; b < from.size(0); ++b) std::memcpy(dst.at(b, to_t), src.at(b, from_t), static_cast<size_t>(count * src.row));
-}
-
-// to[:, to_t + i] += from[:, i] for the `count` tokens of `from` [B, count, ...].
-void add_time(const Tensor& from, const Tensor& to, int64_t to_t) {
-  const int64_t B = from.size(0), n = from.numel() / B;
-  const int64_t to_offset = to_t * (to.numel() / (B * to.size(1))), to_stride = to.numel() / B;
-  dispatch("halo_exchange backward", to, [&]<typename T_>() {
-    const T_* s = from.data<T_>();
-    T_* d = to.data<T_>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t i = 0; i < n; ++i) d[b * to_stride + to_offset + i] += s[b * n + i];
-  });
-}
 
 // Hop j (1, 2, ..) moves rank r's last tokens to rank r + j: rows of global positions
 // [(r + j) L - halo, ..) that lie in rank r's share. count(j) tokens, the same on every rank.
@@ -58,8 +20,7 @@ Tensor narrow_time(const Tensor& x, int64_t begin, int64_t end) {
   EAT_CHECK(x.dim() >= 2, "narrow_time: x ", shape_str(x.shape()), " needs a time axis [B, T, ...]");
   EAT_CHECK(0 <= begin && begin <= end && end <= x.size(1), "narrow_time: rows [", begin, ", ", end, ") are outside the ",
             x.size(1), " time steps of x ", shape_str(x.shape()));
-  EAT_CHECK(x.device() == Device::cpu, "narrow_time: CPU tensors only, got ", x.describe());
-  Tensor out = Tensor::empty(with_time(x, end - begin), x.dtype());
+  Tensor out = Tensor::empty(with_time(x, end - begin), x.dtype(), x.device());
   copy_time(x, begin, out, 0, end - begin);
   if (autograd::needs_record({&x})) {
     autograd::record("narrow_time", {x}, {out}, [begin, like = x.detach(), n = end - begin](const std::vector<Tensor>& g) {
@@ -73,17 +34,17 @@ Tensor narrow_time(const Tensor& x, int64_t begin, int64_t end) {
 
 Tensor halo_exchange(const Tensor& x, int64_t halo, Communicator& group) {
   EAT_CHECK(x.dim() >= 2 && x.size(1) >= 1, "halo_exchange: x ", shape_str(x.shape()), " must be [B, L, ...] with L >= 1");
-  EAT_CHECK(x.device() == Device::cpu, "halo_exchange: CPU tensors only, got ", x.describe());
   EAT_CHECK(halo >= 0, "halo_exchange: halo = ", halo, " must be >= 0");
   const int64_t L = x.size(1);
   const int S = group.size(), r = group.rank();
   // Hops past the group's ends move nothing anywhere.
   const int64_t hops = std::min<int64_t>((halo + L - 1) / L, S - 1);
-  Tensor out = Tensor::zeros(with_time(x, halo + L), x.dtype());
+  Tensor out = Tensor::zeros(with_time(x, halo + L), x.dtype(), x.device());
   copy_time(x, 0, out, halo, L);
   for (int64_t j = 1; j <= hops; ++j) {
     const int64_t n = hop_count(halo, L, j);
-    Tensor mine = Tensor::empty(with_time(x, n), x.dtype()), theirs = Tensor::zeros(with_time(x, n), x.dtype());
+    Tensor mine = Tensor::empty(with_time(x, n), x.dtype(), x.device()),
+           theirs = Tensor::zeros(with_time(x, n), x.dtype(), x.device());
     copy_time(x, L - n, mine, 0, n);
     const int dst = r + j < S ? static_cast<int>(r + j) : -1, src = r - j >= 0 ? static_cast<int>(r - j) : -1;
     group.send_recv(mine, dst, theirs, src);
@@ -94,18 +55,18 @@ Tensor halo_exchange(const Tensor& x, int64_t halo, Communicator& group) {
                      [&group, halo, hops, L, S, r, out_shape = out.shape(), like = x.detach(),
                       label = current_comm_label()](const std::vector<Tensor>& g) {
                        // Every rank joins each shift, also when no gradient reached its output.
-                       Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(out_shape, like.dtype());
+                       Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(out_shape, like.dtype(), like.device());
                        CommLabel scope(label);
                        Tensor dx = Tensor::empty_like(like);
                        copy_time(grad, halo, dx, 0, L);
                        for (int64_t j = 1; j <= hops; ++j) {
                          const int64_t n = hop_count(halo, L, j);
-                         Tensor back = Tensor::empty(with_time(like, n), like.dtype()),
-                                mine = Tensor::zeros(with_time(like, n), like.dtype());
+                         Tensor back = Tensor::empty(with_time(like, n), like.dtype(), like.device()),
+                                mine = Tensor::zeros(with_time(like, n), like.dtype(), like.device());
                          copy_time(grad, halo - (j - 1) * L - n, back, 0, n);
                          const int dst = r - j >= 0 ? static_cast<int>(r - j) : -1, src = r + j < S ? static_cast<int>(r + j) : -1;
                          group.send_recv(back, dst, mine, src);
-                         add_time(mine, dx, L - n);
+                         if (src >= 0) add_time(mine, dx, L - n);  // the last ranks receive nothing to add
                        }
                        return std::vector<Tensor>{dx};
                      });

@@ -4,12 +4,17 @@
 // window attention) need the h tokens just before its share. Those come from the earlier ranks
 // by point-to-point shifts (send/recv), never by gathering the whole sequence, and the gradient
 // of the borrowed rows goes back to the rank that owns them.
+//
+// Devices: everything here runs on CPU tensors (f32, f64; the forward moves any dtype) and on
+// CUDA tensors (f32, bf16). On CUDA the rows are packed and unpacked by strided copies on the
+// compute stream (time_rows.h), the shifts go through the communicator's NCCL path, and the
+// returned halo gradient is added by the add op's CUDA kernel: no host copy of the data.
 #include "framework/dist/communicator.h"
 #include "framework/tensor.h"
 
 namespace eat {
 
-// x [B, L, ...] (time on axis 1, CPU). Returns [B, halo + L, ...]: rows [0, halo) are the tokens
+// x [B, L, ...] (time on axis 1, CPU or CUDA). Returns [B, halo + L, ...]: rows [0, halo) are the tokens
 // at global positions [r L - halo, r L), zeros where that is before the sequence start, then x.
 // A halo longer than L takes rows from several earlier ranks (one shift per rank crossed).
 // Backward: the gradient of the halo rows is sent back and added to the owners' gradients.

@@ -1,11 +1,11 @@
 #include "framework/dist/lasp2.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "framework/autograd.h"
 #include "framework/dist/comm_stats.h"
 #include "framework/dist/halo.h"
+#include "framework/dist/time_rows.h"
 #include "framework/error.h"
 
 namespace eat {
@@ -17,9 +17,10 @@ namespace {
 void record_gather(Communicator& group, const Tensor& x, const Tensor& out) {
   if (!autograd::needs_record({&x})) return;
   autograd::record("all_gather", {x}, {out},
-                   [&group, shape = out.shape(), dtype = out.dtype(), label = current_comm_label()](const std::vector<Tensor>& g) {
+                   [&group, shape = out.shape(), dtype = out.dtype(), device = out.device(),
+                    label = current_comm_label()](const std::vector<Tensor>& g) {
                      // Every rank must take part even when no gradient reached its copy: it sends zeros then.
-                     Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(shape, dtype);
+                     Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(shape, dtype, device);
                      CommLabel scope(label);  // booked to the layer that gathered
                      return std::vector<Tensor>{group.reduce_scatter_sum(grad)};
                    });
@@ -37,6 +38,7 @@ namespace {
 
 // The weights of the gathered states in rank r's incoming state, laid out like the gathered
 // states [S, B, H, d, e]: lambda_h^(L (r - 1 - j)) for earlier ranks j < r, 0 for the others.
+// Built on the host (S B H d e numbers, the size of the gathered states) and sent to their device.
 Tensor incoming_weights(const Tensor& states, const std::vector<double>& decay, int64_t L, int r) {
   const int64_t B = states.size(1), H = states.size(2), inner = states.size(3) * states.size(4);
   std::vector<double> w(static_cast<size_t>(states.numel()), 0.0);
@@ -47,7 +49,7 @@ Tensor incoming_weights(const Tensor& states, const std::vector<double>& decay, 
       for (int64_t b = 0; b < B; ++b)
         std::fill_n(w.begin() + ((j * B + b) * H + h) * inner, inner, f);
     }
-  return Tensor::from_vector<double>(w, states.shape()).to(states.dtype());
+  return Tensor::from_vector<double>(w, states.shape()).to(states.dtype()).to(states.device());
 }
 
 }  // namespace
@@ -75,7 +77,7 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
   // The weighted sum is one elementwise product and a [1, S] x [S, B H d e] product.
   const int64_t n = final_state.numel();
   Tensor weighted = reshape(mul(states, incoming_weights(states, decay, q.size(1), r)), {S, n});
-  Tensor ones = Tensor::full({1, S}, 1.0, states.dtype());
+  Tensor ones = Tensor::full({1, S}, 1.0, states.dtype()).to(states.device());
   Tensor incoming = reshape(matmul(ones, weighted), final_state.shape());
   return add(local, decayed_state_readout(q, incoming, decay));
 }
@@ -86,20 +88,24 @@ namespace {
 Tensor join_time(const Tensor& pieces) {
   const int64_t S = pieces.size(0), B = pieces.size(1), L = pieces.size(2), row = pieces.size(3) * pieces.size(4);
   const size_t bytes = static_cast<size_t>(L * row) * dtype_size(pieces.dtype());
-  auto move = [=](const Tensor& from, Tensor& to, bool forward) {
+  // Rank s's piece of sequence b sits at (s B + b) in the pieces and at (b S + s) once joined:
+  // per rank, B blocks of `bytes` with pitch `bytes` on the split side and S `bytes` joined.
+  auto move = [=](const Tensor& from, const Tensor& to, bool forward) {
     const char* src = static_cast<const char*>(from.raw_data());
     char* dst = static_cast<char*>(to.raw_data());
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t b = 0; b < B; ++b) {
-        const size_t joined = static_cast<size_t>(b * S + s) * bytes, split = static_cast<size_t>(s * B + b) * bytes;
-        std::memcpy(dst + (forward ? joined : split), src + (forward ? split : joined), bytes);
-      }
+    for (int64_t s = 0; s < S; ++s) {
+      const size_t split = static_cast<size_t>(s * B) * bytes, joined = static_cast<size_t>(s) * bytes;
+      if (forward)
+        copy_blocks(dst + joined, S * bytes, src + split, bytes, bytes, B, from.device());
+      else
+        copy_blocks(dst + split, bytes, src + joined, S * bytes, bytes, B, from.device());
+    }
   };
-  Tensor out = Tensor::empty({B, S * L, pieces.size(3), pieces.size(4)}, pieces.dtype());
+  Tensor out = Tensor::empty({B, S * L, pieces.size(3), pieces.size(4)}, pieces.dtype(), pieces.device());
   move(pieces, out, true);
   if (autograd::needs_record({&pieces})) {
-    autograd::record("join_time", {pieces}, {out}, [move, shape = pieces.shape(), dtype = pieces.dtype()](const std::vector<Tensor>& g) {
-      Tensor back = Tensor::empty(shape, dtype);
+    autograd::record("join_time", {pieces}, {out}, [move, like = pieces.detach()](const std::vector<Tensor>& g) {
+      Tensor back = Tensor::empty_like(like);
       move(g[0], back, false);
       return std::vector<Tensor>{back};
     });

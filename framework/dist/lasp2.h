@@ -9,6 +9,13 @@
 // and the output is local + lambda^(t+1) q_t S_in(r). Backward (through autograd): the gradients
 // of the gathered states are reduce-scattered back to their ranks (one collective of the same
 // size), then flow into each rank's local kernel through its final-state output.
+//
+// Devices: every op here takes CPU tensors (collectives over MPI) or CUDA tensors (f32, bf16;
+// collectives over NCCL, which needs a build with CUDA, MPI and NCCL). On CUDA the state sum,
+// the local attention, the readout of the incoming state and the weighted fold run as CUDA
+// kernels, the gathered k and v are joined by strided device copies, and the overlapped gather
+// runs on the communication stream while the local kernel runs on the compute stream. Only the
+// fold's weights (S B H d e numbers) are built on the host and copied over.
 #include <vector>
 
 #include "framework/dist/communicator.h"

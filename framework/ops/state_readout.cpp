@@ -6,6 +6,7 @@
 #include "kernels/cpu/state_readout.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/state_readout.h"
+#include "kernels/cuda/state_sum.h"
 #include "kernels/cuda/stream.h"
 #endif
 
@@ -75,17 +76,30 @@ Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<dou
             " must share B, T, H with k ", shape_str(k.shape()));
   check_decay(op, decay, s.H);
   Tensor state = Tensor::empty({s.B, s.H, s.d, s.e}, k.dtype(), k.device());
-  dispatch(op, k, [&]<typename T>() { cpu::state_sum_forward<T>(s, decay, k.data<T>(), v.data<T>(), state.data<T>()); });
+  dispatch(
+      op, k, [&]<typename T>() { cpu::state_sum_forward<T>(s, decay, k.data<T>(), v.data<T>(), state.data<T>()); },
+      EAT_CUDA([&]<typename T>() {
+        cuda::state_sum_forward<T>({s.B, s.T, s.H, s.d, s.e}, decay.data(), k.data<T>(), v.data<T>(), state.data<T>(),
+                                   cuda::compute_stream());
+      }));
   if (autograd::needs_record({&k, &v})) {
     bool need_k = k.requires_grad(), need_v = v.requires_grad();
     autograd::record(op, {k, v}, {state},
                      [s, decay, k = k.detach(), v = v.detach(), need_k, need_v](const std::vector<Tensor>& g) {
                        Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
                        Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
-                       dispatch("decayed_state_sum backward", k, [&]<typename T>() {
-                         cpu::state_sum_backward<T>(s, decay, k.data<T>(), v.data<T>(), g[0].data<T>(),
-                                                    need_k ? dk.data<T>() : nullptr, need_v ? dv.data<T>() : nullptr);
-                       });
+                       dispatch(
+                           "decayed_state_sum backward", k,
+                           [&]<typename T>() {
+                             cpu::state_sum_backward<T>(s, decay, k.data<T>(), v.data<T>(), g[0].data<T>(),
+                                                        need_k ? dk.data<T>() : nullptr,
+                                                        need_v ? dv.data<T>() : nullptr);
+                           },
+                           EAT_CUDA([&]<typename T>() {
+                             cuda::state_sum_backward<T>({s.B, s.T, s.H, s.d, s.e}, decay.data(), k.data<T>(),
+                                                         v.data<T>(), g[0].data<T>(), need_k ? dk.data<T>() : nullptr,
+                                                         need_v ? dv.data<T>() : nullptr, cuda::compute_stream());
+                           }));
                        return std::vector<Tensor>{dk, dv};
                      });
   }

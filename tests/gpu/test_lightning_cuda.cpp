@@ -10,6 +10,7 @@
 
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "gpu/decay_cases.h"
 #include "gpu/gpu_compare.h"
 #include "gpu/gpu_guard.h"
 #include "kernels/cpu/lightning_chunked.h"
@@ -23,17 +24,6 @@ using namespace eat;
 using namespace eat::test;
 
 namespace {
-
-struct Dims {
-  int64_t B, T, H, d, e;
-};
-
-// One lambda per head, cycling through no decay, strong decay and the model's range.
-std::vector<double> decays(int64_t H, const std::vector<double>& pool) {
-  std::vector<double> out;
-  for (int64_t h = 0; h < H; ++h) out.push_back(pool[static_cast<size_t>(h) % pool.size()]);
-  return out;
-}
 
 template <typename T> T* ptr(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 

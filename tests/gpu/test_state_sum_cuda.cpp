@@ -1,0 +1,109 @@
+// The CUDA state sum (S = sum_t lambda^(T-1-t) k_t^T v_t, the state LASP-2 gathers) against the
+// CPU kernel: the state and both gradients, in f32 (relative error 1e-5) and bf16 (1e-2, against
+// the CPU f32 kernel on the same bf16-rounded inputs). Odd lengths and lengths past one chunk,
+// d != e, widths that need padding to the 16-wide fragment, lambda = 1 and strong decay. Device
+// outputs start as NaN, so an element the kernel never writes fails the comparison. Then the op
+// decayed_state_sum through autograd on the device against the same op on the CPU.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "gpu/decay_cases.h"
+#include "gpu/gpu_check.h"
+#include "gpu/gpu_compare.h"
+#include "gpu/gpu_guard.h"
+#include "kernels/cpu/state_readout.h"
+#include "kernels/cuda/memory.h"
+#include "kernels/cuda/state_sum.h"
+#include "kernels/cuda/stream.h"
+
+using namespace eat;
+using namespace eat::test;
+
+namespace {
+
+void check_state_sum(const Dims& n, const std::vector<double>& decay, DType dtype, Generator& gen) {
+  CAPTURE(dtype_name(dtype));
+  CAPTURE(n.T);
+  CAPTURE(n.d);
+  CAPTURE(n.e);
+  CAPTURE(decay[0]);
+  const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
+  const Shape ks{n.B, n.T, n.H, n.d}, vs{n.B, n.T, n.H, n.e}, ss{n.B, n.H, n.d, n.e};
+  Tensor k = random_host(ks, gen, dtype, 0.5), v = random_host(vs, gen, dtype), dstate = random_host(ss, gen, dtype);
+  Tensor state = Tensor::empty(ss), dk = Tensor::empty(ks), dv = Tensor::empty(vs);
+  cpu::state_sum_forward<float>(s, decay, k.data<float>(), v.data<float>(), state.data<float>());
+  cpu::state_sum_backward<float>(s, decay, k.data<float>(), v.data<float>(), dstate.data<float>(), dk.data<float>(),
+                                 dv.data<float>());
+
+  Tensor kd = to_device(k, dtype), vd = to_device(v, dtype), dsd = to_device(dstate, dtype);
+  Tensor gstate = poisoned_device(ss, dtype), gdk = poisoned_device(ks, dtype), gdv = poisoned_device(vs, dtype);
+  cuda::synchronize();  // uploads are done before the compute stream reads them
+  const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
+  dispatch_cuda_floating("test", dtype, [&]<typename T>() {
+    cuda::state_sum_forward<T>(cd, decay.data(), kd.data<T>(), vd.data<T>(), gstate.data<T>(), cuda::compute_stream());
+    cuda::state_sum_backward<T>(cd, decay.data(), kd.data<T>(), vd.data<T>(), dsd.data<T>(), gdk.data<T>(),
+                                gdv.data<T>(), cuda::compute_stream());
+  });
+  cuda::sync_compute();
+  const double tol = tolerance(dtype);
+  CHECK(rel_error(gstate, state) < tol);
+  CHECK(rel_error(gdk, dk) < tol);
+  CHECK(rel_error(gdv, dv) < tol);
+}
+
+}  // namespace
+
+TEST_CASE("cuda state sum: the state and both gradients match the CPU kernel") {
+  test::require_gpu();
+  Generator gen(211);
+  const std::vector<std::vector<double>> pools{{1.0}, {0.05}, {1.0, 0.05, 0.9, 0.999}};
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const auto& pool : pools)
+      for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 131, 4, 128, 96}, Dims{1, 5, 2, 24, 40}, Dims{2, 1, 1, 16, 8}})
+        check_state_sum(n, decays(n.H, pool), dtype, gen);
+}
+
+TEST_CASE("cuda state sum: one gradient alone is written, the other pointer may be null") {
+  test::require_gpu();
+  Generator gen(212);
+  const Dims n{1, 70, 2, 32, 48};
+  const std::vector<double> decay{0.9, 1.0};
+  const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
+  const Shape ks{n.B, n.T, n.H, n.d}, vs{n.B, n.T, n.H, n.e}, ss{n.B, n.H, n.d, n.e};
+  Tensor k = random_host(ks, gen), v = random_host(vs, gen), dstate = random_host(ss, gen);
+  Tensor dk = Tensor::empty(ks), dv = Tensor::empty(vs);
+  cpu::state_sum_backward<float>(s, decay, k.data<float>(), v.data<float>(), dstate.data<float>(), dk.data<float>(),
+                                 dv.data<float>());
+  Tensor kd = k.to(Device::cuda), vd = v.to(Device::cuda), dsd = dstate.to(Device::cuda);
+  Tensor gdk = poisoned_device(ks, DType::f32), gdv = poisoned_device(vs, DType::f32);
+  cuda::synchronize();
+  const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
+  cuda::state_sum_backward<float>(cd, decay.data(), kd.data<float>(), vd.data<float>(), dsd.data<float>(),
+                                  gdk.data<float>(), nullptr, cuda::compute_stream());
+  cuda::state_sum_backward<float>(cd, decay.data(), kd.data<float>(), vd.data<float>(), dsd.data<float>(), nullptr,
+                                  gdv.data<float>(), cuda::compute_stream());
+  cuda::sync_compute();
+  CHECK(rel_error(gdk, dk) < tolerance(DType::f32));
+  CHECK(rel_error(gdv, dv) < tolerance(DType::f32));
+}
+
+TEST_CASE("cuda state sum: the op's autograd path on the GPU matches it on the CPU") {
+  test::require_gpu();
+  Generator gen(213);
+  const int64_t B = 2, T = 83, H = 3, d = 40, e = 24;
+  const std::vector<double> decay{0.97, 1.0, 0.2};
+  for_cuda_dtypes([&]<typename T_>(DType dtype) {
+    check_op(
+        "decayed_state_sum", [&](const std::vector<Tensor>& x) { return decayed_state_sum(x[0], x[1], decay); },
+        {random_host({B, T, H, d}, gen, 0.5), random_host({B, T, H, e}, gen)}, dtype, gen);
+  });
+}
+
+TEST_CASE("cuda state sum: unsupported head widths are rejected with the value") {
+  test::require_gpu();
+  Tensor k = Tensor::empty({1, 4, 1, 8}, DType::f32, Device::cuda), v = Tensor::empty({1, 4, 1, 200}, DType::f32, Device::cuda);
+  CHECK_THROWS_WITH_AS(decayed_state_sum(k, v, {0.9}), doctest::Contains("e = 200"), Error);
+}
