@@ -3,6 +3,9 @@
 // -- and the chunked kernel against the naive O(T^2) form.
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <vector>
 
@@ -17,49 +20,79 @@ namespace eat::cli {
 
 namespace {
 
-// Returns seconds per fwd+bwd at this length.
-double time_case(LinearAttentionImpl impl, int64_t T, int reps, double peak) {
-  const int64_t B = 1, H = 8, d = 64;
-  Generator gen(7);
-  // Inputs like the model's: SiLU-activated q and k, and the spec's decays for 8 heads.
-  Tensor q = silu(Tensor::randn({B, T, H, d}, gen)), k = silu(Tensor::randn({B, T, H, d}, gen)),
-         v = Tensor::randn({B, T, H, d}, gen), seed = Tensor::randn({B, T, H, d}, gen, 1e-3);
-  for (Tensor* t : {&q, &k, &v}) t->requires_grad_();
+// One length's inputs, ready to run forward+backward, and its best time so far.
+struct LengthCase {
+  int64_t T;
+  Tensor q, k, v, seed;
   std::vector<double> decay;
-  for (int h = 0; h < H; ++h) decay.push_back(std::exp(-std::pow(2.0, -8.0 * (h + 1) / H)));
-  LinearAttentionOptions opt;
-  opt.impl = impl;
-  double s = best_seconds(reps, [&] {
-    lightning_attention(q, k, v, decay, Tensor(), opt).first.backward(seed);
-    for (Tensor* t : {&q, &k, &v}) t->zero_grad();
-  });
-  const bool naive = impl == LinearAttentionImpl::naive;
-  // The naive form does the full masked T x T products; count the chunked kernel's work for both
-  // so GFLOP/s compare useful work.
-  double flop = cpu::lightning_flops(B, T, H, d, d, 64, true);
-  char shape[64];
-  std::snprintf(shape, sizeof shape, "B1 T%lld H8 d64", static_cast<long long>(T));
-  print_row(BenchRow{naive ? "lightning naive fwd+bwd" : "lightning chunked fwd+bwd", shape, s, flop / 1e9}, peak);
-  std::printf("%-34s %-26s %10.3f us/token\n", "", "", s / static_cast<double>(T) * 1e6);
-  return s;
-}
+  double best = 1e30;
+
+  explicit LengthCase(int64_t T_) : T(T_) {
+    const int64_t B = 1, H = 8, d = 64;
+    Generator gen(7);
+    // Inputs like the model's: SiLU-activated q and k, and the spec's decays for 8 heads.
+    q = silu(Tensor::randn({B, T, H, d}, gen));
+    k = silu(Tensor::randn({B, T, H, d}, gen));
+    v = Tensor::randn({B, T, H, d}, gen);
+    seed = Tensor::randn({B, T, H, d}, gen, 1e-3);
+    for (Tensor* t : {&q, &k, &v}) t->requires_grad_();
+    for (int h = 0; h < H; ++h) decay.push_back(std::exp(-std::pow(2.0, -8.0 * (h + 1) / H)));
+  }
+
+  // Times forward+backward, repeated until at least `min_seconds` have passed, and keeps the best
+  // time per call.
+  void time(LinearAttentionImpl impl, double min_seconds) {
+    LinearAttentionOptions opt;
+    opt.impl = impl;
+    double spent = 0;
+    do {
+      const auto t0 = std::chrono::steady_clock::now();
+      lightning_attention(q, k, v, decay, Tensor(), opt).first.backward(seed);
+      for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::min(best, s);
+      spent += s;
+    } while (spent < min_seconds);
+  }
+
+  void print(LinearAttentionImpl impl, double peak) const {
+    const bool naive = impl == LinearAttentionImpl::naive;
+    // The naive form does the full masked T x T products; count the chunked kernel's work for
+    // both so GFLOP/s compare useful work.
+    const double flop = cpu::lightning_flops(1, T, 8, 64, 64, 64, true);
+    char shape[64];
+    std::snprintf(shape, sizeof shape, "B1 T%lld H8 d64", static_cast<long long>(T));
+    print_row(BenchRow{naive ? "lightning naive fwd+bwd" : "lightning chunked fwd+bwd", shape, best, flop / 1e9}, peak);
+    std::printf("%-34s %-26s %10.3f us/token\n", "", "", best / static_cast<double>(T) * 1e6);
+  }
+};
 
 void bench_lightning(bool quick) {
-  const int reps = quick ? 1 : 3;
+  const int rounds = quick ? 1 : 5;
   std::printf("eat bench lightning: %d OpenMP threads, f32, block 64\n", omp_get_max_threads());
-  double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, reps);
-  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n\n", peak);
+  double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
+  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("best of %d rounds; each round times every length in turn, so a slow spell of the machine\n"
+              "does not fall on one length only\n\n", rounds);
   std::printf("%-34s %-26s %10s %10s %8s\n", "kernel", "shape", "ms", "GFLOP/s", "of peak");
   std::vector<int64_t> lengths = quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
-  std::vector<double> per_token;
-  for (int64_t T : lengths) per_token.push_back(time_case(LinearAttentionImpl::chunked, T, reps, peak) / static_cast<double>(T));
   const int64_t cmp = quick ? 2048 : 8192;
-  double chunked = time_case(LinearAttentionImpl::chunked, cmp, reps, peak);
-  double naive = time_case(LinearAttentionImpl::naive, cmp, 1, peak);
+  std::vector<LengthCase> cases;
+  for (int64_t T : lengths) cases.emplace_back(T);
+  cases.emplace_back(cmp);
+  for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, 0);  // warm-up: first touch of every buffer
+  for (LengthCase& c : cases) c.best = 1e30;
+  for (int r = 0; r < rounds; ++r)
+    for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, quick ? 0.0 : 0.2);
+  for (const LengthCase& c : cases) c.print(LinearAttentionImpl::chunked, peak);
+  LengthCase naive(cmp);
+  naive.time(LinearAttentionImpl::naive, 0);
+  naive.print(LinearAttentionImpl::naive, peak);
+  const LengthCase &first = cases.front(), &last = cases[lengths.size() - 1];
   std::printf("\ntime per token at T=%lld over T=%lld: %.2f (constant speed means 1)\n",
-              static_cast<long long>(lengths.back()), static_cast<long long>(lengths.front()),
-              per_token.back() / per_token.front());
-  std::printf("chunked over naive at T=%lld: %.1fx faster\n", static_cast<long long>(cmp), naive / chunked);
+              static_cast<long long>(last.T), static_cast<long long>(first.T),
+              (last.best / static_cast<double>(last.T)) / (first.best / static_cast<double>(first.T)));
+  std::printf("chunked over naive at T=%lld: %.1fx faster\n", static_cast<long long>(cmp), naive.best / cases.back().best);
 }
 
 }  // namespace
