@@ -279,33 +279,18 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
   const Problem<T> P(s, block, decay, q, k, v);
   const int64_t n = P.blocks.count, de = P.state_size();
   const bool need_grads = dk || dv || ds0;  // these need the state gradients; dq needs the states
-  // With the forward's states at hand, one backward sweep per head computes every gradient.
-  if (block_states && need_grads && run_per_head(schedule, s.B * s.H)) {
-#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
-    for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
-      const T* p = P.powers_of(bh % s.H);
-      std::vector<T> grad(dfinal + bh * de, dfinal + (bh + 1) * de), next(static_cast<size_t>(de));
-      for (int64_t j = n - 1; j >= 0; --j) {
-        const BlockAt a = locate(s, P.blocks, bh, j);
-        const T* s_in = j > 0 || s0 ? block_states + (bh * n + j) * de : nullptr;
-        prefetch_block<T>(P, bh, j - 1, {{q, s.d}, {k, s.d}, {v, s.e}, {dout, s.e}});
-        block_input_grads<T>(P, a, dout, s_in, grad.data(), dq, dk, dv);
-        block_grad_delta(P, a, dout, next.data());
-        fold_state(next.data(), grad.data(), p[a.L], de);
-        std::swap(grad, next);
-      }
-      if (ds0) std::copy(grad.begin(), grad.end(), ds0 + bh * de);
-    }
-    return;
-  }
+  // dq needs the state entering each block: the forward's saved states, or a forward sweep that
+  // rebuilds them. With saved states the backward sweep computes dq alongside dk and dv.
+  const bool dq_from_saved = dq && block_states;
   if (run_per_head(schedule, s.B * s.H)) {
-    // Two sweeps per head: forwards re-running the states for dq, backwards with the state
-    // gradient for dk, dv and dS0 (a state cannot be recovered backwards without dividing by lambda).
+    // Per head: a forward sweep re-running the states for dq (unless saved), then a backward sweep
+    // with the state gradient for dk, dv, dS0 (and dq from the saved states). A state cannot be
+    // recovered backwards without dividing by lambda.
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
     for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
       const T* p = P.powers_of(bh % s.H);
       std::vector<T> state(static_cast<size_t>(de), T(0)), next(static_cast<size_t>(de));
-      if (dq) {
+      if (dq && !dq_from_saved) {
         if (s0) std::copy(s0 + bh * de, s0 + (bh + 1) * de, state.begin());
         for (int64_t j = 0; j < n; ++j) {
           const BlockAt a = locate(s, P.blocks, bh, j);
@@ -316,11 +301,13 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
           std::swap(state, next);
         }
       }
-      if (need_grads) {
+      if (need_grads || dq_from_saved) {
         std::copy(dfinal + bh * de, dfinal + (bh + 1) * de, state.begin());
         for (int64_t j = n - 1; j >= 0; --j) {
           const BlockAt a = locate(s, P.blocks, bh, j);
-          if (dk || dv) block_input_grads<T>(P, a, dout, nullptr, state.data(), nullptr, dk, dv);
+          prefetch_block<T>(P, bh, j - 1, {{q, s.d}, {k, s.d}, {v, s.e}, {dout, s.e}});
+          const T* s_in = dq_from_saved && (j > 0 || s0) ? block_states + (bh * n + j) * de : nullptr;
+          block_input_grads<T>(P, a, dout, s_in, state.data(), dq_from_saved ? dq : nullptr, dk, dv);
           block_grad_delta(P, a, dout, next.data());
           fold_state(next.data(), state.data(), p[a.L], de);
           std::swap(state, next);
@@ -331,12 +318,12 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
     return;
   }
   std::unique_ptr<StateStack<T>> states, grads;
-  if (dq && !block_states) {
+  if (dq && !dq_from_saved) {
     states = std::make_unique<StateStack<T>>(P);
     scan_states(P, s0, *states);
   }
   auto state_in = [&](int64_t bh, int64_t j) -> const T* {
-    return block_states ? block_states + (bh * n + j) * de : states->at(bh, j);
+    return dq_from_saved ? block_states + (bh * n + j) * de : states->at(bh, j);
   };
   if (need_grads) {
     grads = std::make_unique<StateStack<T>>(P);
