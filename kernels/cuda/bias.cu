@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/bias.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/memory.h"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/stream.h"
@@ -42,18 +43,6 @@ __global__ void column_partials_kernel(const D* __restrict__ x, float* __restric
   }
 }
 
-// Pass 2: out[j] = sum over chunks of partial[chunk, j], in chunk order.
-template <typename D>
-__global__ void column_finish_kernel(const float* __restrict__ partial, D* __restrict__ out, long long chunks,
-                                     long long cols) {
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long j = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols; j += stride) {
-    float total = 0.0f;
-    for (long long c = 0; c < chunks; ++c) total += partial[c * cols + j];
-    out[j] = from_f32<D>(total);
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -74,9 +63,8 @@ void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
   const dim3 grid(static_cast<unsigned>((cols + kTileCols - 1) / kTileCols), static_cast<unsigned>(chunks));
   column_partials_kernel<<<grid, block, 0, compute_stream()>>>(dev(x), partial, rows, cols, chunk_rows);
   EAT_CUDA_CHECK_LAUNCH();
-  column_finish_kernel<<<grid_for(cols), 256, 0, compute_stream()>>>(partial, dev(out), chunks, cols);
+  column_sums_finish<T>(partial, chunks, cols, out, compute_stream());
   device_free(partial);
-  EAT_CUDA_CHECK_LAUNCH();
 }
 
 template void add_row_vector<float>(float*, const float*, int64_t, int64_t);
