@@ -4,6 +4,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/memory.h"
+#include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/stream.h"
 
@@ -18,8 +19,8 @@ constexpr int64_t kMaxChunks = 4096;
 
 template <typename D>
 __global__ void add_row_vector_kernel(D* __restrict__ out, const D* __restrict__ bias, long long rows, long long cols) {
-  const long long n = rows * cols, stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+  const long long n = rows * cols;
+  EAT_GRID_STRIDE(i, n)
     out[i] = from_f32<D>(to_f32(out[i]) + to_f32(bias[i % cols]));
 }
 
