@@ -2,7 +2,9 @@
 
 #include "kernels/cuda/bias.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/memory.h"
+#include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/stream.h"
 
@@ -17,8 +19,8 @@ constexpr int64_t kMaxChunks = 4096;
 
 template <typename D>
 __global__ void add_row_vector_kernel(D* __restrict__ out, const D* __restrict__ bias, long long rows, long long cols) {
-  const long long n = rows * cols, stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+  const long long n = rows * cols;
+  EAT_GRID_STRIDE(i, n)
     out[i] = from_f32<D>(to_f32(out[i]) + to_f32(bias[i % cols]));
 }
 
@@ -42,18 +44,6 @@ __global__ void column_partials_kernel(const D* __restrict__ x, float* __restric
   }
 }
 
-// Pass 2: out[j] = sum over chunks of partial[chunk, j], in chunk order.
-template <typename D>
-__global__ void column_finish_kernel(const float* __restrict__ partial, D* __restrict__ out, long long chunks,
-                                     long long cols) {
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long j = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols; j += stride) {
-    float total = 0.0f;
-    for (long long c = 0; c < chunks; ++c) total += partial[c * cols + j];
-    out[j] = from_f32<D>(total);
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -74,9 +64,8 @@ void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
   const dim3 grid(static_cast<unsigned>((cols + kTileCols - 1) / kTileCols), static_cast<unsigned>(chunks));
   column_partials_kernel<<<grid, block, 0, compute_stream()>>>(dev(x), partial, rows, cols, chunk_rows);
   EAT_CUDA_CHECK_LAUNCH();
-  column_finish_kernel<<<grid_for(cols), 256, 0, compute_stream()>>>(partial, dev(out), chunks, cols);
+  column_sums_finish<T>(partial, chunks, cols, out, compute_stream());
   device_free(partial);
-  EAT_CUDA_CHECK_LAUNCH();
 }
 
 template void add_row_vector<float>(float*, const float*, int64_t, int64_t);

@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/cast.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/stream.h"
 
@@ -40,8 +41,7 @@ constexpr bool is_f32_or_bf16 = std::is_same_v<T, float> || std::is_same_v<T, __
 
 template <typename S, typename D>
 __global__ void cast_kernel(const S* __restrict__ src, D* __restrict__ dst, long long n) {
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+  EAT_GRID_STRIDE(i, n) {
     if constexpr (is_f32_or_bf16<S> && is_f32_or_bf16<D>)
       dst[i] = from_f32<D>(to_f32(src[i]));  // the hot mixed-precision pair stays in f32
     else

@@ -2,6 +2,7 @@
 // sums in chunk order (coalesced: neighbouring threads read neighbouring columns).
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
+#include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 
 namespace eat::cuda {
@@ -22,8 +23,7 @@ namespace {
 
 template <typename D>
 __global__ void column_sums_finish_kernel(const float* partial, int64_t chunks, int64_t cols, D* out) {
-  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < cols;
-       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  EAT_GRID_STRIDE(c, cols) {
     float s = 0.0f;
     for (int64_t k = 0; k < chunks; ++k) s += partial[k * cols + c];
     out[c] = from_f32<D>(s);

@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/fill.h"
+#include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/stream.h"
 
@@ -11,8 +12,7 @@ namespace {
 
 template <typename U>
 __global__ void fill_kernel(U* __restrict__ dst, U value, long long n) {
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) dst[i] = value;
+  EAT_GRID_STRIDE(i, n) dst[i] = value;
 }
 
 template <typename U>

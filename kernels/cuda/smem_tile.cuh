@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 
 namespace eat::cuda {
@@ -132,14 +133,8 @@ __device__ void tile_gemm(SmemTile<float> C, SmemTile<D> A, SmemTile<D> B, int M
   }
 }
 
-__device__ __forceinline__ float warp_max(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
+__device__ __forceinline__ float warp_max(float x) { return warp_reduce(x, MaxOp{}); }
+__device__ __forceinline__ float warp_sum(float x) { return warp_reduce(x, SumOp{}); }
 
 // Lets `kernel` use `bytes` of dynamic shared memory (above the default 48 KiB needs an opt-in)
 // and fails with the op's name when the device has less.
