@@ -23,8 +23,11 @@ Tensor narrow_time(const Tensor& x, int64_t begin, int64_t end) {
   Tensor out = Tensor::empty(with_time(x, end - begin), x.dtype(), x.device());
   copy_time(x, begin, out, 0, end - begin);
   if (autograd::needs_record({&x})) {
-    autograd::record("narrow_time", {x}, {out}, [begin, like = x.detach(), n = end - begin](const std::vector<Tensor>& g) {
-      Tensor dx = Tensor::zeros_like(like);
+    // Only x's shape, type and device: the closure must not keep x's rows alive until backward.
+    autograd::record("narrow_time", {x}, {out},
+                     [begin, shape = x.shape(), dtype = x.dtype(), device = x.device(), n = end - begin](
+                         const std::vector<Tensor>& g) {
+      Tensor dx = Tensor::zeros(shape, dtype, device);
       if (g[0].defined()) copy_time(g[0], 0, dx, begin, n);
       return std::vector<Tensor>{dx};
     });
@@ -52,17 +55,17 @@ Tensor halo_exchange(const Tensor& x, int64_t halo, Communicator& group) {
   }
   if (autograd::needs_record({&x})) {
     autograd::record("halo_exchange", {x}, {out},
-                     [&group, halo, hops, L, S, r, out_shape = out.shape(), like = x.detach(),
-                      label = current_comm_label()](const std::vector<Tensor>& g) {
+                     [&group, halo, hops, L, S, r, out_shape = out.shape(), shape = x.shape(), dtype = x.dtype(),
+                      device = x.device(), label = current_comm_label()](const std::vector<Tensor>& g) {
                        // Every rank joins each shift, also when no gradient reached its output.
-                       Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(out_shape, like.dtype(), like.device());
+                       Tensor grad = g[0].defined() ? g[0] : Tensor::zeros(out_shape, dtype, device);
                        CommLabel scope(label);
-                       Tensor dx = Tensor::empty_like(like);
+                       Tensor dx = Tensor::empty(shape, dtype, device);
                        copy_time(grad, halo, dx, 0, L);
                        for (int64_t j = 1; j <= hops; ++j) {
                          const int64_t n = hop_count(halo, L, j);
-                         Tensor back = Tensor::empty(with_time(like, n), like.dtype(), like.device()),
-                                mine = Tensor::zeros(with_time(like, n), like.dtype(), like.device());
+                         Tensor back = Tensor::empty(with_time(dx, n), dtype, device),
+                                mine = Tensor::zeros(with_time(dx, n), dtype, device);
                          copy_time(grad, halo - (j - 1) * L - n, back, 0, n);
                          const int dst = r - j >= 0 ? static_cast<int>(r - j) : -1, src = r + j < S ? static_cast<int>(r + j) : -1;
                          group.send_recv(back, dst, mine, src);

@@ -104,8 +104,11 @@ Tensor join_time(const Tensor& pieces) {
   Tensor out = Tensor::empty({B, S * L, pieces.size(3), pieces.size(4)}, pieces.dtype(), pieces.device());
   move(pieces, out, true);
   if (autograd::needs_record({&pieces})) {
-    autograd::record("join_time", {pieces}, {out}, [move, like = pieces.detach()](const std::vector<Tensor>& g) {
-      Tensor back = Tensor::empty_like(like);
+    // Only the pieces' shape, type and device: the gathered pieces need not live until backward.
+    autograd::record("join_time", {pieces}, {out},
+                     [move, shape = pieces.shape(), dtype = pieces.dtype(), device = pieces.device()](
+                         const std::vector<Tensor>& g) {
+      Tensor back = Tensor::empty(shape, dtype, device);
       move(g[0], back, false);
       return std::vector<Tensor>{back};
     });
