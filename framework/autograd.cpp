@@ -32,6 +32,13 @@ void accumulate(Tensor& slot, const Tensor& g) {
   }
 }
 
+// g itself when no other tensor shares its data (this was the last handle, and its storage has no
+// other view), else a copy.
+Tensor owned_or_clone(Tensor g) {
+  const bool sole = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1;
+  return sole ? g : g.clone();
+}
+
 // Nodes reachable from `root`, parents before children (reverse post-order of a DFS). Owning
 // pointers: the pass frees each node's inputs as it goes, which would otherwise free its children.
 std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
@@ -131,7 +138,7 @@ void run_backward(const Tensor& root, const Tensor& seed) {
                 grad_inputs.size(), " gradients for ", node->inputs.size(), " inputs");
       for (size_t j = 0; j < grad_inputs.size(); ++j) {
         const Tensor& in = node->inputs[j];
-        const Tensor& g = grad_inputs[j];
+        Tensor& g = grad_inputs[j];
         if (!in.defined() || !g.defined()) continue;
         EAT_CHECK(g.shape() == in.shape() && g.dtype() == in.dtype(), "autograd: op '", node->name,
                   "' produced a gradient ", g.describe(), " for input ", j, " of ", in.describe());
@@ -141,8 +148,10 @@ void run_backward(const Tensor& root, const Tensor& seed) {
           slots.resize(in_impl.grad_fn->num_outputs);
           accumulate(slots[in_impl.output_nr], g);
         } else {
-          // Leaf: its gradient is owned (cloned), because optimisers scale gradients in place.
-          Tensor leaf_grad = in_impl.grad ? add(Tensor(in_impl.grad), g) : g.clone();
+          // Leaf: its gradient must be its own, because optimisers scale gradients in place. A
+          // gradient nothing else refers to (the common case: a fresh dW) is taken as is; a
+          // clone would cost a pass over every parameter's gradient per step.
+          Tensor leaf_grad = in_impl.grad ? add(Tensor(in_impl.grad), g) : owned_or_clone(std::move(g));
           in_impl.grad = leaf_grad.impl_ptr();
         }
       }

@@ -20,12 +20,20 @@ namespace eat::cli {
 
 namespace {
 
-// One length's inputs, ready to run forward+backward, and its best time so far.
+// One length's inputs, ready to run forward+backward, and its timings so far.
 struct LengthCase {
   int64_t T;
   Tensor q, k, v, seed;
   std::vector<double> decay;
-  double best = 1e30;
+  double best = 1e30;               // seconds per call, best sample
+  std::vector<double> call_seconds;  // every call of every sample
+
+  double best_call() const { return *std::min_element(call_seconds.begin(), call_seconds.end()); }
+  double median_call() const {
+    std::vector<double> v = call_seconds;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
 
   explicit LengthCase(int64_t T_) : T(T_) {
     const int64_t B = 1, H = 8, d = 64;
@@ -39,20 +47,24 @@ struct LengthCase {
     for (int h = 0; h < H; ++h) decay.push_back(std::exp(-std::pow(2.0, -8.0 * (h + 1) / H)));
   }
 
-  // Times forward+backward, repeated until at least `min_seconds` have passed, and keeps the best
-  // time per call.
-  void time(LinearAttentionImpl impl, double min_seconds) {
+  // Times one sample: forward+backward repeated until `tokens` tokens have gone through, and keeps
+  // the best time per call. Every length's sample covers the same number of tokens, so each
+  // sample is exposed to the machine's slow spells for the same time: a best-of-N over many short
+  // calls would otherwise favour the short lengths.
+  void time(LinearAttentionImpl impl, int64_t tokens) {
     LinearAttentionOptions opt;
     opt.impl = impl;
-    double spent = 0;
-    do {
+    const int64_t calls = std::max<int64_t>(1, (tokens + T - 1) / T);
+    double sample = 0;
+    for (int64_t i = 0; i < calls; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       lightning_attention(q, k, v, decay, Tensor(), opt).first.backward(seed);
       for (Tensor* t : {&q, &k, &v}) t->zero_grad();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best = std::min(best, s);
-      spent += s;
-    } while (spent < min_seconds);
+      call_seconds.push_back(s);
+      sample += s;
+    }
+    best = std::min(best, sample / static_cast<double>(calls));
   }
 
   void print(LinearAttentionImpl impl, double peak) const {
@@ -63,35 +75,43 @@ struct LengthCase {
     char shape[64];
     std::snprintf(shape, sizeof shape, "B1 T%lld H8 d64", static_cast<long long>(T));
     print_row(BenchRow{naive ? "lightning naive fwd+bwd" : "lightning chunked fwd+bwd", shape, best, flop / 1e9}, peak);
-    std::printf("%-34s %-26s %10.3f us/token\n", "", "", best / static_cast<double>(T) * 1e6);
+    const double per_token = 1e6 / static_cast<double>(T);
+    std::printf("%-34s %-26s %10.3f us/token (best sample; per call: median %.3f, best %.3f)\n", "", "",
+                best * per_token, median_call() * per_token, best_call() * per_token);
   }
 };
 
-void bench_lightning(bool quick) {
-  const int rounds = quick ? 1 : 5;
+void bench_lightning(bool quick, int rounds) {
+  if (rounds <= 0) rounds = quick ? 1 : 9;
   std::printf("eat bench lightning: %d OpenMP threads, f32, block 64\n", omp_get_max_threads());
   double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
   std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
-  std::printf("best of %d rounds; each round times every length in turn, so a slow spell of the machine\n"
-              "does not fall on one length only\n\n", rounds);
+  std::printf("best of %d rounds; a round runs every length in turn, each for as many tokens as the\n"
+              "longest, so a slow spell of the machine does not favour one length\n\n", rounds);
   std::printf("%-34s %-26s %10s %10s %8s\n", "kernel", "shape", "ms", "GFLOP/s", "of peak");
   std::vector<int64_t> lengths = quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
   const int64_t cmp = quick ? 2048 : 8192;
   std::vector<LengthCase> cases;
   for (int64_t T : lengths) cases.emplace_back(T);
   cases.emplace_back(cmp);
+  const int64_t sample_tokens = lengths.back();
   for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, 0);  // warm-up: first touch of every buffer
-  for (LengthCase& c : cases) c.best = 1e30;
+  for (LengthCase& c : cases) {
+    c.best = 1e30;
+    c.call_seconds.clear();
+  }
   for (int r = 0; r < rounds; ++r)
-    for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, quick ? 0.0 : 0.2);
+    for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, sample_tokens);
   for (const LengthCase& c : cases) c.print(LinearAttentionImpl::chunked, peak);
   LengthCase naive(cmp);
   naive.time(LinearAttentionImpl::naive, 0);
   naive.print(LinearAttentionImpl::naive, peak);
   const LengthCase &first = cases.front(), &last = cases[lengths.size() - 1];
+  auto ratio = [&](double a, double b) { return (a / static_cast<double>(last.T)) / (b / static_cast<double>(first.T)); };
   std::printf("\ntime per token at T=%lld over T=%lld: %.2f (constant speed means 1)\n",
-              static_cast<long long>(last.T), static_cast<long long>(first.T),
-              (last.best / static_cast<double>(last.T)) / (first.best / static_cast<double>(first.T)));
+              static_cast<long long>(last.T), static_cast<long long>(first.T), ratio(last.best, first.best));
+  std::printf("  the same from the median call: %.2f; from the best call: %.2f\n",
+              ratio(last.median_call(), first.median_call()), ratio(last.best_call(), first.best_call()));
   std::printf("chunked over naive at T=%lld: %.1fx faster\n", static_cast<long long>(cmp), naive.best / cases.back().best);
 }
 
@@ -103,9 +123,11 @@ void add_bench_lightning_command(CLI::App& bench) {
   cmd->add_flag("--quick", *quick, "Smaller sizes (a smoke run)");
   auto threads = std::make_shared<int>(0);
   cmd->add_option("--threads", *threads, "OpenMP threads (default: all cores)");
-  cmd->callback([quick, threads] {
+  auto rounds = std::make_shared<int>(0);
+  cmd->add_option("--rounds", *rounds, "Rounds to take the best of (default 9, --quick 1)")->check(CLI::PositiveNumber);
+  cmd->callback([quick, threads, rounds] {
     if (*threads > 0) omp_set_num_threads(*threads);
-    bench_lightning(*quick);
+    bench_lightning(*quick, *rounds);
   });
 }
 

@@ -14,6 +14,7 @@
 // The per-block pieces below are shared by both schedules (see lightning_chunked.h); each task
 // writes only its own rows and states, in a fixed order, so no atomics are needed and the
 // result does not depend on the thread count or the schedule.
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -71,6 +72,30 @@ BlockAt locate(const LinearAttentionShape& s, const Blocks& blocks, int64_t bh, 
 template <typename T>
 void fold_state(T* next, const T* prev, T decay, int64_t n) {
   for (int64_t i = 0; i < n; ++i) next[i] = std::fma(decay, prev[i], next[i]);
+}
+
+// dst[0, n) = src[0, n) with non-temporal stores when dst is 32-byte aligned: the saved block
+// states are read again only by the backward, long after they leave every cache, so fetching
+// their lines before overwriting them (what an ordinary store does) would only double the
+// traffic and push useful rows out. Call stream_fence() before the data is read by another thread.
+template <typename T>
+void stream_copy(const T* src, T* dst, int64_t n) {
+#ifdef __AVX__
+  constexpr int64_t kLanes = 32 / sizeof(T);
+  if (reinterpret_cast<uintptr_t>(dst) % 32 == 0 && n % kLanes == 0) {
+    for (int64_t i = 0; i < n; i += kLanes) {
+      if constexpr (sizeof(T) == 4) _mm256_stream_ps(reinterpret_cast<float*>(dst + i), _mm256_loadu_ps(reinterpret_cast<const float*>(src + i)));
+      else _mm256_stream_pd(reinterpret_cast<double*>(dst + i), _mm256_loadu_pd(reinterpret_cast<const double*>(src + i)));
+    }
+    return;
+  }
+#endif
+  std::copy(src, src + n, dst);
+}
+inline void stream_fence() {
+#ifdef __AVX__
+  _mm_sfence();
+#endif
 }
 
 // Rows of one block, row c scaled by lambda^(L-1-c): the weights with which these tokens enter
@@ -179,6 +204,57 @@ void prefetch_block(const Problem<T>& P, int64_t bh, int64_t j, std::initializer
   }
 }
 
+// The running d x e states (or state gradients) of heads [lo, hi) of one sweep, each with a
+// second buffer for the next block's value.
+template <typename T>
+class HeadStates {
+ public:
+  HeadStates(int64_t lo, int64_t hi, int64_t size)
+      : lo_(lo), size_(size), buffer_(static_cast<size_t>(2 * (hi - lo) * size)), flip_(static_cast<size_t>(hi - lo)) {}
+  // Starts every head from its entry of a [B, H, d, e] tensor (null: zero).
+  void load(const T* from) {
+    for (size_t i = 0; i < flip_.size(); ++i) {
+      flip_[i] = 0;
+      T* dst = current(lo_ + static_cast<int64_t>(i));
+      if (from) std::copy(from + (lo_ + static_cast<int64_t>(i)) * size_, from + (lo_ + static_cast<int64_t>(i) + 1) * size_, dst);
+      else std::fill(dst, dst + size_, T(0));
+    }
+  }
+  void store(T* to) const {
+    for (size_t i = 0; i < flip_.size(); ++i) {
+      const T* src = current(lo_ + static_cast<int64_t>(i));
+      std::copy(src, src + size_, to + (lo_ + static_cast<int64_t>(i)) * size_);
+    }
+  }
+  T* current(int64_t bh) { return slot(bh, flip_[idx(bh)]); }
+  const T* current(int64_t bh) const { return const_cast<HeadStates*>(this)->current(bh); }
+  T* next(int64_t bh) { return slot(bh, 1 - flip_[idx(bh)]); }
+  void advance(int64_t bh) { flip_[idx(bh)] ^= 1; }  // next becomes current
+
+ private:
+  size_t idx(int64_t bh) const { return static_cast<size_t>(bh - lo_); }
+  T* slot(int64_t bh, int which) { return buffer_.data() + (2 * static_cast<int64_t>(idx(bh)) + which) * size_; }
+  int64_t lo_, size_;
+  std::vector<T> buffer_;
+  std::vector<int> flip_;
+};
+
+// Calls f(lo, hi) for groups of consecutive (batch, head) indices, this thread's contiguous share
+// of them (call it inside a parallel region; outside one, the caller gets them all). A sweep walks
+// the blocks of a whole group in time order, head after head within each block: heads sit side by
+// side in every row of a [B, T, H, width] tensor, so the group's rows of a block are one
+// contiguous run per token instead of a few cache lines every H * width elements, and the
+// hardware prefetchers can stream them. The group is kept small enough that its states (two per
+// head) stay in the core's L2 cache.
+template <typename T, typename F>
+void for_each_head_group(const Problem<T>& P, F&& f) {
+  const int64_t heads = P.s.B * P.s.H, threads = omp_get_num_threads(), t = omp_get_thread_num();
+  const int64_t lo = heads * t / threads, hi = heads * (t + 1) / threads;
+  constexpr int64_t kGroupStateBytes = 128 * 1024;
+  const int64_t group = std::max<int64_t>(1, kGroupStateBytes / (2 * P.state_size() * static_cast<int64_t>(sizeof(T))));
+  for (int64_t g = lo; g < hi; g += group) f(g, std::min(hi, g + group));
+}
+
 bool run_per_head(ChunkedSchedule schedule, int64_t heads) {
   if (schedule != ChunkedSchedule::automatic) return schedule == ChunkedSchedule::per_head;
   // Whole heads per thread balance when they divide evenly, or nearly (at most 1 in 4 idle)
@@ -241,22 +317,25 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
   const Problem<T> P(s, block, decay, q, k, v);
   const int64_t n = P.blocks.count, de = P.state_size();
   if (run_per_head(schedule, s.B * s.H)) {
-#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
-    for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
-      std::vector<T> state(static_cast<size_t>(de), T(0)), next(static_cast<size_t>(de));
-      if (s0) std::copy(s0 + bh * de, s0 + (bh + 1) * de, state.begin());
-      const T* p = P.powers_of(bh % s.H);
+#pragma omp parallel if(parallel_worth(s.B * s.T * s.H * s.d))
+    for_each_head_group(P, [&](int64_t lo, int64_t hi) {
+      HeadStates<T> st(lo, hi, de);
+      st.load(s0);
       for (int64_t j = 0; j < n; ++j) {
-        const BlockAt a = locate(s, P.blocks, bh, j);
-        prefetch_block<T>(P, bh, j + 1, {{q, s.d}, {k, s.d}, {v, s.e}});
-        if (block_states) std::copy(state.begin(), state.end(), block_states + (bh * n + j) * de);
-        block_output<T>(P, a, j > 0 || s0 ? state.data() : nullptr, o);
-        block_state_delta(P, a, next.data());
-        fold_state(next.data(), state.data(), p[a.L], de);
-        std::swap(state, next);
+        for (int64_t bh = lo; bh < hi; ++bh) prefetch_block<T>(P, bh, j + 1, {{q, s.d}, {k, s.d}, {v, s.e}});
+        for (int64_t bh = lo; bh < hi; ++bh) {
+          const BlockAt a = locate(s, P.blocks, bh, j);
+          T* state = st.current(bh);
+          if (block_states) stream_copy(state, block_states + (bh * n + j) * de, de);
+          block_output<T>(P, a, j > 0 || s0 ? state : nullptr, o);
+          block_state_delta(P, a, st.next(bh));
+          fold_state(st.next(bh), state, P.powers_of(a.h)[a.L], de);
+          st.advance(bh);
+        }
       }
-      std::copy(state.begin(), state.end(), final_state + bh * de);
-    }
+      st.store(final_state);
+      stream_fence();
+    });
     return;
   }
   StateStack<T> states(P);
@@ -286,35 +365,40 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
     // Per head: a forward sweep re-running the states for dq (unless saved), then a backward sweep
     // with the state gradient for dk, dv, dS0 (and dq from the saved states). A state cannot be
     // recovered backwards without dividing by lambda.
-#pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
-    for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
-      const T* p = P.powers_of(bh % s.H);
-      std::vector<T> state(static_cast<size_t>(de), T(0)), next(static_cast<size_t>(de));
+#pragma omp parallel if(parallel_worth(s.B * s.T * s.H * s.d))
+    for_each_head_group(P, [&](int64_t lo, int64_t hi) {
+      HeadStates<T> st(lo, hi, de);
       if (dq && !dq_from_saved) {
-        if (s0) std::copy(s0 + bh * de, s0 + (bh + 1) * de, state.begin());
-        for (int64_t j = 0; j < n; ++j) {
-          const BlockAt a = locate(s, P.blocks, bh, j);
-          block_input_grads<T>(P, a, dout, j > 0 || s0 ? state.data() : nullptr, nullptr, dq, nullptr, nullptr);
-          if (j + 1 == n) break;  // the final state is not needed here
-          block_state_delta(P, a, next.data());
-          fold_state(next.data(), state.data(), p[a.L], de);
-          std::swap(state, next);
-        }
+        st.load(s0);
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t bh = lo; bh < hi; ++bh) {
+            const BlockAt a = locate(s, P.blocks, bh, j);
+            T* state = st.current(bh);
+            block_input_grads<T>(P, a, dout, j > 0 || s0 ? state : nullptr, nullptr, dq, nullptr, nullptr);
+            if (j + 1 == n) continue;  // the final state is not needed here
+            block_state_delta(P, a, st.next(bh));
+            fold_state(st.next(bh), state, P.powers_of(a.h)[a.L], de);
+            st.advance(bh);
+          }
       }
       if (need_grads || dq_from_saved) {
-        std::copy(dfinal + bh * de, dfinal + (bh + 1) * de, state.begin());
+        st.load(dfinal);
         for (int64_t j = n - 1; j >= 0; --j) {
-          const BlockAt a = locate(s, P.blocks, bh, j);
-          prefetch_block<T>(P, bh, j - 1, {{q, s.d}, {k, s.d}, {v, s.e}, {dout, s.e}});
-          const T* s_in = dq_from_saved && (j > 0 || s0) ? block_states + (bh * n + j) * de : nullptr;
-          block_input_grads<T>(P, a, dout, s_in, state.data(), dq_from_saved ? dq : nullptr, dk, dv);
-          block_grad_delta(P, a, dout, next.data());
-          fold_state(next.data(), state.data(), p[a.L], de);
-          std::swap(state, next);
+          for (int64_t bh = lo; bh < hi; ++bh)
+            prefetch_block<T>(P, bh, j - 1, {{q, s.d}, {k, s.d}, {v, s.e}, {dout, s.e}});
+          for (int64_t bh = lo; bh < hi; ++bh) {
+            const BlockAt a = locate(s, P.blocks, bh, j);
+            T* grad = st.current(bh);
+            const T* s_in = dq_from_saved && (j > 0 || s0) ? block_states + (bh * n + j) * de : nullptr;
+            block_input_grads<T>(P, a, dout, s_in, grad, dq_from_saved ? dq : nullptr, dk, dv);
+            block_grad_delta(P, a, dout, st.next(bh));
+            fold_state(st.next(bh), grad, P.powers_of(a.h)[a.L], de);
+            st.advance(bh);
+          }
         }
-        if (ds0) std::copy(state.begin(), state.end(), ds0 + bh * de);
+        if (ds0) st.store(ds0);
       }
-    }
+    });
     return;
   }
   std::unique_ptr<StateStack<T>> states, grads;

@@ -3,7 +3,10 @@
 // finite-difference gradients; f32 vs f64; chaining segments through the state; long-sequence
 // stability of the chunked decays; determinism; bad inputs; the FLOP count.
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <memory>
+#include <span>
 
 #include "framework/error.h"
 #include "gradcheck.h"
@@ -328,10 +331,8 @@ namespace {
 // count), with and without an initial state; also asking for only some gradients. Everything
 // must be bit-identical.
 template <typename T>
-void check_schedules_agree() {
+void check_schedules_agree(const cpu::LinearAttentionShape& s, const std::vector<double>& decay) {
   Generator gen(11);
-  const cpu::LinearAttentionShape s{2, 130, 3, 5, 3};
-  const std::vector<double> decay{1.0, 0.9, 0.05};
   auto random = [&](const Shape& shape) {
     std::vector<T> out;
     for (double x : Tensor::randn(shape, gen, 0.5, DType::f64).to_f64_vector()) out.push_back(static_cast<T>(x));
@@ -343,7 +344,10 @@ void check_schedules_agree() {
     std::vector<T> o, fin, dq, dk, dv, ds0;
   };
   const int64_t blocks = cpu::lightning_block_count(s.T, 16);
-  std::vector<T> saved(static_cast<size_t>(s.B * s.H * blocks * s.d * s.e));
+  // 64-byte aligned, as tensors are, so the kernel's streaming stores of the states are taken.
+  const size_t saved_bytes = (static_cast<size_t>(s.B * s.H * blocks * s.d * s.e) * sizeof(T) + 63) / 64 * 64;
+  std::unique_ptr<T[], decltype(&std::free)> saved_block(static_cast<T*>(std::aligned_alloc(64, saved_bytes)), &std::free);
+  std::span<T> saved(saved_block.get(), static_cast<size_t>(s.B * s.H * blocks * s.d * s.e));
   // keep_states: the forward saves the state entering every block and the backward reuses them.
   auto run_kernels = [&](cpu::ChunkedSchedule schedule, const T* init, bool only_state_grads, bool keep_states = false) {
     Result r{std::vector<T>(dout.size()), std::vector<T>(s0.size()), std::vector<T>(q.size(), T(-1)),
@@ -414,8 +418,17 @@ void check_schedules_agree() {
 }  // namespace
 
 TEST_CASE("lightning: the per-head and per-block schedules of the chunked kernel agree bit for bit") {
-  check_schedules_agree<double>();
-  check_schedules_agree<float>();
+  // Small odd widths, then the model's d = e = 64 with more heads than one sweep group holds
+  // (the per-head sweep walks groups of heads whose states fit in L2) and states a whole number
+  // of vectors long (the saved states go out through streaming stores).
+  SUBCASE("odd widths") {
+    check_schedules_agree<double>({2, 130, 3, 5, 3}, {1.0, 0.9, 0.05});
+    check_schedules_agree<float>({2, 130, 3, 5, 3}, {1.0, 0.9, 0.05});
+  }
+  SUBCASE("d = e = 64, groups of heads") {
+    check_schedules_agree<double>({1, 130, 5, 64, 64}, {1.0, 0.99, 0.9, 0.5, 0.05});
+    check_schedules_agree<float>({1, 130, 5, 64, 64}, {1.0, 0.99, 0.9, 0.5, 0.05});
+  }
 }
 
 TEST_CASE("lightning: bad inputs are rejected with the shapes in the message") {
