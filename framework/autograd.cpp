@@ -1,9 +1,11 @@
 #include "framework/autograd.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "framework/ops.h"
+#include "framework/profiler.h"
 
 namespace eat {
 
@@ -133,7 +135,12 @@ void run_backward(const Tensor& root, const Tensor& seed) {
     for (const Tensor& g : grad_outputs) any |= g.defined();
     if (any) {
       grad_outputs.resize(node->num_outputs);
-      std::vector<Tensor> grad_inputs = node->backward(grad_outputs);
+      std::vector<Tensor> grad_inputs;
+      {
+        const auto first = std::find_if(grad_outputs.begin(), grad_outputs.end(), [](const Tensor& g) { return g.defined(); });
+        profiler::BackwardScope timed(node->name, first->device());
+        grad_inputs = node->backward(grad_outputs);
+      }
       EAT_CHECK(grad_inputs.size() == node->inputs.size(), "autograd: op '", node->name, "' returned ",
                 grad_inputs.size(), " gradients for ", node->inputs.size(), " inputs");
       for (size_t j = 0; j < grad_inputs.size(); ++j) {

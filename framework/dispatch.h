@@ -8,6 +8,7 @@
 //   dispatch("add", a,
 //            [&]<typename T>() { cpu::add_forward<T>(...); },
 //            EAT_CUDA([&]<typename T>() { cuda::add_forward<T>(..., cuda::compute_stream()); }));
+#include "framework/profiler.h"
 #include "framework/tensor.h"
 
 namespace eat {
@@ -39,6 +40,7 @@ struct NoCudaKernel {
 // An op that so far has a CPU kernel only.
 template <typename CpuFn>
 void dispatch(const char* op, const Tensor& like, CpuFn&& cpu) {
+  profiler::OpScope timed(op, like.device());
   if (like.device() == Device::cpu) {
     dispatch_floating(op, like.dtype(), cpu);
   } else {
@@ -49,6 +51,7 @@ void dispatch(const char* op, const Tensor& like, CpuFn&& cpu) {
 // An op with both kernels; `like` picks the device and the dtype.
 template <typename CpuFn, typename CudaFn>
 void dispatch(const char* op, const Tensor& like, CpuFn&& cpu, CudaFn&& cuda) {
+  profiler::OpScope timed(op, like.device());
   if (like.device() == Device::cpu) {
     dispatch_floating(op, like.dtype(), cpu);
     return;

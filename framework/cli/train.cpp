@@ -1,4 +1,4 @@
-// eat train RECIPE.toml [--set section.key=value ...] [--resume auto|never|PATH]
+// eat train RECIPE.toml [--set section.key=value ...] [--resume auto|never|PATH] [--profile]
 #include "framework/cli/commands.h"
 #include "framework/config/recipe.h"
 #include "framework/dist/communicator.h"
@@ -15,10 +15,14 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--set", *sets, "Override a recipe key: section.key=value (repeatable)")->take_all();
   cmd->add_option("--resume", *resume, "auto: newest complete checkpoint of the run; never; or a checkpoint directory")
       ->capture_default_str();
+  auto profile = std::make_shared<bool>(false);
+  cmd->add_flag("--profile", *profile,
+                "Time every op after the first step and print where a step's time goes (rank 0)");
   cmd->callback([=] {
     Recipe r = load_recipe(*recipe, *sets);
     TrainOptions opt;
     opt.resume = *resume;
+    opt.profile = *profile;
     opt.world = &world();  // all ranks under mpirun, else this process alone
     train(r, opt);
   });

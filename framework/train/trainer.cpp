@@ -14,6 +14,7 @@
 #include "data/token_file.h"
 #include "framework/autograd.h"
 #include "framework/dist/comm_stats.h"
+#include "framework/profiler.h"
 #include "framework/device_peak.h"
 #include "framework/dist/communicator.h"
 #include "framework/error.h"
@@ -254,7 +255,15 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
   bool saved_at_end = false;
   result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
   const std::vector<Parameter> params = model->parameters();
+  // --profile: the first step (allocations, first touch of every buffer) is left out.
+  double profiled_seconds = 0;
+  int64_t profiled_steps = 0;
   while (state.step < recipe.train.steps) {
+    const bool profiling = options.profile && state.step > result.start_step;
+    if (profiling) {
+      if (profiled_steps == 0) profiler::reset();
+      profiler::enable(true);
+    }
     const auto t0 = std::chrono::steady_clock::now();
     reset_comm_counts();  // this step's traffic only
     double loss_sum = 0;
@@ -304,6 +313,11 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
     result.losses.push_back(loss);
 
     const double step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (profiling) {
+      profiler::enable(false);  // validation and checkpoints are not part of the step
+      profiled_seconds += step_seconds;
+      profiled_steps += 1;
+    }
     const double tokens_per_s = static_cast<double>(tokens_per_step) / step_seconds;
     const double mfu = flops_per_token * tokens_per_s / (peak_gflops * 1e9);
     nlohmann::json line = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
@@ -344,6 +358,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& options) {
       window_steps = 0;
     }
     const bool last = state.step == recipe.train.steps;
+    if (options.profile && last && say) profiler::print(stdout, profiled_seconds, profiled_steps);
     if (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 && !last) result.last_val_loss = validate();
     if (last) result.last_val_loss = validate();
     if ((recipe.checkpoint.every > 0 && state.step % recipe.checkpoint.every == 0) || last) {

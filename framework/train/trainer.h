@@ -16,6 +16,7 @@ struct TrainOptions {
   std::string resume = "auto";  // auto | never | a checkpoint directory
   bool quiet = false;           // no console lines (tests)
   Communicator* world = nullptr;  // the job's ranks; null: this process alone
+  bool profile = false;         // time every op from step 2 on and print the table at the end
 };
 
 struct TrainResult {

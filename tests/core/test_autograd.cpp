@@ -49,6 +49,21 @@ TEST_CASE("a tensor used twice accumulates both gradients") {
   for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(2 * xv[i] + 1).epsilon(1e-14));
 }
 
+TEST_CASE("leaf gradients never share data with each other or with the seed") {
+  // add's backward hands the same gradient tensor to both inputs, which is also the seed: each
+  // leaf must still get its own copy, since optimisers scale gradients in place.
+  Generator gen(4);
+  Tensor a = randn64({5}, gen), b = randn64({5}, gen);
+  Tensor seed = randn64({5}, gen, 1.0, /*grad=*/false);
+  add(a, b).backward(seed);
+  const Tensor ga = a.grad(), gb = b.grad();
+  CHECK(ga.data<double>() != gb.data<double>());
+  CHECK(ga.data<double>() != seed.data<double>());
+  CHECK(gb.data<double>() != seed.data<double>());
+  ga.data<double>()[0] = 1e300;
+  CHECK(gb.to_f64_vector()[0] == seed.to_f64_vector()[0]);
+}
+
 TEST_CASE("nothing is recorded under NoGradGuard") {
   Generator gen(4);
   Tensor x = randn64({4}, gen);
