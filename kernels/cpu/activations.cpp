@@ -1,5 +1,6 @@
 #include "kernels/cpu/activations.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/sigmoid_block.h"
 
 #include <cmath>
 
@@ -54,14 +55,40 @@ inline T derivative(Activation act, T x) {
 
 }  // namespace
 
+// SiLU and sigmoid, the hot ones (every q and k of TransNormerLLM, every gate), take the
+// vectorised sigmoid; the GELUs stay scalar.
 template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n) {
+  if (act == Activation::sigmoid) {
+    for_pointwise_blocks(n, [&](int64_t i0, int64_t len) { sigmoid_block(x + i0, y + i0, len); });
+    return;
+  }
+  if (act == Activation::silu) {
+    for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
+      T s[kPointwiseBlock];
+      sigmoid_block(x + i0, s, len);
+      for (int64_t i = 0; i < len; ++i) y[i0 + i] = x[i0 + i] * s[i];
+    });
+    return;
+  }
 #pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = value(act, x[i]);
 }
 
 template <typename T>
 void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t n) {
+  if (act == Activation::silu || act == Activation::sigmoid) {
+    const bool silu = act == Activation::silu;
+    for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
+      T s[kPointwiseBlock];
+      sigmoid_block(x + i0, s, len);
+      if (silu)
+        for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * (s[i] * (T(1) + x[i0 + i] * (T(1) - s[i])));
+      else
+        for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * (s[i] * (T(1) - s[i]));
+    });
+    return;
+  }
 #pragma omp parallel for schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * derivative(act, x[i]);
 }

@@ -44,6 +44,69 @@ TEST_CASE("activations: forward against closed forms, gradients, f32 vs f64") {
   CHECK_THROWS_WITH_AS(silu(Tensor::from_vector<int32_t>({1, 2}, {2})), doctest::Contains("silu"), Error);
 }
 
+TEST_CASE("silu, sigmoid and the SwiGLU gate over many blocks and extreme inputs, both precisions") {
+  // The vectorised sigmoid runs in blocks of 1024 spread over threads: 2085 values cover two full
+  // blocks and a ragged one. Inputs sweep [-120, 120], past where exp overflows in f32 (88.7).
+  const int64_t n = 2085;
+  std::vector<double> xs(n), seeds(n), others(n);  // per precision below: as that precision stores them
+  for (int64_t i = 0; i < n; ++i) {
+    xs[i] = -120.0 + 240.0 * static_cast<double>(i) / static_cast<double>(n - 1);
+    seeds[i] = 0.5 + 0.25 * std::sin(static_cast<double>(i));
+    others[i] = 1.0 + 0.5 * std::cos(static_cast<double>(i));
+  }
+  auto d_silu = [](double x) { double s = sigmoid_ref(x); return s * (1 + x * (1 - s)); };
+  auto d_sigmoid = [](double x) { double s = sigmoid_ref(x); return s * (1 - s); };
+  for (DType dt : {DType::f64, DType::f32}) {
+    CAPTURE(std::string(dtype_name(dt)));
+    // f64: within a few ulp of the closed form; f32: 1e-6 relative (a few ulp), with an absolute
+    // floor where the exact value is below f32's normal range.
+    const double rel = dt == DType::f64 ? 1e-14 : 1e-6, floor = dt == DType::f64 ? 1e-300 : 1e-30;
+    // The derivatives hold 1 - s, which cancels as s nears 1 (an error of one rounding of s, at
+    // most eps * s, is then no longer small relative to the result): `scale_of` gives that
+    // error's size, a few roundings of it are allowed on top.
+    const double eps = dt == DType::f64 ? 0x1p-52 : 0x1p-23;
+    auto near = [&](const std::vector<double>& got, auto want_of, auto scale_of) {
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = want_of(i);
+        CAPTURE(xs[i]);
+        CHECK(std::isfinite(got[i]));
+        CHECK(std::abs(got[i] - want) <= rel * std::abs(want) + 4 * eps * scale_of(i) + floor);
+      }
+    };
+    auto none = [](int64_t) { return 0.0; };
+    // The size of s (and of x s) where a derivative takes 1 - s.
+    auto s_scale = [&](int64_t i) { return sigmoid_ref(xs[i]) * (1 + std::abs(xs[i])); };
+    auto make = [&](const std::vector<double>& v, bool grad) {
+      Tensor t = Tensor::from_vector<double>(v, {n}).to(dt);
+      if (grad) t.requires_grad_();
+      return t;
+    };
+    Tensor x = make(xs, true), seed = make(seeds, false), other = make(others, true);
+    // The references take the inputs as stored (rounded to f32 in the f32 pass).
+    xs = x.to_f64_vector();
+    seeds = seed.to_f64_vector();
+    others = other.to_f64_vector();
+    Tensor y = silu(x);
+    near(y.to_f64_vector(), [&](int64_t i) { return silu_ref(xs[i]); }, none);
+    y.backward(seed);
+    near(x.grad().to_f64_vector(), [&](int64_t i) { return seeds[i] * d_silu(xs[i]); },
+         [&](int64_t i) { return seeds[i] * s_scale(i); });
+    x.zero_grad();
+    y = sigmoid(x);
+    near(y.to_f64_vector(), [&](int64_t i) { return sigmoid_ref(xs[i]); }, none);
+    y.backward(seed);
+    near(x.grad().to_f64_vector(), [&](int64_t i) { return seeds[i] * d_sigmoid(xs[i]); },
+         [&](int64_t i) { return seeds[i] * s_scale(i); });
+    x.zero_grad();
+    y = glu_gate(x, other, GateActivation::silu);
+    near(y.to_f64_vector(), [&](int64_t i) { return silu_ref(xs[i]) * others[i]; }, none);
+    y.backward(seed);
+    near(x.grad().to_f64_vector(), [&](int64_t i) { return seeds[i] * others[i] * d_silu(xs[i]); },
+         [&](int64_t i) { return seeds[i] * others[i] * s_scale(i); });
+    near(other.grad().to_f64_vector(), [&](int64_t i) { return seeds[i] * silu_ref(xs[i]); }, none);
+  }
+}
+
 TEST_CASE("softmax: against the definition, stable for large logits, gradients") {
   Generator gen(2);
   Tensor x = randn64({4, 9}, gen, 2.0, false);
