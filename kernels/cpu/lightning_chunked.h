@@ -11,8 +11,9 @@ namespace eat::cpu {
 
 // How the work is spread over threads. Both schedules run the same per-block arithmetic and give
 // bit-identical results; they differ in parallelism and memory.
-//  - per_head: one task per (batch, head) walks its blocks in order with the state in a local
-//    d x e matrix (no state memory, cache-friendly); parallelism B * H.
+//  - per_head: each thread takes a contiguous share of the (batch, head) pairs and walks their
+//    blocks in order, a few heads side by side (their rows are adjacent in memory), with each
+//    head's state in a local d x e matrix (no state memory, cache-friendly); parallelism B * H.
 //  - per_block: one task per (batch, head, block); the states entering every block are first
 //    built by a short scan per head and kept, [B, H, T / C + 1, d, e]; parallelism B * H * T / C.
 //  - automatic: per_head when the heads keep every thread about equally busy, else per_block.
