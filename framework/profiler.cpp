@@ -40,14 +40,16 @@ void wait_for(Device device) {
 #endif
 }
 
-void add(const std::string& name, int64_t ns) {
+void add(const std::string& name, double seconds, int64_t calls) {
   Table& t = table();
   std::lock_guard<std::mutex> lock(t.mutex);
   Entry& e = t.entries[name];
   e.name = name;
-  e.seconds += static_cast<double>(ns) * 1e-9;
-  e.calls += 1;
+  e.seconds += seconds;
+  e.calls += calls;
 }
+
+double seconds_since(int64_t start_ns) { return static_cast<double>(now_ns() - start_ns) * 1e-9; }
 
 }  // namespace
 
@@ -88,7 +90,11 @@ void print(std::FILE* out, double total_seconds, int64_t steps) {
                total_seconds > 0 ? 100.0 * rest / total_seconds : 0.0);
 }
 
-bool OpScope::inside_backward() { return t_backward_depth > 0; }
+bool timing_backward() { return t_backward_depth > 0; }
+
+void record(const std::string& name, double seconds, int64_t calls) {
+  if (enabled() && !timing_backward()) add(name, seconds, calls);
+}
 
 void OpScope::start(const char* op, Device device) {
   op_ = op;
@@ -99,7 +105,7 @@ void OpScope::start(const char* op, Device device) {
 
 void OpScope::stop() {
   wait_for(device_);
-  add(op_, now_ns() - start_ns_);
+  add(op_, seconds_since(start_ns_), 1);
 }
 
 BackwardScope::BackwardScope(const std::string& name, Device device) {
@@ -115,7 +121,7 @@ BackwardScope::BackwardScope(const std::string& name, Device device) {
 BackwardScope::~BackwardScope() {
   if (!active_) return;
   wait_for(device_);
-  add(name_, now_ns() - start_ns_);
+  add(name_, seconds_since(start_ns_), 1);
   --t_backward_depth;
 }
 

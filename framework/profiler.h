@@ -1,8 +1,8 @@
 #pragma once
 // Where a training step's time goes, op by op: `eat train --profile`. Off by default, and then
-// costs one flag test per op. When on, every op's kernel call is timed under the op's name, and
+// costs one flag test per op. When on, every op's kernel call is timed under the op's name,
 // every autograd node's whole backward under "<op> backward" (the kernels it dispatches are not
-// counted a second time). On CUDA each timed call waits for the compute stream, so the times are
+// counted a second time), and communication outside backward nodes under "comm <label>". On CUDA each timed call waits for the compute stream, so the times are
 // kernel times rather than launch times (and the run is slower than without --profile).
 #include <cstdint>
 #include <cstdio>
@@ -27,12 +27,20 @@ std::vector<Entry> entries();  // slowest first
 // The table of entries, each with its share of `total_seconds` (the wall time they were taken in).
 void print(std::FILE* out, double total_seconds, int64_t steps);
 
+// True while an autograd node's backward is being timed on this thread: whatever runs inside is
+// part of that node's time.
+bool timing_backward();
+
+// Adds time under `name` directly (communication, booked by the communicators as "comm <label>"),
+// unless profiling is off or a backward node is being timed.
+void record(const std::string& name, double seconds, int64_t calls = 1);
+
 // Times one kernel call under `op`, unless profiling is off or an enclosing backward node is
 // already being timed.
 class OpScope {
  public:
   OpScope(const char* op, Device device) {
-    if (enabled() && !inside_backward()) start(op, device);
+    if (enabled() && !timing_backward()) start(op, device);
   }
   ~OpScope() {
     if (op_) stop();
@@ -41,7 +49,6 @@ class OpScope {
   OpScope& operator=(const OpScope&) = delete;
 
  private:
-  static bool inside_backward();
   void start(const char* op, Device device);
   void stop();
   const char* op_ = nullptr;

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "framework/profiler.h"
+
 namespace eat {
 
 namespace {
@@ -41,12 +43,17 @@ CommCount comm_total() {
 
 void reset_comm_counts() { counts().clear(); }
 
-CommTimer::CommTimer(int64_t bytes_sent, bool new_call) : label_(label_in_scope()), start_(now_seconds()) {
+CommTimer::CommTimer(int64_t bytes_sent, bool new_call)
+    : label_(label_in_scope()), start_(now_seconds()), new_call_(new_call) {
   CommCount& c = counts()[label_];
   c.bytes += bytes_sent;
   c.calls += new_call ? 1 : 0;
 }
 
-CommTimer::~CommTimer() { counts()[label_].seconds += now_seconds() - start_; }
+CommTimer::~CommTimer() {
+  const double seconds = now_seconds() - start_;
+  counts()[label_].seconds += seconds;
+  profiler::record("comm " + label_, seconds, new_call_ ? 1 : 0);
+}
 
 }  // namespace eat

@@ -49,6 +49,7 @@ class CommTimer {
  private:
   std::string label_;
   double start_;
+  bool new_call_;
 };
 
 }  // namespace eat

@@ -56,3 +56,27 @@ TEST_CASE("profiler: nothing is timed while off and every op and backward node o
   profiler::reset();
   CHECK(profiler::entries().empty());
 }
+
+TEST_CASE("profiler: time booked directly (communication) counts only outside timed backward nodes") {
+  profiler::reset();
+  profiler::record("comm grads", 0.25);
+  CHECK(profiler::entries().empty());  // off
+  profiler::enable(true);
+  profiler::record("comm grads", 0.25);
+  profiler::record("comm grads", 0.5, 0);  // a wait: time, no new operation
+  {
+    profiler::BackwardScope node("all_gather", Device::cpu);
+    CHECK(profiler::timing_backward());
+    profiler::record("comm grads", 10.0);  // inside the node's own time: not booked again
+  }
+  CHECK_FALSE(profiler::timing_backward());
+  profiler::enable(false);
+  auto e = by_name();
+  REQUIRE(e.count("comm grads"));
+  CHECK(e["comm grads"].seconds == 0.75);
+  CHECK(e["comm grads"].calls == 1);
+  REQUIRE(e.count("all_gather backward"));
+  CHECK(e["all_gather backward"].calls == 1);
+  CHECK(e["all_gather backward"].seconds < 10.0);
+  profiler::reset();
+}
