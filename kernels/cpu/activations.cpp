@@ -8,7 +8,9 @@ namespace eat::cpu {
 
 namespace {
 
-// Value and derivative of each activation at x, in the input's precision.
+// Value and derivative of each activation at x, in the input's precision. The kernels below use
+// these for the GELUs only; SiLU and sigmoid take the vectorised block path, whose formulas are
+// the same as the scalar ones written here.
 template <typename T>
 inline T sigmoid_of(T x) {
   return T(1) / (T(1) + std::exp(-x));

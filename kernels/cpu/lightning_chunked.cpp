@@ -213,18 +213,14 @@ class HeadStates {
       : lo_(lo), size_(size), buffer_(static_cast<size_t>(2 * (hi - lo) * size)), flip_(static_cast<size_t>(hi - lo)) {}
   // Starts every head from its entry of a [B, H, d, e] tensor (null: zero).
   void load(const T* from) {
-    for (size_t i = 0; i < flip_.size(); ++i) {
-      flip_[i] = 0;
-      T* dst = current(lo_ + static_cast<int64_t>(i));
-      if (from) std::copy(from + (lo_ + static_cast<int64_t>(i)) * size_, from + (lo_ + static_cast<int64_t>(i) + 1) * size_, dst);
-      else std::fill(dst, dst + size_, T(0));
+    for (int64_t bh = lo_; bh < hi(); ++bh) {
+      flip_[idx(bh)] = 0;
+      if (from) std::copy(from + bh * size_, from + (bh + 1) * size_, current(bh));
+      else std::fill(current(bh), current(bh) + size_, T(0));
     }
   }
   void store(T* to) const {
-    for (size_t i = 0; i < flip_.size(); ++i) {
-      const T* src = current(lo_ + static_cast<int64_t>(i));
-      std::copy(src, src + size_, to + (lo_ + static_cast<int64_t>(i)) * size_);
-    }
+    for (int64_t bh = lo_; bh < hi(); ++bh) std::copy(current(bh), current(bh) + size_, to + bh * size_);
   }
   T* current(int64_t bh) { return slot(bh, flip_[idx(bh)]); }
   const T* current(int64_t bh) const { return const_cast<HeadStates*>(this)->current(bh); }
@@ -232,6 +228,7 @@ class HeadStates {
   void advance(int64_t bh) { flip_[idx(bh)] ^= 1; }  // next becomes current
 
  private:
+  int64_t hi() const { return lo_ + static_cast<int64_t>(flip_.size()); }
   size_t idx(int64_t bh) const { return static_cast<size_t>(bh - lo_); }
   T* slot(int64_t bh, int which) { return buffer_.data() + (2 * static_cast<int64_t>(idx(bh)) + which) * size_; }
   int64_t lo_, size_;
