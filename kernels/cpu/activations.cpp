@@ -8,51 +8,25 @@ namespace eat::cpu {
 
 namespace {
 
-// Value and derivative of each activation at x, in the input's precision. The kernels below use
-// these for the GELUs only; SiLU and sigmoid take the vectorised block path, whose formulas are
-// the same as the scalar ones written here.
+// Value and derivative of the GELUs at x, in the input's precision (SiLU and sigmoid take the
+// vectorised path of sigmoid_block.h).
 template <typename T>
-inline T sigmoid_of(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+inline T gelu_value(bool tanh_form, T x) {
+  if (!tanh_form) return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+  const T c = T(0.7978845608028654);  // sqrt(2 / pi)
+  return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
 }
 
 template <typename T>
-inline T value(Activation act, T x) {
-  switch (act) {
-    case Activation::silu: return x * sigmoid_of(x);
-    case Activation::gelu_erf: return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
-    case Activation::gelu_tanh: {
-      const T c = T(0.7978845608028654);  // sqrt(2 / pi)
-      return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
-    }
-    case Activation::sigmoid: return sigmoid_of(x);
+inline T gelu_derivative(bool tanh_form, T x) {
+  if (!tanh_form) {
+    const T inv_sqrt_2pi = T(0.3989422804014327);
+    return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))) + x * inv_sqrt_2pi * std::exp(T(-0.5) * x * x);
   }
-  return x;
-}
-
-template <typename T>
-inline T derivative(Activation act, T x) {
-  switch (act) {
-    case Activation::silu: {
-      T s = sigmoid_of(x);
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case Activation::gelu_erf: {
-      const T inv_sqrt_2pi = T(0.3989422804014327);
-      return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))) + x * inv_sqrt_2pi * std::exp(T(-0.5) * x * x);
-    }
-    case Activation::gelu_tanh: {
-      const T c = T(0.7978845608028654);
-      T u = c * (x + T(0.044715) * x * x * x);
-      T t = std::tanh(u);
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
-    }
-    case Activation::sigmoid: {
-      T s = sigmoid_of(x);
-      return s * (T(1) - s);
-    }
-  }
-  return T(1);
+  const T c = T(0.7978845608028654);
+  T u = c * (x + T(0.044715) * x * x * x);
+  T t = std::tanh(u);
+  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
 }
 
 }  // namespace
@@ -73,8 +47,9 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n) {
     });
     return;
   }
+  const bool tanh_form = act == Activation::gelu_tanh;
 #pragma omp parallel for schedule(static) if(parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) y[i] = value(act, x[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_value(tanh_form, x[i]);
 }
 
 template <typename T>
@@ -85,14 +60,15 @@ void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t
       T s[kPointwiseBlock];
       sigmoid_block(x + i0, s, len);
       if (silu)
-        for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * (s[i] * (T(1) + x[i0 + i] * (T(1) - s[i])));
+        for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * silu_slope(x[i0 + i], s[i]);
       else
         for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * (s[i] * (T(1) - s[i]));
     });
     return;
   }
+  const bool tanh_form = act == Activation::gelu_tanh;
 #pragma omp parallel for schedule(static) if(parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * derivative(act, x[i]);
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_derivative(tanh_form, x[i]);
 }
 
 #define EAT_INSTANTIATE(T)                                                  \

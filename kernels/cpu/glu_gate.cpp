@@ -28,7 +28,7 @@ void glu_gate_backward(bool silu, const T* a, const T* b, const T* dy, T* da, T*
     for (int64_t i = 0; i < len; ++i) {
       const int64_t k = i0 + i;
       const T act = silu ? a[k] * s[i] : a[k];
-      const T dact = silu ? s[i] * (T(1) + a[k] * (T(1) - s[i])) : T(1);
+      const T dact = silu ? silu_slope(a[k], s[i]) : T(1);
       if (da) da[k] = dy[k] * b[k] * dact;
       if (db) db[k] = dy[k] * act;
     }

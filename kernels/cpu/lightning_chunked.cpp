@@ -219,11 +219,10 @@ class HeadStates {
       else std::fill(current(bh), current(bh) + size_, T(0));
     }
   }
-  void store(T* to) const {
+  void store(T* to) {
     for (int64_t bh = lo_; bh < hi(); ++bh) std::copy(current(bh), current(bh) + size_, to + bh * size_);
   }
   T* current(int64_t bh) { return slot(bh, flip_[idx(bh)]); }
-  const T* current(int64_t bh) const { return const_cast<HeadStates*>(this)->current(bh); }
   T* next(int64_t bh) { return slot(bh, 1 - flip_[idx(bh)]); }
   void advance(int64_t bh) { flip_[idx(bh)] ^= 1; }  // next becomes current
 

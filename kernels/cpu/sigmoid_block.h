@@ -24,6 +24,12 @@ inline void sigmoid_block(const T* x, T* s, int64_t n) {
   S = (T(1) + (-X).exp()).inverse();
 }
 
+// SiLU's derivative at x from s = sigmoid(x): d/dx [x s(x)] = s (1 + x (1 - s)).
+template <typename T>
+inline T silu_slope(T x, T s) {
+  return s * (T(1) + x * (T(1) - s));
+}
+
 // Calls f(begin, length) for consecutive blocks of at most kPointwiseBlock values covering
 // [0, n), spread over the threads when n is worth it. Each value is computed alone, so the
 // split changes no result.
