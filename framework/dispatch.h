@@ -37,17 +37,6 @@ struct NoCudaKernel {
   template <typename T> void operator()() const {}
 };
 
-// An op that so far has a CPU kernel only.
-template <typename CpuFn>
-void dispatch(const char* op, const Tensor& like, CpuFn&& cpu) {
-  profiler::OpScope timed(op, like.device());
-  if (like.device() == Device::cpu) {
-    dispatch_floating(op, like.dtype(), cpu);
-  } else {
-    fail(op, ": no CUDA kernel for this op yet (input ", like.describe(), ")");
-  }
-}
-
 // An op with both kernels; `like` picks the device and the dtype.
 template <typename CpuFn, typename CudaFn>
 void dispatch(const char* op, const Tensor& like, CpuFn&& cpu, CudaFn&& cuda) {
