@@ -20,6 +20,8 @@ Tensor narrow_time(const Tensor& x, int64_t begin, int64_t end) {
   EAT_CHECK(x.dim() >= 2, "narrow_time: x ", shape_str(x.shape()), " needs a time axis [B, T, ...]");
   EAT_CHECK(0 <= begin && begin <= end && end <= x.size(1), "narrow_time: rows [", begin, ", ", end, ") are outside the ",
             x.size(1), " time steps of x ", shape_str(x.shape()));
+  // All rows (every windowed-attention rank past the first W tokens): x itself, no copy and no node.
+  if (begin == 0 && end == x.size(1)) return x;
   Tensor out = Tensor::empty(with_time(x, end - begin), x.dtype(), x.device());
   copy_time(x, begin, out, 0, end - begin);
   if (autograd::needs_record({&x})) {

@@ -1,6 +1,8 @@
 #include "framework/dist/lasp2.h"
 
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "framework/autograd.h"
 #include "framework/dist/comm_stats.h"
@@ -38,18 +40,42 @@ namespace {
 
 // The weights of the gathered states in rank r's incoming state, laid out like the gathered
 // states [S, B, H, d, e]: lambda_h^(L (r - 1 - j)) for earlier ranks j < r, 0 for the others.
-// Built on the host (S B H d e numbers, the size of the gathered states) and sent to their device.
-Tensor incoming_weights(const Tensor& states, const std::vector<double>& decay, int64_t L, int r) {
-  const int64_t B = states.size(1), H = states.size(2), inner = states.size(3) * states.size(4);
-  std::vector<double> w(static_cast<size_t>(states.numel()), 0.0);
-  for (int64_t j = 0; j < r; ++j)
+// They depend only on the layer's decays, the shapes and the rank, so each layer's are built once
+// (on the host, then sent to the device) and kept: rebuilding them meant filling and uploading a
+// tensor the size of the gathered states in every layer of every step.
+struct WeightsKey {
+  Shape shape;
+  DType dtype;
+  Device device;
+  int64_t L;
+  int r;
+  std::vector<double> decay;
+  auto operator<=>(const WeightsKey&) const = default;
+};
+
+Tensor build_incoming_weights(const WeightsKey& key) {
+  const int64_t B = key.shape[1], H = key.shape[2], inner = key.shape[3] * key.shape[4];
+  std::vector<double> w(static_cast<size_t>(shape_numel(key.shape)), 0.0);
+  for (int64_t j = 0; j < key.r; ++j)
     for (int64_t h = 0; h < H; ++h) {
       // A non-negative power of lambda <= 1: deep ranks underflow to 0, never overflow.
-      const double f = std::pow(decay[static_cast<size_t>(h)], static_cast<double>(L * (r - 1 - j)));
+      const double f = std::pow(key.decay[static_cast<size_t>(h)], static_cast<double>(key.L * (key.r - 1 - j)));
       for (int64_t b = 0; b < B; ++b)
         std::fill_n(w.begin() + ((j * B + b) * H + h) * inner, inner, f);
     }
-  return Tensor::from_vector<double>(w, states.shape()).to(states.dtype()).to(states.device());
+  Tensor out = Tensor::from_vector<double>(w, key.shape).to(key.dtype);
+  out.move_to_(key.device);
+  return out;
+}
+
+const Tensor& incoming_weights(const Tensor& states, const std::vector<double>& decay, int64_t L, int r) {
+  static std::mutex mutex;
+  static auto* cache = new std::map<WeightsKey, Tensor>;  // never destroyed: tensors outlive statics
+  WeightsKey key{states.shape(), states.dtype(), states.device(), L, r, decay};
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(key, build_incoming_weights(key)).first;
+  return it->second;
 }
 
 }  // namespace
@@ -61,23 +87,21 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
   // This rank's state comes first (a cheap O(L d e) sum), so that its gather can run while the
   // local attention, the expensive part, is computed. Both paths do the same arithmetic.
   Tensor final_state = decayed_state_sum(k, v, decay);
-  Tensor local, states;  // states: the gathered m_j [S, B, H, d, e]
-  if (overlap) {
-    Tensor sent = final_state.detach();
-    std::unique_ptr<PendingGather> gathering = sp_group.all_gather_async(sent);
-    local = lightning_attention(q, k, v, decay, Tensor(), options).first;
-    states = gathering->wait();
-    record_gather(sp_group, final_state, states);
-  } else {
-    states = all_gather_op(sp_group, final_state);
-    local = lightning_attention(q, k, v, decay, Tensor(), options).first;
-  }
+  // Without overlap (tests compare both) the gather is waited for before the local attention.
+  Tensor states;  // the gathered m_j [S, B, H, d, e]
+  Tensor sent = final_state.detach();
+  std::unique_ptr<PendingGather> gathering = sp_group.all_gather_async(sent);
+  if (!overlap) states = gathering->wait();
+  Tensor local = lightning_attention(q, k, v, decay, Tensor(), options).first;
+  if (overlap) states = gathering->wait();
+  record_gather(sp_group, final_state, states);
   // incoming = sum_j w_j m_j over ALL ranks' states (weight 0 for j >= r, so rank 0's is zero):
   // every rank's graph then reaches the AllGather, whose backward is a collective all must join.
   // The weighted sum is one elementwise product and a [1, S] x [S, B H d e] product.
   const int64_t n = final_state.numel();
   Tensor weighted = reshape(mul(states, incoming_weights(states, decay, q.size(1), r)), {S, n});
-  Tensor ones = Tensor::full({1, S}, 1.0, states.dtype()).to(states.device());
+  Tensor ones = Tensor::full({1, S}, 1.0, states.dtype());
+  ones.move_to_(states.device());
   Tensor incoming = reshape(matmul(ones, weighted), final_state.shape());
   return add(local, decayed_state_readout(q, incoming, decay));
 }
