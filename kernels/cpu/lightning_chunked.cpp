@@ -46,13 +46,7 @@ struct Problem {
   const T *q, *k, *v;
 
   Problem(const LinearAttentionShape& shape, int64_t block, const double* decay, const T* q_, const T* k_, const T* v_)
-      : s(shape), blocks(shape.T, block), q(q_), k(k_), v(v_) {
-    powers.reserve(static_cast<size_t>(s.H * (block + 1)));
-    for (int64_t h = 0; h < s.H; ++h) {
-      std::vector<T> p = decay_powers<T>(decay[h], block);
-      powers.insert(powers.end(), p.begin(), p.end());
-    }
-  }
+      : s(shape), blocks(shape.T, block), powers(decay_power_table<T>(decay, shape.H, block)), q(q_), k(k_), v(v_) {}
   const T* powers_of(int64_t h) const { return powers.data() + h * (blocks.size + 1); }
   int64_t state_size() const { return s.d * s.e; }
 };
@@ -102,9 +96,8 @@ inline void stream_fence() {
 // the state at the block's end.
 template <typename T>
 Mat<T> scaled_to_block_end(ConstView<T> x, const T* p) {
-  const Eigen::Index L = x.rows();
   Mat<T> out = x;
-  for (Eigen::Index c = 0; c < L; ++c) out.row(c) *= p[L - 1 - c];
+  scale_rows_to_end(out, p);
   return out;
 }
 

@@ -60,10 +60,31 @@ std::vector<T> decay_powers(double lambda, int64_t n) {
   return p;
 }
 
+// The powers lambda_h^0 .. lambda_h^n of every head h, [H, n + 1], built once per call of a
+// kernel (they depend on the head only, not on the batch).
+template <typename T>
+std::vector<T> decay_power_table(const double* decay, int64_t H, int64_t n) {
+  std::vector<T> table;
+  table.reserve(static_cast<size_t>(H * (n + 1)));
+  for (int64_t h = 0; h < H; ++h) {
+    std::vector<T> p = decay_powers<T>(decay[h], n);
+    table.insert(table.end(), p.begin(), p.end());
+  }
+  return table;
+}
+
 // m.row(r) *= f[r].
 template <typename T, typename M>
 void scale_rows(M&& m, const T* f) {
   for (Eigen::Index r = 0; r < m.rows(); ++r) m.row(r) *= f[r];
+}
+
+// m.row(r) *= lambda^(rows - 1 - r), from p = lambda^0, lambda^1, ..: how much of row r's token
+// survives to the end of the rows.
+template <typename T, typename M>
+void scale_rows_to_end(M&& m, const T* p) {
+  const Eigen::Index rows = m.rows();
+  for (Eigen::Index r = 0; r < rows; ++r) m.row(r) *= p[rows - 1 - r];
 }
 
 // The decay mask on the lower triangle of a square tile: m(r, c) *= lambda^(r - c) for c <= r.

@@ -5,44 +5,31 @@ namespace eat::cpu {
 
 using namespace lightning_detail;
 
-namespace {
-
-// lambda^(t+1) for t = 0 .. T-1 as a column, in T.
-template <typename T>
-Eigen::Matrix<T, Eigen::Dynamic, 1> row_decay(double lambda, int64_t len) {
-  std::vector<T> p = decay_powers<T>(lambda, len);
-  return Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(p.data() + 1, len);
-}
-
-// lambda^(T-1-t) for t = 0 .. T-1 as a column, in T: how much of token t survives to the end.
-template <typename T>
-Eigen::Matrix<T, Eigen::Dynamic, 1> to_end_decay(double lambda, int64_t len) {
-  std::vector<T> p = decay_powers<T>(lambda, len);
-  Eigen::Matrix<T, Eigen::Dynamic, 1> out(len);
-  for (int64_t t = 0; t < len; ++t) out(t) = p[static_cast<size_t>(len - 1 - t)];
-  return out;
-}
-
-}  // namespace
+// Every kernel here scales whole rows of one head by powers of its decay: lambda^(t+1) for the
+// readout (how much of the incoming state reaches token t), lambda^(T-1-t) for the sum (how much
+// of token t survives to the end). The table of powers is built once per call, per head.
 
 template <typename T>
 void state_readout_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state, T* o) {
+  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
-    auto scale = row_decay<T>(decay[static_cast<size_t>(h)], s.T);
-    head_rows(o, s, b, h, 0, s.T, s.e).noalias() = scale.asDiagonal() * (head_rows(q, s, b, h, 0, s.T, s.d) * state_of(state, s, bh));
+    auto O = head_rows(o, s, b, h, 0, s.T, s.e);
+    O.noalias() = head_rows(q, s, b, h, 0, s.T, s.d) * state_of(state, s, bh);
+    scale_rows(O, powers.data() + h * (s.T + 1) + 1);
   }
 }
 
 template <typename T>
 void state_readout_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state,
                             const T* dout, T* dq, T* dstate) {
+  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
-    auto scale = row_decay<T>(decay[static_cast<size_t>(h)], s.T);
-    Mat<T> scaled = scale.asDiagonal() * head_rows(dout, s, b, h, 0, s.T, s.e);  // lambda^(t+1) dO_t
+    Mat<T> scaled = head_rows(dout, s, b, h, 0, s.T, s.e);  // lambda^(t+1) dO_t
+    scale_rows(scaled, powers.data() + h * (s.T + 1) + 1);
     if (dq) head_rows(dq, s, b, h, 0, s.T, s.d).noalias() = scaled * state_of(state, s, bh).transpose();
     if (dstate) state_of(dstate, s, bh).noalias() = head_rows(q, s, b, h, 0, s.T, s.d).transpose() * scaled;
   }
@@ -50,11 +37,12 @@ void state_readout_backward(const LinearAttentionShape& s, const std::vector<dou
 
 template <typename T>
 void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v, T* state) {
+  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
-    auto scale = to_end_decay<T>(decay[static_cast<size_t>(h)], s.T);
-    Mat<T> scaled = scale.asDiagonal() * head_rows(v, s, b, h, 0, s.T, s.e);
+    Mat<T> scaled = head_rows(v, s, b, h, 0, s.T, s.e);
+    scale_rows_to_end(scaled, powers.data() + h * (s.T + 1));
     state_of(state, s, bh).noalias() = head_rows(k, s, b, h, 0, s.T, s.d).transpose() * scaled;
   }
 }
@@ -62,14 +50,21 @@ void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>&
 template <typename T>
 void state_sum_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v,
                         const T* dstate, T* dk, T* dv) {
+  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
-    auto scale = to_end_decay<T>(decay[static_cast<size_t>(h)], s.T);
-    if (dk) head_rows(dk, s, b, h, 0, s.T, s.d).noalias() =
-                scale.asDiagonal() * (head_rows(v, s, b, h, 0, s.T, s.e) * state_of(dstate, s, bh).transpose());
-    if (dv) head_rows(dv, s, b, h, 0, s.T, s.e).noalias() =
-                scale.asDiagonal() * (head_rows(k, s, b, h, 0, s.T, s.d) * state_of(dstate, s, bh));
+    const T* to_end = powers.data() + h * (s.T + 1);
+    if (dk) {
+      auto dK = head_rows(dk, s, b, h, 0, s.T, s.d);
+      dK.noalias() = head_rows(v, s, b, h, 0, s.T, s.e) * state_of(dstate, s, bh).transpose();
+      scale_rows_to_end(dK, to_end);
+    }
+    if (dv) {
+      auto dV = head_rows(dv, s, b, h, 0, s.T, s.e);
+      dV.noalias() = head_rows(k, s, b, h, 0, s.T, s.d) * state_of(dstate, s, bh);
+      scale_rows_to_end(dV, to_end);
+    }
   }
 }
 
