@@ -53,7 +53,7 @@ CommTimer::CommTimer(int64_t bytes_sent, bool new_call)
 CommTimer::~CommTimer() {
   const double seconds = now_seconds() - start_;
   counts()[label_].seconds += seconds;
-  profiler::record("comm " + label_, seconds, new_call_ ? 1 : 0);
+  if (profiler::enabled()) profiler::record("comm " + label_, seconds, new_call_ ? 1 : 0);
 }
 
 }  // namespace eat
