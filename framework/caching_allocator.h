@@ -18,6 +18,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "framework/allocator_stats.h"
+
 namespace eat {
 
 // Where blocks come from. allocate returns nullptr when out of memory (the allocator then gives
@@ -31,19 +33,6 @@ class AllocatorBackend {
   virtual void synchronize() {}
   virtual const char* name() const = 0;  // "cuda": names the memory in error messages
 };
-
-struct AllocatorStats {
-  size_t allocated = 0;       // bytes in blocks held by live allocations (rounded sizes)
-  size_t peak_allocated = 0;  // highest `allocated` since start or reset_peak()
-  size_t reserved = 0;        // bytes held from the backend: live blocks plus the cache
-  size_t peak_reserved = 0;
-  int64_t backend_allocations = 0;  // calls to the backend's allocate that succeeded
-  int64_t backend_releases = 0;
-  int64_t cache_hits = 0;  // allocations served from the free list
-};
-
-// "allocated 1.5 MiB (peak 3.0 MiB), reserved 4.0 MiB (peak 4.0 MiB), 7 driver allocations"
-std::string format_allocator_stats(const AllocatorStats& s);
 
 class CachingAllocator {
  public:

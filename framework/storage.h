@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "framework/caching_allocator.h"
+#include "framework/allocator_stats.h"
 #include "framework/dtype.h"
 
 namespace eat {

@@ -1,5 +1,6 @@
 #include <cstdio>
 
+#include "framework/caching_allocator.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/memory.h"
 #include "kernels/cuda/stream.h"
