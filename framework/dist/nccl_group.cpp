@@ -3,6 +3,8 @@
 #ifdef EAT_WITH_NCCL
 #include <nccl.h>
 
+#include <memory>
+
 #include "framework/dist/comm_stats.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/memory.h"
@@ -48,28 +50,40 @@ int local_rank(MPI_Comm comm) {
   return rank;
 }
 
-// An event recorded on `from` that `to` waits for: `to`'s later work runs after `from`'s earlier.
-void order_after(cudaStream_t to, cudaStream_t from) {
-  cudaEvent_t e;
-  EAT_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  EAT_CUDA_CHECK(cudaEventRecord(e, from));
-  EAT_CUDA_CHECK(cudaStreamWaitEvent(to, e, 0));
-  EAT_CUDA_CHECK(cudaEventDestroy(e));  // released once the wait is done
-}
+// The event that orders the two streams, created once per group and recorded again for every
+// ordering: a stream wait binds to the record made just before it, so a later record cannot
+// disturb a wait already queued. Shared with pending gathers, which may finish after the group.
+class StreamOrder {
+ public:
+  StreamOrder() { EAT_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
+  ~StreamOrder() { cudaEventDestroy(event_); }  // no throwing from a destructor
+  StreamOrder(const StreamOrder&) = delete;
+  StreamOrder& operator=(const StreamOrder&) = delete;
+
+  // `to`'s later work runs after `from`'s earlier.
+  void after(cudaStream_t to, cudaStream_t from) {
+    EAT_CUDA_CHECK(cudaEventRecord(event_, from));
+    EAT_CUDA_CHECK(cudaStreamWaitEvent(to, event_, 0));
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
 
 }  // namespace
 
 struct NcclGroup::Impl {
   ncclComm_t comm = nullptr;
   int rank = 0, size = 1;
+  std::shared_ptr<StreamOrder> order;
 
   // Runs `issue` on the comm stream after the compute stream's queued work; the compute stream
   // waits for it unless `then_compute_waits` is false (the caller orders it later).
   template <typename F>
   void on_comm_stream(F&& issue, bool then_compute_waits = true) {
-    order_after(cuda::comm_stream(), cuda::compute_stream());
+    order->after(cuda::comm_stream(), cuda::compute_stream());
     issue(cuda::comm_stream());
-    if (then_compute_waits) order_after(cuda::compute_stream(), cuda::comm_stream());
+    if (then_compute_waits) order->after(cuda::compute_stream(), cuda::comm_stream());
   }
 };
 
@@ -96,12 +110,14 @@ std::unique_ptr<NcclGroup> NcclGroup::create(MPI_Comm comm) {
   ncclUniqueId id;
   if (impl->rank == 0) EAT_NCCL_CHECK(ncclGetUniqueId(&id));
   check_mpi_call(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, comm), "Bcast");
+  impl->order = std::make_shared<StreamOrder>();  // before the communicator: a failure leaks nothing
   EAT_NCCL_CHECK(ncclCommInitRank(&impl->comm, impl->size, id, impl->rank));
   return std::unique_ptr<NcclGroup>(new NcclGroup(std::move(impl)));
 }
 
 std::unique_ptr<NcclGroup> NcclGroup::split(int color, int key) {
   auto impl = std::make_unique<Impl>();
+  impl->order = std::make_shared<StreamOrder>();
   EAT_NCCL_CHECK(ncclCommSplit(impl_->comm, color, key, &impl->comm, nullptr));
   EAT_NCCL_CHECK(ncclCommUserRank(impl->comm, &impl->rank));
   EAT_NCCL_CHECK(ncclCommCount(impl->comm, &impl->size));
@@ -132,7 +148,8 @@ std::unique_ptr<PendingGather> NcclGroup::all_gather_async(const Tensor& t) {
         false);
   }
   // Waiting queues the order on the device and returns at once: the host never blocks here.
-  return std::make_unique<PendingGather>(out, [] { order_after(cuda::compute_stream(), cuda::comm_stream()); });
+  return std::make_unique<PendingGather>(
+      out, [order = impl_->order] { order->after(cuda::compute_stream(), cuda::comm_stream()); });
 }
 
 Tensor NcclGroup::reduce_scatter_sum(const Tensor& t) {

@@ -4,6 +4,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/linear_attention_dims.h"
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/lightning_naive.h"
 #include "kernels/cpu/lightning_recurrent.h"
@@ -56,12 +57,6 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
-#ifdef EAT_WITH_CUDA
-// The CUDA kernel is the chunked one whatever `impl` asks for: naive and recurrent are CPU
-// references, and every implementation computes the same function.
-cuda::LightningDims cuda_dims(const cpu::LinearAttentionShape& s) { return {s.B, s.T, s.H, s.d, s.e}; }
-#endif
-
 }  // namespace
 
 std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -96,6 +91,8 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
         break;
     }
   }, EAT_CUDA([&]<typename T>() {
+    // The CUDA kernel is the chunked one whatever `impl` asks for: naive and recurrent are CPU
+    // references, and every implementation computes the same function.
     cuda::lightning_chunked_forward<T>(cuda_dims(s), decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
                                        data_or_null<T>(initial_state), o.data<T>(), final_state.data<T>(),
                                        cuda::compute_stream());

@@ -3,6 +3,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/linear_attention_dims.h"
 #include "kernels/cpu/state_readout.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/state_readout.h"
@@ -36,8 +37,8 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
   dispatch(
       op, q, [&]<typename T>() { cpu::state_readout_forward<T>(s, decay, q.data<T>(), state.data<T>(), o.data<T>()); },
       EAT_CUDA([&]<typename T>() {
-        cuda::state_readout_forward<T>({s.B, s.T, s.H, s.d, s.e}, decay.data(), q.data<T>(), state.data<T>(),
-                                       o.data<T>(), cuda::compute_stream());
+        cuda::state_readout_forward<T>(cuda_dims(s), decay.data(), q.data<T>(), state.data<T>(), o.data<T>(),
+                                       cuda::compute_stream());
       }));
   if (autograd::needs_record({&q, &state})) {
     bool need_q = q.requires_grad(), need_s = state.requires_grad();
@@ -53,9 +54,8 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
                                                             need_s ? ds.data<T>() : nullptr);
                            },
                            EAT_CUDA([&]<typename T>() {
-                             cuda::state_readout_backward<T>({s.B, s.T, s.H, s.d, s.e}, decay.data(), q.data<T>(),
-                                                             st.data<T>(), g[0].data<T>(),
-                                                             need_q ? dq.data<T>() : nullptr,
+                             cuda::state_readout_backward<T>(cuda_dims(s), decay.data(), q.data<T>(), st.data<T>(),
+                                                             g[0].data<T>(), need_q ? dq.data<T>() : nullptr,
                                                              need_s ? ds.data<T>() : nullptr, cuda::compute_stream());
                            }));
                        return std::vector<Tensor>{dq, ds};
@@ -79,7 +79,7 @@ Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<dou
   dispatch(
       op, k, [&]<typename T>() { cpu::state_sum_forward<T>(s, decay, k.data<T>(), v.data<T>(), state.data<T>()); },
       EAT_CUDA([&]<typename T>() {
-        cuda::state_sum_forward<T>({s.B, s.T, s.H, s.d, s.e}, decay.data(), k.data<T>(), v.data<T>(), state.data<T>(),
+        cuda::state_sum_forward<T>(cuda_dims(s), decay.data(), k.data<T>(), v.data<T>(), state.data<T>(),
                                    cuda::compute_stream());
       }));
   if (autograd::needs_record({&k, &v})) {
@@ -96,8 +96,8 @@ Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<dou
                                                         need_v ? dv.data<T>() : nullptr);
                            },
                            EAT_CUDA([&]<typename T>() {
-                             cuda::state_sum_backward<T>({s.B, s.T, s.H, s.d, s.e}, decay.data(), k.data<T>(),
-                                                         v.data<T>(), g[0].data<T>(), need_k ? dk.data<T>() : nullptr,
+                             cuda::state_sum_backward<T>(cuda_dims(s), decay.data(), k.data<T>(), v.data<T>(),
+                                                         g[0].data<T>(), need_k ? dk.data<T>() : nullptr,
                                                          need_v ? dv.data<T>() : nullptr, cuda::compute_stream());
                            }));
                        return std::vector<Tensor>{dk, dv};

@@ -26,10 +26,8 @@ __device__ __forceinline__ float value(Activation act, float x) {
 
 __device__ __forceinline__ float derivative(Activation act, float x) {
   switch (act) {
-    case Activation::silu: {
-      const float s = sigmoid_f32(x);
-      return s * (1.0f + x * (1.0f - s));
-    }
+    case Activation::silu:
+      return silu_slope_f32(x, sigmoid_f32(x));
     case Activation::gelu_erf:
       return 0.5f * (1.0f + erff(x * kInvSqrt2)) + x * kInvSqrt2Pi * expf(-0.5f * x * x);
     case Activation::gelu_tanh: {

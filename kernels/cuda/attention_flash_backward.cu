@@ -178,28 +178,24 @@ void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, 
   p.dout = dev(dout);
   p.lse = lse;
   p.rowdot = rowdot;
-  p.dq = dq ? dev(dq) : nullptr;
-  p.dk = dk ? dev(dk) : nullptr;
-  p.dv = dv ? dev(dv) : nullptr;
+  p.dq = dev(dq);
+  p.dk = dev(dk);
+  p.dv = dev(dv);
   const int64_t rows = dims.batch * dims.heads * dims.seq;
   if (rows > 0) {
     f::rowdot_kernel<D><<<grid_for(rows * 32, f::kThreads, 1 << 30), f::kThreads, 0, stream>>>(p, rowdot, rows);
     EAT_CUDA_CHECK_LAUNCH();
   }
   if ((dk || dv) && dims.batch * dims.heads * dims.key_len() > 0) {
-    SmemCarver size;
-    f::KeyPassSmem<D>(size, p.dp, p.ep);
     auto kernel = f::key_pass_kernel<D>;
-    allow_dynamic_smem(kernel, size.used, "attention backward (CUDA)");
-    kernel<<<f::grid_of(dims, f::tiles_of(dims.key_len(), f::Tiles<D>::kv_k)), f::kThreads, size.used, stream>>>(p);
+    const size_t smem = prepare_smem<f::KeyPassSmem<D>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
+    kernel<<<f::grid_of(dims, f::tiles_of(dims.key_len(), f::Tiles<D>::kv_k)), f::kThreads, smem, stream>>>(p);
     EAT_CUDA_CHECK_LAUNCH();
   }
   if (dq && rows > 0) {
-    SmemCarver size;
-    f::QueryPassSmem<D>(size, p.dp, p.ep);
     auto kernel = f::query_pass_kernel<D>;
-    allow_dynamic_smem(kernel, size.used, "attention backward (CUDA)");
-    kernel<<<f::grid_of(dims, f::tiles_of(dims.seq, f::Tiles<D>::dq_q)), f::kThreads, size.used, stream>>>(p);
+    const size_t smem = prepare_smem<f::QueryPassSmem<D>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
+    kernel<<<f::grid_of(dims, f::tiles_of(dims.seq, f::Tiles<D>::dq_q)), f::kThreads, smem, stream>>>(p);
     EAT_CUDA_CHECK_LAUNCH();
   }
 }

@@ -11,7 +11,8 @@
 namespace eat::cuda::flash {
 
 inline constexpr int kThreads = 256;  // 8 warps per block
-inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr double kLog2eD = 1.4426950408889634;
+inline constexpr float kLog2e = static_cast<float>(kLog2eD);  // the same bits as the literal 1.4426950408889634f
 
 // Tile sizes: (query rows, key rows) per step of each kernel. bf16 tiles are multiples of the
 // 16-row WMMA fragment; the dK/dV pass keeps two f32 accumulators of a whole key tile, so it
@@ -72,7 +73,7 @@ template <typename D> Params<D> make_params(const cpu::AttentionDims& dims) {
   p.dp = round_up(p.d, 16);
   p.ep = round_up(p.e, 16);
   p.scale = static_cast<float>(dims.scale);
-  p.scale_log2 = static_cast<float>(dims.scale * 1.4426950408889634);
+  p.scale_log2 = static_cast<float>(dims.scale * kLog2eD);
   p.band = Band{static_cast<int>(dims.seq), static_cast<int>(dims.key_len()), static_cast<int>(dims.query_offset),
                 static_cast<int>(dims.window_left), dims.causal};
   return p;

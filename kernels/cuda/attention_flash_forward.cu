@@ -125,12 +125,9 @@ void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* 
   p.v = dev(v);
   p.out_w = dev(out);
   p.lse_w = lse;
-  SmemCarver size;
-  flash::ForwardSmem<D>(size, p.dp, p.ep);
   auto kernel = flash::forward_kernel<D>;
-  allow_dynamic_smem(kernel, size.used, "attention forward (CUDA)");
-  kernel<<<flash::grid_of(dims, flash::tiles_of(dims.seq, flash::Tiles<D>::fwd_q)), flash::kThreads, size.used,
-           stream>>>(p);
+  const size_t smem = prepare_smem<flash::ForwardSmem<D>>(kernel, "attention forward (CUDA)", p.dp, p.ep);
+  kernel<<<flash::grid_of(dims, flash::tiles_of(dims.seq, flash::Tiles<D>::fwd_q)), flash::kThreads, smem, stream>>>(p);
   EAT_CUDA_CHECK_LAUNCH();
 }
 

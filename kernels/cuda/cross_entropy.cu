@@ -5,6 +5,7 @@
 // Backward: one block per row writes exp(x - lse) * scale, minus scale at the target column.
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cross_entropy.h"
+#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 
@@ -28,12 +29,6 @@ __global__ void cross_entropy_rows_kernel(const D* logits, const int64_t* target
     lse[blockIdx.x] = l;
     row_loss[blockIdx.x] = target == ignore_index ? 0.0f : l - to_f32(r[target]);
   }
-}
-
-template <typename D>
-__global__ void cross_entropy_total_kernel(const float* row_loss, int64_t N, float inv_count, D* loss) {
-  const float s = block_sum_of(row_loss, N);
-  if (threadIdx.x == 0) loss[0] = from_f32<D>(s * inv_count);
 }
 
 template <typename D>
@@ -61,8 +56,7 @@ void cross_entropy_forward(const T* logits, const int64_t* targets, float* lse, 
                                                                                       ignore_index);
     EAT_CUDA_CHECK_LAUNCH();
   }
-  cross_entropy_total_kernel<<<1, 1024, 0, stream>>>(row_loss, N, inv_count, dev(loss));
-  EAT_CUDA_CHECK_LAUNCH();
+  sum_finish(row_loss, N, inv_count, loss, stream);
 }
 
 template <typename T>

@@ -61,6 +61,7 @@ __global__ void sum_partial_kernel(const D* x, int64_t n, int64_t chunk, bool sq
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
+// One block: y[0] = factor * the sum of partial[0, count) in a fixed order.
 template <typename Y>
 __global__ void sum_finish_kernel(const float* partial, int64_t count, float factor, Y* y) {
   const float s = block_sum_of(partial, count);
@@ -105,6 +106,11 @@ template <typename T> void scale_forward(const T* x, float s, T* y, int64_t n, c
   EAT_CUDA_CHECK_LAUNCH();
 }
 
+template <typename T> void sum_finish(const float* partial, int64_t count, float factor, T* y, cudaStream_t stream) {
+  sum_finish_kernel<<<1, 1024, 0, stream>>>(partial, count, factor, dev(y));
+  EAT_CUDA_CHECK_LAUNCH();
+}
+
 template <typename T, typename Y>
 void sum_forward(const T* x, int64_t n, float factor, bool square, float* partial, Y* y, cudaStream_t stream) {
   const int64_t chunk = sum_chunk(n), count = sum_partials(n);
@@ -114,8 +120,7 @@ void sum_forward(const T* x, int64_t n, float factor, bool square, float* partia
     sum_partial_kernel<<<static_cast<unsigned>(count), kBlock, 0, stream>>>(dev(x), n, chunk, square, partial);
     EAT_CUDA_CHECK_LAUNCH();
   }
-  sum_finish_kernel<<<1, 1024, 0, stream>>>(partial, count, factor, dev(y));
-  EAT_CUDA_CHECK_LAUNCH();
+  sum_finish(partial, count, factor, y, stream);
 }
 
 template <typename T> void fill_scaled(const T* value, float factor, T* y, int64_t n, cudaStream_t stream) {
@@ -129,6 +134,7 @@ template <typename T> void fill_scaled(const T* value, float factor, T* y, int64
   template void mul_forward<T>(const T*, const T*, T*, int64_t, cudaStream_t);                            \
   template void mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, cudaStream_t);             \
   template void scale_forward<T>(const T*, float, T*, int64_t, cudaStream_t);                             \
+  template void sum_finish<T>(const float*, int64_t, float, T*, cudaStream_t);                            \
   template void sum_forward<T, T>(const T*, int64_t, float, bool, float*, T*, cudaStream_t);              \
   template void fill_scaled<T>(const T*, float, T*, int64_t, cudaStream_t);
 EAT_INSTANTIATE(float)

@@ -14,6 +14,9 @@ template <typename T> void mul_backward(const T* a, const T* b, const T* dy, T* 
 // y = x * s; y may alias x.
 template <typename T> void scale_forward(const T* x, float s, T* y, int64_t n, cudaStream_t stream);
 
+// y[0] = factor * sum(partial[0, count)) by one block of 1024 threads, in a fixed order
+// (reproducible bits); partial and y are device pointers.
+template <typename T> void sum_finish(const float* partial, int64_t count, float factor, T* y, cudaStream_t stream);
 // Number of f32 partial sums sum_forward needs as scratch for n elements.
 int64_t sum_partials(int64_t n);
 // y[0] = factor * sum(x), or factor * sum(x^2) when `square`, in f32 over fixed contiguous

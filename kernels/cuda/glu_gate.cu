@@ -25,7 +25,7 @@ __global__ void glu_gate_backward_kernel(bool silu, const D* a, const D* b, cons
     if (silu) {
       const float s = sigmoid_f32(x);
       act = x * s;
-      dact = s * (1.0f + x * (1.0f - s));
+      dact = silu_slope_f32(x, s);
     }
     if (da) da[i] = from_f32<D>(g * to_f32(b[i]) * dact);
     if (db) db[i] = from_f32<D>(g * act);

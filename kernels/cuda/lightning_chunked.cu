@@ -18,8 +18,7 @@ void lightning_chunked_forward(const LightningDims& s, const double* decay, cons
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
-  run_sweep<D, false>(sweep_args<D>(s, decay, dev(q), dev(k), dev(v), d, e, dev(o), s0 ? dev(s0) : nullptr,
-                                    dev(final_state), false),
+  run_sweep<D, false>(sweep_args<D>(s, decay, dev(q), dev(k), dev(v), d, e, dev(o), dev(s0), dev(final_state), false),
                       stream);
 }
 
@@ -30,15 +29,14 @@ void lightning_chunked_backward(const LightningDims& s, const double* decay, con
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
-  const D* init = s0 ? dev(s0) : nullptr;
   if (dq)
-    run_sweep<D, false>(sweep_args<D>(s, decay, dev(dout), dev(v), dev(k), e, d, dev(dq), init, nullptr, true), stream);
+    run_sweep<D, false>(sweep_args<D>(s, decay, dev(dout), dev(v), dev(k), e, d, dev(dq), dev(s0), nullptr, true),
+                        stream);
   if (dk)
     run_sweep<D, true>(sweep_args<D>(s, decay, dev(dout), dev(v), dev(q), e, d, dev(dk), dev(dfinal), nullptr, true),
                        stream);
   if (dv || ds0)
-    run_sweep<D, true>(sweep_args<D>(s, decay, dev(q), dev(k), dev(dout), d, e, dv ? dev(dv) : nullptr, dev(dfinal),
-                                     ds0 ? dev(ds0) : nullptr, false),
+    run_sweep<D, true>(sweep_args<D>(s, decay, dev(q), dev(k), dev(dout), d, e, dev(dv), dev(dfinal), dev(ds0), false),
                        stream);
 }
 

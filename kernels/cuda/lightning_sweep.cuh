@@ -161,12 +161,10 @@ SweepArgs<D> sweep_args(const LightningDims& s, const double* decay, const D* x,
 
 template <typename D, bool Reverse> void run_sweep(const SweepArgs<D>& a, cudaStream_t stream) {
   if (static_cast<int64_t>(a.B) * a.H == 0 || a.wz == 0) return;
-  SmemCarver size;
-  SweepSmem<D>(size, a.pxy);
   auto kernel = sweep_kernel<D, Reverse>;
-  allow_dynamic_smem(kernel, size.used, "lightning_attention (CUDA)");
+  const size_t smem = prepare_smem<SweepSmem<D>>(kernel, "lightning_attention (CUDA)", a.pxy);
   const dim3 grid(static_cast<unsigned>(a.B * a.H), static_cast<unsigned>((a.wz + slice_width<D>() - 1) / slice_width<D>()));
-  kernel<<<grid, kThreads, size.used, stream>>>(a);
+  kernel<<<grid, kThreads, smem, stream>>>(a);
   EAT_CUDA_CHECK_LAUNCH();
 }
 

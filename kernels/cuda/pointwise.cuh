@@ -1,5 +1,6 @@
 #pragma once
-// Device-side helpers of the pointwise kernels: the grid-stride loop and the logistic function.
+// Device-side helpers of the pointwise kernels: the grid-stride loop, the logistic function and
+// the SiLU slope.
 #include <cstdint>
 
 namespace eat::cuda {
@@ -11,5 +12,8 @@ namespace eat::cuda {
 
 // 1 / (1 + e^-x) with the accurate expf (not __expf): the comparison with the CPU is at 1e-5.
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// d/dx of SiLU x * s(x), given s = sigmoid_f32(x).
+__device__ __forceinline__ float silu_slope_f32(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
 
 }  // namespace eat::cuda

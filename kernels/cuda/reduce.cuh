@@ -38,6 +38,8 @@ __device__ __forceinline__ float block_reduce(float v, Op op) {
   return warp_reduce(v, op);
 }
 
+__device__ __forceinline__ float warp_max(float x) { return warp_reduce(x, MaxOp{}); }
+__device__ __forceinline__ float warp_sum(float x) { return warp_reduce(x, SumOp{}); }
 __device__ __forceinline__ float block_sum(float v) { return block_reduce(v, SumOp{}); }
 __device__ __forceinline__ float block_max(float v) { return block_reduce(v, MaxOp{}); }
 

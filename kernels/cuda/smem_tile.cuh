@@ -133,18 +133,35 @@ __device__ void tile_gemm(SmemTile<float> C, SmemTile<D> A, SmemTile<D> B, int M
   }
 }
 
-__device__ __forceinline__ float warp_max(float x) { return warp_reduce(x, MaxOp{}); }
-__device__ __forceinline__ float warp_sum(float x) { return warp_reduce(x, SumOp{}); }
+// The device's opt-in limit of dynamic shared memory per block, queried once: a process drives
+// one device (see stream.cu).
+inline int smem_optin_limit() {
+  static const int limit = [] {
+    int device = 0, bytes = 0;
+    EAT_CUDA_CHECK(cudaGetDevice(&device));
+    EAT_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    return bytes;
+  }();
+  return limit;
+}
 
 // Lets `kernel` use `bytes` of dynamic shared memory (above the default 48 KiB needs an opt-in)
 // and fails with the op's name when the device has less.
 template <typename Kernel> void allow_dynamic_smem(Kernel kernel, size_t bytes, const char* op) {
-  int device = 0, limit = 0;
-  EAT_CUDA_CHECK(cudaGetDevice(&device));
-  EAT_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const int limit = smem_optin_limit();
   if (bytes > static_cast<size_t>(limit))
     ::eat::fail(op, ": needs ", bytes, " bytes of shared memory per block, the device allows ", limit);
   EAT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+// Sizes the kernel's layout S (the carving it does on the device, run with args on the host),
+// lets `kernel` use that much dynamic shared memory and returns the bytes for the launch.
+template <typename S, typename Kernel, typename... Args>
+size_t prepare_smem(Kernel kernel, const char* op, Args... args) {
+  SmemCarver size;
+  static_cast<void>(S(size, args...));
+  allow_dynamic_smem(kernel, size.used, op);
+  return size.used;
 }
 
 }  // namespace eat::cuda
