@@ -3,12 +3,20 @@
 #include <cstdint>
 #include <vector>
 
+#include "framework/dtype.h"
+
 namespace eat::test {
 
 // q, k [B, T, H, d], v [B, T, H, e], states [B, H, d, e].
 struct Dims {
   int64_t B, T, H, d, e;
+  Shape qk() const { return {B, T, H, d}; }
+  Shape v() const { return {B, T, H, e}; }
+  Shape state() const { return {B, H, d, e}; }
 };
+
+// The pools the kernel tests go through: no decay, strong decay, and a mix across the heads.
+inline const std::vector<std::vector<double>> kDecayPools{{1.0}, {0.05}, {1.0, 0.05, 0.9, 0.999}};
 
 // One lambda per head, cycling through the pool (e.g. no decay, strong decay, the model's range).
 inline std::vector<double> decays(int64_t H, const std::vector<double>& pool) {

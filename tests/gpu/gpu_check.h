@@ -28,19 +28,25 @@ void for_cuda_dtypes(F&& f) {
 // device computes on the dtype copy of host.
 inline Tensor rounded(const Tensor& host, DType dtype) { return host.to(dtype).to(DType::f32); }
 
-// Normal random f32 host tensor; the stddev keeps values away from zero-only inputs.
+// Normal random f32 host tensor, not rounded through any dtype (random_rounded in gpu_compare.h is);
+// the stddev keeps values away from zero-only inputs.
 inline Tensor random_host(const Shape& shape, Generator& gen, double stddev = 1.0) {
   return Tensor::randn(shape, gen, stddev, DType::f32);
 }
 
-// Waits for the device, then requires rel_error(out, ref) < tolerance(dtype).
-inline void check_close(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
+// Waits for the device, then checks rel_error(out, ref) < tolerance(dtype) and nothing else.
+inline void check_rel_error(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
   cuda::sync_compute();
+  const double err = rel_error(out, ref);
+  CHECK_MESSAGE(err < tolerance(dtype), what, " (", dtype_name(dtype), "): relative error ", err, " >= ", tolerance(dtype));
+}
+
+// check_rel_error after requiring a defined device result of ref's shape.
+inline void check_close(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
   REQUIRE_MESSAGE(out.defined(), what, ": no result");
   CHECK_MESSAGE(out.device() == Device::cuda, what, ": result is not on the device");
   CHECK_MESSAGE(out.shape() == ref.shape(), what, ": shape ", shape_str(out.shape()), " vs ", shape_str(ref.shape()));
-  const double err = rel_error(out, ref);
-  CHECK_MESSAGE(err < tolerance(dtype), what, " (", dtype_name(dtype), "): relative error ", err, " >= ", tolerance(dtype));
+  check_rel_error(out, ref, dtype, what);
 }
 
 using DeviceOpFn = std::function<Tensor(const std::vector<Tensor>&)>;

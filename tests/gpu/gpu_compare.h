@@ -22,8 +22,8 @@ inline Tensor to_device(const Tensor& host, DType dtype) { return host.to(dtype)
 
 // ||out - ref|| / ||ref|| over all elements; NaN anywhere in out gives +inf.
 inline double rel_error(const Tensor& out, const Tensor& ref) {
-  std::vector<double> o = out.to(Device::cpu).to_f64_vector();
-  std::vector<double> r = ref.to(Device::cpu).to_f64_vector();
+  std::vector<double> o = out.to_f64_vector();
+  std::vector<double> r = ref.to_f64_vector();
   if (o.size() != r.size()) return std::numeric_limits<double>::infinity();
   double num = 0, den = 0;
   for (size_t i = 0; i < o.size(); ++i) {
@@ -35,8 +35,9 @@ inline double rel_error(const Tensor& out, const Tensor& ref) {
 }
 
 // Random host values in f32, rounded through `dtype` first (bf16 cases compare the CUDA kernel with
-// the CPU f32 kernel on the same rounded inputs, so only the kernels' arithmetic differs).
-inline Tensor random_host(const Shape& shape, Generator& gen, DType dtype, double stddev = 1.0) {
+// the CPU f32 kernel on the same rounded inputs, so only the kernels' arithmetic differs). The
+// unrounded draw is random_host in gpu_check.h.
+inline Tensor random_rounded(const Shape& shape, Generator& gen, DType dtype, double stddev = 1.0) {
   return Tensor::randn(shape, gen, stddev).to(dtype).to(DType::f32);
 }
 

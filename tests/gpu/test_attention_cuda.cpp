@@ -9,11 +9,10 @@
 
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "gpu/gpu_compare.h"
+#include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
 #include "kernels/cpu/attention_tiled.h"
 #include "kernels/cuda/attention_flash.h"
-#include "kernels/cuda/memory.h"
 #include "kernels/cuda/stream.h"
 
 using namespace eat;
@@ -57,8 +56,10 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
   CAPTURE(c.window);
   CAPTURE(c.offset);
   const cpu::AttentionDims dims = dims_of(c);
-  Tensor q = random_host({c.B, c.T, c.H, c.d}, gen, dtype), k = random_host({c.B, c.keys, c.H, c.d}, gen, dtype),
-         v = random_host({c.B, c.keys, c.H, c.e}, gen, dtype), dout = random_host({c.B, c.T, c.H, c.e}, gen, dtype);
+  Tensor q = random_rounded({c.B, c.T, c.H, c.d}, gen, dtype);
+  Tensor k = random_rounded({c.B, c.keys, c.H, c.d}, gen, dtype);
+  Tensor v = random_rounded({c.B, c.keys, c.H, c.e}, gen, dtype);
+  Tensor dout = random_rounded({c.B, c.T, c.H, c.e}, gen, dtype);
 
   Outputs ref{Tensor::empty(dout.shape()), Tensor::empty({c.B, c.H, c.T}), Tensor::empty(q.shape()),
               Tensor::empty(k.shape()), Tensor::empty(v.shape())};
@@ -72,7 +73,6 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
   Outputs got{poisoned_device(dout.shape(), dtype), poisoned_device({c.B, c.H, c.T}, DType::f32),
               poisoned_device(q.shape(), dtype), poisoned_device(k.shape(), dtype), poisoned_device(v.shape(), dtype)};
   Tensor rowdot = poisoned_device({c.B, c.H, c.T}, DType::f32);
-  cuda::synchronize();  // uploads are done before the compute stream reads them
   dispatch_cuda_floating("test", dtype, [&]<typename T>() {
     cuda::attention_flash_forward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), got.out.data<T>(),
                                      got.lse.data<float>(), dims, cuda::compute_stream());
@@ -80,13 +80,11 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
                                       got.lse.data<float>(), dod.data<T>(), got.dq.data<T>(), got.dk.data<T>(),
                                       got.dv.data<T>(), rowdot.data<float>(), dims, cuda::compute_stream());
   });
-  cuda::sync_compute();
-  const double tol = tolerance(dtype);
-  CHECK(rel_error(got.out, ref.out) < tol);
-  CHECK(rel_error(got.lse, ref.lse) < tol);
-  CHECK(rel_error(got.dq, ref.dq) < tol);
-  CHECK(rel_error(got.dk, ref.dk) < tol);
-  CHECK(rel_error(got.dv, ref.dv) < tol);
+  check_rel_error(got.out, ref.out, dtype, "out");
+  check_rel_error(got.lse, ref.lse, dtype, "lse");  // f32, at the tolerance of the case's dtype
+  check_rel_error(got.dq, ref.dq, dtype, "dq");
+  check_rel_error(got.dk, ref.dk, dtype, "dk");
+  check_rel_error(got.dv, ref.dv, dtype, "dv");
 }
 
 }  // namespace
@@ -140,8 +138,8 @@ TEST_CASE("cuda flash attention: the op's autograd path on the GPU matches it on
   for (DType dtype : {DType::f32, DType::bf16}) {
     CAPTURE(dtype_name(dtype));
     const int64_t B = 2, T = 70, H = 2, d = 32;
-    Tensor q = random_host({B, T, H, d}, gen, dtype), k = random_host({B, T, H, d}, gen, dtype),
-           v = random_host({B, T, H, d}, gen, dtype), seed = random_host({B, T, H, d}, gen, dtype);
+    Tensor q = random_rounded({B, T, H, d}, gen, dtype), k = random_rounded({B, T, H, d}, gen, dtype),
+           v = random_rounded({B, T, H, d}, gen, dtype), seed = random_rounded({B, T, H, d}, gen, dtype);
     AttentionOptions opt;
     opt.window_left = 20;
     auto run = [&](Device device) {
@@ -151,15 +149,13 @@ TEST_CASE("cuda flash attention: the op's autograd path on the GPU matches it on
       Tensor ql = leaf(q), kl = leaf(k), vl = leaf(v);
       Tensor out = attention(ql, kl, vl, opt);
       out.backward(device == Device::cuda ? to_device(seed, dtype) : seed);
-      if (device == Device::cuda) cuda::sync_compute();
       return Outputs{out, Tensor(), ql.grad(), kl.grad(), vl.grad()};
     };
     Outputs host = run(Device::cpu), device = run(Device::cuda);
-    const double tol = tolerance(dtype);
-    CHECK(rel_error(device.out, host.out) < tol);
-    CHECK(rel_error(device.dq, host.dq) < tol);
-    CHECK(rel_error(device.dk, host.dk) < tol);
-    CHECK(rel_error(device.dv, host.dv) < tol);
+    check_rel_error(device.out, host.out, dtype, "out");
+    check_rel_error(device.dq, host.dq, dtype, "dq");
+    check_rel_error(device.dk, host.dk, dtype, "dk");
+    check_rel_error(device.dv, host.dv, dtype, "dv");
   }
 }
 
@@ -169,11 +165,10 @@ TEST_CASE("cuda flash attention: bit-identical gradients from run to run") {
   Case c{2, 200, 200, 4, 64, 64};
   const cpu::AttentionDims dims = dims_of(c);
   for (DType dtype : {DType::f32, DType::bf16}) {
-    Tensor q = to_device(random_host({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
-    Tensor k = to_device(random_host({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
-    Tensor v = to_device(random_host({c.B, c.T, c.H, c.e}, gen, dtype), dtype);
-    Tensor dout = to_device(random_host({c.B, c.T, c.H, c.e}, gen, dtype), dtype);
-    cuda::synchronize();
+    Tensor q = to_device(random_rounded({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
+    Tensor k = to_device(random_rounded({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
+    Tensor v = to_device(random_rounded({c.B, c.T, c.H, c.e}, gen, dtype), dtype);
+    Tensor dout = to_device(random_rounded({c.B, c.T, c.H, c.e}, gen, dtype), dtype);
     auto grads = [&] {
       Tensor out = Tensor::empty(v.shape(), dtype, Device::cuda), lse = Tensor::empty({c.B, c.H, c.T}, DType::f32, Device::cuda);
       Tensor dq = Tensor::empty(q.shape(), dtype, Device::cuda), dk = Tensor::empty(k.shape(), dtype, Device::cuda),
@@ -185,10 +180,9 @@ TEST_CASE("cuda flash attention: bit-identical gradients from run to run") {
                                           dout.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>(),
                                           rowdot.data<float>(), dims, cuda::compute_stream());
       });
-      cuda::sync_compute();
-      std::vector<double> all = out.to(Device::cpu).to_f64_vector();
+      std::vector<double> all = out.to_f64_vector();
       for (const Tensor* t : {&dq, &dk, &dv}) {
-        std::vector<double> x = t->to(Device::cpu).to_f64_vector();
+        std::vector<double> x = t->to_f64_vector();
         all.insert(all.end(), x.begin(), x.end());
       }
       return all;

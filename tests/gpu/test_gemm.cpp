@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "framework/dispatch.h"
 #include "framework/random.h"
 #include "framework/tensor.h"
 #include "gpu/gpu_compare.h"
@@ -17,34 +18,20 @@ using namespace eat;
 
 namespace {
 
-// A host f32 tensor holding values representable in dtype.
-Tensor operand(const Shape& shape, DType dtype, Generator& gen) {
-  return Tensor::randn(shape, gen, 1.0, DType::f32).to(dtype).to(DType::f32);
-}
-
-// Calls f.template operator()<T>() with T the device element type of dtype.
-template <typename F>
-void with_type(DType dtype, F&& f) {
-  if (dtype == DType::bf16)
-    f.template operator()<bf16>();
-  else
-    f.template operator()<float>();
-}
-
 struct Sizes {
   int64_t m, n, k;
 };
 
 // One product C (+)= op(A) op(B) on both devices; returns the relative error.
 double gemm_error(const Sizes& s, bool ta, bool tb, bool accumulate, DType dt, Generator& gen) {
-  Tensor a = operand(ta ? Shape{s.k, s.m} : Shape{s.m, s.k}, dt, gen);
-  Tensor b = operand(tb ? Shape{s.n, s.k} : Shape{s.k, s.n}, dt, gen);
-  Tensor c0 = operand({s.m, s.n}, dt, gen);
+  Tensor a = test::random_rounded(ta ? Shape{s.k, s.m} : Shape{s.m, s.k}, gen, dt);
+  Tensor b = test::random_rounded(tb ? Shape{s.n, s.k} : Shape{s.k, s.n}, gen, dt);
+  Tensor c0 = test::random_rounded({s.m, s.n}, gen, dt);
   Tensor ref = c0.clone();
   cpu::gemm<float>(a.data<float>(), b.data<float>(), ref.data<float>(), s.m, s.n, s.k, ta, tb, accumulate);
   Tensor ad = test::to_device(a, dt), bd = test::to_device(b, dt);
   Tensor cd = accumulate ? test::to_device(c0, dt) : test::poisoned_device({s.m, s.n}, dt);
-  with_type(dt, [&]<typename T>() {
+  dispatch_cuda_floating("test", dt, [&]<typename T>() {
     cuda::gemm<T>(ad.data<T>(), bd.data<T>(), cd.data<T>(), s.m, s.n, s.k, ta, tb, accumulate);
   });
   return test::rel_error(cd, ref);
@@ -89,12 +76,12 @@ TEST_CASE("cuda::gemm_batched: shared and per-batch operands, a padded output st
       const bool ta = flags & 1, tb = flags & 2, shared_b = flags & 4;
       CAPTURE(dtype_name(dt));
       CAPTURE(flags);
-      Tensor a = operand({batch, m * k}, dt, gen);
-      Tensor b = operand({shared_b ? 1 : batch, k * n}, dt, gen);
+      Tensor a = test::random_rounded({batch, m * k}, gen, dt);
+      Tensor b = test::random_rounded({shared_b ? 1 : batch, k * n}, gen, dt);
       const int64_t sb = shared_b ? 0 : k * n;
       Tensor ad = test::to_device(a, dt), bd = test::to_device(b, dt);
       Tensor cd = test::poisoned_device({batch, sc}, dt);
-      with_type(dt, [&]<typename T>() {
+      dispatch_cuda_floating("test", dt, [&]<typename T>() {
         cuda::gemm_batched<T>(batch, ad.data<T>(), m * k, bd.data<T>(), sb, cd.data<T>(), sc, m, n, k, ta, tb, false);
       });
       std::vector<double> out = cd.to_f64_vector();
@@ -127,12 +114,13 @@ TEST_CASE("cuda::column_sums matches the CPU over one and many row chunks") {
       CAPTURE(dtype_name(dt));
       CAPTURE(rows);
       const int64_t cols = 33;
-      Tensor x = operand({rows, cols}, dt, gen);
+      Tensor x = test::random_rounded({rows, cols}, gen, dt);
       Tensor ref = Tensor::empty({cols});
       cpu::column_sums<float>(x.data<float>(), ref.data<float>(), rows, cols);
       Tensor xd = test::to_device(x, dt);
       Tensor out = test::poisoned_device({cols}, dt);
-      with_type(dt, [&]<typename T>() { cuda::column_sums<T>(xd.data<T>(), out.data<T>(), rows, cols); });
+      dispatch_cuda_floating("test", dt,
+                             [&]<typename T>() { cuda::column_sums<T>(xd.data<T>(), out.data<T>(), rows, cols); });
       CHECK(test::rel_error(out, ref) < test::tolerance(dt));
       if (rows == 0)
         for (double v : out.to_f64_vector()) CHECK(v == 0.0);

@@ -11,12 +11,11 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "gpu/decay_cases.h"
-#include "gpu/gpu_compare.h"
+#include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/state_readout.h"
 #include "kernels/cuda/lightning_chunked.h"
-#include "kernels/cuda/memory.h"
 #include "kernels/cuda/state_readout.h"
 #include "kernels/cuda/stream.h"
 
@@ -35,10 +34,11 @@ void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_
   CAPTURE(decay[0]);
   CAPTURE(with_state);
   const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
-  const Shape qs{n.B, n.T, n.H, n.d}, vs{n.B, n.T, n.H, n.e}, ss{n.B, n.H, n.d, n.e};
-  Tensor q = random_host(qs, gen, dtype, 0.5), k = random_host(qs, gen, dtype, 0.5), v = random_host(vs, gen, dtype);
-  Tensor dout = random_host(vs, gen, dtype), dfinal = random_host(ss, gen, dtype);
-  Tensor s0 = with_state ? random_host(ss, gen, dtype) : Tensor();
+  const Shape qs = n.qk(), vs = n.v(), ss = n.state();
+  Tensor q = random_rounded(qs, gen, dtype, 0.5), k = random_rounded(qs, gen, dtype, 0.5);
+  Tensor v = random_rounded(vs, gen, dtype), dout = random_rounded(vs, gen, dtype);
+  Tensor dfinal = random_rounded(ss, gen, dtype);
+  Tensor s0 = with_state ? random_rounded(ss, gen, dtype) : Tensor();
 
   Tensor o = Tensor::empty(vs), fin = Tensor::empty(ss), dq = Tensor::empty(qs), dk = Tensor::empty(qs),
          dv = Tensor::empty(vs), ds0 = with_state ? Tensor::empty(ss) : Tensor();
@@ -54,7 +54,6 @@ void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_
   Tensor go = poisoned_device(vs, dtype), gfin = poisoned_device(ss, dtype), gdq = poisoned_device(qs, dtype),
          gdk = poisoned_device(qs, dtype), gdv = poisoned_device(vs, dtype),
          gds0 = with_state ? poisoned_device(ss, dtype) : Tensor();
-  cuda::synchronize();  // uploads are done before the compute stream reads them
   const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
   dispatch_cuda_floating("test", dtype, [&]<typename T>() {
     cuda::lightning_chunked_forward<T>(cd, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
@@ -63,14 +62,12 @@ void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_
                                         dod.data<T>(), dfd.data<T>(), gdq.data<T>(), gdk.data<T>(), gdv.data<T>(),
                                         ptr<T>(gds0), cuda::compute_stream());
   });
-  cuda::sync_compute();
-  const double tol = tolerance(dtype);
-  CHECK(rel_error(go, o) < tol);
-  CHECK(rel_error(gfin, fin) < tol);
-  CHECK(rel_error(gdq, dq) < tol);
-  CHECK(rel_error(gdk, dk) < tol);
-  CHECK(rel_error(gdv, dv) < tol);
-  if (with_state) CHECK(rel_error(gds0, ds0) < tol);
+  check_rel_error(go, o, dtype, "o");
+  check_rel_error(gfin, fin, dtype, "final state");
+  check_rel_error(gdq, dq, dtype, "dq");
+  check_rel_error(gdk, dk, dtype, "dk");
+  check_rel_error(gdv, dv, dtype, "dv");
+  if (with_state) check_rel_error(gds0, ds0, dtype, "ds0");
 }
 
 }  // namespace
@@ -78,11 +75,10 @@ void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_
 TEST_CASE("cuda lightning: output, final state and all gradients match the CPU chunked kernel") {
   test::require_gpu();
   Generator gen(201);
-  const std::vector<std::vector<double>> pools{{1.0}, {0.05}, {1.0, 0.05, 0.9, 0.999}};
   for (DType dtype : {DType::f32, DType::bf16})
     for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 130, 2, 128, 128}, Dims{2, 33, 4, 40, 24}, Dims{1, 1, 1, 8, 16},
                    Dims{1, 200, 2, 32, 96}})
-      for (const auto& pool : pools)
+      for (const auto& pool : kDecayPools)
         for (bool with_state : {false, true}) check_lightning(n, decays(n.H, pool), with_state, dtype, gen);
 }
 
@@ -93,9 +89,9 @@ TEST_CASE("cuda lightning: the op's autograd path on the GPU matches it on the C
     CAPTURE(dtype_name(dtype));
     const int64_t B = 2, T = 90, H = 2, d = 32, e = 48;
     const std::vector<double> decay{0.97, 0.5};
-    Tensor q = random_host({B, T, H, d}, gen, dtype, 0.5), k = random_host({B, T, H, d}, gen, dtype, 0.5),
-           v = random_host({B, T, H, e}, gen, dtype), s0 = random_host({B, H, d, e}, gen, dtype),
-           seed = random_host({B, T, H, e}, gen, dtype);
+    Tensor q = random_rounded({B, T, H, d}, gen, dtype, 0.5), k = random_rounded({B, T, H, d}, gen, dtype, 0.5),
+           v = random_rounded({B, T, H, e}, gen, dtype), s0 = random_rounded({B, H, d, e}, gen, dtype),
+           seed = random_rounded({B, T, H, e}, gen, dtype);
     struct Run {
       Tensor o, fin, dq, dk, dv, ds0;
     };
@@ -106,17 +102,15 @@ TEST_CASE("cuda lightning: the op's autograd path on the GPU matches it on the C
       Tensor ql = leaf(q), kl = leaf(k), vl = leaf(v), sl = leaf(s0);
       auto [o, fin] = lightning_attention(ql, kl, vl, decay, sl);
       o.backward(device == Device::cuda ? to_device(seed, dtype) : seed);  // the final state is unused: zero gradient
-      if (device == Device::cuda) cuda::sync_compute();
       return Run{o, fin, ql.grad(), kl.grad(), vl.grad(), sl.grad()};
     };
     Run host = run(Device::cpu), device = run(Device::cuda);
-    const double tol = tolerance(dtype);
-    CHECK(rel_error(device.o, host.o) < tol);
-    CHECK(rel_error(device.fin, host.fin) < tol);
-    CHECK(rel_error(device.dq, host.dq) < tol);
-    CHECK(rel_error(device.dk, host.dk) < tol);
-    CHECK(rel_error(device.dv, host.dv) < tol);
-    CHECK(rel_error(device.ds0, host.ds0) < tol);
+    check_rel_error(device.o, host.o, dtype, "o");
+    check_rel_error(device.fin, host.fin, dtype, "final state");
+    check_rel_error(device.dq, host.dq, dtype, "dq");
+    check_rel_error(device.dk, host.dk, dtype, "dk");
+    check_rel_error(device.dv, host.dv, dtype, "dv");
+    check_rel_error(device.ds0, host.ds0, dtype, "ds0");
   }
 }
 
@@ -129,15 +123,15 @@ TEST_CASE("cuda state readout: output and both gradients match the CPU kernel") 
       CAPTURE(n.T);
       const std::vector<double> decay = decays(n.H, {1.0, 0.05, 0.9});
       const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
-      const Shape qs{n.B, n.T, n.H, n.d}, vs{n.B, n.T, n.H, n.e}, ss{n.B, n.H, n.d, n.e};
-      Tensor q = random_host(qs, gen, dtype), st = random_host(ss, gen, dtype), dout = random_host(vs, gen, dtype);
+      const Shape qs = n.qk(), vs = n.v(), ss = n.state();
+      Tensor q = random_rounded(qs, gen, dtype), st = random_rounded(ss, gen, dtype);
+      Tensor dout = random_rounded(vs, gen, dtype);
       Tensor o = Tensor::empty(vs), dq = Tensor::empty(qs), dst = Tensor::empty(ss);
       cpu::state_readout_forward<float>(s, decay, q.data<float>(), st.data<float>(), o.data<float>());
       cpu::state_readout_backward<float>(s, decay, q.data<float>(), st.data<float>(), dout.data<float>(),
                                          dq.data<float>(), dst.data<float>());
       Tensor qd = to_device(q, dtype), std_ = to_device(st, dtype), dod = to_device(dout, dtype);
       Tensor go = poisoned_device(vs, dtype), gdq = poisoned_device(qs, dtype), gdst = poisoned_device(ss, dtype);
-      cuda::synchronize();
       const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
       dispatch_cuda_floating("test", dtype, [&]<typename T>() {
         cuda::state_readout_forward<T>(cd, decay.data(), qd.data<T>(), std_.data<T>(), go.data<T>(),
@@ -145,11 +139,9 @@ TEST_CASE("cuda state readout: output and both gradients match the CPU kernel") 
         cuda::state_readout_backward<T>(cd, decay.data(), qd.data<T>(), std_.data<T>(), dod.data<T>(),
                                         gdq.data<T>(), gdst.data<T>(), cuda::compute_stream());
       });
-      cuda::sync_compute();
-      const double tol = tolerance(dtype);
-      CHECK(rel_error(go, o) < tol);
-      CHECK(rel_error(gdq, dq) < tol);
-      CHECK(rel_error(gdst, dst) < tol);
+      check_rel_error(go, o, dtype, "o");
+      check_rel_error(gdq, dq, dtype, "dq");
+      check_rel_error(gdst, dst, dtype, "dstate");
     }
 }
 

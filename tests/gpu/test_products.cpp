@@ -11,11 +11,6 @@ using namespace eat;
 
 namespace {
 
-// A host f32 leaf holding values representable in dtype.
-Tensor operand(const Shape& shape, DType dtype, Generator& gen) {
-  return Tensor::randn(shape, gen, 1.0, DType::f32).to(dtype).to(DType::f32);
-}
-
 Tensor leaf(const Tensor& t) {
   Tensor l = t.detach();
   l.requires_grad_();
@@ -46,8 +41,8 @@ TEST_CASE("linear forward and backward on CUDA match the CPU, with and without b
     for (bool with_bias : {false, true}) {
       CAPTURE(dtype_name(dt));
       CAPTURE(with_bias);
-      Tensor x = operand(x_shape, dt, gen), w = operand(w_shape, dt, gen), b = operand({33}, dt, gen);
-      Tensor dy = operand(y_shape, dt, gen);
+      Tensor x = test::random_rounded(x_shape, gen, dt), w = test::random_rounded(w_shape, gen, dt);
+      Tensor b = test::random_rounded({33}, gen, dt), dy = test::random_rounded(y_shape, gen, dt);
       Tensor xc = leaf(x), wc = leaf(w), bc = with_bias ? leaf(b) : Tensor();
       Tensor yc = linear(xc, wc, bc);
       yc.backward(dy);
@@ -82,7 +77,8 @@ TEST_CASE("matmul forward and backward on CUDA match the CPU: transposes, batche
       const Shape b_tail = tb ? Shape{n, k} : Shape{k, n};
       const Shape b_shape = shared_b ? b_tail : with_batch(b_tail);
       const Shape c_shape = with_batch({m, n});
-      Tensor a = operand(a_shape, dt, gen), b = operand(b_shape, dt, gen), dc = operand(c_shape, dt, gen);
+      Tensor a = test::random_rounded(a_shape, gen, dt), b = test::random_rounded(b_shape, gen, dt);
+      Tensor dc = test::random_rounded(c_shape, gen, dt);
       Tensor ac = leaf(a), bc = leaf(b);
       Tensor cc = matmul(ac, bc, ta, tb);
       cc.backward(dc);

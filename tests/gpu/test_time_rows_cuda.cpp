@@ -15,16 +15,6 @@
 using namespace eat;
 using namespace eat::test;
 
-namespace {
-
-// The device tensor's values, bit-comparable with a CPU tensor of the same dtype.
-std::vector<double> host_values(const Tensor& t) {
-  cuda::sync_compute();
-  return t.to(Device::cpu).to_f64_vector();
-}
-
-}  // namespace
-
 TEST_CASE("cuda time rows: copy_time and narrow_time move the same rows as on the CPU") {
   test::require_gpu();
   Generator gen(221);
@@ -35,13 +25,13 @@ TEST_CASE("cuda time rows: copy_time and narrow_time move the same rows as on th
     Tensor from_d = from.to(Device::cuda), to_d = to.to(Device::cuda);  // the same sentinel rows on both sides
     copy_time(from, 2, to, 1, 4);
     copy_time(from_d, 2, to_d, 1, 4);
-    CHECK(host_values(to_d) == to.to_f64_vector());
+    CHECK(to_d.to_f64_vector() == to.to_f64_vector());
 
     Tensor x = Tensor::randn({2, 11, 3}, gen, 1.0).to(dtype);
     poison_allocator_cache({{2, 4, 3}}, dtype);
     Tensor cut = narrow_time(x.to(Device::cuda), 5, 9);
     REQUIRE(cut.device() == Device::cuda);
-    CHECK(host_values(cut) == narrow_time(x, 5, 9).to_f64_vector());
+    CHECK(cut.to_f64_vector() == narrow_time(x, 5, 9).to_f64_vector());
   }
 }
 
@@ -50,7 +40,7 @@ TEST_CASE("cuda time rows: add_time sums on the device, bf16 included") {
   Generator gen(222);
   for (DType dtype : {DType::f32, DType::bf16}) {
     CAPTURE(dtype_name(dtype));
-    Tensor from = random_host({2, 3, 4}, gen, dtype), to = random_host({2, 8, 4}, gen, dtype);
+    Tensor from = random_rounded({2, 3, 4}, gen, dtype), to = random_rounded({2, 8, 4}, gen, dtype);
     Tensor from_d = to_device(from, dtype), to_d = to_device(to, dtype);
     add_time(from, to, 4);  // f32 on the CPU: the exact sum of the rounded values, then one rounding on the device
     add_time(from_d, to_d, 4);
@@ -60,8 +50,8 @@ TEST_CASE("cuda time rows: add_time sums on the device, bf16 included") {
     CHECK(rel_error(to_d, to) < tol);
     // Rows outside [4, 7) are untouched: compare them exactly with the inputs.
     Tensor head = narrow_time(to_d, 0, 4), tail = narrow_time(to_d, 7, 8);
-    CHECK(host_values(head) == narrow_time(to, 0, 4).to_f64_vector());
-    CHECK(host_values(tail) == narrow_time(to, 7, 8).to_f64_vector());
+    CHECK(head.to_f64_vector() == narrow_time(to, 0, 4).to_f64_vector());
+    CHECK(tail.to_f64_vector() == narrow_time(to, 7, 8).to_f64_vector());
   }
 }
 
@@ -81,9 +71,9 @@ TEST_CASE("cuda halo: in a group of one the halo is zeros and its gradient stays
       Tensor xd = x.to(Device::cuda).requires_grad_();
       Tensor out = halo_exchange(xd, halo, *single);
       REQUIRE(out.device() == Device::cuda);
-      CHECK(host_values(out) == want.to_f64_vector());
+      CHECK(out.to_f64_vector() == want.to_f64_vector());
       out.backward(seed.to(Device::cuda));
       REQUIRE(xd.grad().defined());
-      CHECK(host_values(xd.grad()) == want_grad.to_f64_vector());
+      CHECK(xd.grad().to_f64_vector() == want_grad.to_f64_vector());
     }
 }

@@ -14,7 +14,7 @@
 #include "framework/train/evaluate.h"
 #include "framework/train/placement.h"
 #include "framework/train/trainer.h"
-#include "gpu_guard.h"
+#include "gpu/gpu_guard.h"
 #include "temp_dir.h"
 #include "training/tiny_run.h"
 
