@@ -9,7 +9,7 @@
 
 #include "data/token_file.h"
 #include "data/tokenizer.h"
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat::data {
 

@@ -2,8 +2,8 @@
 
 #include <numeric>
 
-#include "framework/error.h"
-#include "framework/random.h"
+#include "base/error.h"
+#include "base/random.h"
 
 namespace eat::data {
 

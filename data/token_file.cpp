@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat::data {
 

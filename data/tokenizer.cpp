@@ -1,6 +1,6 @@
 #include "data/tokenizer.h"
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat::data {
 

@@ -103,9 +103,9 @@ void record(const std::string& op_name, const std::vector<Tensor>& inputs, const
   record_node(std::move(node), outputs);
 }
 
-Tensor grad_or_zeros(const std::vector<Tensor>& grads, size_t i, const Tensor& like) {
+Tensor grad_or_zeros(const std::vector<Tensor>& grads, size_t i, const Shape& shape, DType dtype, Device device) {
   if (i < grads.size() && grads[i].defined()) return grads[i];
-  return Tensor::zeros_like(like);
+  return Tensor::zeros(shape, dtype, device);
 }
 
 void run_backward(const Tensor& root, const Tensor& seed) {

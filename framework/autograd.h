@@ -49,8 +49,10 @@ void record_node(std::shared_ptr<Node> node, const std::vector<Tensor>& outputs)
 // Runs the backward pass from `root` with seed gradient `seed`.
 void run_backward(const Tensor& root, const Tensor& seed);
 
-// Returns grads[i] if defined, else zeros shaped like `like` (for outputs that did not reach the loss).
-Tensor grad_or_zeros(const std::vector<Tensor>& grads, size_t i, const Tensor& like);
+// Returns grads[i] if defined, else zeros of that output's shape (an output that did not reach the
+// loss arrives undefined). The shape, not the output, is what a closure keeps, so the graph does
+// not hold the output alive.
+Tensor grad_or_zeros(const std::vector<Tensor>& grads, size_t i, const Shape& shape, DType dtype, Device device);
 
 }  // namespace autograd
 

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <chrono>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/tensor.h"
 #ifdef EAT_WITH_CUDA
 #include <cuda_runtime_api.h>
 
 #include "kernels/cuda/gemm.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

@@ -3,7 +3,7 @@
 // quoted against what the tensor cores could do in that precision, as papers quote it.
 #include <string>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat {
 

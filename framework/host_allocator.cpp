@@ -4,7 +4,7 @@
 #include <map>
 #include <mutex>
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat {
 
@@ -64,20 +64,6 @@ void host_free(void* ptr, size_t nbytes) {
     }
   }
   std::free(ptr);
-}
-
-size_t host_cached_bytes() {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mutex);
-  return c.cached;
-}
-
-void host_release_cache() {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mutex);
-  for (auto& [size, p] : c.free_blocks) std::free(p);
-  c.free_blocks.clear();
-  c.cached = 0;
 }
 
 }  // namespace eat

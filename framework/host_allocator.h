@@ -9,7 +9,5 @@ namespace eat {
 
 void* host_alloc(size_t nbytes);             // 64-byte aligned
 void host_free(void* ptr, size_t nbytes);    // nbytes as given to host_alloc
-size_t host_cached_bytes();                  // held for reuse right now
-void host_release_cache();                   // give every cached block back
 
 }  // namespace eat

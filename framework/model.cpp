@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat {
 

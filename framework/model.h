@@ -10,10 +10,10 @@
 #include <variant>
 #include <vector>
 
-#include "framework/dist/communicator.h"
-#include "framework/error.h"
+#include "framework/comm/communicator.h"
+#include "base/error.h"
 #include "framework/nn/module.h"
-#include "framework/random.h"
+#include "base/random.h"
 
 namespace eat {
 
@@ -37,7 +37,6 @@ class FamilyOptions {
   // A channel mixer's hidden width: the option, or round(8 d_model / 3) when it is 0 (LLaMA's
   // choice, which keeps a gated mixer's parameters at those of a 4x MLP).
   int64_t hidden_width(const std::string& name, int64_t d_model) const;
-  const std::map<std::string, OptionValue>& values() const { return values_; }
 
  private:
   const OptionValue& at(const std::string& name) const;
@@ -78,7 +77,6 @@ class LanguageModel : public Module {
 
 struct FamilySpec {
   std::string name;
-  std::string summary;
   std::vector<OptionSpec> options;
   // Extra checks that involve the sequence length or several keys; returns "" when fine, else
   // the message (the recipe parser adds file and key).

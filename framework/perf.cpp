@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "framework/random.h"
+#include "base/random.h"
 #include "framework/tensor.h"
 #include "kernels/cpu/matmul.h"
 

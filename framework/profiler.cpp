@@ -7,7 +7,7 @@
 #include <mutex>
 
 #ifdef EAT_WITH_CUDA
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat::profiler {

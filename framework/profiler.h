@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat::profiler {
 

@@ -3,10 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/host_allocator.h"
 #ifdef EAT_WITH_CUDA
-#include "kernels/cuda/memory.h"
+#include "runtime/cuda/memory.h"
 #endif
 
 namespace eat {
@@ -82,12 +82,6 @@ std::string device_memory_summary() { return format_allocator_stats(device_memor
 void device_empty_cache() {
 #ifdef EAT_WITH_CUDA
   cuda::empty_cache();
-#endif
-}
-
-void device_reset_peak_memory() {
-#ifdef EAT_WITH_CUDA
-  cuda::reset_peak_memory();
 #endif
 }
 

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "framework/allocator_stats.h"
-#include "framework/dtype.h"
+#include "base/allocator_stats.h"
+#include "base/dtype.h"
 
 namespace eat {
 
@@ -38,7 +38,6 @@ bool cuda_available();  // built with CUDA and a device is present
 // summary for logs ("allocated ... (peak ...), reserved ... (peak ...), N driver allocations").
 AllocatorStats device_memory_stats();
 std::string device_memory_summary();
-void device_empty_cache();       // gives cached device blocks back to the driver
-void device_reset_peak_memory();
+void device_empty_cache();  // gives cached device blocks back to the driver
 
 }  // namespace eat

@@ -5,7 +5,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "framework/random.h"
+#include "base/random.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/cast.h"
 #include "kernels/cuda/fill.h"

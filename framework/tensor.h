@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/dtype.h"
-#include "framework/error.h"
+#include "base/dtype.h"
+#include "base/error.h"
 #include "framework/storage.h"
 
 namespace eat {

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "framework/dist/comm_stats.h"
-#include "framework/error.h"
+#include "framework/comm/comm_stats.h"
+#include "base/error.h"
 
 namespace eat::models {
 
@@ -114,7 +114,6 @@ double Transformer::train_flops_per_token(int64_t T) const {
 FamilySpec transformer_family() {
   FamilySpec f;
   f.name = "transformer";
-  f.summary = "Llama-style softmax Transformer (RMSNorm, RoPE, SwiGLU), the baseline";
   f.options = {
       {"ffn_hidden", int64_t{0}, "SwiGLU hidden width; 0 means round(8 d_model / 3)"},
       {"rope_theta", 10000.0, "RoPE base"},

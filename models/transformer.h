@@ -4,7 +4,7 @@
 // final RMSNorm and an output head, optionally tied to the token embedding.
 #include "framework/model.h"
 #include "framework/nn/layers.h"
-#include "framework/dist/lasp2.h"
+#include "framework/parallel/lasp2.h"
 #include "framework/ops.h"
 
 namespace eat::models {

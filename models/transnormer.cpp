@@ -2,19 +2,34 @@
 
 #include <cmath>
 
-#include "framework/dist/comm_stats.h"
-#include "framework/error.h"
+#include "framework/comm/comm_stats.h"
+#include "base/error.h"
 
 namespace eat::models {
+
+namespace {
+// The n slopes 2^(-8 (h + 1) / n) of a power-of-2 head count n.
+std::vector<double> power_of_two_slopes(int64_t n) {
+  std::vector<double> slopes;
+  for (int64_t h = 0; h < n; ++h) slopes.push_back(std::pow(2.0, -8.0 * static_cast<double>(h + 1) / static_cast<double>(n)));
+  return slopes;
+}
+}  // namespace
+
+std::vector<double> alibi_slopes(int64_t n_heads) {
+  int64_t below = 1;  // the largest power of 2 <= n_heads
+  while (below * 2 <= n_heads) below *= 2;
+  std::vector<double> slopes = power_of_two_slopes(below);
+  const std::vector<double> finer = power_of_two_slopes(2 * below);
+  for (int64_t i = 0; static_cast<int64_t>(slopes.size()) < n_heads; i += 2) slopes.push_back(finer[static_cast<size_t>(i)]);
+  return slopes;
+}
 
 std::vector<double> transnormer_decay(int64_t n_heads, int64_t layer, int64_t n_layers) {
   // With one layer the released formula divides by zero; that layer gets the layer-0 decay.
   const double depth = n_layers > 1 ? static_cast<double>(layer) / static_cast<double>(n_layers - 1) : 0.0;
-  std::vector<double> lambda(static_cast<size_t>(n_heads));
-  for (int64_t h = 0; h < n_heads; ++h) {
-    const double slope = std::pow(2.0, -8.0 * static_cast<double>(h + 1) / static_cast<double>(n_heads));
-    lambda[static_cast<size_t>(h)] = std::exp(-slope * (1.0 - depth + 1e-5));
-  }
+  std::vector<double> lambda;
+  for (double slope : alibi_slopes(n_heads)) lambda.push_back(std::exp(-slope * (1.0 - depth + 1e-5)));
   return lambda;
 }
 
@@ -138,7 +153,6 @@ double TransNormer::train_flops_per_token(int64_t T) const {
 FamilySpec transnormer_family() {
   FamilySpec f;
   f.name = "transnormer";
-  f.summary = "TransNormerLLM: Lightning Attention-2 with fixed per-head decay, SRMSNorm, SGLU";
   f.options = {
       {"glu_hidden", int64_t{0}, "SGLU hidden width; 0 means round(8 d_model / 3)"},
       {"norm_eps", 1e-6, "SRMSNorm epsilon"},

@@ -1,5 +1,5 @@
 #pragma once
-// TransNormerLLM (TNL; spec ../shared/specs/lightning.md section 1): pre-norm blocks of
+// TransNormerLLM (TNL, arXiv 2405.17381, as released in OpenNLPLab/TransnormerLLM): pre-norm blocks of
 //   x = x + NormLinearAttention(SRMSNorm(x));  x = x + SGLU(SRMSNorm(x))
 // and a final SRMSNorm before the output head; the embedding is scaled by sqrt(d_model).
 // The token mixer: q, k, v, u projections; SiLU on q and k; decayed causal linear attention
@@ -10,13 +10,17 @@
 
 #include "framework/model.h"
 #include "framework/nn/layers.h"
-#include "framework/dist/lasp2.h"
+#include "framework/parallel/lasp2.h"
 #include "framework/ops.h"
 
 namespace eat::models {
 
-// The released code's decay: slope_h = 2^(-8 (h + 1) / H) scaled by (1 - l / (L - 1) + 1e-5),
-// lambda = exp(-slope). Layer 0 decays fastest; the last layer hardly at all.
+// The ALiBi head slopes the released code takes its decay from: for H a power of 2,
+// slope_h = 2^(-8 (h + 1) / H); otherwise the H' = 2^floor(log2 H) slopes of that form, then every
+// other slope of the 2H'-head set (for H = 12: 1/2 ... 1/256, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5).
+std::vector<double> alibi_slopes(int64_t n_heads);
+// The released code's decay: the ALiBi slope scaled by (1 - l / (L - 1) + 1e-5), lambda =
+// exp(-slope). Layer 0 decays fastest; the last layer hardly at all.
 std::vector<double> transnormer_decay(int64_t n_heads, int64_t layer, int64_t n_layers);
 
 struct TransNormerOptions {

@@ -11,8 +11,9 @@
 
 #include "framework/autograd.h"
 #include "framework/ops.h"
-#include "framework/random.h"
+#include "base/random.h"
 #include "framework/tensor.h"
+#include "rel_error.h"
 
 namespace eat::test {
 
@@ -81,22 +82,6 @@ inline double gradcheck(const std::string& label, const OpFn& fn, std::vector<Te
     }
   }
   return worst;
-}
-
-// ||a - b|| / ||b|| over all elements.
-inline double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
-
-inline double rel_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return rel_error(a.to_f64_vector(), b.to_f64_vector());
 }
 
 // Runs fn on f32 copies of f64 inputs and compares outputs and input gradients with the f64 run.

@@ -12,7 +12,7 @@
 #include <set>
 #include <sstream>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/optim/schedule.h"
 #include "framework/storage.h"
 

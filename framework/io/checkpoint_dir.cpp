@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <regex>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/io/safetensors.h"
 
 namespace eat {

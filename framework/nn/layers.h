@@ -2,7 +2,7 @@
 // The building-block layers shared by every model family.
 #include "framework/nn/module.h"
 #include "framework/ops.h"
-#include "framework/random.h"
+#include "base/random.h"
 
 namespace eat {
 

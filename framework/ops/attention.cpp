@@ -9,7 +9,7 @@
 #include "kernels/cpu/attention_tiled.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/attention_flash.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

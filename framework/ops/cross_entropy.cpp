@@ -10,7 +10,7 @@
 #include "kernels/cpu/cross_entropy.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/cross_entropy.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

@@ -8,7 +8,7 @@
 #include "kernels/cpu/embedding.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/embedding.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

@@ -5,7 +5,7 @@
 #include "kernels/cpu/glu_gate.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/glu_gate.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

@@ -1,6 +1,6 @@
 #include "framework/ops/ids.h"
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat {
 

@@ -10,7 +10,7 @@
 #include "kernels/cpu/lightning_recurrent.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/lightning_chunked.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {
@@ -105,13 +105,8 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
         kOp, {q, k, v, initial_state}, {o, final_state},
         [s, impl, block, decay, need_q, need_k, need_v, need_s0, q = q.detach(), k = k.detach(), v = v.detach(), s0,
          block_states](const std::vector<Tensor>& g) {
-          // An output nobody used arrives undefined: its gradient is zero. (Shapes, not the
-          // outputs themselves, are captured, so the graph does not keep o alive.)
-          auto grad_or_zeros = [&](size_t i, const Shape& shape) {
-            return i < g.size() && g[i].defined() ? g[i] : Tensor::zeros(shape, q.dtype(), q.device());
-          };
-          Tensor dout = grad_or_zeros(0, {s.B, s.T, s.H, s.e});
-          Tensor dfinal = grad_or_zeros(1, {s.B, s.H, s.d, s.e});
+          Tensor dout = autograd::grad_or_zeros(g, 0, {s.B, s.T, s.H, s.e}, q.dtype(), q.device());
+          Tensor dfinal = autograd::grad_or_zeros(g, 1, {s.B, s.H, s.d, s.e}, q.dtype(), q.device());
           Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
           Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
           Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();

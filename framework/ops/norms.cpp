@@ -8,7 +8,7 @@
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/norms.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

@@ -5,7 +5,7 @@
 #include "kernels/cpu/rope.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/rope.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

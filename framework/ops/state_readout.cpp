@@ -8,7 +8,7 @@
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/state_readout.h"
 #include "kernels/cuda/state_sum.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

@@ -10,7 +10,7 @@
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {

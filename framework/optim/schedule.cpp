@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat {
 

@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/io/safetensors.h"
 #include "framework/version.h"
 

@@ -5,7 +5,7 @@
 
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/ops.h"
 #include "kernels/cpu/cross_entropy.h"
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "framework/error.h"
+#include "base/error.h"
 
 namespace eat {
 

@@ -1,7 +1,7 @@
 // SiLU, GELU (erf and tanh forms) and sigmoid with their derivatives: one thread per element in a
 // grid-stride loop, the activation chosen by a switch that is uniform across the grid.
 #include "kernels/cuda/activations.h"
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 

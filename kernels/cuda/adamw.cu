@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "kernels/cuda/adamw.h"
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 

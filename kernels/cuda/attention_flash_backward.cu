@@ -6,7 +6,7 @@
 //    accumulating dK and dV for its keys in shared memory;
 //  - query pass: one thread block per (batch * head, query tile) walks its key tiles for dQ.
 // Both recompute S and dO V^T; that is the price of having no atomics.
-#include "framework/dtype.h"
+#include "base/dtype.h"
 #include "kernels/cuda/attention_flash_common.cuh"
 
 namespace eat::cuda::flash {

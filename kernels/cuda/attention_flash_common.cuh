@@ -3,7 +3,7 @@
 // the per-launch parameters and the tile sizes.
 #include <cstdint>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "kernels/cpu/attention_band.h"
 #include "kernels/cuda/attention_flash.h"
 #include "kernels/cuda/smem_tile.cuh"

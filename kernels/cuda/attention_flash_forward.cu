@@ -5,7 +5,7 @@
 // one exp2f.
 #include <cmath>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 #include "kernels/cuda/attention_flash_common.cuh"
 
 namespace eat::cuda::flash {

@@ -1,12 +1,12 @@
 #include <algorithm>
 
 #include "kernels/cuda/bias.h"
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
-#include "kernels/cuda/memory.h"
+#include "runtime/cuda/memory.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 namespace eat::cuda {
 

@@ -3,7 +3,7 @@
 // T is float or eat::bf16 (f32 arithmetic inside); queued on compute_stream().
 #include <cstdint>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat::cuda {
 

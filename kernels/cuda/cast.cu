@@ -2,10 +2,10 @@
 #include <type_traits>
 
 #include "kernels/cuda/cast.h"
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 namespace eat::cuda {
 

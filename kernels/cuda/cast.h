@@ -2,7 +2,7 @@
 // Element type conversion between two device buffers (Tensor::to(DType) and copy_from on CUDA).
 #include <cstdint>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat::cuda {
 

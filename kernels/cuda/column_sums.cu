@@ -1,6 +1,6 @@
 // Second stage of the deterministic column sums: one thread per column adds the per-chunk partial
 // sums in chunk order (coalesced: neighbouring threads read neighbouring columns).
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"

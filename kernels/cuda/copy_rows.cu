@@ -1,4 +1,4 @@
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/copy_rows.h"
 
 namespace eat::cuda {

@@ -3,7 +3,7 @@
 // giving lse and the row's loss lse - x[target]; a single block then sums the row losses in a
 // fixed order (deterministic) and scales by 1 / count.
 // Backward: one block per row writes exp(x - lse) * scale, minus scale at the target column.
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/reduce.cuh"

@@ -3,7 +3,7 @@
 // Sums: stage 1 gives each block one fixed contiguous chunk and reduces it with a block
 // reduction into partial[block]; stage 2 (one block) reduces the partials. Chunk boundaries
 // depend on n only, so the result is the same bits on every run.
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/reduce.cuh"

@@ -1,10 +1,10 @@
 #include <cstring>
 
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/fill.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 namespace eat::cuda {
 

@@ -3,35 +3,16 @@
 // C^T = op(B)^T op(A)^T: B is cuBLAS's first operand and A its second, with M and N swapped.
 #include <atomic>
 
-#include "kernels/cuda/check.h"
-#include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/gemm.h"
-#include "kernels/cuda/memory.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/check.h"
+#include "runtime/cuda/cublas.h"
+#include "runtime/cuda/stream.h"
 
 namespace eat::cuda {
 
 namespace {
 
-constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS's recommendation for Hopper
-
 std::atomic<bool> g_allow_tf32{false};
-
-// One handle per process, bound to the compute stream, with a workspace from the caching
-// allocator (held for the life of the process, like the handle).
-cublasHandle_t handle() {
-  static cublasHandle_t h = [] {
-    cublasHandle_t created = nullptr;
-    EAT_CUBLAS_CHECK(cublasCreate(&created));
-    // cublasSetStream resets the workspace to cuBLAS's own pool, so the workspace comes after it.
-    EAT_CUBLAS_CHECK(cublasSetStream(created, compute_stream()));
-    EAT_CUBLAS_CHECK(cublasSetWorkspace(created, device_alloc(kWorkspaceBytes), kWorkspaceBytes));
-    // Split-K partial sums stay in f32 for bf16 outputs instead of being rounded to bf16.
-    EAT_CUBLAS_CHECK(cublasSetMathMode(created, CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
-    return created;
-  }();
-  return h;
-}
 
 template <typename T> struct CublasType;
 template <> struct CublasType<float> {
@@ -77,10 +58,10 @@ void gemm_batched(int64_t batch, const T* a, int64_t stride_a, const T* b, int64
   constexpr cudaDataType type = CublasType<T>::data;
   const cublasComputeType_t compute = CublasType<T>::compute();
   if (batch == 1) {
-    EAT_CUBLAS_CHECK(cublasGemmEx_64(handle(), op_b, op_a, n, m, k, &alpha, b, type, ld_b, a, type, ld_a, &beta, c,
+    EAT_CUBLAS_CHECK(cublasGemmEx_64(cublas_handle(), op_b, op_a, n, m, k, &alpha, b, type, ld_b, a, type, ld_a, &beta, c,
                                      type, ld_c, compute, CUBLAS_GEMM_DEFAULT));
   } else {
-    EAT_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(handle(), op_b, op_a, n, m, k, &alpha, b, type, ld_b, stride_b, a,
+    EAT_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(cublas_handle(), op_b, op_a, n, m, k, &alpha, b, type, ld_b, stride_b, a,
                                                    type, ld_a, stride_a, &beta, c, type, ld_c, stride_c, batch, compute,
                                                    CUBLAS_GEMM_DEFAULT));
   }

@@ -4,7 +4,7 @@
 // eat::bf16; bf16 products read and write bf16 and accumulate in f32.
 #include <cstdint>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat::cuda {
 

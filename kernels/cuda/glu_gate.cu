@@ -1,6 +1,6 @@
 // act(a) * b and its gradients, act = SiLU or identity: one thread per element in a grid-stride
 // loop; the backward recomputes the sigmoid instead of saving it.
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/glu_gate.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"

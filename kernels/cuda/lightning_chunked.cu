@@ -4,7 +4,7 @@
 //   dq = forward (dO, v, k),              St = S^T   from S0^T;
 //   dk = reverse (dO, v, q),              St = G^T   from dfinal^T;
 //   dv = reverse (q, k, dO),              St = G     from dfinal,  leaving dS0.
-#include "framework/dtype.h"
+#include "base/dtype.h"
 #include "kernels/cuda/lightning_chunked.h"
 #include "kernels/cuda/lightning_sweep.cuh"
 

@@ -12,7 +12,7 @@
 // X Y^T are recomputed per slice; the f32 state stays in shared memory for the whole sweep.
 #include <cmath>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "kernels/cuda/lightning_chunked.h"
 #include "kernels/cuda/smem_tile.cuh"
 

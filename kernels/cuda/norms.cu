@@ -4,7 +4,7 @@
 // RMSNorm's weight gradient is a column sum over rows, done in two deterministic stages: each
 // block of rms_norm_dw_partial_kernel owns (a column tile, a fixed chunk of rows) and sums its
 // chunk in row order; column_sums_finish then adds the chunks in order. No float atomics.
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/norms.h"
 #include "kernels/cuda/reduce.cuh"

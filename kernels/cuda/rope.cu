@@ -1,7 +1,7 @@
 // RoPE: one thread per rotated pair (x_i, x_{i + d/2}) of one (b, t, h) row, in a grid-stride
 // loop over B*T*H*(d/2) pairs. The angle is formed in double, as on the CPU, so positions far from
 // zero keep their precision; cos and sin are rounded to f32 before the rotation, also as on the CPU.
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/scalar.cuh"

@@ -3,7 +3,7 @@
 // __nv_bfloat16 (same 2 bytes) and do their arithmetic in f32.
 #include <cuda_bf16.h>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat::cuda {
 

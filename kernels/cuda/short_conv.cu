@@ -4,7 +4,7 @@
 // dw [C, k] and dbias [C] are sums over all B*T positions: stage 1 gives block (column tile,
 // row chunk) a fixed chunk of positions summed in order into partial[chunk, column], and
 // column_sums_finish adds the chunks in order. Deterministic, no float atomics.
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"

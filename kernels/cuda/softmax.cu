@@ -2,7 +2,7 @@
 // the sum of exp(x - max), both with block reductions, then writes exp(x - max) / sum; threads
 // stride over the row so any width works with at most 1024 threads. The backward is the same
 // shape: one block reduction for <dy, y>, then dx = y * (dy - <dy, y>).
-#include "kernels/cuda/check.h"
+#include "runtime/cuda/check.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/softmax.h"

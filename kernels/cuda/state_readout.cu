@@ -5,7 +5,7 @@
 //   dstate = reverse (q, 0, dO),   St from zero, leaving sum_t lambda^(t+1) q_t^T dO_t.
 // It does a few times the arithmetic a dedicated kernel would (the zero score tiles), which is
 // small next to the attention it accompanies: it runs once per layer on an O(T d e) product.
-#include "framework/dtype.h"
+#include "base/dtype.h"
 #include "kernels/cuda/lightning_sweep.cuh"
 #include "kernels/cuda/state_readout.h"
 

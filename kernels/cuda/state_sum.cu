@@ -8,7 +8,7 @@
 //   dk    = reverse (v, v, 0),   St = G^T from dstate^T: lambda^(T-1-t) v_t G^T.
 // Like the state readout, it does a few times the arithmetic of a dedicated kernel (zero score
 // tiles), small next to the attention it accompanies: O(T d e) once per layer.
-#include "framework/dtype.h"
+#include "base/dtype.h"
 #include "kernels/cuda/lightning_sweep.cuh"
 #include "kernels/cuda/state_sum.h"
 

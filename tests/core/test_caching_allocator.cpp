@@ -6,8 +6,8 @@
 #include <map>
 #include <string>
 
-#include "framework/caching_allocator.h"
-#include "framework/error.h"
+#include "base/caching_allocator.h"
+#include "base/error.h"
 
 using namespace eat;
 

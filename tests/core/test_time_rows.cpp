@@ -1,14 +1,14 @@
-// The time-row helpers of sequence parallelism (framework/dist/time_rows.h) on CPU tensors, and
+// The time-row helpers of sequence parallelism (framework/parallel/time_rows.h) on CPU tensors, and
 // the halo exchange in a group of one, against index-by-index references: the rows land where
 // they should, nothing else is touched, and bad ranges are refused with the values.
 #include <doctest/doctest.h>
 
 #include <vector>
 
-#include "framework/dist/halo.h"
-#include "framework/dist/time_rows.h"
-#include "framework/error.h"
-#include "framework/random.h"
+#include "framework/parallel/halo.h"
+#include "framework/parallel/time_rows.h"
+#include "base/error.h"
+#include "base/random.h"
 
 using namespace eat;
 

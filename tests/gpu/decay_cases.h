@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/dtype.h"
+#include "base/dtype.h"
 
 namespace eat::test {
 

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "framework/dispatch.h"
-#include "framework/random.h"
+#include "base/random.h"
 #include "gpu/gpu_compare.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 namespace eat::test {
 

@@ -6,8 +6,9 @@
 #include <limits>
 #include <vector>
 
-#include "framework/random.h"
+#include "base/random.h"
 #include "framework/tensor.h"
+#include "rel_error.h"
 
 namespace eat::test {
 
@@ -19,20 +20,6 @@ inline Tensor poisoned_device(const Shape& shape, DType dtype) {
 
 // host (any float dtype) converted to dtype and copied to the device.
 inline Tensor to_device(const Tensor& host, DType dtype) { return host.to(dtype).to(Device::cuda); }
-
-// ||out - ref|| / ||ref|| over all elements; NaN anywhere in out gives +inf.
-inline double rel_error(const Tensor& out, const Tensor& ref) {
-  std::vector<double> o = out.to_f64_vector();
-  std::vector<double> r = ref.to_f64_vector();
-  if (o.size() != r.size()) return std::numeric_limits<double>::infinity();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < o.size(); ++i) {
-    if (!std::isfinite(o[i])) return std::numeric_limits<double>::infinity();
-    num += (o[i] - r[i]) * (o[i] - r[i]);
-    den += r[i] * r[i];
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 // Random host values in f32, rounded through `dtype` first (bf16 cases compare the CUDA kernel with
 // the CPU f32 kernel on the same rounded inputs, so only the kernels' arithmetic differs). The

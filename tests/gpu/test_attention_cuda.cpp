@@ -13,7 +13,7 @@
 #include "gpu/gpu_guard.h"
 #include "kernels/cpu/attention_tiled.h"
 #include "kernels/cuda/attention_flash.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 using namespace eat;
 using namespace eat::test;

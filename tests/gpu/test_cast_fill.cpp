@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "framework/random.h"
+#include "base/random.h"
 #include "framework/tensor.h"
 #include "gpu/gpu_compare.h"
 #include "gpu/gpu_guard.h"

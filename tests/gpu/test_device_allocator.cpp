@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/storage.h"
 #include "framework/tensor.h"
 #include "gpu/gpu_guard.h"

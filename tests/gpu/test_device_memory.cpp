@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "framework/random.h"
+#include "base/random.h"
 #include "framework/tensor.h"
 #include "gpu/gpu_guard.h"
 

@@ -17,7 +17,7 @@
 #include "kernels/cpu/state_readout.h"
 #include "kernels/cuda/lightning_chunked.h"
 #include "kernels/cuda/state_readout.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 using namespace eat;
 using namespace eat::test;

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "framework/ops.h"
-#include "framework/random.h"
+#include "base/random.h"
 #include "gpu/gpu_compare.h"
 #include "gpu/gpu_guard.h"
 

@@ -16,7 +16,7 @@
 #include "gpu/gpu_guard.h"
 #include "kernels/cpu/state_readout.h"
 #include "kernels/cuda/state_sum.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 using namespace eat;
 using namespace eat::test;

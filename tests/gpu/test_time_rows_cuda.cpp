@@ -1,4 +1,4 @@
-// The sequence-parallel row movers on CUDA tensors (framework/dist/time_rows.h) and the parts of
+// The sequence-parallel row movers on CUDA tensors (framework/parallel/time_rows.h) and the parts of
 // the halo exchange a single process can run (a group of one), against the same calls on the CPU:
 // copies must be exact (bit for bit), in f32 and bf16. Destinations hold sentinel rows or are
 // allocated from NaN-poisoned blocks, so a row the device path skips fails the comparison.
@@ -6,11 +6,11 @@
 
 #include <vector>
 
-#include "framework/dist/halo.h"
-#include "framework/dist/time_rows.h"
+#include "framework/parallel/halo.h"
+#include "framework/parallel/time_rows.h"
 #include "gpu/gpu_compare.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cuda/stream.h"
+#include "runtime/cuda/stream.h"
 
 using namespace eat;
 using namespace eat::test;

@@ -8,7 +8,7 @@
 #include <memory>
 #include <span>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "gradcheck.h"
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/lightning_flops.h"

@@ -1,7 +1,7 @@
 // RMSNorm, SimpleRMSNorm and L2 normalisation.
 #include <cmath>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "gradcheck.h"
 
 using namespace eat;

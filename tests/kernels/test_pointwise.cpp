@@ -2,7 +2,7 @@
 // gradients, f32 against f64.
 #include <cmath>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "gradcheck.h"
 
 using namespace eat;

@@ -1,7 +1,7 @@
 // Embedding, RoPE and the causal short convolution.
 #include <cmath>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "gradcheck.h"
 
 using namespace eat;

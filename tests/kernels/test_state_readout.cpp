@@ -1,7 +1,7 @@
 // decayed_state_readout: the incoming-state term of decayed linear attention.
 #include <cmath>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "gradcheck.h"
 
 using namespace eat;

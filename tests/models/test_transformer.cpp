@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "framework/autograd.h"
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/model.h"
 #include "framework/ops.h"
 #include "gradcheck.h"

@@ -24,6 +24,23 @@ ModelConfig tiny_config(DType dtype, const std::string& impl = "chunked", int64_
 
 }  // namespace
 
+TEST_CASE("transnormer: ALiBi slopes for a head count that is not a power of 2") {
+  // The released get_slopes(12): the 8 slopes of 8 heads, then slopes 0, 2, 4, 6 of the 16-head set.
+  const std::vector<double> want = {0.5,   0.25,  0.125,  0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625,
+                                    std::pow(2.0, -0.5), std::pow(2.0, -1.5), std::pow(2.0, -2.5), std::pow(2.0, -3.5)};
+  const std::vector<double> got = models::alibi_slopes(12);
+  REQUIRE(got.size() == want.size());
+  for (size_t h = 0; h < want.size(); ++h) CHECK(got[h] == doctest::Approx(want[h]).epsilon(1e-15));
+  // Powers of 2 keep the closed form; 6 heads: 4 slopes of 4 heads, then 2^-1 and 2^-3 of the 8-head set.
+  for (int64_t H : {1, 2, 4, 8, 16})
+    for (int64_t h = 0; h < H; ++h)
+      CHECK(models::alibi_slopes(H)[static_cast<size_t>(h)] == std::pow(2.0, -8.0 * static_cast<double>(h + 1) / static_cast<double>(H)));
+  const std::vector<double> six = models::alibi_slopes(6);
+  CHECK(six == std::vector<double>{0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125});
+  const auto l0 = models::transnormer_decay(12, 0, 12);
+  CHECK(l0[8] == doctest::Approx(std::exp(-std::pow(2.0, -0.5) * (1 + 1e-5))).epsilon(1e-15));
+}
+
 TEST_CASE("transnormer: the released code's decay schedule") {
   auto l0 = models::transnormer_decay(8, 0, 24);
   CHECK(l0[0] == doctest::Approx(std::exp(-0.5 * (1 + 1e-5))).epsilon(1e-15));  // slope 2^-1

@@ -2,7 +2,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "framework/dist/communicator.h"
+#include "framework/comm/communicator.h"
 
 int main(int argc, char** argv) {
   doctest::Context context(argc, argv);

@@ -3,8 +3,8 @@
 // builds the same whole inputs (same seed) and cuts out its own share.
 #include <doctest/doctest.h>
 
-#include "framework/dist/lasp2.h"
-#include "framework/random.h"
+#include "framework/parallel/lasp2.h"
+#include "base/random.h"
 #include "gradcheck.h"
 
 namespace eat::test {

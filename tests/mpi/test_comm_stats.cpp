@@ -3,9 +3,9 @@
 // values (proportional to T), the halo exchange of a sliding window W tokens (constant in T).
 #include <doctest/doctest.h>
 
-#include "framework/dist/comm_stats.h"
-#include "framework/dist/lasp2.h"
-#include "framework/random.h"
+#include "framework/comm/comm_stats.h"
+#include "framework/parallel/lasp2.h"
+#include "base/random.h"
 
 using namespace eat;
 

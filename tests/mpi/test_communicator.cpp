@@ -2,8 +2,8 @@
 // give, and the sequence x data group layout.
 #include <doctest/doctest.h>
 
-#include "framework/dist/communicator.h"
-#include "framework/error.h"
+#include "framework/comm/communicator.h"
+#include "base/error.h"
 
 using namespace eat;
 

@@ -6,9 +6,9 @@
 
 #include <tuple>
 
-#include "framework/dist/halo.h"
-#include "framework/error.h"
-#include "framework/random.h"
+#include "framework/parallel/halo.h"
+#include "base/error.h"
+#include "base/random.h"
 #include "gradcheck.h"
 #include "sequence_share.h"
 

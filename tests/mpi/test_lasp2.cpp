@@ -5,8 +5,8 @@
 #include <cmath>
 #include <tuple>
 
-#include "framework/dist/lasp2.h"
-#include "framework/random.h"
+#include "framework/parallel/lasp2.h"
+#include "base/random.h"
 #include "gradcheck.h"
 #include "sequence_share.h"
 

@@ -8,7 +8,7 @@
 #include "data/loader.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
-#include "framework/error.h"
+#include "base/error.h"
 #include "temp_dir.h"
 
 using namespace eat;

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "framework/config/recipe.h"
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/storage.h"
 
 using namespace eat;

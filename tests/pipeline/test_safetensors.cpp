@@ -5,10 +5,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/io/safetensors.h"
-#include "framework/random.h"
+#include "base/random.h"
 #include "temp_dir.h"
 
 using namespace eat;

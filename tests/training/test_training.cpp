@@ -12,7 +12,7 @@
 #include "data/corpus.h"
 #include "data/token_file.h"
 #include "framework/autograd.h"
-#include "framework/error.h"
+#include "base/error.h"
 #include "framework/ops.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/io/safetensors.h"

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "framework/io/checkpoint_dir.h"
-#include "framework/random.h"
+#include "base/random.h"
 #include "framework/train/trainer.h"
 
 namespace eat::test {

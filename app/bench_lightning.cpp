@@ -1,0 +1,138 @@
+// eat bench lightning: forward+backward time per token of decayed linear attention (Lightning
+// Attention-2) as the sequence grows -- the chunked kernel should keep a constant time per token
+// -- and the chunked kernel against the naive O(T^2) form.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "app/bench_util.h"
+#include "app/commands.h"
+#include "framework/ops.h"
+#include "framework/perf.h"
+#include "base/random.h"
+#include "kernels/cpu/lightning_flops.h"
+
+namespace eat::cli {
+
+namespace {
+
+// One length's inputs, ready to run forward+backward, and its timings so far.
+struct LengthCase {
+  int64_t T;
+  Tensor q, k, v, seed;
+  std::vector<double> decay;
+  double best = 1e30;               // seconds per call, best sample
+  std::vector<double> call_seconds;  // every call of every sample
+
+  double best_call() const { return *std::min_element(call_seconds.begin(), call_seconds.end()); }
+  double median_call() const {
+    std::vector<double> v = call_seconds;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
+
+  explicit LengthCase(int64_t T_) : T(T_) {
+    const int64_t B = 1, H = 8, d = 64;
+    Generator gen(7);
+    // Inputs like the model's: SiLU-activated q and k, and the spec's decays for 8 heads.
+    q = silu(Tensor::randn({B, T, H, d}, gen));
+    k = silu(Tensor::randn({B, T, H, d}, gen));
+    v = Tensor::randn({B, T, H, d}, gen);
+    seed = Tensor::randn({B, T, H, d}, gen, 1e-3);
+    for (Tensor* t : {&q, &k, &v}) t->requires_grad_();
+    for (int h = 0; h < H; ++h) decay.push_back(std::exp(-std::pow(2.0, -8.0 * (h + 1) / H)));
+  }
+
+  // Times one sample: forward+backward repeated until `tokens` tokens have gone through, and keeps
+  // the best time per call. Every length's sample covers the same number of tokens, so each
+  // sample is exposed to the machine's slow spells for the same time: a best-of-N over many short
+  // calls would otherwise favour the short lengths.
+  void time(LinearAttentionImpl impl, int64_t tokens) {
+    LinearAttentionOptions opt;
+    opt.impl = impl;
+    const int64_t calls = std::max<int64_t>(1, (tokens + T - 1) / T);
+    double sample = 0;
+    for (int64_t i = 0; i < calls; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      lightning_attention(q, k, v, decay, Tensor(), opt).first.backward(seed);
+      for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      call_seconds.push_back(s);
+      sample += s;
+    }
+    best = std::min(best, sample / static_cast<double>(calls));
+  }
+
+  void print(LinearAttentionImpl impl, double peak) const {
+    const bool naive = impl == LinearAttentionImpl::naive;
+    // The naive form does the full masked T x T products; count the chunked kernel's work for
+    // both so GFLOP/s compare useful work.
+    const double flop = cpu::lightning_flops(1, T, 8, 64, 64, 64, true);
+    char shape[64];
+    std::snprintf(shape, sizeof shape, "B1 T%lld H8 d64", static_cast<long long>(T));
+    print_row(BenchRow{naive ? "lightning naive fwd+bwd" : "lightning chunked fwd+bwd", shape, median_call(), flop / 1e9},
+              peak);
+    const double per_token = 1e6 / static_cast<double>(T);
+    std::printf("%-34s %-26s %10.3f us/token median call (best sample %.3f, best call %.3f)\n", "", "",
+                median_call() * per_token, best * per_token, best_call() * per_token);
+  }
+};
+
+void bench_lightning(bool quick, int rounds) {
+  if (rounds <= 0) rounds = quick ? 1 : 9;
+  std::printf("eat bench lightning: %d OpenMP threads, f32, block 64\n", omp_get_max_threads());
+  double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
+  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("%d rounds; a round runs every length in turn, each for as many tokens as the longest.\n"
+              "Times are the median call (robust to a shared machine's slow spells and lucky gaps alike);\n"
+              "the best sample (of equal token counts) and the best single call are shown beside it\n\n", rounds);
+  std::printf("%-34s %-26s %10s %10s %8s\n", "kernel", "shape", "ms", "GFLOP/s", "of peak");
+  std::vector<int64_t> lengths = quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
+  const int64_t cmp = quick ? 2048 : 8192;
+  std::vector<LengthCase> cases;
+  for (int64_t T : lengths) cases.emplace_back(T);
+  cases.emplace_back(cmp);
+  const int64_t sample_tokens = lengths.back();
+  for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, 0);  // warm-up: first touch of every buffer
+  for (LengthCase& c : cases) {
+    c.best = 1e30;
+    c.call_seconds.clear();
+  }
+  for (int r = 0; r < rounds; ++r)
+    for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, sample_tokens);
+  for (const LengthCase& c : cases) c.print(LinearAttentionImpl::chunked, peak);
+  LengthCase naive(cmp);
+  naive.time(LinearAttentionImpl::naive, 0);
+  naive.print(LinearAttentionImpl::naive, peak);
+  const LengthCase &first = cases.front(), &last = cases[lengths.size() - 1];
+  auto ratio = [&](double a, double b) { return (a / static_cast<double>(last.T)) / (b / static_cast<double>(first.T)); };
+  std::printf("\ntime per token at T=%lld over T=%lld, median calls: %.2f (constant speed means 1)\n",
+              static_cast<long long>(last.T), static_cast<long long>(first.T),
+              ratio(last.median_call(), first.median_call()));
+  std::printf("  the same from the best sample: %.2f; from the best call: %.2f\n", ratio(last.best, first.best),
+              ratio(last.best_call(), first.best_call()));
+  std::printf("chunked over naive at T=%lld: %.1fx faster (median calls)\n", static_cast<long long>(cmp),
+              naive.median_call() / cases.back().median_call());
+}
+
+}  // namespace
+
+void add_bench_lightning_command(CLI::App& bench) {
+  auto* cmd = bench.add_subcommand("lightning", "Lightning Attention-2: time per token from 1K to 64K, chunked vs naive");
+  auto quick = std::make_shared<bool>(false);
+  cmd->add_flag("--quick", *quick, "Smaller sizes (a smoke run)");
+  auto threads = std::make_shared<int>(0);
+  cmd->add_option("--threads", *threads, "OpenMP threads (default: all cores)");
+  auto rounds = std::make_shared<int>(0);
+  cmd->add_option("--rounds", *rounds, "Rounds to take the best of (default 9, --quick 1)")->check(CLI::PositiveNumber);
+  cmd->callback([quick, threads, rounds] {
+    if (*threads > 0) omp_set_num_threads(*threads);
+    bench_lightning(*quick, *rounds);
+  });
+}
+
+}  // namespace eat::cli

@@ -1,0 +1,44 @@
+// eat data prepare kjv --out DIR | eat data tokenize --text FILE... --out DIR
+#include <cstdio>
+
+#include "data/corpus.h"
+#include "app/commands.h"
+
+namespace eat::cli {
+
+namespace {
+
+void report(const data::PreparedCorpus& c) {
+  std::printf("wrote %s (%lld tokens) and %s (%lld tokens) from %lld bytes of text\n", c.train_path.c_str(),
+              static_cast<long long>(c.train_tokens), c.val_path.c_str(), static_cast<long long>(c.val_tokens),
+              static_cast<long long>(c.raw_bytes));
+}
+
+}  // namespace
+
+void add_data_command(CLI::App& app) {
+  auto* data = app.add_subcommand("data", "Prepare corpora and tokenize text into token files");
+  data->require_subcommand(1);
+
+  auto* prepare = data->add_subcommand("prepare", "Prepare a known corpus");
+  prepare->require_subcommand(1);
+  auto* kjv = prepare->add_subcommand("kjv", "The King James Bible (Debian package bible-kjv), byte tokens, last 5% as validation");
+  auto kjv_out = std::make_shared<std::string>("data/kjv");
+  auto kjv_val = std::make_shared<double>(0.05);
+  kjv->add_option("--out", *kjv_out, "Output directory")->capture_default_str();
+  kjv->add_option("--val-fraction", *kjv_val, "Fraction of the text held out for validation")->capture_default_str();
+  kjv->callback([=] { report(data::tokenize_texts({data::read_kjv_text()}, *kjv_out, "byte", *kjv_val)); });
+
+  auto* tok = data->add_subcommand("tokenize", "Tokenize text files (one document each) into train/val token files");
+  auto texts = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  auto tokenizer = std::make_shared<std::string>("byte");
+  auto val = std::make_shared<double>(0.05);
+  tok->add_option("--text", *texts, "Text files")->required()->take_all();
+  tok->add_option("--out", *out, "Output directory")->required();
+  tok->add_option("--tokenizer", *tokenizer, "Tokenizer (byte)")->capture_default_str();
+  tok->add_option("--val-fraction", *val, "Fraction of the text held out for validation")->capture_default_str();
+  tok->callback([=] { report(data::tokenize_texts(data::read_text_files(*texts), *out, *tokenizer, *val)); });
+}
+
+}  // namespace eat::cli

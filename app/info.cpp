@@ -1,0 +1,35 @@
+// eat info DIR: what a checkpoint (or a run directory's newest checkpoint) holds.
+#include <cstdio>
+#include <filesystem>
+
+#include "app/commands.h"
+#include "framework/io/checkpoint_dir.h"
+#include "framework/io/safetensors.h"
+#include "framework/train/checkpoint.h"
+
+namespace eat::cli {
+
+void add_info_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Describe a checkpoint: model, step, parameters, recipe");
+  auto dir = std::make_shared<std::string>();
+  cmd->add_option("dir", *dir, "Checkpoint directory, or a run directory (its newest checkpoint)")->required();
+  cmd->callback([dir] {
+    const std::string path = resolve_checkpoint(*dir);
+    TrainState s = checkpoint_state(path);
+    Recipe r = checkpoint_recipe(path);
+    SafetensorsFile w = load_safetensors((std::filesystem::path(path) / "model.safetensors").string());
+    std::printf("checkpoint   %s\n", path.c_str());
+    std::printf("model        %s, d_model %lld, %lld layers, %lld heads, vocab %lld\n", s.family.c_str(),
+                static_cast<long long>(r.model.d_model), static_cast<long long>(r.model.n_layers),
+                static_cast<long long>(r.model.n_heads), static_cast<long long>(r.model.vocab_size));
+    std::printf("parameters   %lld in %zu tensors\n", static_cast<long long>(s.num_parameters), w.tensors.size());
+    std::printf("step         %lld of %lld (%lld samples of %lld tokens consumed)\n", static_cast<long long>(s.step),
+                static_cast<long long>(r.train.steps), static_cast<long long>(s.samples_consumed),
+                static_cast<long long>(r.data.seq_len));
+    std::printf("trained on   world size %d (sp %lld), recipe hash %s\n", s.world_size, static_cast<long long>(s.sp),
+                s.recipe_hash.c_str());
+    std::printf("\n# recipe\n%s\n", r.text.c_str());
+  });
+}
+
+}  // namespace eat::cli

@@ -1,0 +1,36 @@
+// eat: the command-line entry point. Each subcommand lives in its own file under app/.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "app/commands.h"
+#include "framework/comm/communicator.h"
+#include "base/error.h"
+#include "framework/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"eat: efficient-attention trainer"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print the version and build features, then exit");
+  eat::cli::add_train_command(app);
+  eat::cli::add_eval_command(app);
+  eat::cli::add_data_command(app);
+  eat::cli::add_info_command(app);
+  eat::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);  // subcommands run from their callbacks inside parse()
+    if (show_version) {
+      std::cout << "eat " << eat::version() << " (" << eat::cli::build_features() << ")\n";
+    } else if (app.get_subcommands().empty()) {
+      std::cout << app.help();
+    }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    // Under mpirun this takes every rank down with it, so no rank waits forever in a collective.
+    eat::abort_job(e.what());
+  }
+  eat::finalize_job();
+  return 0;
+}

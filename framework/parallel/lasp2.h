@@ -1,0 +1,51 @@
+#pragma once
+// Sequence parallelism for decayed linear attention, LASP-2 style (spec: lasp2.md). Rank r of the
+// sequence-parallel group holds tokens [r L, (r + 1) L) of every sequence (L = T / S). Forward:
+// each rank sums its local final state m_r (the state its tokens leave from a zero start), starts
+// one AllGather of the m_r (B H d e numbers per rank, whatever T is) and runs the chunked kernel
+// on its tokens from a zero state while the gather is in flight; the incoming state of rank r is
+// the decay-weighted prefix
+//     S_in(r) = sum_{j < r} lambda^(L (r - 1 - j)) m_j
+// and the output is local + lambda^(t+1) q_t S_in(r). Backward (through autograd): the gradients
+// of the gathered states are reduce-scattered back to their ranks (one collective of the same
+// size), then flow into each rank's local kernel through its final-state output.
+//
+// Devices: every op here takes CPU tensors (collectives over MPI) or CUDA tensors (f32, bf16;
+// collectives over NCCL, which needs a build with CUDA, MPI and NCCL). On CUDA the state sum,
+// the local attention, the readout of the incoming state and the weighted fold run as CUDA
+// kernels, the gathered k and v are joined by strided device copies, and the overlapped gather
+// runs on the communication stream while the local kernel runs on the compute stream. Only the
+// fold's weights (S B H d e numbers) are built on the host and copied over.
+#include <vector>
+
+#include "framework/comm/communicator.h"
+#include "framework/ops.h"
+
+namespace eat {
+
+// Differentiable AllGather: [..] on every rank -> [size, ..]; the backward sums the gradient over
+// ranks and hands each rank its slice (ReduceScatter).
+Tensor all_gather_op(Communicator& group, const Tensor& x);
+
+// q, k [B, L, H, d], v [B, L, H, e]: this rank's tokens. Returns this rank's output [B, L, H, e],
+// equal to the matching rows of lightning_attention on the whole sequence. overlap = false waits
+// for the gather before the local kernel (the same arithmetic, bit for bit, without the overlap).
+Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
+                              Communicator& sp_group, const LinearAttentionOptions& options = {}, bool overlap = true);
+
+// Sequence parallelism for softmax attention, LASP-2H style: every rank's k and v [B, L, H, *]
+// are all-gathered into the whole sequence's [B, S L, H, *] (RoPE already applied at global
+// positions), and this rank's queries attend causally at positions [r L, (r + 1) L). Backward:
+// the gradients of the gathered k and v are reduce-scattered back to their ranks. Tiled kernel.
+// With a sliding window (options.window_left >= 0) it runs windowed_attention_sp instead.
+Tensor attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
+                    AttentionOptions options = {});
+
+// Sliding-window attention of a sequence split over the group: a query sees window_left keys
+// back, so rank r needs only that many keys and values before its share, which a halo exchange
+// (halo.h) brings from the earlier ranks; the traffic per rank is B W H (d + e) numbers whatever
+// the sequence length. Windows wider than a share reach several ranks back.
+Tensor windowed_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
+                             AttentionOptions options);
+
+}  // namespace eat
