@@ -11,18 +11,14 @@
 // so a strong decay over a long block underflows to 0 instead of overflowing to inf (inf * 0 =
 // NaN). The causal tiles are computed and used through triangular views (half the work).
 //
-// The per-block pieces below are shared by both schedules (see lightning_chunked.h); each task
+// The per-block pieces below are shared by both schedules (kernels/cpu/chunk_schedule.h); each task
 // writes only its own rows and states, in a fixed order, so no atomics are needed and the
 // result does not depend on the thread count or the schedule.
-#include <immintrin.h>
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <memory>
-#include <utility>
 
+#include "kernels/cpu/chunk_schedule.h"
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/parallel.h"
 
@@ -32,64 +28,32 @@ using namespace lightning_detail;
 
 namespace {
 
-struct Blocks {
-  int64_t size, count;  // block length C, number of blocks
-  Blocks(int64_t T, int64_t C) : size(C), count((T + C - 1) / C) {}
-};
-
 // Everything a block computation reads.
 template <typename T>
 struct Problem {
   LinearAttentionShape s;
-  Blocks blocks;
+  ChunkGrid blocks;
   std::vector<T> powers;  // lambda_h^0 .. lambda_h^C for every head, [H, C + 1]
   const T *q, *k, *v;
 
   Problem(const LinearAttentionShape& shape, int64_t block, const double* decay, const T* q_, const T* k_, const T* v_)
-      : s(shape), blocks(shape.T, block), powers(decay_power_table<T>(decay, shape.H, block)), q(q_), k(k_), v(v_) {}
+      : s(shape),
+        blocks(shape.B, shape.T, shape.H, block),
+        powers(decay_power_table<T>(decay, shape.H, block)),
+        q(q_),
+        k(k_),
+        v(v_) {}
   const T* powers_of(int64_t h) const { return powers.data() + h * (blocks.size + 1); }
   int64_t state_size() const { return s.d * s.e; }
+  int64_t state_bytes() const { return state_size() * static_cast<int64_t>(sizeof(T)); }
+  BlockAt locate(int64_t bh, int64_t j) const { return blocks.locate(bh, j); }
 };
-
-// Block j of flat (batch, head) index bh: rows [t0, t0 + L) of head h in batch b.
-struct BlockAt {
-  int64_t b, h, t0, L;
-};
-
-BlockAt locate(const LinearAttentionShape& s, const Blocks& blocks, int64_t bh, int64_t j) {
-  const int64_t t0 = j * blocks.size;
-  return {bh / s.H, bh % s.H, t0, std::min(blocks.size, s.T - t0)};
-}
 
 // next = decay * prev + next with a single rounding per element (fma), so the state scan gives
 // the same bits whichever schedule runs it and however the compiler contracts.
 template <typename T>
 void fold_state(T* next, const T* prev, T decay, int64_t n) {
   for (int64_t i = 0; i < n; ++i) next[i] = std::fma(decay, prev[i], next[i]);
-}
-
-// dst[0, n) = src[0, n) with non-temporal stores when dst is 32-byte aligned: the saved block
-// states are read again only by the backward, long after they leave every cache, so fetching
-// their lines before overwriting them (what an ordinary store does) would only double the
-// traffic and push useful rows out. Call stream_fence() before the data is read by another thread.
-template <typename T>
-void stream_copy(const T* src, T* dst, int64_t n) {
-#ifdef __AVX__
-  constexpr int64_t kLanes = 32 / sizeof(T);
-  if (reinterpret_cast<uintptr_t>(dst) % 32 == 0 && n % kLanes == 0) {
-    for (int64_t i = 0; i < n; i += kLanes) {
-      if constexpr (sizeof(T) == 4) _mm256_stream_ps(reinterpret_cast<float*>(dst + i), _mm256_loadu_ps(reinterpret_cast<const float*>(src + i)));
-      else _mm256_stream_pd(reinterpret_cast<double*>(dst + i), _mm256_loadu_pd(reinterpret_cast<const double*>(src + i)));
-    }
-    return;
-  }
-#endif
-  std::copy(src, src + n, dst);
-}
-inline void stream_fence() {
-#ifdef __AVX__
-  _mm_sfence();
-#endif
 }
 
 // Rows of one block, row c scaled by lambda^(L-1-c): the weights with which these tokens enter
@@ -179,105 +143,20 @@ void block_input_grads(const Problem<T>& P, const BlockAt& a, const T* dout, con
   }
 }
 
-// Asks the cache for the rows of block j of head bh in each [B, T, H, width] tensor given (null
-// ones skipped). One head's rows are H * width elements apart, a new 4 KiB page every few rows,
-// where the hardware prefetchers stop; the per-head sweeps fetch the next block this way while
-// they compute on the current one.
-template <typename T>
-void prefetch_block(const Problem<T>& P, int64_t bh, int64_t j, std::initializer_list<std::pair<const T*, int64_t>> tensors) {
-  if (j < 0 || j >= P.blocks.count) return;
-  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line
-  const BlockAt a = locate(P.s, P.blocks, bh, j);
-  for (const auto& [base, width] : tensors) {
-    if (!base) continue;
-    for (int64_t r = 0; r < a.L; ++r) {
-      const T* row = base + ((a.b * P.s.T + a.t0 + r) * P.s.H + a.h) * width;
-      for (int64_t c = 0; c < width; c += kLine) __builtin_prefetch(row + c);
-    }
-  }
-}
-
-// The running d x e states (or state gradients) of heads [lo, hi) of one sweep, each with a
-// second buffer for the next block's value.
-template <typename T>
-class HeadStates {
- public:
-  HeadStates(int64_t lo, int64_t hi, int64_t size)
-      : lo_(lo), size_(size), buffer_(static_cast<size_t>(2 * (hi - lo) * size)), flip_(static_cast<size_t>(hi - lo)) {}
-  // Starts every head from its entry of a [B, H, d, e] tensor (null: zero).
-  void load(const T* from) {
-    for (int64_t bh = lo_; bh < hi(); ++bh) {
-      flip_[idx(bh)] = 0;
-      if (from) std::copy(from + bh * size_, from + (bh + 1) * size_, current(bh));
-      else std::fill(current(bh), current(bh) + size_, T(0));
-    }
-  }
-  void store(T* to) {
-    for (int64_t bh = lo_; bh < hi(); ++bh) std::copy(current(bh), current(bh) + size_, to + bh * size_);
-  }
-  T* current(int64_t bh) { return slot(bh, flip_[idx(bh)]); }
-  T* next(int64_t bh) { return slot(bh, 1 - flip_[idx(bh)]); }
-  void advance(int64_t bh) { flip_[idx(bh)] ^= 1; }  // next becomes current
-
- private:
-  int64_t hi() const { return lo_ + static_cast<int64_t>(flip_.size()); }
-  size_t idx(int64_t bh) const { return static_cast<size_t>(bh - lo_); }
-  T* slot(int64_t bh, int which) { return buffer_.data() + (2 * static_cast<int64_t>(idx(bh)) + which) * size_; }
-  int64_t lo_, size_;
-  std::vector<T> buffer_;
-  std::vector<int> flip_;
-};
-
-// Calls f(lo, hi) for groups of consecutive (batch, head) indices, this thread's contiguous share
-// of them (call it inside a parallel region; outside one, the caller gets them all). A sweep walks
-// the blocks of a whole group in time order, head after head within each block: heads sit side by
-// side in every row of a [B, T, H, width] tensor, so the group's rows of a block are one
-// contiguous run per token instead of a few cache lines every H * width elements, and the
-// hardware prefetchers can stream them. The group is kept small enough that its states (two per
-// head) stay in the core's L2 cache.
-template <typename T, typename F>
-void for_each_head_group(const Problem<T>& P, F&& f) {
-  const int64_t heads = P.s.B * P.s.H, threads = omp_get_num_threads(), t = omp_get_thread_num();
-  const int64_t lo = heads * t / threads, hi = heads * (t + 1) / threads;
-  constexpr int64_t kGroupStateBytes = 128 * 1024;
-  const int64_t group = std::max<int64_t>(1, kGroupStateBytes / (2 * P.state_size() * static_cast<int64_t>(sizeof(T))));
-  for (int64_t g = lo; g < hi; g += group) f(g, std::min(hi, g + group));
-}
-
-bool run_per_head(ChunkedSchedule schedule, int64_t heads) {
-  if (schedule != ChunkedSchedule::automatic) return schedule == ChunkedSchedule::per_head;
-  // Whole heads per thread balance when they divide evenly, or nearly (at most 1 in 4 idle)
-  // when every thread gets at least 4; otherwise the blocks are split across threads too.
-  const int64_t threads = omp_get_max_threads();
-  return heads % threads == 0 || heads >= 4 * threads;
-}
-
-// count + 1 d x e states per (batch, head), for the block-parallel schedule.
-template <typename T>
-struct StateStack {
-  int64_t per_head, size;
-  std::unique_ptr<T[]> data;  // left uninitialised: every entry is written before it is read
-  StateStack(const Problem<T>& P)
-      : per_head(P.blocks.count + 1),
-        size(P.state_size()),
-        data(new T[static_cast<size_t>(P.s.B * P.s.H * per_head * size)]) {}
-  T* at(int64_t bh, int64_t j) const { return data.get() + (bh * per_head + j) * size; }
-};
-
 // at(bh, j) = S_in(j) for every block j; at(bh, count) = the final state.
 template <typename T>
 void scan_states(const Problem<T>& P, const T* s0, const StateStack<T>& states) {
   const int64_t n = P.blocks.count, de = P.state_size();
 #pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t task = 0; task < P.s.B * P.s.H * n; ++task)
-    block_state_delta(P, locate(P.s, P.blocks, task / n, task % n), states.at(task / n, task % n + 1));
+    block_state_delta(P, P.locate(task / n, task % n), states.at(task / n, task % n + 1));
 #pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t bh = 0; bh < P.s.B * P.s.H; ++bh) {
     if (s0) std::copy(s0 + bh * de, s0 + (bh + 1) * de, states.at(bh, 0));
     else std::fill(states.at(bh, 0), states.at(bh, 0) + de, T(0));
     const T* p = P.powers_of(bh % P.s.H);
     for (int64_t j = 0; j < n; ++j)
-      fold_state(states.at(bh, j + 1), states.at(bh, j), p[locate(P.s, P.blocks, bh, j).L], de);
+      fold_state(states.at(bh, j + 1), states.at(bh, j), p[P.locate(bh, j).L], de);
   }
 }
 
@@ -287,13 +166,13 @@ void scan_state_grads(const Problem<T>& P, const T* dout, const T* dfinal, const
   const int64_t n = P.blocks.count, de = P.state_size();
 #pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t task = 0; task < P.s.B * P.s.H * n; ++task)
-    block_grad_delta(P, locate(P.s, P.blocks, task / n, task % n), dout, grads.at(task / n, task % n));
+    block_grad_delta(P, P.locate(task / n, task % n), dout, grads.at(task / n, task % n));
 #pragma omp parallel for schedule(static) if(parallel_worth(P.s.B * P.s.T * P.s.H * P.s.d))
   for (int64_t bh = 0; bh < P.s.B * P.s.H; ++bh) {
     std::copy(dfinal + bh * de, dfinal + (bh + 1) * de, grads.at(bh, n));
     const T* p = P.powers_of(bh % P.s.H);
     for (int64_t j = n - 1; j >= 0; --j)
-      fold_state(grads.at(bh, j), grads.at(bh, j + 1), p[locate(P.s, P.blocks, bh, j).L], de);
+      fold_state(grads.at(bh, j), grads.at(bh, j + 1), p[P.locate(bh, j).L], de);
   }
 }
 
@@ -305,15 +184,15 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
                                T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
   const int64_t n = P.blocks.count, de = P.state_size();
-  if (run_per_head(schedule, s.B * s.H)) {
+  if (prefer_per_head(schedule, s.B * s.H)) {
 #pragma omp parallel if(parallel_worth(s.B * s.T * s.H * s.d))
-    for_each_head_group(P, [&](int64_t lo, int64_t hi) {
+    for_each_head_group(P.blocks.heads(), P.state_bytes(), [&](int64_t lo, int64_t hi) {
       HeadStates<T> st(lo, hi, de);
       st.load(s0);
       for (int64_t j = 0; j < n; ++j) {
-        for (int64_t bh = lo; bh < hi; ++bh) prefetch_block<T>(P, bh, j + 1, {{q, s.d}, {k, s.d}, {v, s.e}});
+        for (int64_t bh = lo; bh < hi; ++bh) prefetch_block<T>(P.blocks, bh, j + 1, {{q, s.d}, {k, s.d}, {v, s.e}});
         for (int64_t bh = lo; bh < hi; ++bh) {
-          const BlockAt a = locate(s, P.blocks, bh, j);
+          const BlockAt a = P.locate(bh, j);
           T* state = st.current(bh);
           if (block_states) stream_copy(state, block_states + (bh * n + j) * de, de);
           block_output<T>(P, a, j > 0 || s0 ? state : nullptr, o);
@@ -327,12 +206,12 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
     });
     return;
   }
-  StateStack<T> states(P);
+  StateStack<T> states(P.blocks, de);
   scan_states(P, s0, states);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t task = 0; task < s.B * s.H * n; ++task) {
     const int64_t bh = task / n, j = task % n;
-    block_output<T>(P, locate(s, P.blocks, bh, j), j > 0 || s0 ? states.at(bh, j) : nullptr, o);
+    block_output<T>(P, P.locate(bh, j), j > 0 || s0 ? states.at(bh, j) : nullptr, o);
   }
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     std::copy(states.at(bh, n), states.at(bh, n) + de, final_state + bh * de);
@@ -350,18 +229,18 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
   // dq needs the state entering each block: the forward's saved states, or a forward sweep that
   // rebuilds them. With saved states the backward sweep computes dq alongside dk and dv.
   const bool dq_from_saved = dq && block_states;
-  if (run_per_head(schedule, s.B * s.H)) {
+  if (prefer_per_head(schedule, s.B * s.H)) {
     // Per head: a forward sweep re-running the states for dq (unless saved), then a backward sweep
     // with the state gradient for dk, dv, dS0 (and dq from the saved states). A state cannot be
     // recovered backwards without dividing by lambda.
 #pragma omp parallel if(parallel_worth(s.B * s.T * s.H * s.d))
-    for_each_head_group(P, [&](int64_t lo, int64_t hi) {
+    for_each_head_group(P.blocks.heads(), P.state_bytes(), [&](int64_t lo, int64_t hi) {
       HeadStates<T> st(lo, hi, de);
       if (dq && !dq_from_saved) {
         st.load(s0);
         for (int64_t j = 0; j < n; ++j)
           for (int64_t bh = lo; bh < hi; ++bh) {
-            const BlockAt a = locate(s, P.blocks, bh, j);
+            const BlockAt a = P.locate(bh, j);
             T* state = st.current(bh);
             block_input_grads<T>(P, a, dout, j > 0 || s0 ? state : nullptr, nullptr, dq, nullptr, nullptr);
             if (j + 1 == n) continue;  // the final state is not needed here
@@ -374,9 +253,9 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
         st.load(dfinal);
         for (int64_t j = n - 1; j >= 0; --j) {
           for (int64_t bh = lo; bh < hi; ++bh)
-            prefetch_block<T>(P, bh, j - 1, {{q, s.d}, {k, s.d}, {v, s.e}, {dout, s.e}});
+            prefetch_block<T>(P.blocks, bh, j - 1, {{q, s.d}, {k, s.d}, {v, s.e}, {dout, s.e}});
           for (int64_t bh = lo; bh < hi; ++bh) {
-            const BlockAt a = locate(s, P.blocks, bh, j);
+            const BlockAt a = P.locate(bh, j);
             T* grad = st.current(bh);
             const T* s_in = dq_from_saved && (j > 0 || s0) ? block_states + (bh * n + j) * de : nullptr;
             block_input_grads<T>(P, a, dout, s_in, grad, dq_from_saved ? dq : nullptr, dk, dv);
@@ -392,14 +271,14 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
   }
   std::unique_ptr<StateStack<T>> states, grads;
   if (dq && !dq_from_saved) {
-    states = std::make_unique<StateStack<T>>(P);
+    states = std::make_unique<StateStack<T>>(P.blocks, de);
     scan_states(P, s0, *states);
   }
   auto state_in = [&](int64_t bh, int64_t j) -> const T* {
     return dq_from_saved ? block_states + (bh * n + j) * de : states->at(bh, j);
   };
   if (need_grads) {
-    grads = std::make_unique<StateStack<T>>(P);
+    grads = std::make_unique<StateStack<T>>(P.blocks, de);
     scan_state_grads(P, dout, dfinal, *grads);
   }
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
@@ -407,7 +286,7 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
     const int64_t bh = task / n, j = task % n;
     const T* s_in = dq && (j > 0 || s0) ? state_in(bh, j) : nullptr;
     const T* g_out = need_grads ? grads->at(bh, j + 1) : nullptr;
-    block_input_grads<T>(P, locate(s, P.blocks, bh, j), dout, s_in, g_out, dq, dk, dv);
+    block_input_grads<T>(P, P.locate(bh, j), dout, s_in, g_out, dq, dk, dv);
   }
   if (ds0)
     for (int64_t bh = 0; bh < s.B * s.H; ++bh) std::copy(grads->at(bh, 0), grads->at(bh, 0) + de, ds0 + bh * de);

@@ -5,22 +5,16 @@
 // entering the block. Work is O(T C (d + e) + T d e); memory O(d e) per thread, or
 // O(T / C * d e) per head on the block-parallel schedule.
 // q, k [B, T, H, d], v [B, T, H, e], decay [H], states [B, H, d, e] (see lightning_common.h).
+#include "kernels/cpu/chunk_schedule.h"
 #include "kernels/cpu/lightning_common.h"
 
 namespace eat::cpu {
 
-// How the work is spread over threads. Both schedules run the same per-block arithmetic and give
-// bit-identical results; they differ in parallelism and memory.
-//  - per_head: each thread takes a contiguous share of the (batch, head) pairs and walks their
-//    blocks in order, a few heads side by side (their rows are adjacent in memory), with each
-//    head's state in a local d x e matrix (no state memory, cache-friendly); parallelism B * H.
-//  - per_block: one task per (batch, head, block); the states entering every block are first
-//    built by a short scan per head and kept, [B, H, T / C + 1, d, e]; parallelism B * H * T / C.
-//  - automatic: per_head when the heads keep every thread about equally busy, else per_block.
-enum class ChunkedSchedule { automatic, per_head, per_block };
+// How the work is spread over threads: kernels/cpu/chunk_schedule.h (per_head, per_block,
+// automatic). Both schedules give bit-identical results.
 
 // The number of blocks of length `block` that cover T tokens (the last may be shorter).
-inline int64_t lightning_block_count(int64_t T, int64_t block) { return (T + block - 1) / block; }
+inline int64_t lightning_block_count(int64_t T, int64_t block) { return chunk_count(T, block); }
 
 // s0 may be null (zero initial state). o and final_state are overwritten. block >= 1.
 // block_states, when not null, receives the state entering every block, [B, H, blocks, d, e]
