@@ -68,17 +68,22 @@ OpCase rope_row() {
   return row;
 }
 
-OpCase short_conv_row() {
-  auto sizes = [](int64_t B, int64_t T, int64_t C, int64_t k) {
-    return Sizes{normal({B, T, C}), normal({C, k}), normal({C})};
+// x [B, T, C], weight [C, k] and (with_bias) bias [C].
+OpCase short_conv_row(bool with_bias) {
+  auto sizes = [with_bias](int64_t B, int64_t T, int64_t C, int64_t k) {
+    Sizes s{normal({B, T, C}), normal({C, k})};
+    if (with_bias) s.push_back(normal({C}));
+    return s;
   };
+  auto bias_of = [](const std::vector<Tensor>& in) { return in.size() > 2 ? in[2] : Tensor(); };
   OpCase row;
-  row.name = "short_conv";
-  row.call = [](auto& in) { return short_conv(in[0], in[1], in[2]); };
-  row.sp = [](auto& in, Communicator& group) { return short_conv_sp(in[0], in[1], in[2], group); };
+  row.name = with_bias ? "short_conv" : "short_conv no bias";
+  row.call = [bias_of](auto& in) { return short_conv(in[0], in[1], bias_of(in)); };
+  row.sp = [bias_of](auto& in, Communicator& group) { return short_conv_sp(in[0], in[1], bias_of(in), group); };
   row.reference = [](auto& in) {
     const int64_t B = in[0].size(0), T = in[0].size(1), C = in[0].size(2), k = in[1].size(1);
-    const std::vector<double> x = in[0].to_f64_vector(), w = in[1].to_f64_vector(), bias = in[2].to_f64_vector();
+    const std::vector<double> x = in[0].to_f64_vector(), w = in[1].to_f64_vector();
+    const std::vector<double> bias = in.size() > 2 ? in[2].to_f64_vector() : std::vector<double>(static_cast<size_t>(C), 0.0);
     std::vector<double> y(x.size());
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < T; ++t)
@@ -134,6 +139,8 @@ OpCase cross_entropy_row() {
 
 }  // namespace
 
-std::vector<OpCase> sequence_cases() { return {embedding_row(), rope_row(), short_conv_row(), cross_entropy_row()}; }
+std::vector<OpCase> sequence_cases() {
+  return {embedding_row(), rope_row(), short_conv_row(true), short_conv_row(false), cross_entropy_row()};
+}
 
 }  // namespace eat::op_cases

@@ -93,5 +93,31 @@ TEST_CASE("op table: a sequence-parallel form in a group of one equals the op, f
       for (size_t i = 0; i < a.size(); ++i) CHECK(rel_error(b[i].grad(), a[i].grad()) < 1e-14);
     }
   }
-  CHECK(forms == 4);  // attention, attention window, short_conv, lightning_attention
+  CHECK(forms == 5);  // attention, attention window, short_conv (with and without bias), lightning_attention
+}
+
+TEST_CASE("op table: the FLOP formulas read the shapes of every form (transposed, shared, batched)") {
+  // At A [2, 3, 4] (or its transpose) times B [2, 4, 5]: 2 batches of 3 x 4 x 5 products, three
+  // times over for the forward and the two products of the backward.
+  for (const char* name : {"matmul", "matmul ta", "matmul tb", "matmul ta tb", "matmul shared", "matmul ta shared",
+                           "matmul tb shared", "matmul ta tb shared"}) {
+    CAPTURE(name);
+    const op_cases::OpCase& row = op_cases::find(name);
+    std::vector<Shape> shapes;
+    for (const op_cases::Input& in : row.small[1]) shapes.push_back(in.shape);
+    CHECK(row.flops(shapes) == 3 * 2.0 * 2 * 3 * 4 * 5);
+  }
+  // linear [2, 3, 5] -> 4: six rows.
+  CHECK(op_cases::find("linear").flops({{2, 3, 5}, {4, 5}, {4}}) == 3 * 2.0 * 6 * 5 * 4);
+  CHECK(op_cases::find("short_conv").flops({{2, 6, 5}, {5, 3}, {5}}) == 3 * 2.0 * 2 * 6 * 5 * 3);
+  CHECK(op_cases::find("decayed_state_sum").flops({{2, 7, 3, 4}, {2, 7, 3, 5}}) == 3 * 2.0 * 2 * 3 * 7 * 4 * 5);
+  CHECK(op_cases::find("decayed_state_readout").flops({{2, 7, 3, 4}, {2, 3, 4, 5}}) == 3 * 2.0 * 2 * 3 * 7 * 4 * 5);
+  // Every row with bench shapes can be timed: a positive FLOP count, or none at all.
+  for (const op_cases::OpCase& row : op_cases::all())
+    for (const op_cases::Sizes& s : row.bench) {
+      CAPTURE(row.name);
+      std::vector<Shape> shapes;
+      for (const op_cases::Input& in : s) shapes.push_back(in.shape);
+      if (row.flops) CHECK(row.flops(shapes) > 0);
+    }
 }
