@@ -91,10 +91,8 @@ void bench_ops(const BenchOptions& opt) {
     for (size_t i = 0; i < row->bench.size() && !(opt.quick && i > 0); ++i) {
       const op_cases::Sizes& sizes = row->bench[i];
       const double s = time_row(*row, sizes, device, dtype, reps);
-      std::vector<Shape> shapes;
-      for (const op_cases::Input& in : sizes) shapes.push_back(in.shape);
       if (row->flops) {
-        const double gflops = row->flops(shapes) / s / 1e9;
+        const double gflops = row->flops(op_cases::shapes_of(sizes)) / s / 1e9;
         std::printf("%-34s %10.3f %10.1f %7.1f%%  %s\n", row->name.c_str(), s * 1e3, gflops, 100 * gflops / peak,
                     op_cases::describe(sizes).c_str());
       } else {

@@ -22,7 +22,8 @@ const OpCase& find(const std::string& name) {
   std::string names;
   for (const OpCase& row : all()) {
     if (row.name == name) return row;
-    names += (names.empty() ? "" : ", ") + row.name;
+    if (!names.empty()) names += ", ";
+    names += row.name;
   }
   fail("op table: no op named \"", name, "\"; the ops are: ", names);
 }
@@ -41,9 +42,18 @@ std::vector<Shape> shapes_of(const std::vector<Tensor>& inputs) {
   return shapes;
 }
 
+std::vector<Shape> shapes_of(const Sizes& sizes) {
+  std::vector<Shape> shapes;
+  for (const Input& in : sizes) shapes.push_back(in.shape);
+  return shapes;
+}
+
 std::string describe(const Sizes& sizes) {
   std::string s;
-  for (const Input& in : sizes) s += (s.empty() ? "" : " ") + shape_str(in.shape);
+  for (const Input& in : sizes) {
+    if (!s.empty()) s += ' ';
+    s += shape_str(in.shape);
+  }
   return s;
 }
 

@@ -6,7 +6,6 @@
 // (tests/gpu/test_op_table_cuda.cpp) and `eat bench ops` (app/bench_ops.cpp), so a new op adds
 // rows here, not test files or bench code. One file per op family holds its rows.
 #include <functional>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,7 +42,7 @@ using Flops = std::function<double(const std::vector<Shape>&)>;
 // Relative errors (tests/rel_error.h) each check allows.
 struct Tolerances {
   double reference = 1e-14;  // the op against its f64 reference, both in f64 (at most 3e-15 seen)
-  double f32 = 1e-6;         // f32 outputs and input gradients against f64
+  double f32 = 1e-6;         // f32 outputs and input gradients against f64 (elementwise: f32 rounding)
   double cuda_f32 = 1e-5;    // CUDA f32 against the CPU f32 kernel
   double cuda_bf16 = 1e-2;   // CUDA bf16 against the CPU f32 kernel on the same bf16-rounded inputs
 };
@@ -72,6 +71,7 @@ const OpCase& find(const std::string& name);
 // Draws inputs for `sizes` in `dtype` on the CPU (no gradients requested).
 std::vector<Tensor> draw(const Sizes& sizes, Generator& gen, DType dtype = DType::f64);
 std::vector<Shape> shapes_of(const std::vector<Tensor>& inputs);
+std::vector<Shape> shapes_of(const Sizes& sizes);
 // "[2, 9, 3, 4] [2, 9, 3, 5]"
 std::string describe(const Sizes& sizes);
 

@@ -103,9 +103,7 @@ TEST_CASE("op table: the FLOP formulas read the shapes of every form (transposed
                            "matmul tb shared", "matmul ta tb shared"}) {
     CAPTURE(name);
     const op_cases::OpCase& row = op_cases::find(name);
-    std::vector<Shape> shapes;
-    for (const op_cases::Input& in : row.small[1]) shapes.push_back(in.shape);
-    CHECK(row.flops(shapes) == 3 * 2.0 * 2 * 3 * 4 * 5);
+    CHECK(row.flops(op_cases::shapes_of(row.small[1])) == 3 * 2.0 * 2 * 3 * 4 * 5);
   }
   // linear [2, 3, 5] -> 4: six rows.
   CHECK(op_cases::find("linear").flops({{2, 3, 5}, {4, 5}, {4}}) == 3 * 2.0 * 6 * 5 * 4);
@@ -116,8 +114,6 @@ TEST_CASE("op table: the FLOP formulas read the shapes of every form (transposed
   for (const op_cases::OpCase& row : op_cases::all())
     for (const op_cases::Sizes& s : row.bench) {
       CAPTURE(row.name);
-      std::vector<Shape> shapes;
-      for (const op_cases::Input& in : s) shapes.push_back(in.shape);
-      if (row.flops) CHECK(row.flops(shapes) > 0);
+      if (row.flops) CHECK(row.flops(op_cases::shapes_of(s)) > 0);
     }
 }
