@@ -11,10 +11,10 @@
 
 #include "app/bench_util.h"
 #include "app/commands.h"
+#include "framework/flops.h"
 #include "framework/ops.h"
 #include "framework/perf.h"
 #include "base/random.h"
-#include "kernels/cpu/lightning_flops.h"
 
 namespace eat::cli {
 
@@ -71,7 +71,7 @@ struct LengthCase {
     const bool naive = impl == LinearAttentionImpl::naive;
     // The naive form does the full masked T x T products; count the chunked kernel's work for
     // both so GFLOP/s compare useful work.
-    const double flop = cpu::lightning_flops(1, T, 8, 64, 64, 64, true);
+    const double flop = flops::lightning(1, T, 8, 64, 64, 64, flops::Pass::forward_backward);
     char shape[64];
     std::snprintf(shape, sizeof shape, "B1 T%lld H8 d64", static_cast<long long>(T));
     print_row(BenchRow{naive ? "lightning naive fwd+bwd" : "lightning chunked fwd+bwd", shape, median_call(), flop / 1e9},

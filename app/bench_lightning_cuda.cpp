@@ -1,7 +1,7 @@
 // eat bench lightning-cuda: forward+backward time of the CUDA Lightning Attention-2 kernel in
 // bf16 at B=8, H=32, d=128 from 2K to 32K tokens, next to flash (softmax) attention at the same
 // shapes: linear attention should keep a constant time per token where softmax attention grows
-// linearly. GFLOP/s count the work each kernel must do (kernels/cpu/*_flops.h).
+// linearly. GFLOP/s count the work each kernel must do (framework/flops.h).
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -11,8 +11,7 @@
 #include "framework/ops.h"
 #include "base/random.h"
 #include "framework/storage.h"
-#include "kernels/cpu/attention_flops.h"
-#include "kernels/cpu/lightning_flops.h"
+#include "framework/flops.h"
 #ifdef EAT_WITH_CUDA
 #include "runtime/cuda/stream.h"
 #endif
@@ -62,12 +61,12 @@ void bench_lightning_cuda(bool quick) {
       lightning_attention(q, k, v, decay).first.backward(seed);
       clear();
     });
-    row("lightning fwd+bwd", T, s, cpu::lightning_flops(B, T, H, d, d, 64, true));
+    row("lightning fwd+bwd", T, s, flops::lightning(B, T, H, d, d, 64, flops::Pass::forward_backward));
     s = time_gpu(reps, [&] {
       attention(q, k, v).backward(seed);
       clear();
     });
-    row("flash attention fwd+bwd", T, s, cpu::attention_flops(B, T, H, d, d, true, -1, true));
+    row("flash attention fwd+bwd", T, s, flops::attention(B, T, H, d, d, true, -1, flops::Pass::forward_backward));
   }
 }
 #endif

@@ -4,6 +4,7 @@
 
 #include "framework/comm/comm_stats.h"
 #include "base/error.h"
+#include "framework/flops.h"
 
 namespace eat::models {
 
@@ -98,17 +99,16 @@ void Transformer::set_sequence_parallel(Communicator* sp_group) {
 }
 
 double Transformer::train_flops_per_token(int64_t T) const {
-  const double D = static_cast<double>(config_.d_model), L = static_cast<double>(config_.n_layers);
-  const double F = static_cast<double>(options_.ffn_hidden), V = static_cast<double>(config_.vocab_size);
-  // Matmul parameters touched per token: q, k, v, o; gate, up, down; the output head.
-  const double matmul_params = L * (4 * D * D + 3 * D * F) + D * V;
-  // Causal attention: a query at position t attends min(t + 1, window + 1) keys; QK^T and PV
-  // cost 2 D FLOPs per key each. Averaged over the sequence.
-  double keys = 0;
-  for (int64_t t = 0; t < T; ++t) keys += options_.window >= 0 ? std::min<int64_t>(t + 1, options_.window + 1) : t + 1;
-  keys /= static_cast<double>(T);
-  const double attention_fwd = L * 4 * D * keys;
-  return 3 * (2 * matmul_params + attention_fwd);  // backward is twice the forward
+  using flops::Pass;
+  const int64_t D = config_.d_model, F = options_.ffn_hidden, H = config_.n_heads, d = D / H;
+  const double L = static_cast<double>(config_.n_layers);
+  // The forward per token: the projections q, k, v, o; gate, up, down; the output head; and causal
+  // (or sliding-window) attention over the sequence, averaged over its tokens.
+  const double projections =
+      L * (4 * flops::linear(1, D, D, Pass::forward) + 3 * flops::linear(1, D, F, Pass::forward)) +
+      flops::linear(1, D, config_.vocab_size, Pass::forward);
+  const double attention = L * flops::attention(1, T, H, d, d, true, options_.window, Pass::forward) / static_cast<double>(T);
+  return 3 * (projections + attention);  // backward is twice the forward
 }
 
 FamilySpec transformer_family() {

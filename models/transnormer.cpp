@@ -4,6 +4,7 @@
 
 #include "framework/comm/comm_stats.h"
 #include "base/error.h"
+#include "framework/flops.h"
 
 namespace eat::models {
 
@@ -139,15 +140,18 @@ void TransNormer::set_sequence_parallel(Communicator* sp_group) {
 }
 
 double TransNormer::train_flops_per_token(int64_t T) const {
-  const double D = static_cast<double>(config_.d_model), L = static_cast<double>(config_.n_layers);
-  const double F = static_cast<double>(options_.glu_hidden), V = static_cast<double>(config_.vocab_size);
-  const double H = static_cast<double>(config_.n_heads), d = D / H;
-  const double matmul_params = L * (5 * D * D + 3 * D * F) + D * V;
-  // Chunked linear attention per token and head: the causal half of a block-sized QK^T and PV
-  // (C (d + e)), the inter-block q S product and the state update (2 d e each).
-  const double C = static_cast<double>(std::min<int64_t>(options_.attention.block, T));
-  const double attention_fwd = L * H * (C * 2 * d + 4 * d * d);
-  return 3 * (2 * matmul_params + attention_fwd);
+  using flops::Pass;
+  const int64_t D = config_.d_model, F = options_.glu_hidden, H = config_.n_heads, d = D / H;
+  const double L = static_cast<double>(config_.n_layers);
+  // The forward per token: the projections q, k, v, output gate, o; the SGLU's two inputs and
+  // output; the output head; and the chunked linear attention over the sequence (the causal
+  // tiles, the inter-block q S products and the state updates), averaged over its tokens.
+  const double projections =
+      L * (5 * flops::linear(1, D, D, Pass::forward) + 3 * flops::linear(1, D, F, Pass::forward)) +
+      flops::linear(1, D, config_.vocab_size, Pass::forward);
+  const double attention =
+      L * flops::lightning(1, T, H, d, d, options_.attention.block, Pass::forward) / static_cast<double>(T);
+  return 3 * (projections + attention);  // backward is twice the forward
 }
 
 FamilySpec transnormer_family() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON), inspect, and the one-line errors of bad input.
+# overrides, resume, evaluate (table and JSON), inspect, the one-line errors of bad input, and the
+# op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
 set -euo pipefail
 EAT=$1
@@ -46,4 +47,10 @@ echo "$err" | grep -q "nowhere" || fail "missing checkpoint error: $err"
 head -c 100 "$tmp/data/train.tok" > "$tmp/cut.tok"
 if err=$("$EAT" eval --checkpoint "$run" --data "$tmp/cut.tok" 2>&1); then fail "truncated token file accepted"; fi
 echo "$err" | grep -q "truncated" || fail "truncated token file error: $err"
+
+# The op table's benchmark: one row at its first bench shape; an unknown op is named.
+out=$("$EAT" bench ops --op "attention window" --quick --threads 1)
+echo "$out" | grep -Eq "^attention window +[0-9.]+ +[0-9.]+ +[0-9.]+%" || fail "bench ops prints no timing row: $out"
+if err=$("$EAT" bench ops --op nosuch --quick 2>&1); then fail "unknown op accepted by bench ops"; fi
+echo "$err" | grep -q 'no op named "nosuch"' || fail "unknown op error: $err"
 echo "cli: all checks passed"

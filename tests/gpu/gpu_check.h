@@ -1,10 +1,9 @@
 #pragma once
 // doctest-side helpers of the gpu suite on top of gpu_compare.h: run a check for each CUDA storage
 // type, build the CPU reference's input from the same rounded values, and compare after the
-// compute stream has finished.
+// compute stream has finished. (Tensor-level ops against the CPU: test_op_table_cuda.cpp.)
 #include <doctest/doctest.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,43 +33,26 @@ inline Tensor random_host(const Shape& shape, Generator& gen, double stddev = 1.
   return Tensor::randn(shape, gen, stddev, DType::f32);
 }
 
-// Waits for the device, then checks rel_error(out, ref) < tolerance(dtype) and nothing else.
-inline void check_rel_error(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
+// Waits for the device, then checks rel_error(out, ref) < tol (the suite's tolerance(dtype) unless
+// given) and nothing else.
+inline void check_rel_error(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what, double tol) {
   cuda::sync_compute();
   const double err = rel_error(out, ref);
-  CHECK_MESSAGE(err < tolerance(dtype), what, " (", dtype_name(dtype), "): relative error ", err, " >= ", tolerance(dtype));
+  CHECK_MESSAGE(err < tol, what, " (", dtype_name(dtype), "): relative error ", err, " >= ", tol);
+}
+inline void check_rel_error(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
+  check_rel_error(out, ref, dtype, what, tolerance(dtype));
 }
 
 // check_rel_error after requiring a defined device result of ref's shape.
-inline void check_close(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
+inline void check_close(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what, double tol) {
   REQUIRE_MESSAGE(out.defined(), what, ": no result");
   CHECK_MESSAGE(out.device() == Device::cuda, what, ": result is not on the device");
   CHECK_MESSAGE(out.shape() == ref.shape(), what, ": shape ", shape_str(out.shape()), " vs ", shape_str(ref.shape()));
-  check_rel_error(out, ref, dtype, what);
+  check_rel_error(out, ref, dtype, what, tol);
 }
-
-using DeviceOpFn = std::function<Tensor(const std::vector<Tensor>&)>;
-
-// Runs op through the framework twice: on the CPU in f32 with the dtype-rounded inputs, and on the
-// device with dtype copies. Compares the outputs, then back-propagates one random seed through both
-// and compares every input's gradient. Tests the Tensor-level wiring of forward and backward.
-inline void check_op(const std::string& name, const DeviceOpFn& op, const std::vector<Tensor>& host_inputs, DType dtype,
-                     Generator& gen) {
-  std::vector<Tensor> on_cpu, on_dev;
-  for (const Tensor& h : host_inputs) {
-    Tensor c = rounded(h, dtype), d = to_device(h, dtype);
-    c.requires_grad_();
-    d.requires_grad_();
-    on_cpu.push_back(c);
-    on_dev.push_back(d);
-  }
-  Tensor y_cpu = op(on_cpu), y_dev = op(on_dev);
-  check_close(y_dev, y_cpu, dtype, name + " forward");
-  Tensor seed = random_host(y_cpu.shape(), gen);
-  y_cpu.backward(rounded(seed, dtype));
-  y_dev.backward(to_device(seed, dtype));
-  for (size_t i = 0; i < host_inputs.size(); ++i)
-    check_close(on_dev[i].grad(), on_cpu[i].grad(), dtype, name + " gradient of input " + std::to_string(i));
+inline void check_close(const Tensor& out, const Tensor& ref, DType dtype, const std::string& what) {
+  check_close(out, ref, dtype, what, tolerance(dtype));
 }
 
 }  // namespace eat::test

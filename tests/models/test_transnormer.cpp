@@ -60,6 +60,17 @@ TEST_CASE("transnormer: parameter names and counts") {
   CHECK(model->num_parameters() == 11 * 8 + 2 * (5 * 64 + 3 * 8 * 12) + 11 * 8);
 }
 
+TEST_CASE("transnormer: FLOPs per token follow 6N plus the chunked attention's blocks") {
+  Generator gen(5);
+  auto model = build_model(tiny_config(DType::f32), gen);  // blocks of 4
+  const double matmul_params = 2 * (5 * 64 + 3 * 8 * 12) + 8 * 11;
+  // T = 6 in blocks of 4 and 2, per head (d = e = 4): the state updates (2 L d e) of both blocks and
+  // the second one's inter-block q S (2 L d e), and the 10 + 3 pairs of the causal tiles at
+  // 2 (d + e) each; 2 layers of 2 heads, averaged over the 6 tokens, 3x for the backward.
+  const double per_head = 2 * 16 * (4 + 2 + 2) + 13 * 2 * 8;
+  CHECK(model->train_flops_per_token(6) == doctest::Approx(6 * matmul_params + 3 * 2 * 2 * per_head / 6));
+}
+
 TEST_CASE("transnormer: chunked, recurrent and naive kernels give the same logits (f64)") {
   Tensor ids = Tensor::from_vector<int32_t>({1, 5, 2, 7, 3, 0, 10, 4, 4, 6, 9, 8, 2, 2}, {2, 7});
   std::vector<std::vector<double>> out;

@@ -1,5 +1,5 @@
-// CUDA elementwise ops, activations and the GLU gate against their CPU kernels: kernel level with
-// NaN-poisoned outputs, and through the Tensor-level ops (forward and backward).
+// CUDA elementwise ops, activations and the GLU gate against their CPU kernels at kernel level, with
+// NaN-poisoned outputs (the Tensor-level ops: test_op_table_cuda.cpp).
 #include <doctest/doctest.h>
 
 #include "framework/ops.h"
@@ -116,27 +116,5 @@ TEST_CASE("gpu activation and glu_gate kernels match the CPU kernels (poisoned o
         check_close(ddb, ref2, dt, "glu_gate_backward db");
       }
     }
-  });
-}
-
-TEST_CASE("gpu pointwise ops through the framework: forward and gradients") {
-  test::require_gpu();
-  Generator gen(13);
-  for_cuda_dtypes([&]<typename T>(DType dt) {
-    const Shape shape{37, 129};
-    auto two = [&] { return std::vector<Tensor>{random_host(shape, gen), random_host(shape, gen)}; };
-    auto one = [&] { return std::vector<Tensor>{random_host(shape, gen, 2.0)}; };
-    check_op("add", [](auto& in) { return add(in[0], in[1]); }, two(), dt, gen);
-    check_op("mul", [](auto& in) { return mul(in[0], in[1]); }, two(), dt, gen);
-    check_op("scale", [](auto& in) { return scale(in[0], 1.5); }, one(), dt, gen);
-    check_op("silu", [](auto& in) { return silu(in[0]); }, one(), dt, gen);
-    check_op("sigmoid", [](auto& in) { return sigmoid(in[0]); }, one(), dt, gen);
-    check_op("gelu", [](auto& in) { return gelu(in[0]); }, one(), dt, gen);
-    check_op("gelu tanh", [](auto& in) { return gelu(in[0], GeluApprox::tanh); }, one(), dt, gen);
-    check_op("swiglu", [](auto& in) { return glu_gate(in[0], in[1], GateActivation::silu); }, two(), dt, gen);
-    check_op("sglu", [](auto& in) { return glu_gate(in[0], in[1], GateActivation::none); }, two(), dt, gen);
-    auto positive = [&] { return std::vector<Tensor>{Tensor::uniform(shape, gen, 0.5, 1.5)}; };
-    check_op("sum", [](auto& in) { return sum(in[0]); }, positive(), dt, gen);
-    check_op("mean", [](auto& in) { return mean(in[0]); }, positive(), dt, gen);
   });
 }

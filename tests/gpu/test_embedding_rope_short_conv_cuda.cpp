@@ -1,5 +1,5 @@
-// CUDA embedding, RoPE and short convolution against their CPU kernels: kernel level with
-// NaN-poisoned outputs, and through the Tensor-level ops (forward and gradients).
+// CUDA embedding, RoPE and short convolution against their CPU kernels at kernel level, with
+// NaN-poisoned outputs (the Tensor-level ops: test_op_table_cuda.cpp).
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -112,18 +112,5 @@ TEST_CASE("gpu short_conv kernels match the CPU kernels, weight and bias gradien
         check_close(db, dbref, dt, "short_conv_backward dbias");
       }
     }
-  });
-}
-
-TEST_CASE("gpu embedding, rope and short_conv through the framework: forward and gradients") {
-  test::require_gpu();
-  Generator gen(34);
-  for_cuda_dtypes([&]<typename T>(DType dt) {
-    const int64_t vocab = 41;
-    Tensor ids = Tensor::from_vector<int64_t>(random_ids(3 * 37, vocab, gen), {3, 37});
-    check_op("embedding", [&](auto& in) { return embedding(ids, in[0]); }, {random_host({vocab, 129}, gen)}, dt, gen);
-    check_op("rope", [](auto& in) { return rope(in[0], 10000.0, 4099); }, {random_host({2, 37, 3, 66}, gen)}, dt, gen);
-    check_op("short_conv", [](auto& in) { return short_conv(in[0], in[1], in[2]); },
-             {random_host({3, 37, 129}, gen), random_host({129, 4}, gen), random_host({129}, gen)}, dt, gen);
   });
 }

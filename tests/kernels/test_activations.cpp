@@ -1,5 +1,5 @@
-// Activations, softmax and the GLU gate: forward against closed forms in f64, finite-difference
-// gradients, f32 against f64.
+// Activations, softmax and the GLU gate beyond the op table's rows (test_op_table.cpp): the GELU
+// approximation, extreme inputs over many vectorised blocks, large logits, bad inputs.
 #include <cmath>
 
 #include "base/error.h"
@@ -19,28 +19,15 @@ std::vector<double> map_values(const Tensor& x, double (*f)(double)) {
 double silu_ref(double x) { return x / (1 + std::exp(-x)); }
 double sigmoid_ref(double x) { return 1 / (1 + std::exp(-x)); }
 double gelu_ref(double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }
-double gelu_tanh_ref(double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
 
 }  // namespace
 
-TEST_CASE("activations: forward against closed forms, gradients, f32 vs f64") {
+TEST_CASE("gelu: the tanh form approximates the exact one; a non-float input names the op") {
+  // Forward, gradients and f32 of every activation: the op table (test_op_table.cpp).
   Generator gen(1);
   Tensor x = randn64({3, 37}, gen, 3.0, false);
-  CHECK(rel_error(silu(x).to_f64_vector(), map_values(x, silu_ref)) < 1e-15);
-  CHECK(rel_error(sigmoid(x).to_f64_vector(), map_values(x, sigmoid_ref)) < 1e-15);
-  CHECK(rel_error(gelu(x).to_f64_vector(), map_values(x, gelu_ref)) < 1e-15);
-  CHECK(rel_error(gelu(x, GeluApprox::tanh).to_f64_vector(), map_values(x, gelu_tanh_ref)) < 1e-15);
   // The tanh form approximates the exact one to about 1e-3 absolute.
   CHECK(rel_error(gelu(x, GeluApprox::tanh).to_f64_vector(), map_values(x, gelu_ref)) < 1e-3);
-
-  std::vector<OpFn> fns = {[](auto& in) { return silu(in[0]); }, [](auto& in) { return sigmoid(in[0]); },
-                           [](auto& in) { return gelu(in[0]); }, [](auto& in) { return gelu(in[0], GeluApprox::tanh); }};
-  for (size_t i = 0; i < fns.size(); ++i) {
-    CAPTURE(i);
-    CHECK(gradcheck("activation", fns[i], {randn64({2, 5, 3}, gen, 2.0)}) <= 1.0);
-    CHECK(gradcheck("activation", fns[i], {randn64({1}, gen, 2.0)}) <= 1.0);
-    CHECK(f32_vs_f64(fns[i], {randn64({4, 33}, gen, 2.0)}) < 1e-6);  // pointwise: f32 rounding only
-  }
   CHECK_THROWS_WITH_AS(silu(Tensor::from_vector<int32_t>({1, 2}, {2})), doctest::Contains("silu"), Error);
 }
 
@@ -107,7 +94,7 @@ TEST_CASE("silu, sigmoid and the SwiGLU gate over many blocks and extreme inputs
   }
 }
 
-TEST_CASE("softmax: against the definition, stable for large logits, gradients") {
+TEST_CASE("softmax: stable for large logits") {
   Generator gen(2);
   Tensor x = randn64({4, 9}, gen, 2.0, false);
   auto v = x.to_f64_vector(), want = v;
@@ -116,33 +103,15 @@ TEST_CASE("softmax: against the definition, stable for large logits, gradients")
     for (int j = 0; j < 9; ++j) z += std::exp(v[r * 9 + j]);
     for (int j = 0; j < 9; ++j) want[r * 9 + j] = std::exp(v[r * 9 + j]) / z;
   }
-  CHECK(rel_error(softmax(x).to_f64_vector(), want) < 1e-15);
   // Shifting a row by 1000 changes nothing and overflows nothing.
   auto shifted = v;
   for (double& a : shifted) a += 1000;
   Tensor big = Tensor::from_vector<double>(shifted, {4, 9});
   CHECK(rel_error(softmax(big).to_f64_vector(), want) < 1e-12);
-  auto fn = [](auto& in) { return softmax(in[0]); };
-  CHECK(gradcheck("softmax", fn, {randn64({3, 7}, gen)}) <= 1.0);
-  CHECK(gradcheck("softmax", fn, {randn64({2, 1}, gen)}) <= 1.0);
-  CHECK(f32_vs_f64(fn, {randn64({5, 70}, gen)}) < 1e-6);
 }
 
-TEST_CASE("glu_gate: SwiGLU and SGLU cores") {
+TEST_CASE("glu_gate: inputs of different shapes name the op") {
   Generator gen(3);
-  Tensor a = randn64({3, 11}, gen, 2.0, false), b = randn64({3, 11}, gen, 1.0, false);
-  auto av = a.to_f64_vector(), bv = b.to_f64_vector(), want_silu = av, want_lin = av;
-  for (size_t i = 0; i < av.size(); ++i) {
-    want_silu[i] = silu_ref(av[i]) * bv[i];
-    want_lin[i] = av[i] * bv[i];
-  }
-  CHECK(rel_error(glu_gate(a, b, GateActivation::silu).to_f64_vector(), want_silu) < 1e-15);
-  CHECK(rel_error(glu_gate(a, b, GateActivation::none).to_f64_vector(), want_lin) < 1e-15);
-  for (GateActivation act : {GateActivation::silu, GateActivation::none}) {
-    auto fn = [act](auto& in) { return glu_gate(in[0], in[1], act); };
-    CHECK(gradcheck("glu_gate", fn, {randn64({2, 3, 5}, gen), randn64({2, 3, 5}, gen)}) <= 1.0);
-    CHECK(f32_vs_f64(fn, {randn64({4, 19}, gen), randn64({4, 19}, gen)}) < 1e-6);
-  }
-  CHECK_THROWS_WITH_AS(glu_gate(a, randn64({3, 10}, gen), GateActivation::silu),
+  CHECK_THROWS_WITH_AS(glu_gate(randn64({3, 11}, gen), randn64({3, 10}, gen), GateActivation::silu),
                        doctest::Contains("glu_gate"), Error);
 }

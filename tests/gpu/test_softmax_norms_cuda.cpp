@@ -1,5 +1,6 @@
 // CUDA row-wise kernels (softmax, RMSNorm, SimpleRMSNorm, L2 normalisation) against their CPU
-// kernels: kernel level with NaN-poisoned outputs and statistics, and through the Tensor-level ops.
+// kernels at kernel level, with NaN-poisoned outputs and statistics (the Tensor-level ops:
+// test_op_table_cuda.cpp).
 #include <doctest/doctest.h>
 
 #include "framework/ops.h"
@@ -117,22 +118,6 @@ TEST_CASE("gpu L2 normalisation kernels match the CPU kernels, both sides of eps
       cpu::l2_normalize_backward<float>(rx.data<float>(), nref.data<double>(), rg.data<float>(), ref.data<float>(), kRows,
                                         cols, eps);
       check_close(dx, ref, dt, "l2_normalize_backward");
-    }
-  });
-}
-
-TEST_CASE("gpu softmax and norms through the framework: forward and gradients") {
-  test::require_gpu();
-  Generator gen(24);
-  for_cuda_dtypes([&]<typename T>(DType dt) {
-    for (int64_t cols : {129, 1000}) {
-      CAPTURE(cols);
-      const Shape shape{3, kRows, cols};
-      check_op("softmax", [](auto& in) { return softmax(in[0]); }, {random_host(shape, gen, 3.0)}, dt, gen);
-      check_op("rms_norm", [](auto& in) { return rms_norm(in[0], in[1], 1e-6); },
-               {random_host(shape, gen), random_host({cols}, gen)}, dt, gen);
-      check_op("simple_rms_norm", [](auto& in) { return simple_rms_norm(in[0], 1e-6); }, {random_host(shape, gen)}, dt, gen);
-      check_op("l2_normalize", [](auto& in) { return l2_normalize(in[0], 1e-6); }, {random_host(shape, gen)}, dt, gen);
     }
   });
 }

@@ -1,0 +1,60 @@
+#pragma once
+// The FLOP formula of each op with matmul-like work, written once: the op table's benchmarks
+// (framework/op_cases/) and the models' MFU (train_flops_per_token) both call these. Counted are
+// multiply-adds (2 FLOPs each) of the products an op's kernels must do; softmax, decay and other
+// elementwise work is not counted. `Pass::forward` is what a model counts per layer (its training
+// FLOPs are 3x the forward, the usual MFU convention); `Pass::forward_backward` is the work of
+// the forward and backward kernels as they run, recomputation included, which is what a
+// benchmark of one op divides its time into.
+#include <cstdint>
+
+#include "kernels/cpu/attention_flops.h"
+#include "kernels/cpu/lightning_flops.h"
+
+namespace eat::flops {
+
+enum class Pass { forward, forward_backward };
+
+// A product [m, k] x [k, n], `batch` times: the forward's 2 m k n, and the backward's two
+// products of the same size (dA and dB).
+inline double matmul(int64_t batch, int64_t m, int64_t k, int64_t n, Pass pass) {
+  const double forward = 2.0 * static_cast<double>(batch) * static_cast<double>(m) * static_cast<double>(k) *
+                         static_cast<double>(n);
+  return pass == Pass::forward ? forward : 3 * forward;
+}
+
+// A linear map of `rows` rows from `in` to `out` features (the bias is elementwise work).
+inline double linear(int64_t rows, int64_t in, int64_t out, Pass pass) { return matmul(1, rows, in, out, pass); }
+
+// Causal (or full) softmax attention, with a sliding window when window_left >= 0; only the
+// attended (query, key) pairs are work (kernels/cpu/attention_flops.h).
+inline double attention(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, bool causal, int64_t window_left,
+                        Pass pass) {
+  return cpu::attention_flops(B, T, H, d, e, causal, window_left, pass == Pass::forward_backward);
+}
+
+// Lightning Attention-2's chunked kernel with blocks of `block` tokens (kernels/cpu/lightning_flops.h).
+inline double lightning(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, int64_t block, Pass pass) {
+  return cpu::lightning_flops(B, T, H, d, e, block, pass == Pass::forward_backward);
+}
+
+// The state readout q_t S (a [d] x [d, e] product per token and head); the backward forms dq = dO
+// S^T and dS = q^T dO, the same size each.
+inline double state_readout(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, Pass pass) {
+  return matmul(B * H, T, d, e, pass);
+}
+
+// The state sum k^T v over T tokens per head; the backward forms dk = v dS^T and dv = k dS.
+inline double state_sum(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, Pass pass) {
+  return matmul(B * H, d, T, e, pass);
+}
+
+// The causal depthwise convolution of [B, T, C] with k taps: a multiply-add per tap and output;
+// the backward forms dx and dw, one each per tap and output.
+inline double short_conv(int64_t B, int64_t T, int64_t C, int64_t k, Pass pass) {
+  const double forward = 2.0 * static_cast<double>(B) * static_cast<double>(T) * static_cast<double>(C) *
+                         static_cast<double>(k);
+  return pass == Pass::forward ? forward : 3 * forward;
+}
+
+}  // namespace eat::flops
