@@ -49,8 +49,7 @@ void run_eval(const EvalArgs& a) {
     nlohmann::ordered_json j = {{"loss", r.loss},     {"ppl", r.ppl},       {"bpb", r.bpb},
                                 {"tokens", r.tokens}, {"ppl_stderr", r.ppl_stderr}, {"windows", r.windows},
                                 {"step", state.step}, {"checkpoint", dir},  {"data", data}};
-    for (const AuxValue& aux : r.aux) j["aux_" + aux.name] = aux.value;
-    if (!r.aux.empty()) j["aux_loss"] = weighted_aux_total(r.aux);
+    add_aux_fields(j, r.aux);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("checkpoint  %s (step %lld, %s)\n", dir.c_str(), static_cast<long long>(state.step), state.family.c_str());

@@ -50,12 +50,6 @@ double weighted_aux_total(const std::vector<AuxValue>& aux) {
   return total;
 }
 
-void add_aux_fields(nlohmann::json& line, const std::vector<AuxValue>& aux, const std::string& prefix) {
-  if (aux.empty()) return;
-  for (const AuxValue& a : aux) line[prefix + "aux_" + a.name] = a.value;
-  line[prefix + "aux_loss"] = weighted_aux_total(aux);
-}
-
 void AuxSums::add(const std::vector<AuxLoss>& aux, double count) {
   if (!started_) {
     check_aux_terms(aux);

@@ -40,8 +40,13 @@ struct AuxValue {
 // sum of weight * value: what the aux terms add to the loss.
 double weighted_aux_total(const std::vector<AuxValue>& aux);
 // prefix + "aux_<name>" for each term unweighted, and prefix + "aux_loss" for the weighted total;
-// nothing when there are no terms.
-void add_aux_fields(nlohmann::json& line, const std::vector<AuxValue>& aux, const std::string& prefix = "");
+// nothing when there are no terms. Json: nlohmann::json or nlohmann::ordered_json.
+template <typename Json>
+void add_aux_fields(Json& line, const std::vector<AuxValue>& aux, const std::string& prefix = "") {
+  if (aux.empty()) return;
+  for (const AuxValue& a : aux) line[prefix + "aux_" + a.name] = a.value;
+  line[prefix + "aux_loss"] = weighted_aux_total(aux);
+}
 
 // The aux terms of several forwards summed term by term. The first forward fixes the terms (their
 // names are checked); every later one must return the same names in the same order.
