@@ -8,60 +8,20 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
-#include <optional>
 #include <sstream>
 
-#include "data/corpus.h"
 #include "framework/autograd.h"
-#include "framework/nn/layers.h"
 #include "framework/ops.h"
 #include "framework/train/step.h"
 #include "framework/train/step_log.h"
 #include "framework/train/training_run.h"
-#include "temp_dir.h"
-#include "tiny_run.h"
+#include "squared_logits_model.h"
 
 using namespace eat;
 
 namespace {
 
-// Embedding -> linear head, in f64; with a weight, one aux term: the mean of the squared logits.
-class SquaredLogitsModel : public LanguageModel {
- public:
-  SquaredLogitsModel(int64_t vocab, std::optional<double> aux_weight)
-      : gen_(3),
-        embed_(add_module<Embedding>("embed", vocab, 8, gen_, 0.5, DType::f64)),
-        head_(add_module<Linear>("head", 8, vocab, false, gen_, 0.5, DType::f64)),
-        aux_weight_(aux_weight) {}
-  ModelOutput forward(const Tensor& ids) override {
-    Tensor logits = head_.forward(embed_.forward(ids));
-    if (!aux_weight_) return {logits};
-    return {logits, {{"logit_sq", mean(mul(logits, logits)), *aux_weight_}}};
-  }
-  double train_flops_per_token(int64_t) const override { return 6.0 * static_cast<double>(num_parameters()); }
-
- private:
-  Generator gen_;
-  Embedding& embed_;
-  Linear& head_;
-  std::optional<double> aux_weight_;
-};
-
 constexpr double kAuxWeight = 2.5;
-
-struct Fixture {
-  test::TempDir dir{"aux"};
-  Fixture() { data::tokenize_texts({test::synthetic_text(1500)}, dir / "data", "byte", 0.1); }
-  Recipe recipe(std::vector<std::string> sets = {}) const {
-    sets.push_back("train.precision=f64");
-    return parse_recipe(test::recipe_text(dir.str()), "test.toml", sets);
-  }
-  std::unique_ptr<TrainingRun> run(std::optional<double> aux_weight, std::vector<std::string> sets = {},
-                                   TrainOptions options = test::quiet()) const {
-    Recipe r = recipe(std::move(sets));
-    return std::make_unique<TrainingRun>(r, options, std::make_unique<SquaredLogitsModel>(r.model.vocab_size, aux_weight));
-  }
-};
 
 // The next step's terms by hand, each a mean over the micro-batches: cross-entropy and mean(logits^2).
 struct ByHand {
@@ -116,7 +76,7 @@ std::vector<nlohmann::json> metrics_lines(const std::string& run_dir) {
 }  // namespace
 
 TEST_CASE("aux loss: the step trains on cross-entropy + weight * aux, and its gradient reaches the parameters") {
-  Fixture fx;
+  test::SquaredLogitsRuns fx;
   auto run = fx.run(kAuxWeight);  // 2 micro-batches of 2 sequences
   REQUIRE(run->layout.n_micro == 2);
   const ByHand expected = by_hand(*run);
@@ -162,7 +122,7 @@ TEST_CASE("aux loss: the step trains on cross-entropy + weight * aux, and its gr
 }
 
 TEST_CASE("aux loss: a model without aux terms trains on the cross-entropy alone") {
-  Fixture fx;
+  test::SquaredLogitsRuns fx;
   auto run = fx.run(std::nullopt);
   // The step's loss is the micro-batch cross-entropies summed in order over the shares, bit for bit.
   double by_hand_sum = 0;
@@ -184,7 +144,7 @@ TEST_CASE("aux loss: a model without aux terms trains on the cross-entropy alone
 }
 
 TEST_CASE("aux loss: metrics.jsonl, the console lines and validation report the terms") {
-  Fixture fx;
+  test::SquaredLogitsRuns fx;
   TrainOptions loud = test::quiet();
   loud.quiet = false;
   auto run = fx.run(kAuxWeight, {"train.steps=4", "eval.every=2", "checkpoint.every=0", "log.every=1"}, loud);
@@ -227,7 +187,7 @@ TEST_CASE("aux loss: metrics.jsonl, the console lines and validation report the 
 }
 
 TEST_CASE("aux loss: evaluation reports each term's mean over the windows") {
-  Fixture fx;
+  test::SquaredLogitsRuns fx;
   auto run = fx.run(kAuxWeight);
   data::TokenFile val(run->recipe.data.val);
   // Three windows of 32 in batches of 2: forwards of 2 windows and of 1.
