@@ -60,10 +60,12 @@ struct ModelConfig {
 };
 
 // A named auxiliary loss term of one forward (a mixture's load balance, say). The trainer adds
-// weight * value to the cross-entropy and weighs it like the cross-entropy, 1/(micro-batches x
-// data-parallel ranks x sequence-parallel ranks), so value must be this rank's share of the mean
-// over its tokens: a term that needs statistics of the whole sequence-parallel group or batch
-// reduces them itself inside forward. metrics.jsonl logs it unweighted as aux_<name>.
+// weight * value to the micro-batch's cross-entropy and weighs the sum like the cross-entropy,
+// 1/(micro-batches x data-parallel ranks x sequence-parallel ranks): value is the term over this
+// rank's tokens of the micro-batch (a mean over them, say), and the weighted sum over every
+// micro-batch and rank is the global batch's mean. A term that needs statistics of the whole
+// sequence-parallel group (or batch) reduces them itself inside forward, differentiably, and then
+// returns the group's value on every rank of it. metrics.jsonl logs it unweighted as aux_<name>.
 struct AuxLoss {
   std::string name;  // lower case, digits and '_'; not "loss"
   Tensor value;      // one element, differentiable

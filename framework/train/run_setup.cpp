@@ -65,6 +65,9 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
   device = recipe.device();
   model = given_model ? std::move(given_model) : build_placed_model(recipe);
   params = model->parameters();
+  for (const Parameter& p : params)
+    EAT_CHECK(p.tensor.device() == device, "the model to train has parameter '", p.name, "' on ", device_name(p.tensor.device()),
+              ", the recipe trains on ", device_name(device));
   optimizer = std::make_unique<AdamW>(
       params, AdamWConfig{recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
   schedule = schedule_of(recipe);
