@@ -49,6 +49,7 @@ void run_eval(const EvalArgs& a) {
     nlohmann::ordered_json j = {{"loss", r.loss},     {"ppl", r.ppl},       {"bpb", r.bpb},
                                 {"tokens", r.tokens}, {"ppl_stderr", r.ppl_stderr}, {"windows", r.windows},
                                 {"step", state.step}, {"checkpoint", dir},  {"data", data}};
+    add_aux_fields(j, r.aux);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("checkpoint  %s (step %lld, %s)\n", dir.c_str(), static_cast<long long>(state.step), state.family.c_str());
@@ -59,6 +60,7 @@ void run_eval(const EvalArgs& a) {
     std::printf("loss        %.4f nats/token\n", r.loss);
     std::printf("perplexity  %.3f +- %.3f\n", r.ppl, r.ppl_stderr);
     std::printf("bits/byte   %.4f\n", r.bpb);
+    for (const AuxValue& aux : r.aux) std::printf("aux %-7s %.4f (weight %g)\n", aux.name.c_str(), aux.value, aux.weight);
   }
 }
 
@@ -78,7 +80,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "Windows per forward")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's train.device, in its precision)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr");
+  cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr (and aux_<name>, aux_loss of a model with aux terms)");
   cmd->callback([a] { run_eval(*a); });
 }
 

@@ -59,10 +59,29 @@ struct ModelConfig {
   FamilyOptions options;
 };
 
+// A named auxiliary loss term of one forward (a mixture's load balance, say). The trainer adds
+// weight * value to the micro-batch's cross-entropy and weighs the sum like the cross-entropy,
+// 1/(micro-batches x data-parallel ranks x sequence-parallel ranks): value is the term over this
+// rank's tokens of the micro-batch (a mean over them, say), and the weighted sum over every
+// micro-batch and rank is the global batch's mean. A term that needs statistics of the whole
+// sequence-parallel group (or batch) reduces them itself inside forward, differentiably, and then
+// returns the group's value on every rank of it. metrics.jsonl logs it unweighted as aux_<name>.
+struct AuxLoss {
+  std::string name;  // lower case, digits and '_'; not "loss"
+  Tensor value;      // one element, differentiable
+  double weight = 1;
+};
+
+// What a forward returns: the logits and the model's aux terms (none for most families).
+struct ModelOutput {
+  Tensor logits;
+  std::vector<AuxLoss> aux = {};
+};
+
 class LanguageModel : public Module {
  public:
-  // ids [B, T] (i32) -> logits [B, T, vocab].
-  virtual Tensor forward(const Tensor& ids) = 0;
+  // ids [B, T] (i32) -> logits [B, T, vocab] and the aux terms.
+  virtual ModelOutput forward(const Tensor& ids) = 0;
   // Model FLOPs per trained token (forward + backward, matmuls and attention), at this length;
   // the numerator of MFU.
   virtual double train_flops_per_token(int64_t seq_len) const = 0;

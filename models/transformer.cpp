@@ -81,12 +81,12 @@ Transformer::Transformer(const ModelConfig& c, Generator& gen)
     lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
 }
 
-Tensor Transformer::forward(const Tensor& ids) {
+ModelOutput Transformer::forward(const Tensor& ids) {
   EAT_CHECK(ids.dim() == 2, "transformer: ids must be [batch, time], got ", shape_str(ids.shape()));
   Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
   for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
   x = norm_.forward(x);
-  return linear(x, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, x));
+  return {linear(x, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, x))};
 }
 
 void Transformer::set_sequence_parallel(Communicator* sp_group) {

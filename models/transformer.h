@@ -47,7 +47,7 @@ class TransformerBlock : public Module {
 class Transformer : public LanguageModel {
  public:
   Transformer(const ModelConfig& c, Generator& gen);
-  Tensor forward(const Tensor& ids) override;
+  ModelOutput forward(const Tensor& ids) override;
   double train_flops_per_token(int64_t seq_len) const override;
   // LASP-2H in every attention layer (RoPE at global positions); the rest is token-local.
   void set_sequence_parallel(Communicator* sp_group) override;

@@ -112,10 +112,10 @@ Tensor TransNormer::head(const Tensor& x) const {
   return linear(normed, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, normed));
 }
 
-Tensor TransNormer::forward(const Tensor& ids) {
+ModelOutput TransNormer::forward(const Tensor& ids) {
   Tensor x = embed(ids);
   for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
-  return head(x);
+  return {head(x)};
 }
 
 Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LinearAttentionImpl impl) {

@@ -61,7 +61,7 @@ class TransNormerBlock : public Module {
 class TransNormer : public LanguageModel {
  public:
   TransNormer(const ModelConfig& c, Generator& gen);
-  Tensor forward(const Tensor& ids) override;
+  ModelOutput forward(const Tensor& ids) override;
   // The same network carried across calls through per-layer states (decoding): states holds one
   // [B, H, d, d] tensor per layer, empty before the first call, updated in place.
   Tensor forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LinearAttentionImpl impl);

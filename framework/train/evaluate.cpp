@@ -19,8 +19,6 @@ struct Window {
 
 }  // namespace
 
-Tensor loss_logits(const Tensor& logits) { return logits.dtype() == DType::bf16 ? cast(logits, DType::f32) : logits; }
-
 EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& opt) {
   EAT_CHECK(opt.window > 0 && opt.stride > 0 && opt.stride <= opt.window, "eval: need 0 < stride <= window, got window ",
             opt.window, " stride ", opt.stride);
@@ -44,6 +42,7 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
 
   NoGradGuard no_grad;
   std::vector<double> window_loss(windows.size()), window_tokens(windows.size());
+  AuxSums aux;
   for (size_t w0 = 0; w0 < windows.size();) {
     // Batch consecutive windows of equal length.
     size_t w1 = w0 + 1;
@@ -57,7 +56,9 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
       std::copy(buf.begin(), buf.end() - 1, ids.data<int32_t>() + b * L);
       std::copy(buf.begin() + 1, buf.end(), targets.begin() + b * L);
     }
-    Tensor logits = loss_logits(model.forward(ids));
+    ModelOutput out = model.forward(ids);
+    aux.add(out.aux, static_cast<double>(B));
+    Tensor logits = in_loss_type(out.logits);
     const int64_t V = logits.size(-1);
     for (int64_t b = 0; b < B; ++b) {
       const Window& w = windows[w0 + b];
@@ -95,6 +96,7 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
     tokens += window_tokens[i];
   }
   r.windows = static_cast<int64_t>(windows.size());
+  r.aux = aux.means(aux.values(), static_cast<double>(windows.size()));
   r.tokens = static_cast<int64_t>(tokens);
   r.loss = total / tokens;
   r.ppl = std::exp(r.loss);

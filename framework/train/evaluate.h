@@ -3,15 +3,13 @@
 // windows. The trainer's periodic validation and `eat eval` call the same function with the
 // same settings, so they agree.
 #include <cstdint>
+#include <vector>
 
 #include "data/token_file.h"
 #include "framework/model.h"
+#include "framework/train/loss_terms.h"
 
 namespace eat {
-
-// Logits in the loss's type: a model computing in bf16 hands its logits to the cross-entropy in
-// f32 (a differentiable cast), so the log-sum-exp and the loss are f32; others pass unchanged.
-Tensor loss_logits(const Tensor& logits);
 
 struct EvalOptions {
   int64_t window = 512;    // tokens of context per forward
@@ -27,6 +25,9 @@ struct EvalResult {
   double ppl_stderr = 0;  // delta method on the standard error of per-window mean losses
   int64_t tokens = 0;     // scored tokens
   int64_t windows = 0;
+  // The model's aux terms, each the mean over the windows of its value on a forward (whole
+  // windows, context included); empty for most families.
+  std::vector<AuxValue> aux;
 };
 
 // The model on any device: ids and targets stay on the host (ops upload them), the loss of a

@@ -1,7 +1,8 @@
 #pragma once
-// The training loop: data stream -> model -> fused cross-entropy -> backward (with gradient
-// accumulation over micro-batches) -> global-norm clipping -> AdamW at the scheduled learning
-// rate; periodic validation, metrics, loss curve and atomic checkpoints; exact resume.
+// The training loop: data stream -> model -> fused cross-entropy plus the model's aux terms ->
+// backward (with gradient accumulation over micro-batches) -> global-norm clipping -> AdamW at the
+// scheduled learning rate; periodic validation, metrics, loss curve and atomic checkpoints; exact
+// resume. Its stages are listed in framework/train/training_run.h.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 namespace eat {
 
 class Communicator;
+struct TrainingRun;
 
 struct TrainOptions {
   std::string resume = "auto";  // auto | never | a checkpoint directory
@@ -30,6 +32,9 @@ struct TrainResult {
 };
 
 TrainResult train(const Recipe& recipe, const TrainOptions& options);
+// The loop over the stages of a run already set up (framework/train/training_run.h): resume, then
+// step, log, validate, checkpoint and the stop vote until train.steps.
+TrainResult train(TrainingRun& run);
 
 // The run directory of a recipe: run.out_dir / run.name.
 std::string run_directory(const Recipe& recipe);

@@ -36,7 +36,7 @@ Tensor tiny_ids() { return Tensor::from_vector<int32_t>({1, 4, 7, 2, 9, 0, 3, 3,
 
 // Loss of the model on fixed ids and targets, with the logits in the loss's type (f64 here).
 Tensor tiny_loss(LanguageModel& model) {
-  Tensor logits = model.forward(tiny_ids());
+  Tensor logits = model.forward(tiny_ids()).logits;
   logits = cast(logits, model.parameters().front().tensor.dtype());
   Tensor targets = Tensor::from_vector<int32_t>({4, 7, 2, 9, 0, 3, 3, 5, 10, 6, 8, 1}, {12});
   return cross_entropy(reshape(logits, {12, logits.size(-1)}), targets);
@@ -54,8 +54,8 @@ TEST_CASE("mixed precision: f64 masters computed in f32 track the f64 model, gra
     auto ref = build_model(ref_config, g1);
     auto mixed = build_model(mixed_config, g2);
 
-    Tensor ref_logits = ref->forward(tiny_ids());
-    Tensor mixed_logits = mixed->forward(tiny_ids());
+    Tensor ref_logits = ref->forward(tiny_ids()).logits;
+    Tensor mixed_logits = mixed->forward(tiny_ids()).logits;
     CHECK(ref_logits.dtype() == DType::f64);
     CHECK(mixed_logits.dtype() == DType::f32);  // activations in the compute type
     CHECK(rel_error(mixed_logits.to(DType::f64), ref_logits) < 1e-5);

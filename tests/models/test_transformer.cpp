@@ -45,8 +45,8 @@ TEST_CASE("transformer: causal -- a position's logits ignore later tokens") {
   Generator gen(2);
   auto model = build_model(tiny_config(DType::f64), gen);
   NoGradGuard no_grad;
-  Tensor a = model->forward(ids_tensor({1, 2, 3, 4, 5, 6}, 1, 6));
-  Tensor b = model->forward(ids_tensor({1, 2, 3, 9, 9, 9}, 1, 6));
+  Tensor a = model->forward(ids_tensor({1, 2, 3, 4, 5, 6}, 1, 6)).logits;
+  Tensor b = model->forward(ids_tensor({1, 2, 3, 9, 9, 9}, 1, 6)).logits;
   auto va = a.to_f64_vector(), vb = b.to_f64_vector();
   for (int t = 0; t < 3; ++t)
     for (int j = 0; j < 11; ++j) CHECK(va[t * 11 + j] == vb[t * 11 + j]);
@@ -64,7 +64,7 @@ TEST_CASE("transformer: gradients of the loss against finite differences, every 
     for (const Parameter& p : model->parameters()) inputs.push_back(p.tensor);
     // The inputs are the model's own parameter tensors: the checker perturbs them in place.
     auto loss = [&](const std::vector<Tensor>&) {
-      return cross_entropy(reshape(model->forward(ids), {10, 11}), targets);
+      return cross_entropy(reshape(model->forward(ids).logits, {10, 11}), targets);
     };
     CHECK(gradcheck("transformer loss", loss, inputs, {1e-6, 1e-5, 1e-9}) <= 1.0);
   }

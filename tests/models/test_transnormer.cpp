@@ -78,7 +78,7 @@ TEST_CASE("transnormer: chunked, recurrent and naive kernels give the same logit
     Generator gen(2);
     auto model = build_model(tiny_config(DType::f64, impl, 3), gen);
     NoGradGuard no_grad;
-    out.push_back(model->forward(ids).to_f64_vector());
+    out.push_back(model->forward(ids).logits.to_f64_vector());
   }
   CHECK(rel_error(out[1], out[0]) < 1e-12);
   CHECK(rel_error(out[2], out[0]) < 1e-12);
@@ -91,7 +91,7 @@ TEST_CASE("transnormer: decoding token by token through the state gives the full
   REQUIRE(tnl);
   std::vector<int32_t> seq = {1, 5, 2, 7, 3, 0, 10, 4, 9};
   NoGradGuard no_grad;
-  auto full = model->forward(Tensor::from_vector<int32_t>(seq, {1, 9})).to_f64_vector();
+  auto full = model->forward(Tensor::from_vector<int32_t>(seq, {1, 9})).logits.to_f64_vector();
   std::vector<Tensor> states;
   std::vector<double> stepped;
   for (int32_t id : seq) {
@@ -118,6 +118,6 @@ TEST_CASE("transnormer: gradients of the loss against finite differences, every 
   Tensor targets = Tensor::from_vector<int32_t>({5, 2, 7, 3, 0, 10, 4, 4, 6, 1}, {10});
   std::vector<Tensor> inputs;
   for (const Parameter& p : model->parameters()) inputs.push_back(p.tensor);
-  auto loss = [&](const std::vector<Tensor>&) { return cross_entropy(reshape(model->forward(ids), {10, 11}), targets); };
+  auto loss = [&](const std::vector<Tensor>&) { return cross_entropy(reshape(model->forward(ids).logits, {10, 11}), targets); };
   CHECK(gradcheck("transnormer loss", loss, inputs, {1e-6, 1e-5, 1e-9}) <= 1.0);
 }

@@ -1,0 +1,93 @@
+// Set-up of a training run: the world and its parallel groups, the data, the model on its device,
+// optimizer, schedule, batch layout and the peak FLOP/s MFU is measured against.
+#include <filesystem>
+#include <limits>
+
+#include "base/error.h"
+#include "framework/device_peak.h"
+#include "framework/perf.h"
+#include "framework/train/placement.h"
+#include "framework/train/training_run.h"
+
+namespace eat {
+
+namespace {
+
+LrSchedule schedule_of(const Recipe& recipe) {
+  LrSchedule schedule;
+  schedule.kind = parse_schedule_kind(recipe.schedule.kind);
+  schedule.peak_lr = recipe.optimizer.lr;
+  schedule.warmup_steps = recipe.schedule.warmup;
+  schedule.total_steps = recipe.train.steps;
+  schedule.min_lr_ratio = recipe.schedule.min_lr_ratio;
+  schedule.decay_fraction = recipe.schedule.decay_fraction;
+  schedule.validate();
+  return schedule;
+}
+
+BatchLayout layout_of(const Recipe& recipe, const ParallelGroups& groups) {
+  BatchLayout l;
+  l.seq_len = recipe.data.seq_len;
+  l.dp = groups.dp;
+  l.sp = groups.sp;
+  l.dp_rank = groups.dp_rank;
+  l.local_len = l.seq_len / l.sp;
+  l.local_t0 = groups.sp_rank * l.local_len;
+  l.local_batch = recipe.train.global_batch / l.dp;
+  l.micro = recipe.train.micro_batch > 0 ? recipe.train.micro_batch : l.local_batch;
+  l.n_micro = l.local_batch / l.micro;
+  l.tokens_per_step = recipe.train.global_batch * l.seq_len;
+  return l;
+}
+
+}  // namespace
+
+TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr<LanguageModel> given_model)
+    : recipe(r),
+      options(o),
+      alone(o.world ? nullptr : make_single_communicator()),
+      world(o.world ? *o.world : *alone) {
+  recipe.check_world(world.size());
+  groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
+  leader = world.rank() == 0;
+  say = !options.quiet && leader;
+  result.run_dir = run_directory(recipe);
+  if (leader) std::filesystem::create_directories(result.run_dir);
+
+  train_file = std::make_unique<data::TokenFile>(recipe.data.train);
+  EAT_CHECK(train_file->info().vocab_size <= recipe.model.vocab_size, recipe.source, ": model.vocab_size = ",
+            recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
+            train_file->info().vocab_size, ", tokenizer ", train_file->info().tokenizer, ")");
+  if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
+  stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed);
+
+  model_config = placed_model_config(recipe);
+  device = recipe.device();
+  model = given_model ? std::move(given_model) : build_placed_model(recipe);
+  params = model->parameters();
+  for (const Parameter& p : params)
+    EAT_CHECK(p.tensor.device() == device, "the model to train has parameter '", p.name, "' on ", device_name(p.tensor.device()),
+              ", the recipe trains on ", device_name(device));
+  optimizer = std::make_unique<AdamW>(
+      params, AdamWConfig{recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
+  schedule = schedule_of(recipe);
+
+  layout = layout_of(recipe, groups);
+  if (layout.sp > 1) model->set_sequence_parallel(groups.sp_group.get());
+  flops_per_token = model->train_flops_per_token(layout.seq_len);
+  peak_source = "log.peak_gflops";
+  double peak_per_rank = recipe.log.peak_gflops;
+  if (peak_per_rank <= 0 && device == Device::cuda) {
+    DevicePeak p = device_peak_gflops(model_config.activation_dtype(), recipe.train.tf32);
+    peak_per_rank = p.gflops;
+    peak_source = p.source;
+  } else if (peak_per_rank <= 0) {
+    peak_per_rank = measure_gemm_peak_gflops();
+    peak_source = "measured 1024^3 f32 GEMM";
+  }
+  peak_gflops = peak_per_rank * world.size();
+  eval_options = {layout.seq_len, layout.seq_len, recipe.eval.max_tokens, 8};
+  result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
+}
+
+}  // namespace eat
