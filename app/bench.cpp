@@ -17,7 +17,7 @@
 #include "framework/perf.h"
 #include "base/random.h"
 #include "kernels/cpu/attention_flops.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/matmul.h"
 
 namespace eat::cli {
 

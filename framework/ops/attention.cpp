@@ -9,7 +9,6 @@
 #include "kernels/cpu/attention_tiled.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/attention_flash.h"
-#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {
@@ -81,7 +80,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
       },
       EAT_CUDA([&]<typename T>() {
         cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
-                                         dims, cuda::compute_stream());
+                                         dims);
       }));
   if (autograd::needs_record({&q, &k, &v})) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
@@ -112,7 +111,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
                 cuda::attention_flash_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(),
                                                   lse.data<float>(), dout.data<T>(), need_q ? dq.data<T>() : nullptr,
                                                   need_k ? dk.data<T>() : nullptr, need_v ? dv.data<T>() : nullptr,
-                                                  rowdot.data<float>(), dims, cuda::compute_stream());
+                                                  rowdot.data<float>(), dims);
               }));
           return {dq, dk, dv};
         });

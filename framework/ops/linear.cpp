@@ -3,10 +3,8 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/matmul.h"
 #ifdef EAT_WITH_CUDA
-#include "kernels/cuda/bias.h"
-#include "kernels/cuda/gemm.h"
 #endif
 
 namespace eat {

@@ -40,12 +40,12 @@ struct Blocks {
 // Everything a block computation reads.
 template <typename T>
 struct Problem {
-  LinearAttentionShape s;
+  HeadShape s;
   Blocks blocks;
   std::vector<T> powers;  // lambda_h^0 .. lambda_h^C for every head, [H, C + 1]
   const T *q, *k, *v;
 
-  Problem(const LinearAttentionShape& shape, int64_t block, const double* decay, const T* q_, const T* k_, const T* v_)
+  Problem(const HeadShape& shape, int64_t block, const double* decay, const T* q_, const T* k_, const T* v_)
       : s(shape), blocks(shape.T, block), powers(decay_power_table<T>(decay, shape.H, block)), q(q_), k(k_), v(v_) {}
   const T* powers_of(int64_t h) const { return powers.data() + h * (blocks.size + 1); }
   int64_t state_size() const { return s.d * s.e; }
@@ -56,7 +56,7 @@ struct BlockAt {
   int64_t b, h, t0, L;
 };
 
-BlockAt locate(const LinearAttentionShape& s, const Blocks& blocks, int64_t bh, int64_t j) {
+BlockAt locate(const HeadShape& s, const Blocks& blocks, int64_t bh, int64_t j) {
   const int64_t t0 = j * blocks.size;
   return {bh / s.H, bh % s.H, t0, std::min(blocks.size, s.T - t0)};
 }
@@ -300,7 +300,7 @@ void scan_state_grads(const Problem<T>& P, const T* dout, const T* dfinal, const
 }  // namespace
 
 template <typename T>
-void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+void lightning_chunked_forward(const HeadShape& s, int64_t block, const double* decay, const T* q,
                                const T* k, const T* v, const T* s0, T* o, T* final_state, ChunkedSchedule schedule,
                                T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
@@ -341,7 +341,7 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
 }
 
 template <typename T>
-void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+void lightning_chunked_backward(const HeadShape& s, int64_t block, const double* decay, const T* q,
                                 const T* k, const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk,
                                 T* dv, T* ds0, ChunkedSchedule schedule, const T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
@@ -414,9 +414,9 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
 }
 
 #define EAT_INSTANTIATE(T)                                                                                          \
-  template void lightning_chunked_forward<T>(const LinearAttentionShape&, int64_t, const double*, const T*,       \
+  template void lightning_chunked_forward<T>(const HeadShape&, int64_t, const double*, const T*,       \
                                              const T*, const T*, const T*, T*, T*, ChunkedSchedule, T*);          \
-  template void lightning_chunked_backward<T>(const LinearAttentionShape&, int64_t, const double*, const T*,      \
+  template void lightning_chunked_backward<T>(const HeadShape&, int64_t, const double*, const T*,      \
                                               const T*, const T*, const T*, const T*, const T*, T*, T*, T*, T*,   \
                                               ChunkedSchedule, const T*);
 EAT_INSTANTIATE(float)

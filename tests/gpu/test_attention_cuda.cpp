@@ -75,10 +75,10 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
   Tensor rowdot = poisoned_device({c.B, c.H, c.T}, DType::f32);
   dispatch_cuda_floating("test", dtype, [&]<typename T>() {
     cuda::attention_flash_forward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), got.out.data<T>(),
-                                     got.lse.data<float>(), dims, cuda::compute_stream());
+                                     got.lse.data<float>(), dims);
     cuda::attention_flash_backward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), got.out.data<T>(),
                                       got.lse.data<float>(), dod.data<T>(), got.dq.data<T>(), got.dk.data<T>(),
-                                      got.dv.data<T>(), rowdot.data<float>(), dims, cuda::compute_stream());
+                                      got.dv.data<T>(), rowdot.data<float>(), dims);
   });
   check_rel_error(got.out, ref.out, dtype, "out");
   check_rel_error(got.lse, ref.lse, dtype, "lse");  // f32, at the tolerance of the case's dtype
@@ -174,11 +174,10 @@ TEST_CASE("cuda flash attention: bit-identical gradients from run to run") {
       Tensor dq = Tensor::empty(q.shape(), dtype, Device::cuda), dk = Tensor::empty(k.shape(), dtype, Device::cuda),
              dv = Tensor::empty(v.shape(), dtype, Device::cuda), rowdot = Tensor::empty({c.B, c.H, c.T}, DType::f32, Device::cuda);
       dispatch_cuda_floating("test", dtype, [&]<typename T>() {
-        cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(), dims,
-                                         cuda::compute_stream());
+        cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(), dims);
         cuda::attention_flash_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
                                           dout.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>(),
-                                          rowdot.data<float>(), dims, cuda::compute_stream());
+                                          rowdot.data<float>(), dims);
       });
       std::vector<double> all = out.to_f64_vector();
       for (const Tensor* t : {&dq, &dk, &dv}) {
