@@ -15,7 +15,7 @@ namespace eat {
 
 namespace {
 
-cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
   const char* op = "attention";
   for (const Tensor* t : {&q, &k, &v}) check_floating(op, *t);
   check_same_dtype(op, q, k);
@@ -42,7 +42,7 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
             options.window_left);
   EAT_CHECK(options.causal || options.window_left == -1, "attention: window_left = ", options.window_left,
             " needs causal = true (a sliding window is only defined for causal attention)");
-  cpu::AttentionDims dims;
+  AttentionDims dims;
   dims.batch = q.size(0);
   dims.seq = q.size(1);
   dims.heads = q.size(2);
@@ -60,7 +60,7 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
-  const cpu::AttentionDims dims = attention_dims(q, k, v, options);
+  const AttentionDims dims = attention_dims(q, k, v, options);
   // On CUDA there is only the flash kernel (tiled); the naive kernel is the CPU reference.
   const bool on_gpu = q.device() == Device::cuda;
   const bool tiled = options.impl == AttentionImpl::tiled || on_gpu;

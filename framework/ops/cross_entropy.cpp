@@ -7,10 +7,7 @@
 #include "framework/ops.h"
 #include "framework/ops/ids.h"
 #include "framework/ops/row_stats.h"
-#include "kernels/cpu/cross_entropy.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/cross_entropy.h"
-#endif
+#include "kernels/cross_entropy.h"
 
 namespace eat {
 

@@ -2,11 +2,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/elementwise.h"
 #include "kernels/elementwise.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
-#endif
 
 namespace eat {
 

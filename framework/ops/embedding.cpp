@@ -5,10 +5,7 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/ids.h"
-#include "kernels/cpu/embedding.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/embedding.h"
-#endif
+#include "kernels/embedding.h"
 
 namespace eat {
 

@@ -4,8 +4,6 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "kernels/matmul.h"
-#ifdef EAT_WITH_CUDA
-#endif
 
 namespace eat {
 

@@ -5,13 +5,8 @@
 
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/adamw.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/adamw.h"
 #include "kernels/elementwise.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/adamw.h"
-#include "kernels/cuda/elementwise.h"
-#endif
 
 namespace eat {
 
@@ -61,7 +56,7 @@ void AdamW::step(double lr) {
     if (!g.defined()) continue;
     State& s = state_[p.name];
     ++s.step;
-    cpu::AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
+    AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
     dispatch(
         "adamw", p.tensor,
         [&]<typename T>() {

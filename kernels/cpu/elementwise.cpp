@@ -1,4 +1,3 @@
-#include "kernels/cpu/elementwise.h"
 #include "kernels/elementwise.h"
 #include "kernels/cpu/parallel.h"
 

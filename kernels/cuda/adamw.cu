@@ -2,7 +2,7 @@
 // the decay factor are formed once on the host in double (as on the CPU) and passed as f32.
 #include <cmath>
 
-#include "kernels/cuda/adamw.h"
+#include "kernels/adamw.h"
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/stream.h"
 #include "kernels/cuda/pointwise.cuh"

@@ -167,7 +167,7 @@ namespace eat::cuda {
 
 template <typename T>
 void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, const float* lse, const T* dout, T* dq,
-                              T* dk, T* dv, float* rowdot, const cpu::AttentionDims& dims) {
+                              T* dk, T* dv, float* rowdot, const AttentionDims& dims) {
   const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   namespace f = flash;
@@ -203,8 +203,8 @@ void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, 
 }
 
 template void attention_flash_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                              const float*, float*, float*, float*, float*, const cpu::AttentionDims&);
+                                              const float*, float*, float*, float*, float*, const AttentionDims&);
 template void attention_flash_backward<bf16>(const bf16*, const bf16*, const bf16*, const bf16*, const float*,
-                                             const bf16*, bf16*, bf16*, bf16*, float*, const cpu::AttentionDims&);
+                                             const bf16*, bf16*, bf16*, bf16*, float*, const AttentionDims&);
 
 }  // namespace eat::cuda

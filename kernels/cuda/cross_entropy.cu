@@ -5,8 +5,8 @@
 // Backward: one block per row writes exp(x - lse) * scale, minus scale at the target column.
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/stream.h"
-#include "kernels/cuda/cross_entropy.h"
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 

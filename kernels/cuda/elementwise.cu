@@ -5,7 +5,6 @@
 // depend on n only, so the result is the same bits on every run.
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/stream.h"
-#include "kernels/cuda/elementwise.h"
 #include "kernels/elementwise.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/reduce.cuh"

@@ -8,7 +8,7 @@
 
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/stream.h"
-#include "kernels/cuda/embedding.h"
+#include "kernels/embedding.h"
 #include "kernels/cuda/scalar.cuh"
 
 namespace eat::cuda {

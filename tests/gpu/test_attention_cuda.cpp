@@ -27,8 +27,8 @@ struct Case {
   std::optional<double> scale = {};
 };
 
-cpu::AttentionDims dims_of(const Case& c) {
-  cpu::AttentionDims dims;
+AttentionDims dims_of(const Case& c) {
+  AttentionDims dims;
   dims.batch = c.B;
   dims.seq = c.T;
   dims.heads = c.H;
@@ -55,7 +55,7 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
   CAPTURE(c.causal);
   CAPTURE(c.window);
   CAPTURE(c.offset);
-  const cpu::AttentionDims dims = dims_of(c);
+  const AttentionDims dims = dims_of(c);
   Tensor q = random_rounded({c.B, c.T, c.H, c.d}, gen, dtype);
   Tensor k = random_rounded({c.B, c.keys, c.H, c.d}, gen, dtype);
   Tensor v = random_rounded({c.B, c.keys, c.H, c.e}, gen, dtype);
@@ -163,7 +163,7 @@ TEST_CASE("cuda flash attention: bit-identical gradients from run to run") {
   test::require_gpu();
   Generator gen(104);
   Case c{2, 200, 200, 4, 64, 64};
-  const cpu::AttentionDims dims = dims_of(c);
+  const AttentionDims dims = dims_of(c);
   for (DType dtype : {DType::f32, DType::bf16}) {
     Tensor q = to_device(random_rounded({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
     Tensor k = to_device(random_rounded({c.B, c.T, c.H, c.d}, gen, dtype), dtype);

@@ -8,10 +8,8 @@
 #include "framework/optim/adamw.h"
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/adamw.h"
-#include "kernels/cpu/cross_entropy.h"
-#include "kernels/cuda/adamw.h"
-#include "kernels/cuda/cross_entropy.h"
+#include "kernels/adamw.h"
+#include "kernels/cross_entropy.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -94,7 +92,7 @@ TEST_CASE("gpu AdamW update matches the CPU update over several steps (f32 momen
       Tensor master = with_master ? rp.to(Device::cuda) : Tensor();
       for (int64_t t = 1; t <= 3; ++t) {
         CAPTURE(t);
-        const cpu::AdamWStep step{1e-2, 0.9, 0.95, 1e-8, 0.1, t};
+        const AdamWStep step{1e-2, 0.9, 0.95, 1e-8, 0.1, t};
         Tensor g = random_host({n}, gen), rg = rounded(g, dt);
         cpu::adamw_update<float>(rp.data<float>(), rg.data<float>(), m_ref.data<float>(), v_ref.data<float>(), n, step);
         cuda::adamw_update<T>(pd.data<T>(), to_device(g, dt).data<T>(), md.data<float>(), vd.data<float>(),

@@ -6,10 +6,8 @@
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
 #include "kernels/activations.h"
-#include "kernels/cpu/elementwise.h"
 #include "kernels/elementwise.h"
 #include "kernels/glu_gate.h"
-#include "kernels/cuda/elementwise.h"
 
 using namespace eat;
 using namespace eat::test;

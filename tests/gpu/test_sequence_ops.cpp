@@ -7,10 +7,9 @@
 #include "framework/ops.h"
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/embedding.h"
+#include "kernels/embedding.h"
 #include "kernels/rope.h"
 #include "kernels/short_conv.h"
-#include "kernels/cuda/embedding.h"
 
 using namespace eat;
 using namespace eat::test;
