@@ -73,6 +73,27 @@ inline Tensor empty_like_if(bool wanted, const Tensor& like) { return wanted ? T
 #define EAT_CUDA_BRANCH(...) ::eat::fail("this eat was built without CUDA")
 #endif
 
+// The backend an op body runs on, for ops that call several kernels under one profiler scope.
+enum class Backend { cpu, cuda };
+
+// Runs f.template operator()<B, T>() with B the backend of like's device and T its element type;
+// inside, EAT_ON(B, kernel, args...) calls one kernel declared for both backends.
+template <typename F>
+void dispatch_backend(const char* op, const Tensor& like, F&& f) {
+  dispatch(op, like, [&]<typename T>() { f.template operator()<Backend::cpu, T>(); },
+           EAT_CUDA([&]<typename T>() { f.template operator()<Backend::cuda, T>(); }));
+}
+
+// Calls cpu::kernel<T> or cuda::kernel<T> as the (compile-time) backend B says; the other one is
+// never instantiated, so a build without CUDA never references a CUDA kernel.
+#define EAT_ON(B, kernel, ...)                   \
+  do {                                           \
+    if constexpr (B == ::eat::Backend::cpu)      \
+      ::eat::cpu::kernel<T>(__VA_ARGS__);        \
+    else                                         \
+      ::eat::cuda::kernel<T>(__VA_ARGS__);       \
+  } while (0)
+
 // One call of a kernel declared for both backends: `op` names the profiler scope and the errors,
 // `like` picks the device and the element type T the arguments may use.
 #define EAT_KERNEL(op, like, kernel, ...)                                                   \

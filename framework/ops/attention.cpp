@@ -89,15 +89,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
         [q = q.detach(), k = k.detach(), v = v.detach(), o = tiled ? out.detach() : Tensor(), lse, dims, tiled,
          need_q, need_k, need_v](const std::vector<Tensor>& g) -> std::vector<Tensor> {
           const Tensor& dout = g[0];
-          Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
-          Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
-          Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
+          Tensor dq = empty_like_if(need_q, q);
+          Tensor dk = empty_like_if(need_k, k);
+          Tensor dv = empty_like_if(need_v, v);
           dispatch(
               "attention backward", q,
               [&]<typename T>() {
-                T* dq_p = need_q ? dq.data<T>() : nullptr;
-                T* dk_p = need_k ? dk.data<T>() : nullptr;
-                T* dv_p = need_v ? dv.data<T>() : nullptr;
+                T *dq_p = data_or_null<T>(dq), *dk_p = data_or_null<T>(dk), *dv_p = data_or_null<T>(dv);
                 if (tiled)
                   cpu::attention_tiled_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>(),
                                                    dout.data<T>(), dq_p, dk_p, dv_p, dims);
@@ -109,8 +107,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
                 // dO . O per query row, f32 scratch of the backward.
                 Tensor rowdot = Tensor::empty({dims.batch, dims.heads, dims.seq}, DType::f32, q.device());
                 cuda::attention_flash_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(),
-                                                  lse.data<float>(), dout.data<T>(), need_q ? dq.data<T>() : nullptr,
-                                                  need_k ? dk.data<T>() : nullptr, need_v ? dv.data<T>() : nullptr,
+                                                  lse.data<float>(), dout.data<T>(), data_or_null<T>(dq),
+                                                  data_or_null<T>(dk), data_or_null<T>(dv),
                                                   rowdot.data<float>(), dims);
               }));
           return {dq, dk, dv};
