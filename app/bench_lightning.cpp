@@ -51,8 +51,8 @@ struct LengthCase {
   // the best time per call. Every length's sample covers the same number of tokens, so each
   // sample is exposed to the machine's slow spells for the same time: a best-of-N over many short
   // calls would otherwise favour the short lengths.
-  void time(LinearAttentionImpl impl, int64_t tokens) {
-    LinearAttentionOptions opt;
+  void time(LightningImpl impl, int64_t tokens) {
+    LightningOptions opt;
     opt.impl = impl;
     const int64_t calls = std::max<int64_t>(1, (tokens + T - 1) / T);
     double sample = 0;
@@ -67,8 +67,8 @@ struct LengthCase {
     best = std::min(best, sample / static_cast<double>(calls));
   }
 
-  void print(LinearAttentionImpl impl, double peak) const {
-    const bool naive = impl == LinearAttentionImpl::naive;
+  void print(LightningImpl impl, double peak) const {
+    const bool naive = impl == LightningImpl::naive;
     // The naive form does the full masked T x T products; count the chunked kernel's work for
     // both so GFLOP/s compare useful work.
     const double flop = flops::lightning(1, T, 8, 64, 64, 64, flops::Pass::forward_backward);
@@ -97,17 +97,17 @@ void bench_lightning(bool quick, int rounds) {
   for (int64_t T : lengths) cases.emplace_back(T);
   cases.emplace_back(cmp);
   const int64_t sample_tokens = lengths.back();
-  for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, 0);  // warm-up: first touch of every buffer
+  for (LengthCase& c : cases) c.time(LightningImpl::chunked, 0);  // warm-up: first touch of every buffer
   for (LengthCase& c : cases) {
     c.best = 1e30;
     c.call_seconds.clear();
   }
   for (int r = 0; r < rounds; ++r)
-    for (LengthCase& c : cases) c.time(LinearAttentionImpl::chunked, sample_tokens);
-  for (const LengthCase& c : cases) c.print(LinearAttentionImpl::chunked, peak);
+    for (LengthCase& c : cases) c.time(LightningImpl::chunked, sample_tokens);
+  for (const LengthCase& c : cases) c.print(LightningImpl::chunked, peak);
   LengthCase naive(cmp);
-  naive.time(LinearAttentionImpl::naive, 0);
-  naive.print(LinearAttentionImpl::naive, peak);
+  naive.time(LightningImpl::naive, 0);
+  naive.print(LightningImpl::naive, peak);
   const LengthCase &first = cases.front(), &last = cases[lengths.size() - 1];
   auto ratio = [&](double a, double b) { return (a / static_cast<double>(last.T)) / (b / static_cast<double>(first.T)); };
   std::printf("\ntime per token at T=%lld over T=%lld, median calls: %.2f (constant speed means 1)\n",

@@ -8,7 +8,7 @@
 #ifdef EAT_WITH_CUDA
 #include <cuda_runtime_api.h>
 
-#include "kernels/cuda/gemm.h"
+#include "kernels/matmul.h"
 #include "runtime/cuda/stream.h"
 #endif
 

@@ -82,13 +82,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
 // q, k [B, T, H, d], v [B, T, H, e]; decay: one lambda in (0, 1] per head (fixed, no gradient);
 // initial_state S0 [B, H, d, e] (optional, zero when undefined) is the state "before token 0".
 // Returns {o [B, T, H, e], final_state [B, H, d, e]} with final = sum_s lambda^(T-1-s) k_s^T v_s + lambda^T S0.
-enum class LinearAttentionImpl { naive, recurrent, chunked };
-struct LinearAttentionOptions {
-  LinearAttentionImpl impl = LinearAttentionImpl::chunked;
+enum class LightningImpl { naive, recurrent, chunked };
+struct LightningOptions {
+  LightningImpl impl = LightningImpl::chunked;
   int64_t block = 64;  // chunk size of the chunked kernel
 };
 std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
-                                              const Tensor& initial_state = Tensor(), const LinearAttentionOptions& options = {});
+                                              const Tensor& initial_state = Tensor(), const LightningOptions& options = {});
 
 // The contribution of an incoming state to decayed linear attention: o_t = lambda_h^(t+1) q_t S for
 // q [B, T, H, d] and S [B, H, d, e] (the state before token 0). lightning_attention(q, k, v, decay,

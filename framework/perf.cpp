@@ -5,7 +5,7 @@
 
 #include "base/random.h"
 #include "framework/tensor.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/matmul.h"
 
 namespace eat {
 

@@ -42,9 +42,9 @@ TransNormerOptions TransNormerOptions::from(const ModelConfig& c) {
   o.tie_embeddings = c.options.get_bool("tie_embeddings");
   o.attention.block = c.options.get_int("block");
   const std::string& impl = c.options.get_string("attention");
-  o.attention.impl = impl == "naive" ? LinearAttentionImpl::naive
-                     : impl == "recurrent" ? LinearAttentionImpl::recurrent
-                                           : LinearAttentionImpl::chunked;
+  o.attention.impl = impl == "naive" ? LightningImpl::naive
+                     : impl == "recurrent" ? LightningImpl::recurrent
+                                           : LightningImpl::chunked;
   return o;
 }
 
@@ -118,11 +118,11 @@ ModelOutput TransNormer::forward(const Tensor& ids) {
   return {head(x)};
 }
 
-Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LinearAttentionImpl impl) {
+Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LightningImpl impl) {
   states.resize(layers_.size());
   Tensor x = embed(ids);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    LinearAttentionOptions saved = layers_[i].attn.attention_options;
+    LightningOptions saved = layers_[i].attn.attention_options;
     layers_[i].attn.attention_options.impl = impl;
     Tensor next;
     x = layers_[i].forward(x, states[i], &next);

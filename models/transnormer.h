@@ -28,7 +28,7 @@ struct TransNormerOptions {
   double norm_eps;
   bool scale_embedding;
   bool tie_embeddings;
-  LinearAttentionOptions attention;
+  LightningOptions attention;
   static TransNormerOptions from(const ModelConfig& config);
 };
 
@@ -43,7 +43,7 @@ class NormLinearAttention : public Module {
   int64_t n_heads, head_dim;
   double norm_eps;
   std::vector<double> decay;
-  LinearAttentionOptions attention_options;
+  LightningOptions attention_options;
   Communicator* sp_group = nullptr;  // LASP-2 across these ranks when set
   std::string comm_label;             // its traffic is booked to this name, e.g. "layers.2.attn"
 };
@@ -64,7 +64,7 @@ class TransNormer : public LanguageModel {
   ModelOutput forward(const Tensor& ids) override;
   // The same network carried across calls through per-layer states (decoding): states holds one
   // [B, H, d, d] tensor per layer, empty before the first call, updated in place.
-  Tensor forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LinearAttentionImpl impl);
+  Tensor forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LightningImpl impl);
   double train_flops_per_token(int64_t seq_len) const override;
   // LASP-2 in every layer; the rest of the network is token-local.
   void set_sequence_parallel(Communicator* sp_group) override;

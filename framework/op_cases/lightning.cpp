@@ -19,8 +19,8 @@ std::vector<double> decays(int64_t H) {
   return out;
 }
 
-LinearAttentionOptions with_impl(LinearAttentionImpl impl) {
-  LinearAttentionOptions o;
+LightningOptions with_impl(LightningImpl impl) {
+  LightningOptions o;
   o.impl = impl;
   return o;
 }
@@ -33,7 +33,7 @@ Sizes qkv(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, bool with_state
 }
 
 // The chunked kernel (blocks of 64) on q, k, v and an optional initial state.
-std::pair<Tensor, Tensor> lightning(const std::vector<Tensor>& in, LinearAttentionImpl impl) {
+std::pair<Tensor, Tensor> lightning(const std::vector<Tensor>& in, LightningImpl impl) {
   return lightning_attention(in[0], in[1], in[2], decays(in[0].size(2)), in.size() > 3 ? in[3] : Tensor(), with_impl(impl));
 }
 
@@ -46,18 +46,18 @@ OpCase lightning_row(std::string name, bool with_state, bool final_state) {
   row.medium = {qkv(2, 130, 3, 16, 8, with_state), qkv(2, 77, 3, 64, 32, with_state), qkv(1, 33, 4, 40, 24, with_state)};
   row.tol.f32 = 2e-6;  // f32 rounding summed over up to 130 decayed terms (1.9e-7 measured)
   row.call = [final_state](auto& in) {
-    auto out = lightning(in, LinearAttentionImpl::chunked);
+    auto out = lightning(in, LightningImpl::chunked);
     return final_state ? out.second : out.first;
   };
   row.reference = [final_state](auto& in) {
-    auto out = lightning(in, LinearAttentionImpl::naive);
+    auto out = lightning(in, LightningImpl::naive);
     return final_state ? out.second : out.first;
   };
   if (!with_state && !final_state) {
     row.sp = [](auto& in, Communicator& group) { return lightning_attention_sp(in[0], in[1], in[2], decays(in[0].size(2)), group); };
     for (int64_t T : {1024, 4096, 16384}) row.bench.push_back(qkv(1, T, 8, 64, 64, false));
     row.flops = [](const std::vector<Shape>& s) {
-      return flops::lightning(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], LinearAttentionOptions{}.block,
+      return flops::lightning(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], LightningOptions{}.block,
                               flops::Pass::forward_backward);
     };
   }
@@ -77,7 +77,7 @@ OpCase readout_row() {
   row.reference = [](auto& in) {
     const Tensor& q = in[0];
     const Tensor v = Tensor::zeros({q.size(0), q.size(1), q.size(2), in[1].size(3)}, DType::f64);
-    return lightning(std::vector<Tensor>{q, Tensor::zeros(q.shape(), DType::f64), v, in[1]}, LinearAttentionImpl::naive).first;
+    return lightning(std::vector<Tensor>{q, Tensor::zeros(q.shape(), DType::f64), v, in[1]}, LightningImpl::naive).first;
   };
   row.small = {readout_sizes(1, 1, 2, 1, 1), readout_sizes(2, 5, 2, 3, 4)};
   row.medium = {readout_sizes(2, 40, 2, 16, 8), readout_sizes(2, 77, 3, 64, 32), readout_sizes(1, 5, 2, 24, 40)};
@@ -94,7 +94,7 @@ OpCase state_sum_row() {
   row.call = [](auto& in) { return decayed_state_sum(in[0], in[1], decays(in[0].size(2))); };
   // The state sum is lightning_attention's final state from a zero start, whatever q is.
   row.reference = [](auto& in) {
-    return lightning(std::vector<Tensor>{Tensor::zeros(in[0].shape(), DType::f64), in[0], in[1]}, LinearAttentionImpl::naive)
+    return lightning(std::vector<Tensor>{Tensor::zeros(in[0].shape(), DType::f64), in[0], in[1]}, LightningImpl::naive)
         .second;
   };
   auto sizes = [](int64_t B, int64_t T, int64_t H, int64_t d, int64_t e) {

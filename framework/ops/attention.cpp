@@ -9,14 +9,13 @@
 #include "kernels/cpu/attention_tiled.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/attention_flash.h"
-#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {
 
 namespace {
 
-cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
   const char* op = "attention";
   for (const Tensor* t : {&q, &k, &v}) check_floating(op, *t);
   check_same_dtype(op, q, k);
@@ -43,7 +42,7 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
             options.window_left);
   EAT_CHECK(options.causal || options.window_left == -1, "attention: window_left = ", options.window_left,
             " needs causal = true (a sliding window is only defined for causal attention)");
-  cpu::AttentionDims dims;
+  AttentionDims dims;
   dims.batch = q.size(0);
   dims.seq = q.size(1);
   dims.heads = q.size(2);
@@ -61,7 +60,7 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
-  const cpu::AttentionDims dims = attention_dims(q, k, v, options);
+  const AttentionDims dims = attention_dims(q, k, v, options);
   // On CUDA there is only the flash kernel (tiled); the naive kernel is the CPU reference.
   const bool on_gpu = q.device() == Device::cuda;
   const bool tiled = options.impl == AttentionImpl::tiled || on_gpu;
@@ -81,7 +80,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
       },
       EAT_CUDA([&]<typename T>() {
         cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
-                                         dims, cuda::compute_stream());
+                                         dims);
       }));
   if (autograd::needs_record({&q, &k, &v})) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
@@ -90,15 +89,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
         [q = q.detach(), k = k.detach(), v = v.detach(), o = tiled ? out.detach() : Tensor(), lse, dims, tiled,
          need_q, need_k, need_v](const std::vector<Tensor>& g) -> std::vector<Tensor> {
           const Tensor& dout = g[0];
-          Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
-          Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
-          Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
+          Tensor dq = empty_like_if(need_q, q);
+          Tensor dk = empty_like_if(need_k, k);
+          Tensor dv = empty_like_if(need_v, v);
           dispatch(
               "attention backward", q,
               [&]<typename T>() {
-                T* dq_p = need_q ? dq.data<T>() : nullptr;
-                T* dk_p = need_k ? dk.data<T>() : nullptr;
-                T* dv_p = need_v ? dv.data<T>() : nullptr;
+                T *dq_p = data_or_null<T>(dq), *dk_p = data_or_null<T>(dk), *dv_p = data_or_null<T>(dv);
                 if (tiled)
                   cpu::attention_tiled_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<T>(),
                                                    dout.data<T>(), dq_p, dk_p, dv_p, dims);
@@ -110,9 +107,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
                 // dO . O per query row, f32 scratch of the backward.
                 Tensor rowdot = Tensor::empty({dims.batch, dims.heads, dims.seq}, DType::f32, q.device());
                 cuda::attention_flash_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(),
-                                                  lse.data<float>(), dout.data<T>(), need_q ? dq.data<T>() : nullptr,
-                                                  need_k ? dk.data<T>() : nullptr, need_v ? dv.data<T>() : nullptr,
-                                                  rowdot.data<float>(), dims, cuda::compute_stream());
+                                                  lse.data<float>(), dout.data<T>(), data_or_null<T>(dq),
+                                                  data_or_null<T>(dk), data_or_null<T>(dv),
+                                                  rowdot.data<float>(), dims);
               }));
           return {dq, dk, dv};
         });

@@ -7,11 +7,7 @@
 #include "framework/ops.h"
 #include "framework/ops/ids.h"
 #include "framework/ops/row_stats.h"
-#include "kernels/cpu/cross_entropy.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/cross_entropy.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/cross_entropy.h"
 
 namespace eat {
 
@@ -48,8 +44,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
         Tensor row_loss = Tensor::empty({N}, DType::f32, logits.device());
         loss = Tensor::empty({1}, logits.dtype(), logits.device());
         cuda::cross_entropy_forward<T>(logits.data<T>(), tg_dev.data<int64_t>(), lse.data<float>(), row_loss.data<float>(), N,
-                                       V, ignore_index, static_cast<float>(inv_count), loss.data<T>(),
-                                       cuda::compute_stream());
+                                       V, ignore_index, static_cast<float>(inv_count), loss.data<T>());
       }));
   if (autograd::needs_record({&logits})) {
     autograd::record("cross_entropy", {logits}, {loss},
@@ -65,7 +60,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
                            EAT_CUDA([&]<typename T>() {
                              cuda::cross_entropy_backward<T>(lg.data<T>(), tg_dev.data<int64_t>(), lse.data<float>(),
                                                              g[0].data<T>(), static_cast<float>(inv_count), d.data<T>(), N,
-                                                             V, ignore_index, cuda::compute_stream());
+                                                             V, ignore_index);
                            }));
                        return std::vector<Tensor>{d};
                      });

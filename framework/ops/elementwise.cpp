@@ -2,11 +2,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/elementwise.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/elementwise.h"
 
 namespace eat {
 
@@ -25,11 +21,7 @@ void check_binary(const char* op, const Tensor& a, const Tensor& b) {
 Tensor add(const Tensor& a, const Tensor& b) {
   check_binary("add", a, b);
   Tensor y = Tensor::empty_like(a);
-  dispatch(
-      "add", a, [&]<typename T>() { cpu::add_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::add_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel(), cuda::compute_stream());
-      }));
+  EAT_KERNEL("add", a, add_forward, a.data<T>(), b.data<T>(), y.data<T>(), a.numel());
   if (autograd::needs_record({&a, &b})) {
     autograd::record("add", {a, b}, {y}, [](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       return {g[0], g[0]};
@@ -41,29 +33,14 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_binary("mul", a, b);
   Tensor y = Tensor::empty_like(a);
-  dispatch(
-      "mul", a, [&]<typename T>() { cpu::mul_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::mul_forward<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel(), cuda::compute_stream());
-      }));
+  EAT_KERNEL("mul", a, mul_forward, a.data<T>(), b.data<T>(), y.data<T>(), a.numel());
   if (autograd::needs_record({&a, &b})) {
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     autograd::record("mul", {a, b}, {y},
                      [a = a.detach(), b = b.detach(), need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-                       Tensor da = need_a ? Tensor::empty_like(a) : Tensor();
-                       Tensor db = need_b ? Tensor::empty_like(b) : Tensor();
-                       dispatch(
-                           "mul backward", a,
-                           [&]<typename T>() {
-                             cpu::mul_backward<T>(a.data<T>(), b.data<T>(), g[0].data<T>(),
-                                                  need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
-                                                  a.numel());
-                           },
-                           EAT_CUDA([&]<typename T>() {
-                             cuda::mul_backward<T>(a.data<T>(), b.data<T>(), g[0].data<T>(),
-                                                   need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
-                                                   a.numel(), cuda::compute_stream());
-                           }));
+                       Tensor da = empty_like_if(need_a, a), db = empty_like_if(need_b, b);
+                       EAT_KERNEL("mul backward", a, mul_backward, a.data<T>(), b.data<T>(), g[0].data<T>(),
+                                  data_or_null<T>(da), data_or_null<T>(db), a.numel());
                        return {da, db};
                      });
   }
@@ -73,11 +50,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor scale(const Tensor& x, double s) {
   check_floating("scale", x);
   Tensor y = Tensor::empty_like(x);
-  dispatch(
-      "scale", x, [&]<typename T>() { cpu::scale_forward<T>(x.data<T>(), static_cast<T>(s), y.data<T>(), x.numel()); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::scale_forward<T>(x.data<T>(), static_cast<float>(s), y.data<T>(), x.numel(), cuda::compute_stream());
-      }));
+  EAT_KERNEL("scale", x, scale_forward, x.data<T>(), s, y.data<T>(), x.numel());
   if (autograd::needs_record({&x})) {
     autograd::record("scale", {x}, {y}, [s](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       return {scale(g[0], s)};
@@ -98,7 +71,7 @@ Tensor reduce_all(const char* op, const Tensor& x, double factor) {
         // The sum stays on the device (no synchronisation); the scratch holds the per-chunk partials.
         Tensor partial = Tensor::empty({cuda::sum_partials(x.numel())}, DType::f32, x.device());
         cuda::sum_forward<T, T>(x.data<T>(), x.numel(), static_cast<float>(factor), false, partial.data<float>(),
-                                y.data<T>(), cuda::compute_stream());
+                                y.data<T>());
       }));
   if (autograd::needs_record({&x})) {
     autograd::record(op, {x}, {y}, [shape = x.shape(), factor, op](const std::vector<Tensor>& g) -> std::vector<Tensor> {
@@ -107,8 +80,7 @@ Tensor reduce_all(const char* op, const Tensor& x, double factor) {
           op, dx,
           [&]<typename T>() { cpu::fill<T>(dx.data<T>(), static_cast<T>(g[0].data<T>()[0] * factor), dx.numel()); },
           EAT_CUDA([&]<typename T>() {
-            cuda::fill_scaled<T>(g[0].data<T>(), static_cast<float>(factor), dx.data<T>(), dx.numel(),
-                                 cuda::compute_stream());
+            cuda::fill_scaled<T>(g[0].data<T>(), static_cast<float>(factor), dx.data<T>(), dx.numel());
           }));
       return {dx};
     });

@@ -5,11 +5,7 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/ids.h"
-#include "kernels/cpu/embedding.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/embedding.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/embedding.h"
 
 namespace eat {
 
@@ -26,7 +22,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
       "embedding", weight, [&]<typename T>() { cpu::embedding_forward<T>(idx->data(), weight.data<T>(), y.data<T>(), n, dim); },
       EAT_CUDA([&]<typename T>() {
         Tensor ids_dev = Tensor::from_vector<int64_t>(*idx, {n}).to(weight.device());
-        cuda::embedding_forward<T>(ids_dev.data<int64_t>(), weight.data<T>(), y.data<T>(), n, dim, cuda::compute_stream());
+        cuda::embedding_forward<T>(ids_dev.data<int64_t>(), weight.data<T>(), y.data<T>(), n, dim);
       }));
   if (autograd::needs_record({&weight})) {
     autograd::record("embedding", {weight}, {y},
@@ -43,7 +39,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
                              cuda::group_by_id(idx->data(), n, vocab, offsets.data<int64_t>(), order.data<int64_t>());
                              Tensor offsets_dev = offsets.to(like.device()), order_dev = order.to(like.device());
                              cuda::embedding_backward<T>(offsets_dev.data<int64_t>(), order_dev.data<int64_t>(),
-                                                         g[0].data<T>(), dw.data<T>(), vocab, dim, cuda::compute_stream());
+                                                         g[0].data<T>(), dw.data<T>(), vocab, dim);
                            }));
                        return {dw};
                      });

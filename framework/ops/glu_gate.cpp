@@ -2,11 +2,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/glu_gate.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/glu_gate.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/glu_gate.h"
 
 namespace eat {
 
@@ -17,30 +13,14 @@ Tensor glu_gate(const Tensor& a, const Tensor& b, GateActivation act) {
   check_same_device("glu_gate", a, b);
   const bool silu = act == GateActivation::silu;
   Tensor y = Tensor::empty_like(a);
-  dispatch(
-      "glu_gate", a,
-      [&]<typename T>() { cpu::glu_gate_forward<T>(silu, a.data<T>(), b.data<T>(), y.data<T>(), a.numel()); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::glu_gate_forward<T>(silu, a.data<T>(), b.data<T>(), y.data<T>(), a.numel(), cuda::compute_stream());
-      }));
+  EAT_KERNEL("glu_gate", a, glu_gate_forward, silu, a.data<T>(), b.data<T>(), y.data<T>(), a.numel());
   if (autograd::needs_record({&a, &b})) {
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     autograd::record("glu_gate", {a, b}, {y},
                      [a = a.detach(), b = b.detach(), silu, need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-                       Tensor da = need_a ? Tensor::empty_like(a) : Tensor();
-                       Tensor db = need_b ? Tensor::empty_like(b) : Tensor();
-                       dispatch(
-                           "glu_gate backward", a,
-                           [&]<typename T>() {
-                             cpu::glu_gate_backward<T>(silu, a.data<T>(), b.data<T>(), g[0].data<T>(),
-                                                       need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
-                                                       a.numel());
-                           },
-                           EAT_CUDA([&]<typename T>() {
-                             cuda::glu_gate_backward<T>(silu, a.data<T>(), b.data<T>(), g[0].data<T>(),
-                                                        need_a ? da.data<T>() : nullptr, need_b ? db.data<T>() : nullptr,
-                                                        a.numel(), cuda::compute_stream());
-                           }));
+                       Tensor da = empty_like_if(need_a, a), db = empty_like_if(need_b, b);
+                       EAT_KERNEL("glu_gate backward", a, glu_gate_backward, silu, a.data<T>(), b.data<T>(),
+                                  g[0].data<T>(), data_or_null<T>(da), data_or_null<T>(db), a.numel());
                        return {da, db};
                      });
   }

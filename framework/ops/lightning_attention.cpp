@@ -4,13 +4,11 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "framework/ops/linear_attention_dims.h"
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/lightning_naive.h"
 #include "kernels/cpu/lightning_recurrent.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/lightning_chunked.h"
-#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {
@@ -19,9 +17,9 @@ namespace {
 
 constexpr const char* kOp = "lightning_attention";
 
-cpu::LinearAttentionShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v,
+HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v,
                                         const std::vector<double>& decay, const Tensor& s0,
-                                        const LinearAttentionOptions& options) {
+                                        const LightningOptions& options) {
   for (const Tensor* t : {&q, &k, &v}) {
     check_floating(kOp, *t);
     check_dim(kOp, *t, 4, "q, k [B, T, H, d] and v [B, T, H, e]");
@@ -34,7 +32,7 @@ cpu::LinearAttentionShape checked_shape(const Tensor& q, const Tensor& k, const 
             " must have the same shape");
   EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), kOp, ": v ",
             shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
-  cpu::LinearAttentionShape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
+  const HeadShape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
   EAT_CHECK(static_cast<int64_t>(decay.size()) == s.H, kOp, ": ", decay.size(), " decay values for ", s.H,
             " heads (q ", shape_str(q.shape()), "); give one lambda per head");
   for (size_t h = 0; h < decay.size(); ++h)
@@ -44,58 +42,52 @@ cpu::LinearAttentionShape checked_shape(const Tensor& q, const Tensor& k, const 
     check_floating(kOp, s0);
     check_same_dtype(kOp, q, s0);
     check_same_device(kOp, q, s0);
-    EAT_CHECK(s0.shape() == Shape({s.B, s.H, s.d, s.e}), kOp, ": initial_state ", shape_str(s0.shape()),
-              " must be [B, H, d, e] = ", shape_str(Shape{s.B, s.H, s.d, s.e}), " for q ", shape_str(q.shape()),
+    EAT_CHECK(s0.shape() == s.state(), kOp, ": initial_state ", shape_str(s0.shape()),
+              " must be [B, H, d, e] = ", shape_str(s.state()), " for q ", shape_str(q.shape()),
               " and v ", shape_str(v.shape()));
   }
   EAT_CHECK(options.block >= 1, kOp, ": block must be >= 1, got ", options.block);
   return s;
 }
 
-template <typename T>
-const T* data_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 }  // namespace
 
 std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                               const std::vector<double>& decay, const Tensor& initial_state,
-                                              const LinearAttentionOptions& options) {
-  const cpu::LinearAttentionShape s = checked_shape(q, k, v, decay, initial_state, options);
-  const LinearAttentionImpl impl = options.impl;
+                                              const LightningOptions& options) {
+  const HeadShape s = checked_shape(q, k, v, decay, initial_state, options);
+  const LightningImpl impl = options.impl;
   const int64_t block = options.block;
   Tensor o = Tensor::empty_like(v);
-  Tensor final_state = Tensor::empty({s.B, s.H, s.d, s.e}, q.dtype(), q.device());
+  Tensor final_state = Tensor::empty(s.state(), q.dtype(), q.device());
   const bool record = autograd::needs_record({&q, &k, &v, &initial_state});
   // The CPU chunked kernel keeps the state entering every block for its backward, which then
   // runs one sweep instead of two.
   Tensor block_states;
-  if (record && impl == LinearAttentionImpl::chunked && q.device() == Device::cpu)
+  if (record && impl == LightningImpl::chunked && q.device() == Device::cpu)
     block_states = Tensor::empty({s.B, s.H, cpu::lightning_block_count(s.T, block), s.d, s.e}, q.dtype());
   dispatch(kOp, q, [&]<typename T>() {
     const T* s0 = data_or_null<T>(initial_state);
     switch (impl) {
-      case LinearAttentionImpl::naive:
+      case LightningImpl::naive:
         cpu::lightning_naive_forward<T>(s, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0, o.data<T>(),
                                         final_state.data<T>());
         break;
-      case LinearAttentionImpl::recurrent:
+      case LightningImpl::recurrent:
         cpu::lightning_recurrent_forward<T>(s, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0, o.data<T>(),
                                             final_state.data<T>());
         break;
-      case LinearAttentionImpl::chunked:
+      case LightningImpl::chunked:
         cpu::lightning_chunked_forward<T>(s, block, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0,
                                           o.data<T>(), final_state.data<T>(), cpu::ChunkedSchedule::automatic,
-                                          block_states.defined() ? block_states.data<T>() : nullptr);
+                                          data_or_null<T>(block_states));
         break;
     }
   }, EAT_CUDA([&]<typename T>() {
     // The CUDA kernel is the chunked one whatever `impl` asks for: naive and recurrent are CPU
     // references, and every implementation computes the same function.
-    cuda::lightning_chunked_forward<T>(cuda_dims(s), decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
-                                       data_or_null<T>(initial_state), o.data<T>(), final_state.data<T>(),
-                                       cuda::compute_stream());
+    cuda::lightning_chunked_forward<T>(s, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
+                                       data_or_null<T>(initial_state), o.data<T>(), final_state.data<T>());
   }));
   if (record) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
@@ -105,37 +97,33 @@ std::pair<Tensor, Tensor> lightning_attention(const Tensor& q, const Tensor& k, 
         kOp, {q, k, v, initial_state}, {o, final_state},
         [s, impl, block, decay, need_q, need_k, need_v, need_s0, q = q.detach(), k = k.detach(), v = v.detach(), s0,
          block_states](const std::vector<Tensor>& g) {
-          Tensor dout = autograd::grad_or_zeros(g, 0, {s.B, s.T, s.H, s.e}, q.dtype(), q.device());
-          Tensor dfinal = autograd::grad_or_zeros(g, 1, {s.B, s.H, s.d, s.e}, q.dtype(), q.device());
-          Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
-          Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
-          Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
-          Tensor ds0 = need_s0 ? Tensor::empty_like(s0) : Tensor();
+          Tensor dout = autograd::grad_or_zeros(g, 0, s.v(), q.dtype(), q.device());
+          Tensor dfinal = autograd::grad_or_zeros(g, 1, s.state(), q.dtype(), q.device());
+          Tensor dq = empty_like_if(need_q, q), dk = empty_like_if(need_k, k), dv = empty_like_if(need_v, v);
+          Tensor ds0 = empty_like_if(need_s0, s0);
           dispatch("lightning_attention backward", q, [&]<typename T>() {
-            auto out = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
             const T* s0p = data_or_null<T>(s0);
+            T *dqp = data_or_null<T>(dq), *dkp = data_or_null<T>(dk), *dvp = data_or_null<T>(dv);
+            T* ds0p = data_or_null<T>(ds0);
             switch (impl) {
-              case LinearAttentionImpl::naive:
+              case LightningImpl::naive:
                 cpu::lightning_naive_backward<T>(s, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0p,
-                                                 dout.data<T>(), dfinal.data<T>(), out(dq), out(dk), out(dv), out(ds0));
+                                                 dout.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p);
                 break;
-              case LinearAttentionImpl::recurrent:
+              case LightningImpl::recurrent:
                 cpu::lightning_recurrent_backward<T>(s, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0p,
-                                                     dout.data<T>(), dfinal.data<T>(), out(dq), out(dk), out(dv),
-                                                     out(ds0));
+                                                     dout.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p);
                 break;
-              case LinearAttentionImpl::chunked:
+              case LightningImpl::chunked:
                 cpu::lightning_chunked_backward<T>(s, block, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(), s0p,
-                                                   dout.data<T>(), dfinal.data<T>(), out(dq), out(dk), out(dv),
-                                                   out(ds0), cpu::ChunkedSchedule::automatic,
-                                                   data_or_null<T>(block_states));
+                                                   dout.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p,
+                                                   cpu::ChunkedSchedule::automatic, data_or_null<T>(block_states));
                 break;
             }
           }, EAT_CUDA([&]<typename T>() {
-            auto out = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-            cuda::lightning_chunked_backward<T>(cuda_dims(s), decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
-                                                data_or_null<T>(s0), dout.data<T>(), dfinal.data<T>(), out(dq),
-                                                out(dk), out(dv), out(ds0), cuda::compute_stream());
+            cuda::lightning_chunked_backward<T>(s, decay.data(), q.data<T>(), k.data<T>(), v.data<T>(),
+                                                data_or_null<T>(s0), dout.data<T>(), dfinal.data<T>(), data_or_null<T>(dq),
+                                                data_or_null<T>(dk), data_or_null<T>(dv), data_or_null<T>(ds0));
           }));
           return std::vector<Tensor>{dq, dk, dv, ds0};
         });

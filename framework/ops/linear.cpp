@@ -1,52 +1,12 @@
 // linear and matmul: every product goes through cpu::gemm (Eigen) or cuda::gemm (cuBLAS). Both
-// take row-major buffers with the same arguments, so each op is written once over a kernel set K.
+// take row-major buffers with the same arguments (kernels/matmul.h), so each op is written once
+// over the backend B and calls its kernels with EAT_ON(B, ...).
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/matmul.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/bias.h"
-#include "kernels/cuda/gemm.h"
-#endif
+#include "kernels/matmul.h"
 
 namespace eat {
-
-namespace {
-
-// The kernels the products need, from one namespace (cpu:: or cuda::), as static members so that
-// an op body templated on the set K calls K::template gemm<T>(...) on either device.
-#define EAT_PRODUCT_KERNELS(Name, ns)                                                                         \
-  struct Name {                                                                                               \
-    template <typename T>                                                                                     \
-    static void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) { \
-      ns::gemm<T>(a, b, c, m, n, k, ta, tb, acc);                                                             \
-    }                                                                                                         \
-    template <typename T>                                                                                     \
-    static void gemm_batched(int64_t batch, const T* a, int64_t sa, const T* b, int64_t sb, T* c, int64_t sc,   \
-                             int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc) {                     \
-      ns::gemm_batched<T>(batch, a, sa, b, sb, c, sc, m, n, k, ta, tb, acc);                                  \
-    }                                                                                                         \
-    template <typename T> static void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {           \
-      ns::column_sums<T>(x, out, rows, cols);                                                                 \
-    }                                                                                                         \
-    template <typename T> static void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {     \
-      ns::add_row_vector<T>(out, bias, rows, cols);                                                           \
-    }                                                                                                         \
-  };
-EAT_PRODUCT_KERNELS(CpuProducts, cpu)
-#ifdef EAT_WITH_CUDA
-EAT_PRODUCT_KERNELS(CudaProducts, cuda)
-#endif
-#undef EAT_PRODUCT_KERNELS
-
-// Runs f.template operator()<K, T>() with the kernel set of like's device and T its element type.
-template <typename F>
-void dispatch_products(const char* op, const Tensor& like, F&& f) {
-  dispatch(op, like, [&]<typename T>() { f.template operator()<CpuProducts, T>(); },
-           EAT_CUDA([&]<typename T>() { f.template operator()<CudaProducts, T>(); }));
-}
-
-}  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_floating("linear", x);
@@ -65,9 +25,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = out;
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
-  dispatch_products("linear", x, [&]<typename K, typename T>() {
-    K::template gemm<T>(x.data<T>(), weight.data<T>(), y.data<T>(), rows, out, in, false, true, false);
-    if (bias.defined()) K::template add_row_vector<T>(y.data<T>(), bias.data<T>(), rows, out);
+  dispatch_backend("linear", x, [&]<Backend B, typename T>() {
+    EAT_ON(B, gemm, x.data<T>(), weight.data<T>(), y.data<T>(), rows, out, in, false, true, false);
+    if (bias.defined()) EAT_ON(B, add_row_vector, y.data<T>(), bias.data<T>(), rows, out);
   });
   if (autograd::needs_record({&x, &weight, &bias})) {
     bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
@@ -75,13 +35,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
         "linear", {x, weight, bias}, {y},
         [x = x.detach(), w = weight.detach(), need_x, need_w, need_b, rows, in, out](const std::vector<Tensor>& g) {
           const Tensor& dy = g[0];
-          Tensor dx = need_x ? Tensor::empty_like(x) : Tensor();
-          Tensor dw = need_w ? Tensor::empty_like(w) : Tensor();
+          Tensor dx = empty_like_if(need_x, x);
+          Tensor dw = empty_like_if(need_w, w);
           Tensor db = need_b ? Tensor::empty({out}, x.dtype(), x.device()) : Tensor();
-          dispatch_products("linear backward", x, [&]<typename K, typename T>() {
-            if (need_x) K::template gemm<T>(dy.data<T>(), w.data<T>(), dx.data<T>(), rows, in, out, false, false, false);
-            if (need_w) K::template gemm<T>(dy.data<T>(), x.data<T>(), dw.data<T>(), out, in, rows, true, false, false);
-            if (need_b) K::template column_sums<T>(dy.data<T>(), db.data<T>(), rows, out);
+          dispatch_backend("linear backward", x, [&]<Backend B, typename T>() {
+            if (need_x) EAT_ON(B, gemm, dy.data<T>(), w.data<T>(), dx.data<T>(), rows, in, out, false, false, false);
+            if (need_w) EAT_ON(B, gemm, dy.data<T>(), x.data<T>(), dw.data<T>(), out, in, rows, true, false, false);
+            if (need_b) EAT_ON(B, column_sums, dy.data<T>(), db.data<T>(), rows, out);
           });
           return std::vector<Tensor>{dx, dw, db};
         });
@@ -122,49 +82,49 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   out_shape[out_shape.size() - 2] = s.m;
   out_shape.back() = s.n;
   Tensor c = Tensor::empty(out_shape, a.dtype(), a.device());
-  dispatch_products("matmul", a, [&]<typename K, typename T>() {
+  dispatch_backend("matmul", a, [&]<Backend B, typename T>() {
     if (s.shared_b && !ta) {  // fold the batch into the rows: one large GEMM
-      K::template gemm<T>(a.data<T>(), b.data<T>(), c.data<T>(), s.batch * s.m, s.n, s.k, false, tb, false);
+      EAT_ON(B, gemm, a.data<T>(), b.data<T>(), c.data<T>(), s.batch * s.m, s.n, s.k, false, tb, false);
     } else {
-      K::template gemm_batched<T>(s.batch, a.data<T>(), s.m * s.k, b.data<T>(), s.shared_b ? 0 : s.k * s.n, c.data<T>(),
-                           s.m * s.n, s.m, s.n, s.k, ta, tb, false);
+      EAT_ON(B, gemm_batched, s.batch, a.data<T>(), s.m * s.k, b.data<T>(), s.shared_b ? 0 : s.k * s.n, c.data<T>(),
+             s.m * s.n, s.m, s.n, s.k, ta, tb, false);
     }
   });
   if (autograd::needs_record({&a, &b})) {
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     autograd::record("matmul", {a, b}, {c}, [a = a.detach(), b = b.detach(), s, ta, tb, need_a, need_b](const std::vector<Tensor>& g) {
       const Tensor& dc = g[0];
-      Tensor da = need_a ? Tensor::empty_like(a) : Tensor();
-      Tensor db = need_b ? Tensor::empty_like(b) : Tensor();
-      dispatch_products("matmul backward", a, [&]<typename K, typename T>() {
+      Tensor da = empty_like_if(need_a, a);
+      Tensor db = empty_like_if(need_b, b);
+      dispatch_backend("matmul backward", a, [&]<Backend B, typename T>() {
         const int64_t sa = s.m * s.k, sb = s.shared_b ? 0 : s.k * s.n, sc = s.m * s.n;
         if (need_a) {
           // d op(A) = dC op(B)^T; when A is stored transposed, dA = op(B) dC^T.
           if (!ta && s.shared_b)
-            K::template gemm<T>(dc.data<T>(), b.data<T>(), da.data<T>(), s.batch * s.m, s.k, s.n, false, !tb, false);
+            EAT_ON(B, gemm, dc.data<T>(), b.data<T>(), da.data<T>(), s.batch * s.m, s.k, s.n, false, !tb, false);
           else if (!ta)
-            K::template gemm_batched<T>(s.batch, dc.data<T>(), sc, b.data<T>(), sb, da.data<T>(), sa, s.m, s.k, s.n, false, !tb, false);
+            EAT_ON(B, gemm_batched, s.batch, dc.data<T>(), sc, b.data<T>(), sb, da.data<T>(), sa, s.m, s.k, s.n, false, !tb, false);
           else
-            K::template gemm_batched<T>(s.batch, b.data<T>(), sb, dc.data<T>(), sc, da.data<T>(), sa, s.k, s.m, s.n, tb, true, false);
+            EAT_ON(B, gemm_batched, s.batch, b.data<T>(), sb, dc.data<T>(), sc, da.data<T>(), sa, s.k, s.m, s.n, tb, true, false);
         }
         if (need_b) {
           // d op(B) = op(A)^T dC; when B is stored transposed, dB = dC^T op(A).
           if (s.shared_b && !ta) {  // sum over the batch by folding it into the inner dimension
             if (!tb)
-              K::template gemm<T>(a.data<T>(), dc.data<T>(), db.data<T>(), s.k, s.n, s.batch * s.m, true, false, false);
+              EAT_ON(B, gemm, a.data<T>(), dc.data<T>(), db.data<T>(), s.k, s.n, s.batch * s.m, true, false, false);
             else
-              K::template gemm<T>(dc.data<T>(), a.data<T>(), db.data<T>(), s.n, s.k, s.batch * s.m, true, false, false);
+              EAT_ON(B, gemm, dc.data<T>(), a.data<T>(), db.data<T>(), s.n, s.k, s.batch * s.m, true, false, false);
           } else if (s.shared_b) {  // transposed A with a shared B: accumulate batch by batch, in order
             for (int64_t i = 0; i < s.batch; ++i) {
               if (!tb)
-                K::template gemm<T>(a.data<T>() + i * sa, dc.data<T>() + i * sc, db.data<T>(), s.k, s.n, s.m, !ta, false, i > 0);
+                EAT_ON(B, gemm, a.data<T>() + i * sa, dc.data<T>() + i * sc, db.data<T>(), s.k, s.n, s.m, !ta, false, i > 0);
               else
-                K::template gemm<T>(dc.data<T>() + i * sc, a.data<T>() + i * sa, db.data<T>(), s.n, s.k, s.m, true, ta, i > 0);
+                EAT_ON(B, gemm, dc.data<T>() + i * sc, a.data<T>() + i * sa, db.data<T>(), s.n, s.k, s.m, true, ta, i > 0);
             }
           } else if (!tb) {
-            K::template gemm_batched<T>(s.batch, a.data<T>(), sa, dc.data<T>(), sc, db.data<T>(), sb, s.k, s.n, s.m, !ta, false, false);
+            EAT_ON(B, gemm_batched, s.batch, a.data<T>(), sa, dc.data<T>(), sc, db.data<T>(), sb, s.k, s.n, s.m, !ta, false, false);
           } else {
-            K::template gemm_batched<T>(s.batch, dc.data<T>(), sc, a.data<T>(), sa, db.data<T>(), sb, s.n, s.k, s.m, true, ta, false);
+            EAT_ON(B, gemm_batched, s.batch, dc.data<T>(), sc, a.data<T>(), sa, db.data<T>(), sb, s.n, s.k, s.m, true, ta, false);
           }
         }
       });

@@ -4,12 +4,7 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/row_stats.h"
-#include "kernels/cpu/norms.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/column_sums.h"
-#include "kernels/cuda/norms.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/norms.h"
 
 namespace eat {
 
@@ -28,40 +23,16 @@ Tensor rms_norm_impl(const char* op, const Tensor& x, const Tensor& weight, doub
   }
   Tensor y = Tensor::empty_like(x);
   Tensor r = row_stats(rows, x);
-  dispatch(
-      op, x,
-      [&]<typename T>() {
-        cpu::rms_norm_forward<T>(x.data<T>(), weight.defined() ? weight.data<T>() : nullptr, y.data<T>(), r.data<double>(),
-                                 rows, cols, eps);
-      },
-      EAT_CUDA([&]<typename T>() {
-        cuda::rms_norm_forward<T>(x.data<T>(), weight.defined() ? weight.data<T>() : nullptr, y.data<T>(), r.data<float>(),
-                                  rows, cols, static_cast<float>(eps), cuda::compute_stream());
-      }));
+  EAT_KERNEL(op, x, rms_norm_forward, x.data<T>(), data_or_null<T>(weight), y.data<T>(), row_stat_data(r), rows, cols,
+             eps);
   if (autograd::needs_record({&x, &weight})) {
     bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad();
     autograd::record(op, {x, weight}, {y},
                      [op, x = x.detach(), w = weight.defined() ? weight.detach() : Tensor(), r, rows, cols, need_x,
                       need_w](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-                       Tensor dx = need_x ? Tensor::empty_like(x) : Tensor();
-                       Tensor dw = need_w ? Tensor::empty_like(w) : Tensor();
-                       dispatch(
-                           op, x,
-                           [&]<typename T>() {
-                             cpu::rms_norm_backward<T>(x.data<T>(), w.defined() ? w.data<T>() : nullptr, r.data<double>(),
-                                                       g[0].data<T>(), need_x ? dx.data<T>() : nullptr,
-                                                       need_w ? dw.data<T>() : nullptr, rows, cols);
-                           },
-                           EAT_CUDA([&]<typename T>() {
-                             // Per-chunk partial column sums of the weight gradient (deterministic reduction).
-                             Tensor partial =
-                                 need_w ? Tensor::empty({cuda::column_chunks(rows), cols}, DType::f32, x.device()) : Tensor();
-                             cuda::rms_norm_backward<T>(x.data<T>(), w.defined() ? w.data<T>() : nullptr, r.data<float>(),
-                                                        g[0].data<T>(), need_x ? dx.data<T>() : nullptr,
-                                                        need_w ? dw.data<T>() : nullptr,
-                                                        need_w ? partial.data<float>() : nullptr, rows, cols,
-                                                        cuda::compute_stream());
-                           }));
+                       Tensor dx = empty_like_if(need_x, x), dw = empty_like_if(need_w, w);
+                       EAT_KERNEL(op, x, rms_norm_backward, x.data<T>(), data_or_null<T>(w), row_stat_data(r),
+                                  g[0].data<T>(), data_or_null<T>(dx), data_or_null<T>(dw), rows, cols);
                        return {dx, dw};
                      });
   }
@@ -84,27 +55,13 @@ Tensor l2_normalize(const Tensor& x, double eps) {
   const int64_t cols = x.size(-1), rows = x.numel() / cols;
   Tensor y = Tensor::empty_like(x);
   Tensor norm = row_stats(rows, x);
-  dispatch(
-      "l2_normalize", x,
-      [&]<typename T>() { cpu::l2_normalize_forward<T>(x.data<T>(), y.data<T>(), norm.data<double>(), rows, cols, eps); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::l2_normalize_forward<T>(x.data<T>(), y.data<T>(), norm.data<float>(), rows, cols, static_cast<float>(eps),
-                                      cuda::compute_stream());
-      }));
+  EAT_KERNEL("l2_normalize", x, l2_normalize_forward, x.data<T>(), y.data<T>(), row_stat_data(norm), rows, cols, eps);
   if (autograd::needs_record({&x})) {
     autograd::record("l2_normalize", {x}, {y},
                      [x = x.detach(), norm, rows, cols, eps](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        Tensor dx = Tensor::empty_like(x);
-                       dispatch(
-                           "l2_normalize backward", x,
-                           [&]<typename T>() {
-                             cpu::l2_normalize_backward<T>(x.data<T>(), norm.data<double>(), g[0].data<T>(), dx.data<T>(),
-                                                           rows, cols, eps);
-                           },
-                           EAT_CUDA([&]<typename T>() {
-                             cuda::l2_normalize_backward<T>(x.data<T>(), norm.data<float>(), g[0].data<T>(), dx.data<T>(),
-                                                            rows, cols, static_cast<float>(eps), cuda::compute_stream());
-                           }));
+                       EAT_KERNEL("l2_normalize backward", x, l2_normalize_backward, x.data<T>(), row_stat_data(norm),
+                                  g[0].data<T>(), dx.data<T>(), rows, cols, eps);
                        return {dx};
                      });
   }

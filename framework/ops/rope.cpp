@@ -2,11 +2,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/rope.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/rope.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/rope.h"
 
 namespace eat {
 
@@ -14,15 +10,8 @@ namespace {
 
 Tensor rope_impl(const Tensor& x, double theta, int64_t offset, bool inverse) {
   Tensor y = Tensor::empty_like(x);
-  dispatch(
-      "rope", x,
-      [&]<typename T>() {
-        cpu::rope_apply<T>(x.data<T>(), y.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), theta, offset, inverse);
-      },
-      EAT_CUDA([&]<typename T>() {
-        cuda::rope_apply<T>(x.data<T>(), y.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), theta, offset, inverse,
-                            cuda::compute_stream());
-      }));
+  EAT_KERNEL("rope", x, rope_apply, x.data<T>(), y.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), theta, offset,
+             inverse);
   if (autograd::needs_record({&x})) {
     autograd::record("rope", {x}, {y}, [theta, offset, inverse](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       return {rope_impl(g[0], theta, offset, !inverse)};

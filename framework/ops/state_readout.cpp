@@ -3,13 +3,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "framework/ops/linear_attention_dims.h"
-#include "kernels/cpu/state_readout.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/state_readout.h"
-#include "kernels/cuda/state_sum.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/state_readout.h"
 
 namespace eat {
 
@@ -29,35 +23,19 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
   check_dim(op, state, 4, "state [B, H, d, e]");
   check_same_dtype(op, q, state);
   check_same_device(op, q, state);
-  const cpu::LinearAttentionShape s{q.size(0), q.size(1), q.size(2), q.size(3), state.size(3)};
+  const HeadShape s{q.size(0), q.size(1), q.size(2), q.size(3), state.size(3)};
   EAT_CHECK(state.size(0) == s.B && state.size(1) == s.H && state.size(2) == s.d, op, ": state ", shape_str(state.shape()),
             " does not match q ", shape_str(q.shape()), " (expected [", s.B, ", ", s.H, ", ", s.d, ", e])");
   check_decay(op, decay, s.H);
-  Tensor o = Tensor::empty({s.B, s.T, s.H, s.e}, q.dtype(), q.device());
-  dispatch(
-      op, q, [&]<typename T>() { cpu::state_readout_forward<T>(s, decay, q.data<T>(), state.data<T>(), o.data<T>()); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::state_readout_forward<T>(cuda_dims(s), decay.data(), q.data<T>(), state.data<T>(), o.data<T>(),
-                                       cuda::compute_stream());
-      }));
+  Tensor o = Tensor::empty(s.v(), q.dtype(), q.device());
+  EAT_KERNEL(op, q, state_readout_forward, s, decay.data(), q.data<T>(), state.data<T>(), o.data<T>());
   if (autograd::needs_record({&q, &state})) {
     bool need_q = q.requires_grad(), need_s = state.requires_grad();
     autograd::record(op, {q, state}, {o},
                      [s, decay, q = q.detach(), st = state.detach(), need_q, need_s](const std::vector<Tensor>& g) {
-                       Tensor dq = need_q ? Tensor::empty_like(q) : Tensor();
-                       Tensor ds = need_s ? Tensor::empty_like(st) : Tensor();
-                       dispatch(
-                           "decayed_state_readout backward", q,
-                           [&]<typename T>() {
-                             cpu::state_readout_backward<T>(s, decay, q.data<T>(), st.data<T>(), g[0].data<T>(),
-                                                            need_q ? dq.data<T>() : nullptr,
-                                                            need_s ? ds.data<T>() : nullptr);
-                           },
-                           EAT_CUDA([&]<typename T>() {
-                             cuda::state_readout_backward<T>(cuda_dims(s), decay.data(), q.data<T>(), st.data<T>(),
-                                                             g[0].data<T>(), need_q ? dq.data<T>() : nullptr,
-                                                             need_s ? ds.data<T>() : nullptr, cuda::compute_stream());
-                           }));
+                       Tensor dq = empty_like_if(need_q, q), ds = empty_like_if(need_s, st);
+                       EAT_KERNEL("decayed_state_readout backward", q, state_readout_backward, s, decay.data(),
+                                  q.data<T>(), st.data<T>(), g[0].data<T>(), data_or_null<T>(dq), data_or_null<T>(ds));
                        return std::vector<Tensor>{dq, ds};
                      });
   }
@@ -71,35 +49,19 @@ Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<dou
   check_dim(op, v, 4, "v [B, T, H, e]");
   check_same_dtype(op, k, v);
   check_same_device(op, k, v);
-  const cpu::LinearAttentionShape s{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
+  const HeadShape s{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
   EAT_CHECK(v.size(0) == s.B && v.size(1) == s.T && v.size(2) == s.H, op, ": v ", shape_str(v.shape()),
             " must share B, T, H with k ", shape_str(k.shape()));
   check_decay(op, decay, s.H);
-  Tensor state = Tensor::empty({s.B, s.H, s.d, s.e}, k.dtype(), k.device());
-  dispatch(
-      op, k, [&]<typename T>() { cpu::state_sum_forward<T>(s, decay, k.data<T>(), v.data<T>(), state.data<T>()); },
-      EAT_CUDA([&]<typename T>() {
-        cuda::state_sum_forward<T>(cuda_dims(s), decay.data(), k.data<T>(), v.data<T>(), state.data<T>(),
-                                   cuda::compute_stream());
-      }));
+  Tensor state = Tensor::empty(s.state(), k.dtype(), k.device());
+  EAT_KERNEL(op, k, state_sum_forward, s, decay.data(), k.data<T>(), v.data<T>(), state.data<T>());
   if (autograd::needs_record({&k, &v})) {
     bool need_k = k.requires_grad(), need_v = v.requires_grad();
     autograd::record(op, {k, v}, {state},
                      [s, decay, k = k.detach(), v = v.detach(), need_k, need_v](const std::vector<Tensor>& g) {
-                       Tensor dk = need_k ? Tensor::empty_like(k) : Tensor();
-                       Tensor dv = need_v ? Tensor::empty_like(v) : Tensor();
-                       dispatch(
-                           "decayed_state_sum backward", k,
-                           [&]<typename T>() {
-                             cpu::state_sum_backward<T>(s, decay, k.data<T>(), v.data<T>(), g[0].data<T>(),
-                                                        need_k ? dk.data<T>() : nullptr,
-                                                        need_v ? dv.data<T>() : nullptr);
-                           },
-                           EAT_CUDA([&]<typename T>() {
-                             cuda::state_sum_backward<T>(cuda_dims(s), decay.data(), k.data<T>(), v.data<T>(),
-                                                         g[0].data<T>(), need_k ? dk.data<T>() : nullptr,
-                                                         need_v ? dv.data<T>() : nullptr, cuda::compute_stream());
-                           }));
+                       Tensor dk = empty_like_if(need_k, k), dv = empty_like_if(need_v, v);
+                       EAT_KERNEL("decayed_state_sum backward", k, state_sum_backward, s, decay.data(), k.data<T>(),
+                                  v.data<T>(), g[0].data<T>(), data_or_null<T>(dk), data_or_null<T>(dv));
                        return std::vector<Tensor>{dk, dv};
                      });
   }

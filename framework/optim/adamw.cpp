@@ -5,13 +5,8 @@
 
 #include "framework/dispatch.h"
 #include "framework/ops.h"
-#include "kernels/cpu/adamw.h"
-#include "kernels/cpu/elementwise.h"
-#ifdef EAT_WITH_CUDA
-#include "kernels/cuda/adamw.h"
-#include "kernels/cuda/elementwise.h"
-#include "runtime/cuda/stream.h"
-#endif
+#include "kernels/adamw.h"
+#include "kernels/elementwise.h"
 
 namespace eat {
 
@@ -61,7 +56,7 @@ void AdamW::step(double lr) {
     if (!g.defined()) continue;
     State& s = state_[p.name];
     ++s.step;
-    cpu::AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
+    AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
     dispatch(
         "adamw", p.tensor,
         [&]<typename T>() {
@@ -69,7 +64,7 @@ void AdamW::step(double lr) {
         },
         EAT_CUDA([&]<typename T>() {
           cuda::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<float>(), s.v.data<float>(), nullptr,
-                                p.tensor.numel(), hyper, cuda::compute_stream());
+                                p.tensor.numel(), hyper);
         }));
   }
 }
@@ -94,7 +89,7 @@ double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
             device_squares = Tensor::empty({static_cast<int64_t>(params.size())}, DType::f32, g.device());
           Tensor partial = Tensor::empty({cuda::sum_partials(g.numel())}, DType::f32, g.device());
           cuda::sum_forward<T, float>(g.data<T>(), g.numel(), 1.0f, true, partial.data<float>(),
-                                      device_squares.data<float>() + slot, cuda::compute_stream());
+                                      device_squares.data<float>() + slot);
           ++slot;
         }));
   }
@@ -108,12 +103,7 @@ double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
     for (const Parameter& p : params) {
       Tensor g = p.tensor.grad();
       if (!g.defined()) continue;
-      dispatch(
-          "clip_grad_norm", g,
-          [&]<typename T>() { cpu::scale_forward<T>(g.data<T>(), static_cast<T>(factor), g.data<T>(), g.numel()); },
-          EAT_CUDA([&]<typename T>() {
-            cuda::scale_forward<T>(g.data<T>(), static_cast<float>(factor), g.data<T>(), g.numel(), cuda::compute_stream());
-          }));
+      EAT_KERNEL("clip_grad_norm", g, scale_forward, g.data<T>(), factor, g.data<T>(), g.numel());
     }
   }
   return norm;

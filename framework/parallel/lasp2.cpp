@@ -81,7 +81,7 @@ const Tensor& incoming_weights(const Tensor& states, const std::vector<double>& 
 }  // namespace
 
 Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
-                              Communicator& sp_group, const LinearAttentionOptions& options, bool overlap) {
+                              Communicator& sp_group, const LightningOptions& options, bool overlap) {
   const int S = sp_group.size(), r = sp_group.rank();
   if (S == 1) return lightning_attention(q, k, v, decay, Tensor(), options).first;
   // This rank's state comes first (a cheap O(L d e) sum), so that its gather can run while the

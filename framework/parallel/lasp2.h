@@ -31,7 +31,7 @@ Tensor all_gather_op(Communicator& group, const Tensor& x);
 // equal to the matching rows of lightning_attention on the whole sequence. overlap = false waits
 // for the gather before the local kernel (the same arithmetic, bit for bit, without the overlap).
 Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<double>& decay,
-                              Communicator& sp_group, const LinearAttentionOptions& options = {}, bool overlap = true);
+                              Communicator& sp_group, const LightningOptions& options = {}, bool overlap = true);
 
 // Sequence parallelism for softmax attention, LASP-2H style: every rank's k and v [B, L, H, *]
 // are all-gathered into the whole sequence's [B, S L, H, *] (RoPE already applied at global

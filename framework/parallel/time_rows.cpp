@@ -7,7 +7,6 @@
 #include "framework/ops.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/copy_rows.h"
-#include "runtime/cuda/stream.h"
 #endif
 
 namespace eat {
@@ -16,8 +15,7 @@ void copy_blocks(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
                  Device device) {
   if (width == 0 || blocks <= 0) return;
   if (device == Device::cuda) {
-    EAT_CUDA_BRANCH(cuda::copy_rows(dst, dst_pitch, src, src_pitch, width, static_cast<size_t>(blocks),
-                                    cuda::compute_stream()));
+    EAT_CUDA_BRANCH(cuda::copy_rows(dst, dst_pitch, src, src_pitch, width, static_cast<size_t>(blocks)));
     return;
   }
   for (int64_t i = 0; i < blocks; ++i)

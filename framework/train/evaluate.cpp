@@ -7,7 +7,7 @@
 #include "framework/dispatch.h"
 #include "base/error.h"
 #include "framework/ops.h"
-#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cross_entropy.h"
 
 namespace eat {
 

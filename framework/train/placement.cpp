@@ -1,7 +1,7 @@
 #include "framework/train/placement.h"
 
 #ifdef EAT_WITH_CUDA
-#include "kernels/cuda/gemm.h"
+#include "kernels/matmul.h"
 #endif
 
 namespace eat {

@@ -1,4 +1,4 @@
-#include "kernels/cpu/activations.h"
+#include "kernels/activations.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/sigmoid_block.h"
 

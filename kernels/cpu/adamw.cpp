@@ -1,4 +1,4 @@
-#include "kernels/cpu/adamw.h"
+#include "kernels/adamw.h"
 #include "kernels/cpu/parallel.h"
 
 #include <algorithm>

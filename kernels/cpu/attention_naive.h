@@ -2,7 +2,7 @@
 // Reference softmax attention: for each (batch, head) the whole T x T score matrix is formed,
 // masked, normalised and multiplied by V. O(T^2) memory per thread; simple enough to trust, and
 // the yardstick the tiled kernel is tested against.
-#include "kernels/cpu/attention_band.h"
+#include "kernels/attention_band.h"
 
 namespace eat::cpu {
 

@@ -10,7 +10,7 @@
 // run, with no atomics.
 #include <cstdint>
 
-#include "kernels/cpu/attention_band.h"
+#include "kernels/attention_band.h"
 
 namespace eat::cpu {
 

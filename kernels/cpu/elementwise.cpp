@@ -1,4 +1,4 @@
-#include "kernels/cpu/elementwise.h"
+#include "kernels/elementwise.h"
 #include "kernels/cpu/parallel.h"
 
 #include <omp.h>
@@ -31,7 +31,8 @@ void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) 
 }
 
 template <typename T>
-void scale_forward(const T* x, T s, T* y, int64_t n) {
+void scale_forward(const T* x, double factor, T* y, int64_t n) {
+  const T s = static_cast<T>(factor);
 #pragma omp parallel for simd schedule(static) if(parallel_worth(n))
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
 }
@@ -65,7 +66,7 @@ void fill(T* y, T value, int64_t n) {
   template void add_forward<T>(const T*, const T*, T*, int64_t);             \
   template void mul_forward<T>(const T*, const T*, T*, int64_t);             \
   template void mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t); \
-  template void scale_forward<T>(const T*, T, T*, int64_t);                  \
+  template void scale_forward<T>(const T*, double, T*, int64_t);             \
   template double sum_forward<T>(const T*, int64_t);                         \
   template void fill<T>(T*, T, int64_t);
 EAT_INSTANTIATE(float)

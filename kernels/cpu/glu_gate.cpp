@@ -1,4 +1,4 @@
-#include "kernels/cpu/glu_gate.h"
+#include "kernels/glu_gate.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/sigmoid_block.h"
 

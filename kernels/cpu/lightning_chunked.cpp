@@ -31,12 +31,12 @@ namespace {
 // Everything a block computation reads.
 template <typename T>
 struct Problem {
-  LinearAttentionShape s;
+  HeadShape s;
   ChunkGrid blocks;
   std::vector<T> powers;  // lambda_h^0 .. lambda_h^C for every head, [H, C + 1]
   const T *q, *k, *v;
 
-  Problem(const LinearAttentionShape& shape, int64_t block, const double* decay, const T* q_, const T* k_, const T* v_)
+  Problem(const HeadShape& shape, int64_t block, const double* decay, const T* q_, const T* k_, const T* v_)
       : s(shape),
         blocks(shape.B, shape.T, shape.H, block),
         powers(decay_power_table<T>(decay, shape.H, block)),
@@ -179,7 +179,7 @@ void scan_state_grads(const Problem<T>& P, const T* dout, const T* dfinal, const
 }  // namespace
 
 template <typename T>
-void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+void lightning_chunked_forward(const HeadShape& s, int64_t block, const double* decay, const T* q,
                                const T* k, const T* v, const T* s0, T* o, T* final_state, ChunkedSchedule schedule,
                                T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
@@ -220,7 +220,7 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
 }
 
 template <typename T>
-void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+void lightning_chunked_backward(const HeadShape& s, int64_t block, const double* decay, const T* q,
                                 const T* k, const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk,
                                 T* dv, T* ds0, ChunkedSchedule schedule, const T* block_states) {
   const Problem<T> P(s, block, decay, q, k, v);
@@ -293,9 +293,9 @@ void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, co
 }
 
 #define EAT_INSTANTIATE(T)                                                                                          \
-  template void lightning_chunked_forward<T>(const LinearAttentionShape&, int64_t, const double*, const T*,       \
+  template void lightning_chunked_forward<T>(const HeadShape&, int64_t, const double*, const T*,       \
                                              const T*, const T*, const T*, T*, T*, ChunkedSchedule, T*);          \
-  template void lightning_chunked_backward<T>(const LinearAttentionShape&, int64_t, const double*, const T*,      \
+  template void lightning_chunked_backward<T>(const HeadShape&, int64_t, const double*, const T*,      \
                                               const T*, const T*, const T*, const T*, const T*, T*, T*, T*, T*,   \
                                               ChunkedSchedule, const T*);
 EAT_INSTANTIATE(float)

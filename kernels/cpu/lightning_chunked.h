@@ -22,7 +22,7 @@ inline int64_t lightning_block_count(int64_t T, int64_t block) { return chunk_co
 // no forward sweep of its own to rebuild them, which saves a pass over q, k, v and dO and the
 // state arithmetic, for memory the size of one [B, T, H, d] tensor per 64-token block of d = 64.
 template <typename T>
-void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+void lightning_chunked_forward(const HeadShape& s, int64_t block, const double* decay, const T* q,
                                const T* k, const T* v, const T* s0, T* o, T* final_state,
                                ChunkedSchedule schedule = ChunkedSchedule::automatic, T* block_states = nullptr);
 
@@ -30,7 +30,7 @@ void lightning_chunked_forward(const LinearAttentionShape& s, int64_t block, con
 // null (that gradient is not wanted); the others are overwritten. block_states, when not null,
 // are the forward's (same block size); the results are bit-identical either way.
 template <typename T>
-void lightning_chunked_backward(const LinearAttentionShape& s, int64_t block, const double* decay, const T* q,
+void lightning_chunked_backward(const HeadShape& s, int64_t block, const double* decay, const T* q,
                                 const T* k, const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk,
                                 T* dv, T* ds0, ChunkedSchedule schedule = ChunkedSchedule::automatic,
                                 const T* block_states = nullptr);

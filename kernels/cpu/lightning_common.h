@@ -1,7 +1,7 @@
 #pragma once
-// Shared by the three decayed causal linear attention kernels (naive, recurrent, chunked): the
-// shape, strided per-head views of [B, T, H, width] tensors, the [B, H, d, e] state views and the
-// table of decay powers.
+// Shared by the three decayed causal linear attention kernels (naive, recurrent, chunked): strided
+// per-head views of [B, T, H, width] tensors (shape: HeadShape), the [B, H, d, e] state views and
+// the table of decay powers.
 //
 // State convention, the same in every kernel: S_t = lambda S_{t-1} + k_t^T v_t, o_t = q_t S_t,
 // S_{-1} = S0 (the initial state, zero when absent), final state = S_{T-1}.
@@ -10,11 +10,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace eat::cpu {
+#include "kernels/head_shape.h"
 
-struct LinearAttentionShape {
-  int64_t B, T, H, d, e;
-};
+namespace eat::cpu {
 
 namespace lightning_detail {
 
@@ -31,22 +29,22 @@ using State = Eigen::Map<Mat<T>>;
 
 // Rows [t0, t0 + rows) of head h in batch b of a [B, T, H, width] tensor.
 template <typename T>
-ConstView<T> head_rows(const T* base, const LinearAttentionShape& s, int64_t b, int64_t h, int64_t t0, int64_t rows,
+ConstView<T> head_rows(const T* base, const HeadShape& s, int64_t b, int64_t h, int64_t t0, int64_t rows,
                        int64_t width) {
   return ConstView<T>(base + ((b * s.T + t0) * s.H + h) * width, rows, width, Eigen::OuterStride<>(s.H * width));
 }
 template <typename T>
-View<T> head_rows(T* base, const LinearAttentionShape& s, int64_t b, int64_t h, int64_t t0, int64_t rows, int64_t width) {
+View<T> head_rows(T* base, const HeadShape& s, int64_t b, int64_t h, int64_t t0, int64_t rows, int64_t width) {
   return View<T>(base + ((b * s.T + t0) * s.H + h) * width, rows, width, Eigen::OuterStride<>(s.H * width));
 }
 
 // The d x e state of flat (batch, head) index bh in a [B, H, d, e] tensor.
 template <typename T>
-ConstState<T> state_of(const T* base, const LinearAttentionShape& s, int64_t bh) {
+ConstState<T> state_of(const T* base, const HeadShape& s, int64_t bh) {
   return ConstState<T>(base + bh * s.d * s.e, s.d, s.e);
 }
 template <typename T>
-State<T> state_of(T* base, const LinearAttentionShape& s, int64_t bh) {
+State<T> state_of(T* base, const HeadShape& s, int64_t bh) {
   return State<T>(base + bh * s.d * s.e, s.d, s.e);
 }
 

@@ -8,7 +8,7 @@ namespace eat::cpu {
 using namespace lightning_detail;
 
 template <typename T>
-void lightning_recurrent_forward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k, const T* v,
+void lightning_recurrent_forward(const HeadShape& s, const double* decay, const T* q, const T* k, const T* v,
                                  const T* s0, T* o, T* final_state) {
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d * s.e))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
@@ -25,7 +25,7 @@ void lightning_recurrent_forward(const LinearAttentionShape& s, const double* de
 }
 
 template <typename T>
-void lightning_recurrent_backward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k,
+void lightning_recurrent_backward(const HeadShape& s, const double* decay, const T* q, const T* k,
                                   const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0) {
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d * s.e))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
@@ -55,9 +55,9 @@ void lightning_recurrent_backward(const LinearAttentionShape& s, const double* d
 }
 
 #define EAT_INSTANTIATE(T)                                                                                          \
-  template void lightning_recurrent_forward<T>(const LinearAttentionShape&, const double*, const T*, const T*,    \
+  template void lightning_recurrent_forward<T>(const HeadShape&, const double*, const T*, const T*,    \
                                                const T*, const T*, T*, T*);                                       \
-  template void lightning_recurrent_backward<T>(const LinearAttentionShape&, const double*, const T*, const T*,   \
+  template void lightning_recurrent_backward<T>(const HeadShape&, const double*, const T*, const T*,   \
                                                 const T*, const T*, const T*, const T*, T*, T*, T*, T*);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(double)

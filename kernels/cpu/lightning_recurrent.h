@@ -10,13 +10,13 @@ namespace eat::cpu {
 
 // s0 may be null (zero initial state). o and final_state are overwritten.
 template <typename T>
-void lightning_recurrent_forward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k, const T* v,
+void lightning_recurrent_forward(const HeadShape& s, const double* decay, const T* q, const T* k, const T* v,
                                  const T* s0, T* o, T* final_state);
 
 // dout and dfinal are the gradients of o and of the final state. Each of dq, dk, dv, ds0 may be
 // null (that gradient is not wanted); the others are overwritten.
 template <typename T>
-void lightning_recurrent_backward(const LinearAttentionShape& s, const double* decay, const T* q, const T* k,
+void lightning_recurrent_backward(const HeadShape& s, const double* decay, const T* q, const T* k,
                                   const T* v, const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0);
 
 }  // namespace eat::cpu

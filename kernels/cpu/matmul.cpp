@@ -1,4 +1,4 @@
-#include "kernels/cpu/matmul.h"
+#include "kernels/matmul.h"
 #include "kernels/cpu/parallel.h"
 
 #include <omp.h>

@@ -1,9 +1,9 @@
-#include "kernels/cpu/norms.h"
+#include "kernels/norms.h"
 
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/matmul.h"
+#include "kernels/matmul.h"
 #include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {

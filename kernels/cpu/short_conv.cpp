@@ -1,4 +1,4 @@
-#include "kernels/cpu/short_conv.h"
+#include "kernels/short_conv.h"
 #include "kernels/cpu/parallel.h"
 
 #include <algorithm>

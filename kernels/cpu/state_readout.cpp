@@ -1,4 +1,5 @@
-#include "kernels/cpu/state_readout.h"
+#include "kernels/state_readout.h"
+#include "kernels/cpu/lightning_common.h"
 #include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
@@ -10,8 +11,8 @@ using namespace lightning_detail;
 // of token t survives to the end). The table of powers is built once per call, per head.
 
 template <typename T>
-void state_readout_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state, T* o) {
-  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
+void state_readout_forward(const HeadShape& s, const double* decay, const T* q, const T* state, T* o) {
+  const std::vector<T> powers = decay_power_table<T>(decay, s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
@@ -22,9 +23,9 @@ void state_readout_forward(const LinearAttentionShape& s, const std::vector<doub
 }
 
 template <typename T>
-void state_readout_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* q, const T* state,
+void state_readout_backward(const HeadShape& s, const double* decay, const T* q, const T* state,
                             const T* dout, T* dq, T* dstate) {
-  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
+  const std::vector<T> powers = decay_power_table<T>(decay, s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
@@ -36,8 +37,8 @@ void state_readout_backward(const LinearAttentionShape& s, const std::vector<dou
 }
 
 template <typename T>
-void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v, T* state) {
-  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
+void state_sum_forward(const HeadShape& s, const double* decay, const T* k, const T* v, T* state) {
+  const std::vector<T> powers = decay_power_table<T>(decay, s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
@@ -48,9 +49,9 @@ void state_sum_forward(const LinearAttentionShape& s, const std::vector<double>&
 }
 
 template <typename T>
-void state_sum_backward(const LinearAttentionShape& s, const std::vector<double>& decay, const T* k, const T* v,
+void state_sum_backward(const HeadShape& s, const double* decay, const T* k, const T* v,
                         const T* dstate, T* dk, T* dv) {
-  const std::vector<T> powers = decay_power_table<T>(decay.data(), s.H, s.T);
+  const std::vector<T> powers = decay_power_table<T>(decay, s.H, s.T);
 #pragma omp parallel for schedule(static) if(parallel_worth(s.B * s.T * s.H * s.d))
   for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
     const int64_t b = bh / s.H, h = bh % s.H;
@@ -69,12 +70,12 @@ void state_sum_backward(const LinearAttentionShape& s, const std::vector<double>
 }
 
 #define EAT_INSTANTIATE(T)                                                                                           \
-  template void state_readout_forward<T>(const LinearAttentionShape&, const std::vector<double>&, const T*, const T*, \
+  template void state_readout_forward<T>(const HeadShape&, const double*, const T*, const T*, \
                                          T*);                                                                        \
-  template void state_readout_backward<T>(const LinearAttentionShape&, const std::vector<double>&, const T*, const T*, \
+  template void state_readout_backward<T>(const HeadShape&, const double*, const T*, const T*, \
                                           const T*, T*, T*);                                     \
-  template void state_sum_forward<T>(const LinearAttentionShape&, const std::vector<double>&, const T*, const T*, T*); \
-  template void state_sum_backward<T>(const LinearAttentionShape&, const std::vector<double>&, const T*, const T*,      \
+  template void state_sum_forward<T>(const HeadShape&, const double*, const T*, const T*, T*); \
+  template void state_sum_backward<T>(const HeadShape&, const double*, const T*, const T*,      \
                                       const T*, T*, T*);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(double)

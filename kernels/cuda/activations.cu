@@ -1,7 +1,8 @@
 // SiLU, GELU (erf and tanh forms) and sigmoid with their derivatives: one thread per element in a
 // grid-stride loop, the activation chosen by a switch that is uniform across the grid.
-#include "kernels/cuda/activations.h"
+#include "kernels/activations.h"
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 
@@ -54,22 +55,24 @@ __global__ void activation_backward_kernel(Activation act, const D* x, const D* 
 
 }  // namespace
 
-template <typename T> void activation_forward(Activation act, const T* x, T* y, int64_t n, cudaStream_t stream) {
+template <typename T> void activation_forward(Activation act, const T* x, T* y, int64_t n) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   activation_forward_kernel<<<grid_for(n), 256, 0, stream>>>(act, dev(x), dev(y), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t n, cudaStream_t stream) {
+void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t n) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   activation_backward_kernel<<<grid_for(n), 256, 0, stream>>>(act, dev(x), dev(dy), dev(dx), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 #define EAT_INSTANTIATE(T)                                                                    \
-  template void activation_forward<T>(Activation, const T*, T*, int64_t, cudaStream_t); \
-  template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t, cudaStream_t);
+  template void activation_forward<T>(Activation, const T*, T*, int64_t); \
+  template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 

@@ -2,8 +2,9 @@
 // the decay factor are formed once on the host in double (as on the CPU) and passed as f32.
 #include <cmath>
 
-#include "kernels/cuda/adamw.h"
+#include "kernels/adamw.h"
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 
@@ -33,8 +34,8 @@ __global__ void adamw_kernel(D* param, const D* grad, float* m, float* v, float*
 }  // namespace
 
 template <typename T>
-void adamw_update(T* param, const T* grad, float* m, float* v, float* master, int64_t n, const AdamWStep& s,
-                  cudaStream_t stream) {
+void adamw_update(T* param, const T* grad, float* m, float* v, float* master, int64_t n, const AdamWStep& s) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   const double t = static_cast<double>(s.t);
   const float lr = static_cast<float>(s.lr), bc1 = static_cast<float>(1.0 - std::pow(s.beta1, t));
@@ -48,8 +49,7 @@ void adamw_update(T* param, const T* grad, float* m, float* v, float* master, in
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-template void adamw_update<float>(float*, const float*, float*, float*, float*, int64_t, const AdamWStep&, cudaStream_t);
-template void adamw_update<eat::bf16>(eat::bf16*, const eat::bf16*, float*, float*, float*, int64_t, const AdamWStep&,
-                                      cudaStream_t);
+template void adamw_update<float>(float*, const float*, float*, float*, float*, int64_t, const AdamWStep&);
+template void adamw_update<eat::bf16>(eat::bf16*, const eat::bf16*, float*, float*, float*, int64_t, const AdamWStep&);
 
 }  // namespace eat::cuda

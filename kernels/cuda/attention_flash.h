@@ -8,9 +8,7 @@
 //
 // T is the storage type (float or eat::bf16); products accumulate in f32 (bf16 on tensor cores)
 // and the softmax statistics are f32. Head widths up to 128.
-#include <cuda_runtime_api.h>
-
-#include "kernels/cpu/attention_band.h"
+#include "kernels/attention_band.h"
 
 namespace eat::cuda {
 
@@ -18,12 +16,11 @@ inline constexpr int64_t kFlashMaxHeadDim = 128;
 
 // out [B, T, H, e], lse [B, H, T].
 template <typename T>
-void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* lse, const cpu::AttentionDims& dims,
-                             cudaStream_t stream);
+void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* lse, const AttentionDims& dims);
 
 // dq, dk, dv may be null (not wanted). rowdot is scratch for B * H * T floats (dO . O per row).
 template <typename T>
 void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, const float* lse, const T* dout, T* dq,
-                              T* dk, T* dv, float* rowdot, const cpu::AttentionDims& dims, cudaStream_t stream);
+                              T* dk, T* dv, float* rowdot, const AttentionDims& dims);
 
 }  // namespace eat::cuda

@@ -7,6 +7,7 @@
 //  - query pass: one thread block per (batch * head, query tile) walks its key tiles for dQ.
 // Both recompute S and dO V^T; that is the price of having no atomics.
 #include "base/dtype.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/attention_flash_common.cuh"
 
 namespace eat::cuda::flash {
@@ -166,7 +167,8 @@ namespace eat::cuda {
 
 template <typename T>
 void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, const float* lse, const T* dout, T* dq,
-                              T* dk, T* dv, float* rowdot, const cpu::AttentionDims& dims, cudaStream_t stream) {
+                              T* dk, T* dv, float* rowdot, const AttentionDims& dims) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   namespace f = flash;
   if (!dq && !dk && !dv) return;
@@ -201,10 +203,8 @@ void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, 
 }
 
 template void attention_flash_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                              const float*, float*, float*, float*, float*, const cpu::AttentionDims&,
-                                              cudaStream_t);
+                                              const float*, float*, float*, float*, float*, const AttentionDims&);
 template void attention_flash_backward<bf16>(const bf16*, const bf16*, const bf16*, const bf16*, const float*,
-                                             const bf16*, bf16*, bf16*, bf16*, float*, const cpu::AttentionDims&,
-                                             cudaStream_t);
+                                             const bf16*, bf16*, bf16*, bf16*, float*, const AttentionDims&);
 
 }  // namespace eat::cuda

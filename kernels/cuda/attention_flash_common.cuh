@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "base/error.h"
-#include "kernels/cpu/attention_band.h"
+#include "kernels/attention_band.h"
 #include "kernels/cuda/attention_flash.h"
 #include "kernels/cuda/smem_tile.cuh"
 
@@ -24,7 +24,7 @@ template <typename D> struct Tiles {
   static constexpr int dq_q = is_bf16_v<D> ? 64 : 32, dq_k = is_bf16_v<D> ? 64 : 32;
 };
 
-// cpu::AttentionDims's band on the device: query t (global position t + query_offset) attends to
+// AttentionDims's band on the device: query t (global position t + query_offset) attends to
 // keys [first_key(t), last_key(t)]; key s is attended by queries [first_query(s), last_query(s)].
 struct Band {
   int seq, keys, query_offset, window_left;
@@ -57,14 +57,14 @@ template <typename D> struct Params {
   }
 };
 
-inline void check_dims(const cpu::AttentionDims& dims) {
+inline void check_dims(const AttentionDims& dims) {
   EAT_CHECK(dims.qk_dim <= kFlashMaxHeadDim && dims.v_dim <= kFlashMaxHeadDim, "attention (CUDA): head widths d = ",
             dims.qk_dim, " and e = ", dims.v_dim, " must be at most ", kFlashMaxHeadDim);
   EAT_CHECK(dims.seq < (int64_t{1} << 30) && dims.key_len() < (int64_t{1} << 30), "attention (CUDA): ", dims.seq,
             " queries and ", dims.key_len(), " keys: positions must fit in 30 bits");
 }
 
-template <typename D> Params<D> make_params(const cpu::AttentionDims& dims) {
+template <typename D> Params<D> make_params(const AttentionDims& dims) {
   check_dims(dims);
   Params<D> p{};
   p.heads = static_cast<int>(dims.heads);
@@ -82,7 +82,7 @@ template <typename D> Params<D> make_params(const cpu::AttentionDims& dims) {
 inline unsigned tiles_of(int64_t n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); }
 
 // Grid (B * H, tiles); tiles on y, whose limit is 65535.
-inline dim3 grid_of(const cpu::AttentionDims& dims, unsigned tiles) {
+inline dim3 grid_of(const AttentionDims& dims, unsigned tiles) {
   EAT_CHECK(tiles <= 65535u, "attention (CUDA): ", tiles, " tiles per head exceed the grid limit of 65535");
   EAT_CHECK(dims.batch * dims.heads <= 0x7fffffff, "attention (CUDA): B * H = ", dims.batch * dims.heads, " is too large");
   return dim3(static_cast<unsigned>(dims.batch * dims.heads), tiles);

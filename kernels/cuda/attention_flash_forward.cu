@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "base/dtype.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/attention_flash_common.cuh"
 
 namespace eat::cuda::flash {
@@ -115,8 +116,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Params<D> P) {
 namespace eat::cuda {
 
 template <typename T>
-void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* lse, const cpu::AttentionDims& dims,
-                             cudaStream_t stream) {
+void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* lse, const AttentionDims& dims) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   if (dims.batch * dims.heads * dims.seq == 0) return;
   flash::Params<D> p = flash::make_params<D>(dims);
@@ -132,8 +133,8 @@ void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* 
 }
 
 template void attention_flash_forward<float>(const float*, const float*, const float*, float*, float*,
-                                             const cpu::AttentionDims&, cudaStream_t);
+                                             const AttentionDims&);
 template void attention_flash_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, float*,
-                                            const cpu::AttentionDims&, cudaStream_t);
+                                            const AttentionDims&);
 
 }  // namespace eat::cuda

@@ -1,6 +1,6 @@
 #include <algorithm>
 
-#include "kernels/cuda/bias.h"
+#include "kernels/matmul.h"
 #include "runtime/cuda/check.h"
 #include "kernels/cuda/column_sums.h"
 #include "runtime/cuda/memory.h"
@@ -64,7 +64,7 @@ void column_sums(const T* x, T* out, int64_t rows, int64_t cols) {
   const dim3 grid(static_cast<unsigned>((cols + kTileCols - 1) / kTileCols), static_cast<unsigned>(chunks));
   column_partials_kernel<<<grid, block, 0, compute_stream()>>>(dev(x), partial, rows, cols, chunk_rows);
   EAT_CUDA_CHECK_LAUNCH();
-  column_sums_finish<T>(partial, chunks, cols, out, compute_stream());
+  column_sums_finish<T>(partial, chunks, cols, out);
   device_free(partial);
 }
 

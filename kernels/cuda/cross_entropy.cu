@@ -4,8 +4,9 @@
 // fixed order (deterministic) and scales by 1 / count.
 // Backward: one block per row writes exp(x - lse) * scale, minus scale at the target column.
 #include "runtime/cuda/check.h"
-#include "kernels/cuda/cross_entropy.h"
-#include "kernels/cuda/elementwise.h"
+#include "runtime/cuda/stream.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 
@@ -50,18 +51,20 @@ __global__ void cross_entropy_backward_kernel(const D* logits, const int64_t* ta
 
 template <typename T>
 void cross_entropy_forward(const T* logits, const int64_t* targets, float* lse, float* row_loss, int64_t N, int64_t V,
-                           int64_t ignore_index, float inv_count, T* loss, cudaStream_t stream) {
+                           int64_t ignore_index, float inv_count, T* loss) {
+  const cudaStream_t stream = compute_stream();
   if (N > 0) {
     cross_entropy_rows_kernel<<<static_cast<unsigned>(N), row_block(V), 0, stream>>>(dev(logits), targets, lse, row_loss, V,
                                                                                       ignore_index);
     EAT_CUDA_CHECK_LAUNCH();
   }
-  sum_finish(row_loss, N, inv_count, loss, stream);
+  sum_finish(row_loss, N, inv_count, loss);
 }
 
 template <typename T>
 void cross_entropy_backward(const T* logits, const int64_t* targets, const float* lse, const T* dloss, float inv_count,
-                            T* dlogits, int64_t N, int64_t V, int64_t ignore_index, cudaStream_t stream) {
+                            T* dlogits, int64_t N, int64_t V, int64_t ignore_index) {
+  const cudaStream_t stream = compute_stream();
   if (N == 0) return;
   cross_entropy_backward_kernel<<<static_cast<unsigned>(N), row_block(V), 0, stream>>>(
       dev(logits), targets, lse, dev(dloss), inv_count, dev(dlogits), V, ignore_index);
@@ -70,9 +73,9 @@ void cross_entropy_backward(const T* logits, const int64_t* targets, const float
 
 #define EAT_INSTANTIATE(T)                                                                                            \
   template void cross_entropy_forward<T>(const T*, const int64_t*, float*, float*, int64_t, int64_t, int64_t, float, \
-                                         T*, cudaStream_t);                                                           \
+                                         T*);                                                           \
   template void cross_entropy_backward<T>(const T*, const int64_t*, const float*, const T*, float, T*, int64_t,      \
-                                          int64_t, int64_t, cudaStream_t);
+                                          int64_t, int64_t);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 

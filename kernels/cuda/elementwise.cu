@@ -4,7 +4,8 @@
 // reduction into partial[block]; stage 2 (one block) reduces the partials. Chunk boundaries
 // depend on n only, so the result is the same bits on every run.
 #include "runtime/cuda/check.h"
-#include "kernels/cuda/elementwise.h"
+#include "runtime/cuda/stream.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
@@ -81,38 +82,44 @@ int64_t sum_partials(int64_t n) {
   return p < 1 ? 1 : p;
 }
 
-template <typename T> void add_forward(const T* a, const T* b, T* y, int64_t n, cudaStream_t stream) {
+template <typename T> void add_forward(const T* a, const T* b, T* y, int64_t n) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   add_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(dev(a), dev(b), dev(y), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T> void mul_forward(const T* a, const T* b, T* y, int64_t n, cudaStream_t stream) {
+template <typename T> void mul_forward(const T* a, const T* b, T* y, int64_t n) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   mul_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(dev(a), dev(b), dev(y), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n, cudaStream_t stream) {
+void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0 || (!da && !db)) return;
   mul_backward_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(dev(a), dev(b), dev(dy), dev(da), dev(db), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T> void scale_forward(const T* x, float s, T* y, int64_t n, cudaStream_t stream) {
+template <typename T> void scale_forward(const T* x, double factor, T* y, int64_t n) {
+  const float s = static_cast<float>(factor);
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   scale_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(dev(x), s, dev(y), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T> void sum_finish(const float* partial, int64_t count, float factor, T* y, cudaStream_t stream) {
-  sum_finish_kernel<<<1, 1024, 0, stream>>>(partial, count, factor, dev(y));
+template <typename T> void sum_finish(const float* partial, int64_t count, float factor, T* y) {
+  sum_finish_kernel<<<1, 1024, 0, compute_stream()>>>(partial, count, factor, dev(y));
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T, typename Y>
-void sum_forward(const T* x, int64_t n, float factor, bool square, float* partial, Y* y, cudaStream_t stream) {
+void sum_forward(const T* x, int64_t n, float factor, bool square, float* partial, Y* y) {
+  const cudaStream_t stream = compute_stream();
   const int64_t chunk = sum_chunk(n), count = sum_partials(n);
   if (n == 0) {
     EAT_CUDA_CHECK(cudaMemsetAsync(partial, 0, sizeof(float), stream));  // the sum of nothing is 0
@@ -120,26 +127,27 @@ void sum_forward(const T* x, int64_t n, float factor, bool square, float* partia
     sum_partial_kernel<<<static_cast<unsigned>(count), kBlock, 0, stream>>>(dev(x), n, chunk, square, partial);
     EAT_CUDA_CHECK_LAUNCH();
   }
-  sum_finish(partial, count, factor, y, stream);
+  sum_finish(partial, count, factor, y);
 }
 
-template <typename T> void fill_scaled(const T* value, float factor, T* y, int64_t n, cudaStream_t stream) {
+template <typename T> void fill_scaled(const T* value, float factor, T* y, int64_t n) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0) return;
   fill_scaled_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(dev(value), factor, dev(y), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 #define EAT_INSTANTIATE(T)                                                                                  \
-  template void add_forward<T>(const T*, const T*, T*, int64_t, cudaStream_t);                            \
-  template void mul_forward<T>(const T*, const T*, T*, int64_t, cudaStream_t);                            \
-  template void mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, cudaStream_t);             \
-  template void scale_forward<T>(const T*, float, T*, int64_t, cudaStream_t);                             \
-  template void sum_finish<T>(const float*, int64_t, float, T*, cudaStream_t);                            \
-  template void sum_forward<T, T>(const T*, int64_t, float, bool, float*, T*, cudaStream_t);              \
-  template void fill_scaled<T>(const T*, float, T*, int64_t, cudaStream_t);
+  template void add_forward<T>(const T*, const T*, T*, int64_t);                            \
+  template void mul_forward<T>(const T*, const T*, T*, int64_t);                            \
+  template void mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);             \
+  template void scale_forward<T>(const T*, double, T*, int64_t);                             \
+  template void sum_finish<T>(const float*, int64_t, float, T*);                                          \
+  template void sum_forward<T, T>(const T*, int64_t, float, bool, float*, T*);              \
+  template void fill_scaled<T>(const T*, float, T*, int64_t);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 // The squared sums of clip_grad_norm stay f32 whatever the gradient's storage type.
-template void sum_forward<eat::bf16, float>(const eat::bf16*, int64_t, float, bool, float*, float*, cudaStream_t);
+template void sum_forward<eat::bf16, float>(const eat::bf16*, int64_t, float, bool, float*, float*);
 
 }  // namespace eat::cuda

@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "runtime/cuda/check.h"
-#include "kernels/cuda/embedding.h"
+#include "runtime/cuda/stream.h"
+#include "kernels/embedding.h"
 #include "kernels/cuda/scalar.cuh"
 
 namespace eat::cuda {
@@ -38,7 +39,8 @@ __global__ void embedding_backward_kernel(const int64_t* offsets, const int64_t*
 }  // namespace
 
 template <typename T>
-void embedding_forward(const int64_t* ids, const T* weight, T* y, int64_t n, int64_t dim, cudaStream_t stream) {
+void embedding_forward(const int64_t* ids, const T* weight, T* y, int64_t n, int64_t dim) {
+  const cudaStream_t stream = compute_stream();
   if (n == 0 || dim == 0) return;
   const int block = dim >= 256 ? 256 : static_cast<int>((dim + 31) / 32 * 32);
   embedding_forward_kernel<<<static_cast<unsigned>(n), block, 0, stream>>>(ids, dev(weight), dev(y), dim);
@@ -54,8 +56,8 @@ void group_by_id(const int64_t* ids, int64_t n, int64_t vocab, int64_t* offsets,
 }
 
 template <typename T>
-void embedding_backward(const int64_t* offsets, const int64_t* order, const T* dy, T* dweight, int64_t vocab, int64_t dim,
-                        cudaStream_t stream) {
+void embedding_backward(const int64_t* offsets, const int64_t* order, const T* dy, T* dweight, int64_t vocab, int64_t dim) {
+  const cudaStream_t stream = compute_stream();
   if (vocab == 0 || dim == 0) return;
   const dim3 grid(static_cast<unsigned>(vocab), static_cast<unsigned>((dim + kColumnTile - 1) / kColumnTile));
   embedding_backward_kernel<<<grid, kColumnTile, 0, stream>>>(offsets, order, dev(dy), dev(dweight), dim);
@@ -63,8 +65,8 @@ void embedding_backward(const int64_t* offsets, const int64_t* order, const T* d
 }
 
 #define EAT_INSTANTIATE(T)                                                                  \
-  template void embedding_forward<T>(const int64_t*, const T*, T*, int64_t, int64_t, cudaStream_t); \
-  template void embedding_backward<T>(const int64_t*, const int64_t*, const T*, T*, int64_t, int64_t, cudaStream_t);
+  template void embedding_forward<T>(const int64_t*, const T*, T*, int64_t, int64_t); \
+  template void embedding_backward<T>(const int64_t*, const int64_t*, const T*, T*, int64_t, int64_t);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 

@@ -3,7 +3,8 @@
 // C^T = op(B)^T op(A)^T: B is cuBLAS's first operand and A its second, with M and N swapped.
 #include <atomic>
 
-#include "kernels/cuda/gemm.h"
+#include "base/dtype.h"
+#include "kernels/matmul.h"
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/cublas.h"
 #include "runtime/cuda/stream.h"

@@ -5,6 +5,7 @@
 //   dk = reverse (dO, v, q),              St = G^T   from dfinal^T;
 //   dv = reverse (q, k, dO),              St = G     from dfinal,  leaving dS0.
 #include "base/dtype.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/lightning_chunked.h"
 #include "kernels/cuda/lightning_sweep.cuh"
 
@@ -13,8 +14,9 @@ namespace eat::cuda {
 using namespace lightning;
 
 template <typename T>
-void lightning_chunked_forward(const LightningDims& s, const double* decay, const T* q, const T* k, const T* v,
-                               const T* s0, T* o, T* final_state, cudaStream_t stream) {
+void lightning_chunked_forward(const HeadShape& s, const double* decay, const T* q, const T* k, const T* v,
+                               const T* s0, T* o, T* final_state) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
@@ -23,9 +25,9 @@ void lightning_chunked_forward(const LightningDims& s, const double* decay, cons
 }
 
 template <typename T>
-void lightning_chunked_backward(const LightningDims& s, const double* decay, const T* q, const T* k, const T* v,
-                                const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0,
-                                cudaStream_t stream) {
+void lightning_chunked_backward(const HeadShape& s, const double* decay, const T* q, const T* k, const T* v,
+                                const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
@@ -41,10 +43,10 @@ void lightning_chunked_backward(const LightningDims& s, const double* decay, con
 }
 
 #define EAT_INSTANTIATE(T)                                                                                        \
-  template void lightning_chunked_forward<T>(const LightningDims&, const double*, const T*, const T*, const T*,  \
-                                             const T*, T*, T*, cudaStream_t);                                    \
-  template void lightning_chunked_backward<T>(const LightningDims&, const double*, const T*, const T*, const T*, \
-                                              const T*, const T*, const T*, T*, T*, T*, T*, cudaStream_t);
+  template void lightning_chunked_forward<T>(const HeadShape&, const double*, const T*, const T*, const T*,  \
+                                             const T*, T*, T*);                                    \
+  template void lightning_chunked_backward<T>(const HeadShape&, const double*, const T*, const T*, const T*, \
+                                              const T*, const T*, const T*, T*, T*, T*, T*);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(bf16)
 #undef EAT_INSTANTIATE

@@ -5,11 +5,11 @@
 // decay factor is lambda to a non-negative power.
 //
 // The chunk length is the kernel's own (kLightningChunk): it changes only the rounding, not the
-// result, so LinearAttentionOptions::block tunes the CPU kernel alone. T is float or eat::bf16
+// result, so LightningOptions::block tunes the CPU kernel alone. T is float or eat::bf16
 // (storage; the state and every accumulation are f32). Head widths up to 128, heads up to 256.
-#include <cuda_runtime_api.h>
-
 #include <cstdint>
+
+#include "kernels/head_shape.h"
 
 namespace eat::cuda {
 
@@ -18,19 +18,14 @@ inline constexpr int64_t kLightningMaxHeadDim = 128;
 inline constexpr int64_t kLightningMaxHeads = 256;
 
 // q, k [B, T, H, d], v [B, T, H, e], states [B, H, d, e]; decay [H] on the host.
-struct LightningDims {
-  int64_t B, T, H, d, e;
-};
-
 // s0 may be null (zero initial state).
 template <typename T>
-void lightning_chunked_forward(const LightningDims& s, const double* decay, const T* q, const T* k, const T* v,
-                               const T* s0, T* o, T* final_state, cudaStream_t stream);
+void lightning_chunked_forward(const HeadShape& s, const double* decay, const T* q, const T* k, const T* v,
+                               const T* s0, T* o, T* final_state);
 
 // dout, dfinal: gradients of o and of the final state. dq, dk, dv, ds0 may each be null.
 template <typename T>
-void lightning_chunked_backward(const LightningDims& s, const double* decay, const T* q, const T* k, const T* v,
-                                const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0,
-                                cudaStream_t stream);
+void lightning_chunked_backward(const HeadShape& s, const double* decay, const T* q, const T* k, const T* v,
+                                const T* s0, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* ds0);
 
 }  // namespace eat::cuda

@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(kThreads) sweep_kernel(SweepArgs<D> A) {
 }
 
 template <typename D>
-SweepArgs<D> sweep_args(const LightningDims& s, const double* decay, const D* x, const D* y, const D* z, int wxy,
+SweepArgs<D> sweep_args(const HeadShape& s, const double* decay, const D* x, const D* y, const D* z, int wxy,
                         int wz, D* out, const D* init, D* last, bool transposed) {
   SweepArgs<D> a{};
   a.x = x;
@@ -168,7 +168,7 @@ template <typename D, bool Reverse> void run_sweep(const SweepArgs<D>& a, cudaSt
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-inline void check_dims(const LightningDims& s) {
+inline void check_dims(const HeadShape& s) {
   EAT_CHECK(s.d <= kLightningMaxHeadDim && s.e <= kLightningMaxHeadDim, "lightning_attention (CUDA): head widths d = ",
             s.d, " and e = ", s.e, " must be at most ", kLightningMaxHeadDim);
   EAT_CHECK(s.H <= kLightningMaxHeads, "lightning_attention (CUDA): ", s.H, " heads, at most ", kLightningMaxHeads,

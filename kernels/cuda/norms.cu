@@ -5,8 +5,9 @@
 // block of rms_norm_dw_partial_kernel owns (a column tile, a fixed chunk of rows) and sums its
 // chunk in row order; column_sums_finish then adds the chunks in order. No float atomics.
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/column_sums.h"
-#include "kernels/cuda/norms.h"
+#include "kernels/norms.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 
@@ -93,16 +94,17 @@ __global__ void l2_normalize_backward_kernel(const D* x, const float* norm, cons
 }  // namespace
 
 template <typename T>
-void rms_norm_forward(const T* x, const T* w, T* y, float* r, int64_t rows, int64_t cols, float eps, cudaStream_t stream) {
+void rms_norm_forward(const T* x, const T* w, T* y, float* r, int64_t rows, int64_t cols, double eps) {
+  const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
   rms_norm_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(w), dev(y), r, cols,
-                                                                                        eps);
+                                                                                        static_cast<float>(eps));
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void rms_norm_backward(const T* x, const T* w, const float* r, const T* dy, T* dx, T* dw, float* partial, int64_t rows,
-                       int64_t cols, cudaStream_t stream) {
+void rms_norm_backward(const T* x, const T* w, const float* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols) {
+  const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
   if (dx) {
     rms_norm_dx_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(w), r, dev(dy), dev(dx),
@@ -110,37 +112,38 @@ void rms_norm_backward(const T* x, const T* w, const float* r, const T* dy, T* d
     EAT_CUDA_CHECK_LAUNCH();
   }
   if (dw) {
-    const int64_t chunks = column_chunks(rows);
-    const dim3 grid(static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(chunks));
-    rms_norm_dw_partial_kernel<<<grid, kColumnTile, 0, stream>>>(dev(x), r, dev(dy), partial, rows, cols,
+    const ColumnPartials partial(rows, cols);
+    const dim3 grid(static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(partial.chunks()));
+    rms_norm_dw_partial_kernel<<<grid, kColumnTile, 0, stream>>>(dev(x), r, dev(dy), partial.data(), rows, cols,
                                                                  column_chunk_rows(rows));
     EAT_CUDA_CHECK_LAUNCH();
-    column_sums_finish<T>(partial, chunks, cols, dw, stream);
+    column_sums_finish<T>(partial.data(), partial.chunks(), cols, dw);
   }
 }
 
 template <typename T>
-void l2_normalize_forward(const T* x, T* y, float* norm, int64_t rows, int64_t cols, float eps, cudaStream_t stream) {
+void l2_normalize_forward(const T* x, T* y, float* norm, int64_t rows, int64_t cols, double eps) {
+  const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
-  l2_normalize_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(y), norm, cols, eps);
+  l2_normalize_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(y), norm, cols,
+                                                                                            static_cast<float>(eps));
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void l2_normalize_backward(const T* x, const float* norm, const T* dy, T* dx, int64_t rows, int64_t cols, float eps,
-                           cudaStream_t stream) {
+void l2_normalize_backward(const T* x, const float* norm, const T* dy, T* dx, int64_t rows, int64_t cols, double eps) {
+  const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
   l2_normalize_backward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), norm, dev(dy), dev(dx),
-                                                                                             cols, eps);
+                                                                                             cols, static_cast<float>(eps));
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-#define EAT_INSTANTIATE(T)                                                                                            \
-  template void rms_norm_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, float, cudaStream_t);         \
-  template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*, float*, int64_t, int64_t,  \
-                                     cudaStream_t);                                                                   \
-  template void l2_normalize_forward<T>(const T*, T*, float*, int64_t, int64_t, float, cudaStream_t);               \
-  template void l2_normalize_backward<T>(const T*, const float*, const T*, T*, int64_t, int64_t, float, cudaStream_t);
+#define EAT_INSTANTIATE(T)                                                                               \
+  template void rms_norm_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, double);           \
+  template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*, int64_t, int64_t); \
+  template void l2_normalize_forward<T>(const T*, T*, float*, int64_t, int64_t, double);                 \
+  template void l2_normalize_backward<T>(const T*, const float*, const T*, T*, int64_t, int64_t, double);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 

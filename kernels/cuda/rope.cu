@@ -2,8 +2,9 @@
 // loop over B*T*H*(d/2) pairs. The angle is formed in double, as on the CPU, so positions far from
 // zero keep their precision; cos and sin are rounded to f32 before the rotation, also as on the CPU.
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/pointwise.cuh"
-#include "kernels/cuda/rope.h"
+#include "kernels/rope.h"
 #include "kernels/cuda/scalar.cuh"
 
 namespace eat::cuda {
@@ -31,16 +32,15 @@ __global__ void rope_kernel(const D* x, D* y, int64_t T_, int64_t H, int64_t d, 
 }  // namespace
 
 template <typename T>
-void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, bool inverse,
-                cudaStream_t stream) {
+void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, bool inverse) {
+  const cudaStream_t stream = compute_stream();
   const int64_t pairs = B * T_ * H * (d / 2);
   if (pairs == 0) return;
   rope_kernel<<<grid_for(pairs), 256, 0, stream>>>(dev(x), dev(y), T_, H, d, theta, offset, inverse ? -1.0 : 1.0, pairs);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-template void rope_apply<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool, cudaStream_t);
-template void rope_apply<eat::bf16>(const eat::bf16*, eat::bf16*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool,
-                                    cudaStream_t);
+template void rope_apply<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool);
+template void rope_apply<eat::bf16>(const eat::bf16*, eat::bf16*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool);
 
 }  // namespace eat::cuda

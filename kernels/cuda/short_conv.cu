@@ -5,10 +5,11 @@
 // row chunk) a fixed chunk of positions summed in order into partial[chunk, column], and
 // column_sums_finish adds the chunks in order. Deterministic, no float atomics.
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
-#include "kernels/cuda/short_conv.h"
+#include "kernels/short_conv.h"
 
 namespace eat::cuda {
 
@@ -74,8 +75,8 @@ dim3 column_grid(int64_t cols, int64_t chunks) {
 }  // namespace
 
 template <typename T>
-void short_conv_forward(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t T_, int64_t C, int64_t k,
-                        cudaStream_t stream) {
+void short_conv_forward(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t T_, int64_t C, int64_t k) {
+  const cudaStream_t stream = compute_stream();
   const int64_t n = B * T_ * C;
   if (n == 0) return;
   short_conv_forward_kernel<<<grid_for(n), 256, 0, stream>>>(dev(x), dev(w), dev(bias), dev(y), T_, C, k, n);
@@ -83,36 +84,39 @@ void short_conv_forward(const T* x, const T* w, const T* bias, T* y, int64_t B, 
 }
 
 template <typename T>
-void short_conv_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* dbias, float* partial, int64_t B, int64_t T_,
-                         int64_t C, int64_t k, cudaStream_t stream) {
+void short_conv_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* dbias, int64_t B, int64_t T_, int64_t C,
+                         int64_t k) {
+  const cudaStream_t stream = compute_stream();
   const int64_t rows = B * T_, n = rows * C;
   if (n == 0) return;
   if (dx) {
     short_conv_dx_kernel<<<grid_for(n), 256, 0, stream>>>(dev(w), dev(dy), dev(dx), T_, C, k, n);
     EAT_CUDA_CHECK_LAUNCH();
   }
-  const int64_t chunks = column_chunks(rows), chunk_rows = column_chunk_rows(rows);
-  // dw and dbias share `partial`: on one stream the finish of the first has read it before the
-  // second overwrites it.
+  if (!dw && !dbias) return;
+  const int64_t chunk_rows = column_chunk_rows(rows);
+  // dw and dbias share the partial sums: on one stream the finish of the first has read them
+  // before the second overwrites them.
+  const ColumnPartials partials(rows, C * k);
+  float* partial = partials.data();
+  const int64_t chunks = partials.chunks();
   if (dw) {
     short_conv_dw_partial_kernel<<<column_grid(C * k, chunks), kColumnTile, 0, stream>>>(dev(x), dev(dy), partial, rows, T_,
                                                                                           C, k, chunk_rows);
     EAT_CUDA_CHECK_LAUNCH();
-    column_sums_finish<T>(partial, chunks, C * k, dw, stream);
+    column_sums_finish<T>(partial, chunks, C * k, dw);
   }
   if (dbias) {
     short_conv_dbias_partial_kernel<<<column_grid(C, chunks), kColumnTile, 0, stream>>>(dev(dy), partial, rows, C,
                                                                                          chunk_rows);
     EAT_CUDA_CHECK_LAUNCH();
-    column_sums_finish<T>(partial, chunks, C, dbias, stream);
+    column_sums_finish<T>(partial, chunks, C, dbias);
   }
 }
 
 #define EAT_INSTANTIATE(T)                                                                                          \
-  template void short_conv_forward<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,       \
-                                      cudaStream_t);                                                                \
-  template void short_conv_backward<T>(const T*, const T*, const T*, T*, T*, T*, float*, int64_t, int64_t, int64_t, \
-                                       int64_t, cudaStream_t);
+  template void short_conv_forward<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t);      \
+  template void short_conv_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, int64_t, int64_t);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 

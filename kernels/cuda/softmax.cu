@@ -3,9 +3,10 @@
 // stride over the row so any width works with at most 1024 threads. The backward is the same
 // shape: one block reduction for <dy, y>, then dx = y * (dy - <dy, y>).
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
-#include "kernels/cuda/softmax.h"
+#include "kernels/softmax.h"
 
 namespace eat::cuda {
 
@@ -36,22 +37,24 @@ __global__ void softmax_backward_kernel(const D* y, const D* dy, D* dx, int64_t 
 
 }  // namespace
 
-template <typename T> void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols, cudaStream_t stream) {
+template <typename T> void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols) {
+  const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
   softmax_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(y), cols);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols, cudaStream_t stream) {
+void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols) {
+  const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
   softmax_backward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(y), dev(dy), dev(dx), cols);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
 #define EAT_INSTANTIATE(T)                                                             \
-  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, cudaStream_t); \
-  template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, cudaStream_t);
+  template void softmax_forward<T>(const T*, T*, int64_t, int64_t); \
+  template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(eat::bf16)
 

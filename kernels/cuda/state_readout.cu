@@ -6,16 +6,17 @@
 // It does a few times the arithmetic a dedicated kernel would (the zero score tiles), which is
 // small next to the attention it accompanies: it runs once per layer on an O(T d e) product.
 #include "base/dtype.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/lightning_sweep.cuh"
-#include "kernels/cuda/state_readout.h"
+#include "kernels/state_readout.h"
 
 namespace eat::cuda {
 
 using namespace lightning;
 
 template <typename T>
-void state_readout_forward(const LightningDims& s, const double* decay, const T* q, const T* state, T* o,
-                           cudaStream_t stream) {
+void state_readout_forward(const HeadShape& s, const double* decay, const T* q, const T* state, T* o) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
@@ -24,8 +25,9 @@ void state_readout_forward(const LightningDims& s, const double* decay, const T*
 }
 
 template <typename T>
-void state_readout_backward(const LightningDims& s, const double* decay, const T* q, const T* state, const T* dout,
-                            T* dq, T* dstate, cudaStream_t stream) {
+void state_readout_backward(const HeadShape& s, const double* decay, const T* q, const T* state, const T* dout,
+                            T* dq, T* dstate) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
@@ -38,9 +40,8 @@ void state_readout_backward(const LightningDims& s, const double* decay, const T
 }
 
 #define EAT_INSTANTIATE(T)                                                                                          \
-  template void state_readout_forward<T>(const LightningDims&, const double*, const T*, const T*, T*, cudaStream_t); \
-  template void state_readout_backward<T>(const LightningDims&, const double*, const T*, const T*, const T*, T*, T*, \
-                                          cudaStream_t);
+  template void state_readout_forward<T>(const HeadShape&, const double*, const T*, const T*, T*); \
+  template void state_readout_backward<T>(const HeadShape&, const double*, const T*, const T*, const T*, T*, T*);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(bf16)
 #undef EAT_INSTANTIATE

@@ -9,16 +9,17 @@
 // Like the state readout, it does a few times the arithmetic of a dedicated kernel (zero score
 // tiles), small next to the attention it accompanies: O(T d e) once per layer.
 #include "base/dtype.h"
+#include "runtime/cuda/stream.h"
 #include "kernels/cuda/lightning_sweep.cuh"
-#include "kernels/cuda/state_sum.h"
+#include "kernels/state_readout.h"
 
 namespace eat::cuda {
 
 using namespace lightning;
 
 template <typename T>
-void state_sum_forward(const LightningDims& s, const double* decay, const T* k, const T* v, T* state,
-                       cudaStream_t stream) {
+void state_sum_forward(const HeadShape& s, const double* decay, const T* k, const T* v, T* state) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
@@ -27,8 +28,9 @@ void state_sum_forward(const LightningDims& s, const double* decay, const T* k, 
 }
 
 template <typename T>
-void state_sum_backward(const LightningDims& s, const double* decay, const T* k, const T* v, const T* dstate, T* dk,
-                        T* dv, cudaStream_t stream) {
+void state_sum_backward(const HeadShape& s, const double* decay, const T* k, const T* v, const T* dstate, T* dk,
+                        T* dv) {
+  const cudaStream_t stream = compute_stream();
   using D = device_t<T>;
   check_dims(s);
   const int d = static_cast<int>(s.d), e = static_cast<int>(s.e);
@@ -41,9 +43,8 @@ void state_sum_backward(const LightningDims& s, const double* decay, const T* k,
 }
 
 #define EAT_INSTANTIATE(T)                                                                                     \
-  template void state_sum_forward<T>(const LightningDims&, const double*, const T*, const T*, T*, cudaStream_t); \
-  template void state_sum_backward<T>(const LightningDims&, const double*, const T*, const T*, const T*, T*, T*, \
-                                      cudaStream_t);
+  template void state_sum_forward<T>(const HeadShape&, const double*, const T*, const T*, T*); \
+  template void state_sum_backward<T>(const HeadShape&, const double*, const T*, const T*, const T*, T*, T*);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(bf16)
 #undef EAT_INSTANTIATE

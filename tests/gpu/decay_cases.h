@@ -1,19 +1,9 @@
 #pragma once
-// Shapes and per-head decays shared by the gpu tests of the decayed linear-attention kernels.
+// Per-head decays shared by the gpu tests of the decayed linear-attention kernels.
 #include <cstdint>
 #include <vector>
 
-#include "base/dtype.h"
-
 namespace eat::test {
-
-// q, k [B, T, H, d], v [B, T, H, e], states [B, H, d, e].
-struct Dims {
-  int64_t B, T, H, d, e;
-  Shape qk() const { return {B, T, H, d}; }
-  Shape v() const { return {B, T, H, e}; }
-  Shape state() const { return {B, H, d, e}; }
-};
 
 // The pools the kernel tests go through: no decay, strong decay, and a mix across the heads.
 inline const std::vector<std::vector<double>> kDecayPools{{1.0}, {0.05}, {1.0, 0.05, 0.9, 0.999}};

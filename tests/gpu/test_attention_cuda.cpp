@@ -27,8 +27,8 @@ struct Case {
   std::optional<double> scale = {};
 };
 
-cpu::AttentionDims dims_of(const Case& c) {
-  cpu::AttentionDims dims;
+AttentionDims dims_of(const Case& c) {
+  AttentionDims dims;
   dims.batch = c.B;
   dims.seq = c.T;
   dims.heads = c.H;
@@ -55,7 +55,7 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
   CAPTURE(c.causal);
   CAPTURE(c.window);
   CAPTURE(c.offset);
-  const cpu::AttentionDims dims = dims_of(c);
+  const AttentionDims dims = dims_of(c);
   Tensor q = random_rounded({c.B, c.T, c.H, c.d}, gen, dtype);
   Tensor k = random_rounded({c.B, c.keys, c.H, c.d}, gen, dtype);
   Tensor v = random_rounded({c.B, c.keys, c.H, c.e}, gen, dtype);
@@ -75,10 +75,10 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
   Tensor rowdot = poisoned_device({c.B, c.H, c.T}, DType::f32);
   dispatch_cuda_floating("test", dtype, [&]<typename T>() {
     cuda::attention_flash_forward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), got.out.data<T>(),
-                                     got.lse.data<float>(), dims, cuda::compute_stream());
+                                     got.lse.data<float>(), dims);
     cuda::attention_flash_backward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), got.out.data<T>(),
                                       got.lse.data<float>(), dod.data<T>(), got.dq.data<T>(), got.dk.data<T>(),
-                                      got.dv.data<T>(), rowdot.data<float>(), dims, cuda::compute_stream());
+                                      got.dv.data<T>(), rowdot.data<float>(), dims);
   });
   check_rel_error(got.out, ref.out, dtype, "out");
   check_rel_error(got.lse, ref.lse, dtype, "lse");  // f32, at the tolerance of the case's dtype
@@ -136,7 +136,7 @@ TEST_CASE("cuda flash attention: bit-identical gradients from run to run") {
   test::require_gpu();
   Generator gen(104);
   Case c{2, 200, 200, 4, 64, 64};
-  const cpu::AttentionDims dims = dims_of(c);
+  const AttentionDims dims = dims_of(c);
   for (DType dtype : {DType::f32, DType::bf16}) {
     Tensor q = to_device(random_rounded({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
     Tensor k = to_device(random_rounded({c.B, c.T, c.H, c.d}, gen, dtype), dtype);
@@ -147,11 +147,10 @@ TEST_CASE("cuda flash attention: bit-identical gradients from run to run") {
       Tensor dq = Tensor::empty(q.shape(), dtype, Device::cuda), dk = Tensor::empty(k.shape(), dtype, Device::cuda),
              dv = Tensor::empty(v.shape(), dtype, Device::cuda), rowdot = Tensor::empty({c.B, c.H, c.T}, DType::f32, Device::cuda);
       dispatch_cuda_floating("test", dtype, [&]<typename T>() {
-        cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(), dims,
-                                         cuda::compute_stream());
+        cuda::attention_flash_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(), dims);
         cuda::attention_flash_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
                                           dout.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>(),
-                                          rowdot.data<float>(), dims, cuda::compute_stream());
+                                          rowdot.data<float>(), dims);
       });
       std::vector<double> all = out.to_f64_vector();
       for (const Tensor* t : {&dq, &dk, &dv}) {

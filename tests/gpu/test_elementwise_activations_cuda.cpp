@@ -5,12 +5,9 @@
 #include "framework/ops.h"
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/activations.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/glu_gate.h"
-#include "kernels/cuda/activations.h"
-#include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/glu_gate.h"
+#include "kernels/activations.h"
+#include "kernels/elementwise.h"
+#include "kernels/glu_gate.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -24,7 +21,6 @@ const int64_t kSizes[] = {1, 129, 1000, 4097, 37 * 129};
 TEST_CASE("gpu elementwise kernels match the CPU kernels (poisoned outputs)") {
   test::require_gpu();
   Generator gen(11);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t n : kSizes) {
       CAPTURE(n);
@@ -34,23 +30,23 @@ TEST_CASE("gpu elementwise kernels match the CPU kernels (poisoned outputs)") {
       Tensor ref = Tensor::empty({n}), ref2 = Tensor::empty({n});
 
       Tensor y = poisoned_device({n}, dt);
-      cuda::add_forward<T>(da.data<T>(), db.data<T>(), y.data<T>(), n, s);
+      cuda::add_forward<T>(da.data<T>(), db.data<T>(), y.data<T>(), n);
       cpu::add_forward<float>(ra.data<float>(), rb.data<float>(), ref.data<float>(), n);
       check_close(y, ref, dt, "add_forward");
 
       y = poisoned_device({n}, dt);
-      cuda::mul_forward<T>(da.data<T>(), db.data<T>(), y.data<T>(), n, s);
+      cuda::mul_forward<T>(da.data<T>(), db.data<T>(), y.data<T>(), n);
       cpu::mul_forward<float>(ra.data<float>(), rb.data<float>(), ref.data<float>(), n);
       check_close(y, ref, dt, "mul_forward");
 
       Tensor dda = poisoned_device({n}, dt), ddb = poisoned_device({n}, dt);
-      cuda::mul_backward<T>(da.data<T>(), db.data<T>(), dg.data<T>(), dda.data<T>(), ddb.data<T>(), n, s);
+      cuda::mul_backward<T>(da.data<T>(), db.data<T>(), dg.data<T>(), dda.data<T>(), ddb.data<T>(), n);
       cpu::mul_backward<float>(ra.data<float>(), rb.data<float>(), rg.data<float>(), ref.data<float>(), ref2.data<float>(), n);
       check_close(dda, ref, dt, "mul_backward da");
       check_close(ddb, ref2, dt, "mul_backward db");
 
       y = poisoned_device({n}, dt);
-      cuda::scale_forward<T>(da.data<T>(), -0.37f, y.data<T>(), n, s);
+      cuda::scale_forward<T>(da.data<T>(), -0.37f, y.data<T>(), n);
       cpu::scale_forward<float>(ra.data<float>(), -0.37f, ref.data<float>(), n);
       check_close(y, ref, dt, "scale_forward");
 
@@ -62,7 +58,7 @@ TEST_CASE("gpu elementwise kernels match the CPU kernels (poisoned outputs)") {
       for (bool square : {false, true}) {
         CAPTURE(square);
         Tensor sum = poisoned_device({1}, dt);
-        cuda::sum_forward<T, T>(dp.data<T>(), n, 0.5f, square, partial.data<float>(), sum.data<T>(), s);
+        cuda::sum_forward<T, T>(dp.data<T>(), n, 0.5f, square, partial.data<float>(), sum.data<T>());
         Tensor rp = rounded(p, dt);
         if (square) {
           cpu::mul_forward<float>(rp.data<float>(), rp.data<float>(), rp.data<float>(), n);
@@ -73,7 +69,7 @@ TEST_CASE("gpu elementwise kernels match the CPU kernels (poisoned outputs)") {
 
       Tensor scalar = to_device(Tensor::full({1}, 1.75), dt);
       y = poisoned_device({n}, dt);
-      cuda::fill_scaled<T>(scalar.data<T>(), 0.25f, y.data<T>(), n, s);
+      cuda::fill_scaled<T>(scalar.data<T>(), 0.25f, y.data<T>(), n);
       check_close(y, Tensor::full({n}, 1.75 * 0.25), dt, "fill_scaled");
     }
   });
@@ -82,7 +78,6 @@ TEST_CASE("gpu elementwise kernels match the CPU kernels (poisoned outputs)") {
 TEST_CASE("gpu activation and glu_gate kernels match the CPU kernels (poisoned outputs)") {
   test::require_gpu();
   Generator gen(12);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t n : kSizes) {
       CAPTURE(n);
@@ -90,26 +85,26 @@ TEST_CASE("gpu activation and glu_gate kernels match the CPU kernels (poisoned o
       Tensor rx = rounded(x, dt), rb = rounded(b, dt), rg = rounded(g, dt);
       Tensor dx = to_device(x, dt), db = to_device(b, dt), dg = to_device(g, dt);
       Tensor ref = Tensor::empty({n}), ref2 = Tensor::empty({n});
-      for (cpu::Activation act : {cpu::Activation::silu, cpu::Activation::gelu_erf, cpu::Activation::gelu_tanh,
-                                  cpu::Activation::sigmoid}) {
+      for (Activation act : {Activation::silu, Activation::gelu_erf, Activation::gelu_tanh,
+                                  Activation::sigmoid}) {
         CAPTURE(static_cast<int>(act));
         Tensor y = poisoned_device({n}, dt);
-        cuda::activation_forward<T>(act, dx.data<T>(), y.data<T>(), n, s);
+        cuda::activation_forward<T>(act, dx.data<T>(), y.data<T>(), n);
         cpu::activation_forward<float>(act, rx.data<float>(), ref.data<float>(), n);
         check_close(y, ref, dt, "activation_forward");
         Tensor d = poisoned_device({n}, dt);
-        cuda::activation_backward<T>(act, dx.data<T>(), dg.data<T>(), d.data<T>(), n, s);
+        cuda::activation_backward<T>(act, dx.data<T>(), dg.data<T>(), d.data<T>(), n);
         cpu::activation_backward<float>(act, rx.data<float>(), rg.data<float>(), ref.data<float>(), n);
         check_close(d, ref, dt, "activation_backward");
       }
       for (bool silu : {true, false}) {
         CAPTURE(silu);
         Tensor y = poisoned_device({n}, dt);
-        cuda::glu_gate_forward<T>(silu, dx.data<T>(), db.data<T>(), y.data<T>(), n, s);
+        cuda::glu_gate_forward<T>(silu, dx.data<T>(), db.data<T>(), y.data<T>(), n);
         cpu::glu_gate_forward<float>(silu, rx.data<float>(), rb.data<float>(), ref.data<float>(), n);
         check_close(y, ref, dt, "glu_gate_forward");
         Tensor da = poisoned_device({n}, dt), ddb = poisoned_device({n}, dt);
-        cuda::glu_gate_backward<T>(silu, dx.data<T>(), db.data<T>(), dg.data<T>(), da.data<T>(), ddb.data<T>(), n, s);
+        cuda::glu_gate_backward<T>(silu, dx.data<T>(), db.data<T>(), dg.data<T>(), da.data<T>(), ddb.data<T>(), n);
         cpu::glu_gate_backward<float>(silu, rx.data<float>(), rb.data<float>(), rg.data<float>(), ref.data<float>(),
                                       ref2.data<float>(), n);
         check_close(da, ref, dt, "glu_gate_backward da");

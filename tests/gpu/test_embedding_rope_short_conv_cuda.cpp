@@ -7,13 +7,9 @@
 #include "framework/ops.h"
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/rope.h"
-#include "kernels/cpu/short_conv.h"
-#include "kernels/cuda/column_sums.h"
-#include "kernels/cuda/embedding.h"
-#include "kernels/cuda/rope.h"
-#include "kernels/cuda/short_conv.h"
+#include "kernels/embedding.h"
+#include "kernels/rope.h"
+#include "kernels/short_conv.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -32,7 +28,6 @@ std::vector<int64_t> random_ids(int64_t n, int64_t vocab, Generator& gen) {
 TEST_CASE("gpu embedding kernels match the CPU kernels (poisoned outputs)") {
   test::require_gpu();
   Generator gen(31);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t dim : {129, 1000}) {
       CAPTURE(dim);
@@ -42,7 +37,7 @@ TEST_CASE("gpu embedding kernels match the CPU kernels (poisoned outputs)") {
       Tensor w = random_host({vocab, dim}, gen), g = random_host({n, dim}, gen);
       Tensor rw = rounded(w, dt), rg = rounded(g, dt);
       Tensor y = poisoned_device({n, dim}, dt), ref = Tensor::empty({n, dim});
-      cuda::embedding_forward<T>(ids_dev.data<int64_t>(), to_device(w, dt).data<T>(), y.data<T>(), n, dim, s);
+      cuda::embedding_forward<T>(ids_dev.data<int64_t>(), to_device(w, dt).data<T>(), y.data<T>(), n, dim);
       cpu::embedding_forward<float>(ids.data(), rw.data<float>(), ref.data<float>(), n, dim);
       check_close(y, ref, dt, "embedding_forward");
 
@@ -50,7 +45,7 @@ TEST_CASE("gpu embedding kernels match the CPU kernels (poisoned outputs)") {
       cuda::group_by_id(ids.data(), n, vocab, offsets.data<int64_t>(), order.data<int64_t>());
       Tensor dw = poisoned_device({vocab, dim}, dt), dwref = Tensor::empty({vocab, dim});
       cuda::embedding_backward<T>(offsets.to(Device::cuda).data<int64_t>(), order.to(Device::cuda).data<int64_t>(),
-                                  to_device(g, dt).data<T>(), dw.data<T>(), vocab, dim, s);
+                                  to_device(g, dt).data<T>(), dw.data<T>(), vocab, dim);
       cpu::embedding_backward<float>(ids.data(), rg.data<float>(), dwref.data<float>(), n, vocab, dim);
       check_close(dw, dwref, dt, "embedding_backward");
       if (dt == DType::f32) {  // same sums in the same token order: the same bits as the CPU
@@ -63,7 +58,6 @@ TEST_CASE("gpu embedding kernels match the CPU kernels (poisoned outputs)") {
 TEST_CASE("gpu rope kernel matches the CPU kernel, forward and inverse, large offsets (poisoned outputs)") {
   test::require_gpu();
   Generator gen(32);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t offset : {int64_t{0}, int64_t{1000003}}) {
       for (bool inverse : {false, true}) {
@@ -72,7 +66,7 @@ TEST_CASE("gpu rope kernel matches the CPU kernel, forward and inverse, large of
         const int64_t B = 2, T_ = 37, H = 3, d = 130;
         Tensor x = random_host({B, T_, H, d}, gen), rx = rounded(x, dt), ref = Tensor::empty({B, T_, H, d});
         Tensor y = poisoned_device({B, T_, H, d}, dt);
-        cuda::rope_apply<T>(to_device(x, dt).data<T>(), y.data<T>(), B, T_, H, d, 10000.0, offset, inverse, s);
+        cuda::rope_apply<T>(to_device(x, dt).data<T>(), y.data<T>(), B, T_, H, d, 10000.0, offset, inverse);
         cpu::rope_apply<float>(rx.data<float>(), ref.data<float>(), B, T_, H, d, 10000.0, offset, inverse);
         check_close(y, ref, dt, "rope_apply");
       }
@@ -83,7 +77,6 @@ TEST_CASE("gpu rope kernel matches the CPU kernel, forward and inverse, large of
 TEST_CASE("gpu short_conv kernels match the CPU kernels, weight and bias gradients included (poisoned outputs)") {
   test::require_gpu();
   Generator gen(33);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t k : {1, 4, 40}) {  // k = 40 is longer than T: early taps read nothing
       for (int64_t C : {129, 1000}) {
@@ -96,14 +89,13 @@ TEST_CASE("gpu short_conv kernels match the CPU kernels, weight and bias gradien
         Tensor rx = rounded(x, dt), rw = rounded(w, dt), rb = rounded(b, dt), rg = rounded(g, dt);
         Tensor dxin = to_device(x, dt), dwin = to_device(w, dt), dbin = to_device(b, dt), dg = to_device(g, dt);
         Tensor y = poisoned_device(shape, dt), ref = Tensor::empty(shape);
-        cuda::short_conv_forward<T>(dxin.data<T>(), dwin.data<T>(), dbin.data<T>(), y.data<T>(), B, T_, C, k, s);
+        cuda::short_conv_forward<T>(dxin.data<T>(), dwin.data<T>(), dbin.data<T>(), y.data<T>(), B, T_, C, k);
         cpu::short_conv_forward<float>(rx.data<float>(), rw.data<float>(), rb.data<float>(), ref.data<float>(), B, T_, C, k);
         check_close(y, ref, dt, "short_conv_forward");
 
         Tensor dx = poisoned_device(shape, dt), dw = poisoned_device({C, k}, dt), db = poisoned_device({C}, dt);
-        Tensor partial = poisoned_device({cuda::column_chunks(B * T_), C * k}, DType::f32);
         cuda::short_conv_backward<T>(dxin.data<T>(), dwin.data<T>(), dg.data<T>(), dx.data<T>(), dw.data<T>(), db.data<T>(),
-                                     partial.data<float>(), B, T_, C, k, s);
+                                     B, T_, C, k);
         Tensor dwref = Tensor::empty({C, k}), dbref = Tensor::empty({C});
         cpu::short_conv_backward<float>(rx.data<float>(), rw.data<float>(), rg.data<float>(), ref.data<float>(),
                                         dwref.data<float>(), dbref.data<float>(), B, T_, C, k);

@@ -10,9 +10,7 @@
 #include "framework/tensor.h"
 #include "gpu/gpu_compare.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cuda/bias.h"
-#include "kernels/cuda/gemm.h"
+#include "kernels/matmul.h"
 
 using namespace eat;
 

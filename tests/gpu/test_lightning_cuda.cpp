@@ -14,9 +14,8 @@
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
 #include "kernels/cpu/lightning_chunked.h"
-#include "kernels/cpu/state_readout.h"
+#include "kernels/state_readout.h"
 #include "kernels/cuda/lightning_chunked.h"
-#include "kernels/cuda/state_readout.h"
 #include "runtime/cuda/stream.h"
 
 using namespace eat;
@@ -26,14 +25,13 @@ namespace {
 
 template <typename T> T* ptr(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
-void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_state, DType dtype, Generator& gen) {
+void check_lightning(const HeadShape& n, const std::vector<double>& decay, bool with_state, DType dtype, Generator& gen) {
   CAPTURE(dtype_name(dtype));
   CAPTURE(n.T);
   CAPTURE(n.d);
   CAPTURE(n.e);
   CAPTURE(decay[0]);
   CAPTURE(with_state);
-  const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
   const Shape qs = n.qk(), vs = n.v(), ss = n.state();
   Tensor q = random_rounded(qs, gen, dtype, 0.5), k = random_rounded(qs, gen, dtype, 0.5);
   Tensor v = random_rounded(vs, gen, dtype), dout = random_rounded(vs, gen, dtype);
@@ -42,9 +40,9 @@ void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_
 
   Tensor o = Tensor::empty(vs), fin = Tensor::empty(ss), dq = Tensor::empty(qs), dk = Tensor::empty(qs),
          dv = Tensor::empty(vs), ds0 = with_state ? Tensor::empty(ss) : Tensor();
-  cpu::lightning_chunked_forward<float>(s, 64, decay.data(), q.data<float>(), k.data<float>(), v.data<float>(),
+  cpu::lightning_chunked_forward<float>(n, 64, decay.data(), q.data<float>(), k.data<float>(), v.data<float>(),
                                         ptr<float>(s0), o.data<float>(), fin.data<float>());
-  cpu::lightning_chunked_backward<float>(s, 64, decay.data(), q.data<float>(), k.data<float>(), v.data<float>(),
+  cpu::lightning_chunked_backward<float>(n, 64, decay.data(), q.data<float>(), k.data<float>(), v.data<float>(),
                                          ptr<float>(s0), dout.data<float>(), dfinal.data<float>(), dq.data<float>(),
                                          dk.data<float>(), dv.data<float>(), ptr<float>(ds0));
 
@@ -54,13 +52,12 @@ void check_lightning(const Dims& n, const std::vector<double>& decay, bool with_
   Tensor go = poisoned_device(vs, dtype), gfin = poisoned_device(ss, dtype), gdq = poisoned_device(qs, dtype),
          gdk = poisoned_device(qs, dtype), gdv = poisoned_device(vs, dtype),
          gds0 = with_state ? poisoned_device(ss, dtype) : Tensor();
-  const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
   dispatch_cuda_floating("test", dtype, [&]<typename T>() {
-    cuda::lightning_chunked_forward<T>(cd, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
-                                       go.data<T>(), gfin.data<T>(), cuda::compute_stream());
-    cuda::lightning_chunked_backward<T>(cd, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
+    cuda::lightning_chunked_forward<T>(n, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
+                                       go.data<T>(), gfin.data<T>());
+    cuda::lightning_chunked_backward<T>(n, decay.data(), qd.data<T>(), kd.data<T>(), vd.data<T>(), ptr<T>(s0d),
                                         dod.data<T>(), dfd.data<T>(), gdq.data<T>(), gdk.data<T>(), gdv.data<T>(),
-                                        ptr<T>(gds0), cuda::compute_stream());
+                                        ptr<T>(gds0));
   });
   check_rel_error(go, o, dtype, "o");
   check_rel_error(gfin, fin, dtype, "final state");
@@ -76,8 +73,8 @@ TEST_CASE("cuda lightning: output, final state and all gradients match the CPU c
   test::require_gpu();
   Generator gen(201);
   for (DType dtype : {DType::f32, DType::bf16})
-    for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 130, 2, 128, 128}, Dims{2, 33, 4, 40, 24}, Dims{1, 1, 1, 8, 16},
-                   Dims{1, 200, 2, 32, 96}})
+    for (HeadShape n : {HeadShape{2, 77, 3, 64, 32}, HeadShape{1, 130, 2, 128, 128}, HeadShape{2, 33, 4, 40, 24},
+                        HeadShape{1, 1, 1, 8, 16}, HeadShape{1, 200, 2, 32, 96}})
       for (const auto& pool : kDecayPools)
         for (bool with_state : {false, true}) check_lightning(n, decays(n.H, pool), with_state, dtype, gen);
 }
@@ -86,26 +83,23 @@ TEST_CASE("cuda state readout: output and both gradients match the CPU kernel") 
   test::require_gpu();
   Generator gen(203);
   for (DType dtype : {DType::f32, DType::bf16})
-    for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 130, 2, 128, 128}, Dims{1, 5, 2, 24, 40}}) {
+    for (HeadShape n : {HeadShape{2, 77, 3, 64, 32}, HeadShape{1, 130, 2, 128, 128}, HeadShape{1, 5, 2, 24, 40}}) {
       CAPTURE(dtype_name(dtype));
       CAPTURE(n.T);
       const std::vector<double> decay = decays(n.H, {1.0, 0.05, 0.9});
-      const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
       const Shape qs = n.qk(), vs = n.v(), ss = n.state();
       Tensor q = random_rounded(qs, gen, dtype), st = random_rounded(ss, gen, dtype);
       Tensor dout = random_rounded(vs, gen, dtype);
       Tensor o = Tensor::empty(vs), dq = Tensor::empty(qs), dst = Tensor::empty(ss);
-      cpu::state_readout_forward<float>(s, decay, q.data<float>(), st.data<float>(), o.data<float>());
-      cpu::state_readout_backward<float>(s, decay, q.data<float>(), st.data<float>(), dout.data<float>(),
+      cpu::state_readout_forward<float>(n, decay.data(), q.data<float>(), st.data<float>(), o.data<float>());
+      cpu::state_readout_backward<float>(n, decay.data(), q.data<float>(), st.data<float>(), dout.data<float>(),
                                          dq.data<float>(), dst.data<float>());
       Tensor qd = to_device(q, dtype), std_ = to_device(st, dtype), dod = to_device(dout, dtype);
       Tensor go = poisoned_device(vs, dtype), gdq = poisoned_device(qs, dtype), gdst = poisoned_device(ss, dtype);
-      const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
       dispatch_cuda_floating("test", dtype, [&]<typename T>() {
-        cuda::state_readout_forward<T>(cd, decay.data(), qd.data<T>(), std_.data<T>(), go.data<T>(),
-                                       cuda::compute_stream());
-        cuda::state_readout_backward<T>(cd, decay.data(), qd.data<T>(), std_.data<T>(), dod.data<T>(),
-                                        gdq.data<T>(), gdst.data<T>(), cuda::compute_stream());
+        cuda::state_readout_forward<T>(n, decay.data(), qd.data<T>(), std_.data<T>(), go.data<T>());
+        cuda::state_readout_backward<T>(n, decay.data(), qd.data<T>(), std_.data<T>(), dod.data<T>(),
+                                        gdq.data<T>(), gdst.data<T>());
       });
       check_rel_error(go, o, dtype, "o");
       check_rel_error(gdq, dq, dtype, "dq");

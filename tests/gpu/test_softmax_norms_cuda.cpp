@@ -6,11 +6,8 @@
 #include "framework/ops.h"
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/norms.h"
-#include "kernels/cpu/softmax.h"
-#include "kernels/cuda/column_sums.h"
-#include "kernels/cuda/norms.h"
-#include "kernels/cuda/softmax.h"
+#include "kernels/norms.h"
+#include "kernels/softmax.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -26,7 +23,6 @@ const int64_t kCols[] = {3, 129, 1000, 4097};
 TEST_CASE("gpu softmax kernels match the CPU kernels (poisoned outputs)") {
   test::require_gpu();
   Generator gen(21);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t cols : kCols) {
       CAPTURE(cols);
@@ -35,13 +31,13 @@ TEST_CASE("gpu softmax kernels match the CPU kernels (poisoned outputs)") {
       Tensor x = add(random_host(shape, gen, 8.0), Tensor::full(shape, 50.0)), g = random_host(shape, gen);
       Tensor rx = rounded(x, dt), rg = rounded(g, dt), ref = Tensor::empty(shape);
       Tensor y = poisoned_device(shape, dt);
-      cuda::softmax_forward<T>(to_device(x, dt).data<T>(), y.data<T>(), kRows, cols, s);
+      cuda::softmax_forward<T>(to_device(x, dt).data<T>(), y.data<T>(), kRows, cols);
       cpu::softmax_forward<float>(rx.data<float>(), ref.data<float>(), kRows, cols);
       check_close(y, ref, dt, "softmax_forward");
       // The backward from the same probabilities on both sides.
       Tensor ry = rounded(y.to(Device::cpu).to(DType::f32), dt);
       Tensor dx = poisoned_device(shape, dt);
-      cuda::softmax_backward<T>(y.data<T>(), to_device(g, dt).data<T>(), dx.data<T>(), kRows, cols, s);
+      cuda::softmax_backward<T>(y.data<T>(), to_device(g, dt).data<T>(), dx.data<T>(), kRows, cols);
       cpu::softmax_backward<float>(ry.data<float>(), rg.data<float>(), ref.data<float>(), kRows, cols);
       check_close(dx, ref, dt, "softmax_backward");
     }
@@ -51,7 +47,6 @@ TEST_CASE("gpu softmax kernels match the CPU kernels (poisoned outputs)") {
 TEST_CASE("gpu RMSNorm kernels match the CPU kernels, weight gradient included (poisoned outputs)") {
   test::require_gpu();
   Generator gen(22);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t cols : kCols) {
       for (bool with_weight : {true, false}) {
@@ -66,15 +61,14 @@ TEST_CASE("gpu RMSNorm kernels match the CPU kernels, weight gradient included (
 
         Tensor y = poisoned_device(shape, dt), r = poisoned_device({kRows}, DType::f32);
         Tensor ref = Tensor::empty(shape), rref = Tensor::empty({kRows}, DType::f64);
-        cuda::rms_norm_forward<T>(dxin.data<T>(), wd, y.data<T>(), r.data<float>(), kRows, cols, 1e-5f, s);
+        cuda::rms_norm_forward<T>(dxin.data<T>(), wd, y.data<T>(), r.data<float>(), kRows, cols, 1e-5f);
         cpu::rms_norm_forward<float>(rx.data<float>(), wr, ref.data<float>(), rref.data<double>(), kRows, cols, 1e-5);
         check_close(y, ref, dt, "rms_norm_forward y");
         check_close(r, rref, DType::f32, "rms_norm_forward r");
 
         Tensor dx = poisoned_device(shape, dt), dw = poisoned_device({cols}, dt);
-        Tensor partial = poisoned_device({cuda::column_chunks(kRows), cols}, DType::f32);
         cuda::rms_norm_backward<T>(dxin.data<T>(), wd, r.data<float>(), dg.data<T>(), dx.data<T>(), dw.data<T>(),
-                                   partial.data<float>(), kRows, cols, s);
+                                   kRows, cols);
         Tensor dwref = Tensor::empty({cols});
         cpu::rms_norm_backward<float>(rx.data<float>(), wr, rref.data<double>(), rg.data<float>(), ref.data<float>(),
                                       dwref.data<float>(), kRows, cols);
@@ -84,7 +78,7 @@ TEST_CASE("gpu RMSNorm kernels match the CPU kernels, weight gradient included (
         // Run twice: the weight gradient is the same bits (no atomics).
         Tensor dw2 = poisoned_device({cols}, dt);
         cuda::rms_norm_backward<T>(dxin.data<T>(), wd, r.data<float>(), dg.data<T>(), nullptr, dw2.data<T>(),
-                                   partial.data<float>(), kRows, cols, s);
+                                   kRows, cols);
         CHECK(dw2.to_f64_vector() == dw.to_f64_vector());
       }
     }
@@ -94,7 +88,6 @@ TEST_CASE("gpu RMSNorm kernels match the CPU kernels, weight gradient included (
 TEST_CASE("gpu L2 normalisation kernels match the CPU kernels, both sides of eps (poisoned outputs)") {
   test::require_gpu();
   Generator gen(23);
-  cudaStream_t s = cuda::compute_stream();
   for_cuda_dtypes([&]<typename T>(DType dt) {
     for (int64_t cols : kCols) {
       CAPTURE(cols);
@@ -108,13 +101,13 @@ TEST_CASE("gpu L2 normalisation kernels match the CPU kernels, both sides of eps
       Tensor dxin = to_device(x, dt);
       Tensor y = poisoned_device(shape, dt), norm = poisoned_device({kRows}, DType::f32);
       Tensor nref = Tensor::empty({kRows}, DType::f64);
-      cuda::l2_normalize_forward<T>(dxin.data<T>(), y.data<T>(), norm.data<float>(), kRows, cols, static_cast<float>(eps), s);
+      cuda::l2_normalize_forward<T>(dxin.data<T>(), y.data<T>(), norm.data<float>(), kRows, cols, static_cast<float>(eps));
       cpu::l2_normalize_forward<float>(rx.data<float>(), ref.data<float>(), nref.data<double>(), kRows, cols, eps);
       check_close(y, ref, dt, "l2_normalize_forward y");
       check_close(norm, nref, DType::f32, "l2_normalize_forward norm");
       Tensor dx = poisoned_device(shape, dt);
       cuda::l2_normalize_backward<T>(dxin.data<T>(), norm.data<float>(), to_device(g, dt).data<T>(), dx.data<T>(), kRows,
-                                     cols, static_cast<float>(eps), s);
+                                     cols, static_cast<float>(eps));
       cpu::l2_normalize_backward<float>(rx.data<float>(), nref.data<double>(), rg.data<float>(), ref.data<float>(), kRows,
                                         cols, eps);
       check_close(dx, ref, dt, "l2_normalize_backward");

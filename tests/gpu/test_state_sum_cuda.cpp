@@ -14,8 +14,7 @@
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_compare.h"
 #include "gpu/gpu_guard.h"
-#include "kernels/cpu/state_readout.h"
-#include "kernels/cuda/state_sum.h"
+#include "kernels/state_readout.h"
 #include "runtime/cuda/stream.h"
 
 using namespace eat;
@@ -23,28 +22,26 @@ using namespace eat::test;
 
 namespace {
 
-void check_state_sum(const Dims& n, const std::vector<double>& decay, DType dtype, Generator& gen) {
+void check_state_sum(const HeadShape& n, const std::vector<double>& decay, DType dtype, Generator& gen) {
   CAPTURE(dtype_name(dtype));
   CAPTURE(n.T);
   CAPTURE(n.d);
   CAPTURE(n.e);
   CAPTURE(decay[0]);
-  const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
   const Shape ks = n.qk(), vs = n.v(), ss = n.state();
   Tensor k = random_rounded(ks, gen, dtype, 0.5), v = random_rounded(vs, gen, dtype);
   Tensor dstate = random_rounded(ss, gen, dtype);
   Tensor state = Tensor::empty(ss), dk = Tensor::empty(ks), dv = Tensor::empty(vs);
-  cpu::state_sum_forward<float>(s, decay, k.data<float>(), v.data<float>(), state.data<float>());
-  cpu::state_sum_backward<float>(s, decay, k.data<float>(), v.data<float>(), dstate.data<float>(), dk.data<float>(),
+  cpu::state_sum_forward<float>(n, decay.data(), k.data<float>(), v.data<float>(), state.data<float>());
+  cpu::state_sum_backward<float>(n, decay.data(), k.data<float>(), v.data<float>(), dstate.data<float>(), dk.data<float>(),
                                  dv.data<float>());
 
   Tensor kd = to_device(k, dtype), vd = to_device(v, dtype), dsd = to_device(dstate, dtype);
   Tensor gstate = poisoned_device(ss, dtype), gdk = poisoned_device(ks, dtype), gdv = poisoned_device(vs, dtype);
-  const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
   dispatch_cuda_floating("test", dtype, [&]<typename T>() {
-    cuda::state_sum_forward<T>(cd, decay.data(), kd.data<T>(), vd.data<T>(), gstate.data<T>(), cuda::compute_stream());
-    cuda::state_sum_backward<T>(cd, decay.data(), kd.data<T>(), vd.data<T>(), dsd.data<T>(), gdk.data<T>(),
-                                gdv.data<T>(), cuda::compute_stream());
+    cuda::state_sum_forward<T>(n, decay.data(), kd.data<T>(), vd.data<T>(), gstate.data<T>());
+    cuda::state_sum_backward<T>(n, decay.data(), kd.data<T>(), vd.data<T>(), dsd.data<T>(), gdk.data<T>(),
+                                gdv.data<T>());
   });
   check_rel_error(gstate, state, dtype, "state");
   check_rel_error(gdk, dk, dtype, "dk");
@@ -58,28 +55,27 @@ TEST_CASE("cuda state sum: the state and both gradients match the CPU kernel") {
   Generator gen(211);
   for (DType dtype : {DType::f32, DType::bf16})
     for (const auto& pool : kDecayPools)
-      for (Dims n : {Dims{2, 77, 3, 64, 32}, Dims{1, 131, 4, 128, 96}, Dims{1, 5, 2, 24, 40}, Dims{2, 1, 1, 16, 8}})
+      for (HeadShape n : {HeadShape{2, 77, 3, 64, 32}, HeadShape{1, 131, 4, 128, 96}, HeadShape{1, 5, 2, 24, 40},
+                          HeadShape{2, 1, 1, 16, 8}})
         check_state_sum(n, decays(n.H, pool), dtype, gen);
 }
 
 TEST_CASE("cuda state sum: one gradient alone is written, the other pointer may be null") {
   test::require_gpu();
   Generator gen(212);
-  const Dims n{1, 70, 2, 32, 48};
+  const HeadShape n{1, 70, 2, 32, 48};
   const std::vector<double> decay{0.9, 1.0};
-  const cpu::LinearAttentionShape s{n.B, n.T, n.H, n.d, n.e};
   const Shape ks = n.qk(), vs = n.v(), ss = n.state();
   Tensor k = random_host(ks, gen), v = random_host(vs, gen), dstate = random_host(ss, gen);
   Tensor dk = Tensor::empty(ks), dv = Tensor::empty(vs);
-  cpu::state_sum_backward<float>(s, decay, k.data<float>(), v.data<float>(), dstate.data<float>(), dk.data<float>(),
+  cpu::state_sum_backward<float>(n, decay.data(), k.data<float>(), v.data<float>(), dstate.data<float>(), dk.data<float>(),
                                  dv.data<float>());
   Tensor kd = k.to(Device::cuda), vd = v.to(Device::cuda), dsd = dstate.to(Device::cuda);
   Tensor gdk = poisoned_device(ks, DType::f32), gdv = poisoned_device(vs, DType::f32);
-  const cuda::LightningDims cd{n.B, n.T, n.H, n.d, n.e};
-  cuda::state_sum_backward<float>(cd, decay.data(), kd.data<float>(), vd.data<float>(), dsd.data<float>(),
-                                  gdk.data<float>(), nullptr, cuda::compute_stream());
-  cuda::state_sum_backward<float>(cd, decay.data(), kd.data<float>(), vd.data<float>(), dsd.data<float>(), nullptr,
-                                  gdv.data<float>(), cuda::compute_stream());
+  cuda::state_sum_backward<float>(n, decay.data(), kd.data<float>(), vd.data<float>(), dsd.data<float>(),
+                                  gdk.data<float>(), nullptr);
+  cuda::state_sum_backward<float>(n, decay.data(), kd.data<float>(), vd.data<float>(), dsd.data<float>(), nullptr,
+                                  gdv.data<float>());
   check_rel_error(gdk, dk, DType::f32, "dk");
   check_rel_error(gdv, dv, DType::f32, "dv");
 }

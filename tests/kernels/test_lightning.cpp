@@ -18,15 +18,11 @@ using namespace eat::test;
 
 namespace {
 
-struct Dims {
-  int64_t B, T, H, d, e;
-};
-
 struct Inputs {
   Tensor q, k, v, s0;  // s0 undefined when there is no initial state
 };
 
-Inputs make_inputs(Generator& gen, const Dims& n, bool with_state) {
+Inputs make_inputs(Generator& gen, const HeadShape& n, bool with_state) {
   Inputs in;
   in.q = randn64({n.B, n.T, n.H, n.d}, gen, 0.5, false);
   in.k = randn64({n.B, n.T, n.H, n.d}, gen, 0.5, false);
@@ -41,8 +37,8 @@ Inputs leaves(const Inputs& in, DType dtype = DType::f64) {
   return {leaf(in.q), leaf(in.k), leaf(in.v), leaf(in.s0)};
 }
 
-LinearAttentionOptions opts(LinearAttentionImpl impl, int64_t block = 64) {
-  LinearAttentionOptions o;
+LightningOptions opts(LightningImpl impl, int64_t block = 64) {
+  LightningOptions o;
   o.impl = impl;
   o.block = block;
   return o;
@@ -89,7 +85,7 @@ struct Run {
   Tensor o, final_state, dq, dk, dv, ds0;
 };
 
-Run run(const Inputs& in, const std::vector<double>& decay, const LinearAttentionOptions& options, const Tensor& r_o,
+Run run(const Inputs& in, const std::vector<double>& decay, const LightningOptions& options, const Tensor& r_o,
         const Tensor& r_f) {
   auto [o, fin] = lightning_attention(in.q, in.k, in.v, decay, in.s0, options);
   if (r_o.defined() && r_f.defined()) add(sum(mul(o, r_o)), sum(mul(fin, r_f))).backward();
@@ -121,15 +117,15 @@ Tensor steps(const Tensor& x, int64_t t0, int64_t t1) {
   return x.reshape({T, H, w}).slice_outer(t0, t1).reshape({1, t1 - t0, H, w});
 }
 
-const std::vector<LinearAttentionImpl> kAllImpls = {LinearAttentionImpl::naive, LinearAttentionImpl::recurrent,
-                                                   LinearAttentionImpl::chunked};
+const std::vector<LightningImpl> kAllImpls = {LightningImpl::naive, LightningImpl::recurrent,
+                                                   LightningImpl::chunked};
 
 }  // namespace
 
 TEST_CASE("lightning: naive, recurrent and chunked forward against the definition (f64)") {
   Generator gen(1);
   struct Case {
-    Dims n;
+    HeadShape n;
     std::vector<double> decay;
   };
   for (const Case& c : {Case{{1, 1, 1, 4, 4}, {0.9}}, Case{{2, 7, 3, 5, 6}, {1.0, 0.8, 0.05}},
@@ -139,7 +135,7 @@ TEST_CASE("lightning: naive, recurrent and chunked forward against the definitio
       CAPTURE(with_state);
       Inputs in = make_inputs(gen, c.n, with_state);
       auto [want_o, want_f] = reference(in, c.decay);
-      for (LinearAttentionImpl impl : kAllImpls) {
+      for (LightningImpl impl : kAllImpls) {
         CAPTURE(static_cast<int>(impl));
         auto [o, fin] = lightning_attention(in.q, in.k, in.v, c.decay, in.s0, opts(impl, 8));
         CHECK(rel_error(o.to_f64_vector(), want_o) < 1e-12);
@@ -153,7 +149,7 @@ TEST_CASE("lightning: recurrent and chunked equal naive in f64, outputs, final s
   // decay and mixed per-head decays, with and without an initial state. Tolerance 1e-12 relative
   // (observed ~5e-16).
   Generator gen(2);
-  const Dims base{2, 0, 3, 5, 3};
+  const HeadShape base{2, 0, 3, 5, 3};
   for (int64_t T : {1, 7, 63, 64, 65, 130})
     for (const std::vector<double>& decay :
          {std::vector<double>{1, 1, 1}, std::vector<double>{0.05, 0.05, 0.05}, std::vector<double>{1.0, 0.9, 0.05}})
@@ -161,49 +157,49 @@ TEST_CASE("lightning: recurrent and chunked equal naive in f64, outputs, final s
         CAPTURE(T);
         CAPTURE(decay[1]);
         CAPTURE(with_state);
-        Dims n = base;
+        HeadShape n = base;
         n.T = T;
         Inputs in = make_inputs(gen, n, with_state);
         Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
-        Run want = run(leaves(in), decay, opts(LinearAttentionImpl::naive), r_o, r_f);
-        check_close(run(leaves(in), decay, opts(LinearAttentionImpl::recurrent), r_o, r_f), want, 1e-12);
+        Run want = run(leaves(in), decay, opts(LightningImpl::naive), r_o, r_f);
+        check_close(run(leaves(in), decay, opts(LightningImpl::recurrent), r_o, r_f), want, 1e-12);
         for (int64_t block : {16, 64}) {
           CAPTURE(block);
-          check_close(run(leaves(in), decay, opts(LinearAttentionImpl::chunked, block), r_o, r_f), want, 1e-12);
+          check_close(run(leaves(in), decay, opts(LightningImpl::chunked, block), r_o, r_f), want, 1e-12);
         }
       }
 }
 
 TEST_CASE("lightning: an output left out of the loss counts as a zero gradient") {
   Generator gen(3);
-  const Dims n{2, 37, 2, 4, 3};
+  const HeadShape n{2, 37, 2, 4, 3};
   const std::vector<double> decay{0.7, 1.0};
   Inputs in = make_inputs(gen, n, true);
   Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
   for (bool use_output : {true, false}) {
     CAPTURE(use_output);
     Tensor wo = use_output ? r_o : Tensor(), wf = use_output ? Tensor() : r_f;
-    Run want = run(leaves(in), decay, opts(LinearAttentionImpl::naive), wo, wf);
+    Run want = run(leaves(in), decay, opts(LightningImpl::naive), wo, wf);
     if (!use_output) {  // the final state does not depend on q
       for (double g : want.dq.to_f64_vector()) REQUIRE(g == 0.0);
       CHECK(rel_error(want.dk, Tensor::zeros_like(want.dk)) > 0);
     }
-    check_close(run(leaves(in), decay, opts(LinearAttentionImpl::recurrent), wo, wf), want, 1e-12);
-    check_close(run(leaves(in), decay, opts(LinearAttentionImpl::chunked, 16), wo, wf), want, 1e-12);
+    check_close(run(leaves(in), decay, opts(LightningImpl::recurrent), wo, wf), want, 1e-12);
+    check_close(run(leaves(in), decay, opts(LightningImpl::chunked, 16), wo, wf), want, 1e-12);
   }
 }
 
 TEST_CASE("lightning: finite-difference gradients of every implementation, both outputs, initial state") {
   Generator gen(4);
   struct Case {
-    Dims n;
+    HeadShape n;
     int64_t block;
     std::vector<double> decay;
   };
   for (const Case& c : {Case{{2, 5, 2, 3, 2}, 2, {0.7, 1.0}}, Case{{1, 1, 1, 2, 3}, 4, {0.5}},
                         Case{{1, 7, 1, 3, 4}, 3, {0.05}}, Case{{1, 9, 2, 2, 2}, 4, {1.0, 0.3}}})
     for (bool with_state : {false, true})
-      for (LinearAttentionImpl impl : kAllImpls) {
+      for (LightningImpl impl : kAllImpls) {
         CAPTURE(c.n.T);
         CAPTURE(with_state);
         CAPTURE(static_cast<int>(impl));
@@ -226,14 +222,14 @@ TEST_CASE("lightning: f32 against f64, chunked and recurrent") {
   // Tolerance 2e-6 relative (norm-wise) on outputs, final state and gradients (observed 1e-7 to
   // 2.5e-7): f32 rounding summed over up to 130 decayed terms.
   Generator gen(5);
-  const Dims n{2, 130, 3, 16, 8};
+  const HeadShape n{2, 130, 3, 16, 8};
   const std::vector<double> decay{1.0, 0.9, 0.05};
   Inputs in = make_inputs(gen, n, true);
   Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
-  Run want = run(leaves(in), decay, opts(LinearAttentionImpl::naive), r_o, r_f);
-  for (auto [impl, block] : {std::pair{LinearAttentionImpl::chunked, int64_t{64}},
-                             std::pair{LinearAttentionImpl::chunked, int64_t{16}},
-                             std::pair{LinearAttentionImpl::recurrent, int64_t{64}}}) {
+  Run want = run(leaves(in), decay, opts(LightningImpl::naive), r_o, r_f);
+  for (auto [impl, block] : {std::pair{LightningImpl::chunked, int64_t{64}},
+                             std::pair{LightningImpl::chunked, int64_t{16}},
+                             std::pair{LightningImpl::recurrent, int64_t{64}}}) {
     CAPTURE(static_cast<int>(impl));
     CAPTURE(block);
     Run got = run(leaves(in, DType::f32), decay, opts(impl, block), r_o.to(DType::f32), r_f.to(DType::f32));
@@ -247,12 +243,12 @@ TEST_CASE("lightning: chaining segments through the state equals one run, forwar
   // state. Outputs, final state and every gradient (the state gradient flows back across
   // segments) match the single run to 1e-12 relative in f64.
   Generator gen(6);
-  const Dims n{1, 100, 3, 4, 5};
+  const HeadShape n{1, 100, 3, 4, 5};
   const std::vector<double> decay{1.0, 0.8, 0.05};
   const std::vector<int64_t> cuts{0, 37, 64, 100};
   Inputs in = make_inputs(gen, n, true);
   Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
-  for (LinearAttentionImpl impl : kAllImpls) {
+  for (LightningImpl impl : kAllImpls) {
     CAPTURE(static_cast<int>(impl));
     Run whole = run(leaves(in), decay, opts(impl, 16), r_o, r_f);
 
@@ -277,14 +273,14 @@ TEST_CASE("lightning: chaining segments through the state equals one run, forwar
 
 TEST_CASE("lightning: decoding token by token with the recurrent kernel matches the chunked training kernel") {
   Generator gen(7);
-  const Dims n{1, 45, 2, 6, 4};
+  const HeadShape n{1, 45, 2, 6, 4};
   const std::vector<double> decay{0.9, 0.5};
   Inputs in = make_inputs(gen, n, false);
-  auto [want_o, want_f] = lightning_attention(in.q, in.k, in.v, decay, Tensor(), opts(LinearAttentionImpl::chunked, 16));
+  auto [want_o, want_f] = lightning_attention(in.q, in.k, in.v, decay, Tensor(), opts(LightningImpl::chunked, 16));
   Tensor state;
   for (int64_t t = 0; t < n.T; ++t) {
     auto [o, fin] = lightning_attention(steps(in.q, t, t + 1), steps(in.k, t, t + 1), steps(in.v, t, t + 1), decay,
-                                        state, opts(LinearAttentionImpl::recurrent));
+                                        state, opts(LightningImpl::recurrent));
     CHECK(rel_error(o, steps(want_o, t, t + 1)) < 1e-12);
     state = fin;
   }
@@ -295,15 +291,15 @@ TEST_CASE("lightning: long sequence with strong decay and long blocks stays fini
   // T = 4096, block 256, lambda = 0.5: lambda^-255 would overflow f32, so a kernel that forms
   // inverse decay powers produces inf/NaN here. The chunked result must also match the recurrence.
   Generator gen(8);
-  const Dims n{1, 4096, 2, 16, 16};
+  const HeadShape n{1, 4096, 2, 16, 16};
   for (const std::vector<double>& decay : {std::vector<double>{0.5, 0.5}, std::vector<double>{0.05, 1.0}}) {
     CAPTURE(decay[0]);
     Inputs in = make_inputs(gen, n, true);
     Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
-    Run got = run(leaves(in, DType::f32), decay, opts(LinearAttentionImpl::chunked, 256), r_o.to(DType::f32),
+    Run got = run(leaves(in, DType::f32), decay, opts(LightningImpl::chunked, 256), r_o.to(DType::f32),
                   r_f.to(DType::f32));
     for (const Tensor* t : {&got.o, &got.final_state, &got.dq, &got.dk, &got.dv, &got.ds0}) CHECK(all_finite(*t));
-    Run want = run(leaves(in, DType::f32), decay, opts(LinearAttentionImpl::recurrent), r_o.to(DType::f32),
+    Run want = run(leaves(in, DType::f32), decay, opts(LightningImpl::recurrent), r_o.to(DType::f32),
                    r_f.to(DType::f32));
     check_close(got, want, 1e-5);  // f32 against f32, sums of up to 4096 terms (observed ~1e-6)
   }
@@ -311,12 +307,12 @@ TEST_CASE("lightning: long sequence with strong decay and long blocks stays fini
 
 TEST_CASE("lightning: the chunked kernel is deterministic") {
   Generator gen(9);
-  const Dims n{2, 300, 3, 32, 16};
+  const HeadShape n{2, 300, 3, 32, 16};
   const std::vector<double> decay{0.99, 0.9, 0.5};
   Inputs in = make_inputs(gen, n, true);
   Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
   auto once = [&] {
-    return run(leaves(in, DType::f32), decay, opts(LinearAttentionImpl::chunked, 64), r_o.to(DType::f32),
+    return run(leaves(in, DType::f32), decay, opts(LightningImpl::chunked, 64), r_o.to(DType::f32),
                r_f.to(DType::f32));
   };
   Run a = once(), b = once();
@@ -331,7 +327,7 @@ namespace {
 // count), with and without an initial state; also asking for only some gradients. Everything
 // must be bit-identical.
 template <typename T>
-void check_schedules_agree(const cpu::LinearAttentionShape& s, const std::vector<double>& decay) {
+void check_schedules_agree(const HeadShape& s, const std::vector<double>& decay) {
   Generator gen(11);
   auto random = [&](const Shape& shape) {
     std::vector<T> out;
@@ -393,7 +389,7 @@ void check_schedules_agree(const cpu::LinearAttentionShape& s, const std::vector
         CHECK(c.ds0 == a.ds0);
       }
       for (int64_t j : {int64_t{0}, int64_t{3}, blocks - 1}) {
-        const cpu::LinearAttentionShape prefix{s.B, j * 16, s.H, s.d, s.e};
+        const HeadShape prefix{s.B, j * 16, s.H, s.d, s.e};
         std::vector<T> o_prefix(static_cast<size_t>(s.B * prefix.T * s.H * s.e)), fin(s0.size());
         // The first j blocks as their own [B, 16 j, H, *] tensors (rows of a batch are contiguous in time).
         auto rows = [&](const std::vector<T>& x, int64_t w) {
@@ -446,7 +442,7 @@ TEST_CASE("lightning: bad inputs are rejected with the shapes in the message") {
                        eat::Error);
   CHECK_THROWS_WITH_AS(lightning_attention(in.q, in.k, in.v, decay, Tensor::zeros({2, 3, 4, 2}, DType::f32)),
                        doctest::Contains("lightning_attention"), eat::Error);
-  CHECK_THROWS_WITH_AS(lightning_attention(in.q, in.k, in.v, decay, Tensor(), opts(LinearAttentionImpl::chunked, 0)),
+  CHECK_THROWS_WITH_AS(lightning_attention(in.q, in.k, in.v, decay, Tensor(), opts(LightningImpl::chunked, 0)),
                        doctest::Contains("block must be >= 1"), eat::Error);
   CHECK_THROWS_WITH_AS(lightning_attention(in.q, randn64({2, 5, 3, 3}, gen, 1.0, false), in.v, decay),
                        doctest::Contains("must have the same shape"), eat::Error);

@@ -95,17 +95,17 @@ TEST_CASE("transnormer: decoding token by token through the state gives the full
   std::vector<Tensor> states;
   std::vector<double> stepped;
   for (int32_t id : seq) {
-    auto logits = tnl->forward_with_state(Tensor::from_vector<int32_t>({id}, {1, 1}), states, LinearAttentionImpl::recurrent);
+    auto logits = tnl->forward_with_state(Tensor::from_vector<int32_t>({id}, {1, 1}), states, LightningImpl::recurrent);
     auto v = logits.to_f64_vector();
     stepped.insert(stepped.end(), v.begin(), v.end());
   }
   CHECK(rel_error(stepped, full) < 1e-12);
   // Prefill a prompt in one chunked call, then continue one token at a time.
   std::vector<Tensor> st2;
-  auto prefill = tnl->forward_with_state(Tensor::from_vector<int32_t>({1, 5, 2, 7, 3}, {1, 5}), st2, LinearAttentionImpl::chunked);
+  auto prefill = tnl->forward_with_state(Tensor::from_vector<int32_t>({1, 5, 2, 7, 3}, {1, 5}), st2, LightningImpl::chunked);
   std::vector<double> mixed = prefill.to_f64_vector();
   for (int32_t id : {0, 10, 4, 9}) {
-    auto v = tnl->forward_with_state(Tensor::from_vector<int32_t>({id}, {1, 1}), st2, LinearAttentionImpl::recurrent).to_f64_vector();
+    auto v = tnl->forward_with_state(Tensor::from_vector<int32_t>({id}, {1, 1}), st2, LightningImpl::recurrent).to_f64_vector();
     mixed.insert(mixed.end(), v.begin(), v.end());
   }
   CHECK(rel_error(mixed, full) < 1e-12);

@@ -24,7 +24,7 @@ void check_against_full(DType dtype, std::vector<double> decay, int64_t L, doubl
          v = Tensor::randn({B, T, H, e}, gen, 1.0, dtype), seed = Tensor::randn({B, T, H, e}, gen, 1.0, dtype);
   // Reference: the whole sequence in one process.
   std::vector<Tensor> full = {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()};
-  LinearAttentionOptions opt;
+  LightningOptions opt;
   opt.block = 4;  // several blocks per rank, and a partial one when L is odd
   Tensor o_full = lightning_attention(full[0], full[1], full[2], decay, Tensor(), opt).first;
   o_full.backward(seed);
@@ -86,7 +86,7 @@ TEST_CASE("lasp2: the overlapped gather gives bit for bit the blocking path's ou
     std::vector<std::vector<double>> results[2];
     for (bool overlap : {false, true}) {
       std::vector<Tensor> in = {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()};
-      LinearAttentionOptions opt;
+      LightningOptions opt;
       opt.block = 8;
       Tensor o = lightning_attention_sp(in[0], in[1], in[2], {0.9, 0.6}, w, opt, overlap);
       o.backward(seed);

@@ -1,11 +1,16 @@
 #pragma once
 // The gated channel-mixer core y = act(a) * b, act = SiLU (SwiGLU) or identity (SGLU).
+// CUDA: f32 arithmetic.
 #include <cstdint>
 
-namespace eat::cpu {
+#include "kernels/backends.h"
 
+namespace eat {
+
+EAT_DECLARE_KERNELS(
 template <typename T> void glu_gate_forward(bool silu, const T* a, const T* b, T* y, int64_t n);
 // da = dy * b * act'(a), db = dy * act(a); either output may be null.
 template <typename T> void glu_gate_backward(bool silu, const T* a, const T* b, const T* dy, T* da, T* db, int64_t n);
+)
 
-}  // namespace eat::cpu
+}  // namespace eat

@@ -1,11 +1,12 @@
 #pragma once
-// The geometry shared by every attention kernel: sizes, strides and which keys a query sees.
+// The geometry shared by every softmax attention kernel (CPU naive and tiled, CUDA flash): sizes,
+// strides and which keys a query sees.
 // q, k [B, T, H, d] and v [B, T, H, e] are the free reshapes of [B, T, H*d] projections, so the
 // rows of one head are H*d (or H*e) elements apart; kernels read them in place through strides.
 #include <algorithm>
 #include <cstdint>
 
-namespace eat::cpu {
+namespace eat {
 
 struct AttentionDims {
   int64_t batch = 0, seq = 0, heads = 0;
@@ -44,4 +45,4 @@ struct AttentionDims {
   }
 };
 
-}  // namespace eat::cpu
+}  // namespace eat

@@ -1,0 +1,27 @@
+#pragma once
+// Normalisations over the last dimension of [rows, cols]. Row statistics are RowStat: double on
+// the CPU, f32 on the device (kernels/backends.h).
+#include <cstdint>
+
+#include "kernels/backends.h"
+
+namespace eat {
+
+EAT_DECLARE_KERNELS(
+// y = x * r * w with r = rsqrt(mean(x^2) + eps); w may be null (SimpleRMSNorm). Saves r per row.
+template <typename T>
+void rms_norm_forward(const T* x, const T* w, T* y, RowStat* r, int64_t rows, int64_t cols, double eps);
+// dx = r * (dy*w - xhat * mean(dy*w * xhat)), xhat = x * r; dw = sum_rows dy * xhat (fixed order).
+// dx and dw may be null.
+template <typename T>
+void rms_norm_backward(const T* x, const T* w, const RowStat* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols);
+
+// y = x / max(||x||, eps). Saves n = ||x|| per row.
+template <typename T>
+void l2_normalize_forward(const T* x, T* y, RowStat* norm, int64_t rows, int64_t cols, double eps);
+// Where ||x|| > eps: dx = (dy - y * <dy, y>) / ||x||; else dx = dy / eps.
+template <typename T>
+void l2_normalize_backward(const T* x, const RowStat* norm, const T* dy, T* dx, int64_t rows, int64_t cols, double eps);
+)
+
+}  // namespace eat
