@@ -1,0 +1,48 @@
+// What every registered family must satisfy, looping over the registry (models/registry.cpp): a
+// new family is covered by adding its manifest, with no test to edit.
+#include <doctest/doctest.h>
+
+#include "framework/model.h"
+#include "framework/nn/sequence_mixer.h"
+#include "framework/ops.h"
+#include "gradcheck.h"
+#include "tiny_model.h"
+
+using namespace eat;
+using namespace eat::test;
+
+TEST_CASE("families: every family's tiny model has exact gradients, parameter by parameter (f64)") {
+  for (const std::string& family : family_names()) {
+    CAPTURE(family);
+    Generator gen(5);
+    auto model = build_model(tiny_model_config(family, DType::f64), gen);
+    Tensor ids = Tensor::from_vector<int32_t>({1, 5, 2, 7, 3, 0, 10, 4, 4, 6}, {2, 5});
+    Tensor targets = Tensor::from_vector<int32_t>({5, 2, 7, 3, 0, 10, 4, 4, 6, 1}, {10});
+    auto loss = [&](const std::vector<Tensor>&) { return cross_entropy(reshape(model->forward(ids), {10, 11}), targets); };
+    // One parameter at a time: a wrong gradient names its parameter. The checker perturbs the
+    // model's own tensor in place; the tolerances are the per-family checks' (central differences, step 1e-6).
+    for (const Parameter& p : model->parameters()) {
+      CAPTURE(p.name);
+      CHECK(gradcheck(family + " " + p.name, loss, {p.tensor}, {1e-6, 1e-5, 1e-9}) <= 1.0);
+    }
+  }
+}
+
+TEST_CASE("families: set_sequence_parallel labels every sequence mixer with its module path") {
+  auto single = make_single_communicator();
+  for (const std::string& family : family_names()) {
+    CAPTURE(family);
+    Generator gen(6);
+    auto model = build_model(tiny_model_config(family, DType::f32), gen);
+    model->set_sequence_parallel(single.get());  // a group of one: whole sequences, labels set
+    int mixers = 0;
+    for (const auto& [path, module] : model->descendants())
+      if (const auto* mixer = dynamic_cast<const SequenceMixer*>(module)) {
+        CHECK(mixer->comm_label() == path);
+        CHECK(!mixer->sequence_split());
+        ++mixers;
+      }
+    // A family that declares sequence parallelism has mixers to split (one per layer at least).
+    if (find_family(family)->sequence_parallel) CHECK(mixers >= 2);
+  }
+}
