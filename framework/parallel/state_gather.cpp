@@ -39,6 +39,13 @@ Tensor gather_states(const Tensor& local_state, Communicator& group, const State
   return gather.fold(fold, reads_every_rank);
 }
 
+std::pair<Tensor, Tensor> gather_state_pair(const Tensor& a, const Tensor& b, Communicator& group) {
+  auto whole = [](const Tensor& gathered, int) { return gathered; };
+  Tensor all_a = gather_states(a, group, whole, true);
+  Tensor all_b = gather_states(tie_to(b, all_a), group, whole, true);
+  return {all_a, all_b};
+}
+
 Tensor rank_weighted_sum(const Tensor& gathered, const Tensor& weights) {
   const int64_t S = gathered.size(0), n = gathered.numel() / S;
   Shape one = gathered.shape();

@@ -14,6 +14,7 @@
 // ones below cover the decayed sum, the plain prefix sum and the affine recurrence.
 #include <functional>
 #include <memory>
+#include <utility>
 
 #include "framework/comm/communicator.h"
 #include "framework/tensor.h"
@@ -51,6 +52,12 @@ class StateGather {
 Tensor gather_states(const Tensor& local_state, Communicator& group, const StateFold& fold,
                      bool reads_every_rank = false);
 
+// Two local states gathered one after the other, [S, ...a] and [S, ...b], for a fold that reads
+// both. The backward's two ReduceScatters must run in the same order on every rank, and a fold
+// whose graph differs by rank (a prefix) does not fix one: b's gather is made to depend on a's,
+// so every rank runs b's backward first.
+std::pair<Tensor, Tensor> gather_state_pair(const Tensor& a, const Tensor& b, Communicator& group);
+
 // result itself, recording that it also depends on `tied` with a zero gradient: a backward from
 // it then reaches the op that produced `tied` (a collective every rank must join).
 Tensor tie_to(const Tensor& result, const Tensor& tied);
@@ -65,8 +72,8 @@ Tensor prefix_weights(const Tensor& gathered, int rank);
 
 // The affine recurrence of per-rank summaries M_in(0) = 0, M_in(r) = A_{r-1} M_in(r-1) + b_{r-1}
 // (Titans' linear memory: A = Phi [.., n, n], b = c [.., n, m], matrix products over the last two
-// axes), from the gathered A [S, .., n, n] and b [S, .., n, m], folded in rank order (gather each
-// with an identity fold; the result depends on both on every rank).
+// axes), from the gathered A [S, .., n, n] and b [S, .., n, m] (gather_state_pair), folded in
+// rank order; the result depends on both on every rank.
 Tensor affine_prefix(const Tensor& gathered_a, const Tensor& gathered_b, int rank);
 
 }  // namespace eat
