@@ -62,13 +62,13 @@ std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator&
 }
 
 void LanguageModel::set_sequence_parallel(Communicator* sp_group) {
-  const std::string family = family_ ? family_->name : "this model";
+  const std::string family = family_ ? family_->name : "model";
   std::vector<std::pair<std::string, SequenceMixer*>> mixers;
   for (const auto& [path, module] : descendants())
     if (auto* mixer = dynamic_cast<SequenceMixer*>(module)) mixers.emplace_back(path, mixer);
   if (sp_group && sp_group->size() > 1) {
-    EAT_CHECK(family_ && family_->sequence_parallel && !mixers.empty(), "the ", family,
-              " family does not support sequence parallelism (parallel.sp > 1)");
+    EAT_CHECK(family_ && family_->sequence_parallel && !mixers.empty(), family_ ? "the " + family + " family" : "this model",
+              " does not support sequence parallelism (parallel.sp > 1)");
     for (const auto& [path, mixer] : mixers) {
       const std::string why = mixer->sequence_parallel_refusal();
       EAT_CHECK(why.empty(), family, ": sequence parallelism ", why, " (", path, ")");

@@ -11,6 +11,38 @@
 using namespace eat;
 using namespace eat::test;
 
+TEST_CASE("families: every manifest is complete: documented keys, valid choices and tiny options, mlp_hidden") {
+  for (const std::string& family : family_names()) {
+    CAPTURE(family);
+    const FamilySpec& spec = *find_family(family);
+    bool has_mlp_hidden = false;
+    for (const OptionSpec& o : spec.options) {
+      CAPTURE(o.name);
+      CHECK(!o.doc.empty());
+      has_mlp_hidden |= o.name == "mlp_hidden" && std::holds_alternative<int64_t>(o.default_value);
+      if (o.choices.empty()) continue;
+      // Choices belong to string keys, and the default is one of them.
+      REQUIRE(std::holds_alternative<std::string>(o.default_value));
+      bool default_allowed = false;
+      for (const OptionChoice& c : o.choices) default_allowed |= c.value == std::get<std::string>(o.default_value);
+      CHECK(default_allowed);
+    }
+    // The one MLP-width key every family shares (tests/training/tiny_run.h sets it for any family).
+    CHECK(has_mlp_hidden);
+    for (const auto& [name, value] : spec.tiny_test_options) {
+      CAPTURE(name);
+      bool declared = false;
+      for (const OptionSpec& o : spec.options) declared |= o.name == name && o.default_value.index() == value.index();
+      CHECK(declared);
+    }
+    for (const auto& [old_name, new_name] : spec.renamed_options) {
+      bool current = false;
+      for (const OptionSpec& o : spec.options) current |= o.name == new_name;
+      CHECK(current);
+    }
+  }
+}
+
 TEST_CASE("families: every family's tiny model has exact gradients, parameter by parameter (f64)") {
   for (const std::string& family : family_names()) {
     CAPTURE(family);

@@ -34,6 +34,17 @@ TEST_CASE("sequence mixers: set_sequence_parallel splits every mixer of every SP
   }
 }
 
+TEST_CASE("sequence mixers: a model of no SP family is refused") {
+  // A model built outside the registry (no manifest declaring sequence parallelism).
+  struct Bare : LanguageModel {
+    Tensor forward(const Tensor& ids) override { return ids; }
+    double train_flops_per_token(int64_t) const override { return 0; }
+  } bare;
+  CHECK_THROWS_WITH_AS(bare.set_sequence_parallel(&world()),
+                       "this model does not support sequence parallelism (parallel.sp > 1)", Error);
+  bare.set_sequence_parallel(nullptr);
+}
+
 TEST_CASE("sequence mixers: a mixer's refusal names the family, the reason and the module") {
   ModelConfig c = tiny_model_config("transformer", DType::f64);
   c.options.set("attention", std::string("naive"));
