@@ -1,8 +1,8 @@
 #pragma once
 // Sequence parallelism for decayed linear attention, LASP-2 style (spec: lasp2.md), and for
-// softmax attention, LASP-2H style: the two mixers built from the public pieces (state_gather.h,
-// time_join.h, halo.h, collective_ops.h). Rank r of the
-// sequence-parallel group holds tokens [r L, (r + 1) L) of every sequence (L = T / S). Forward:
+// softmax attention, LASP-2H style, built from the public pieces (state_gather.h, time_join.h,
+// halo.h, collective_ops.h). Rank r of the sequence-parallel group holds tokens [r L, (r + 1) L)
+// of every sequence (L = T / S). Forward:
 // each rank sums its local final state m_r (the state its tokens leave from a zero start), starts
 // one AllGather of the m_r (B H d e numbers per rank, whatever T is) and runs the chunked kernel
 // on its tokens from a zero state while the gather is in flight; the incoming state of rank r is
