@@ -4,7 +4,9 @@
 // rank's loss is a part of one global loss, so an adjoint sums what the other ranks' losses
 // contributed. Every rank of the group must call these in the same order, and (because the
 // backward is a collective too) every rank's loss must depend on the result: a rank that would
-// not use it still has to, e.g. through a weight of zero.
+// not use it still has to, e.g. through a weight of zero. Backward collectives run in the graph's
+// order: where two of them are independent and the graph differs by rank, make one depend on the
+// other (as state_gather.h's gather_state_pair does), or ranks may run them in different orders.
 //
 // Devices: CPU tensors go over MPI, CUDA tensors over the communicator's NCCL path (a build with
 // CUDA, MPI and NCCL). The backward books its traffic to the label in scope at the forward.
