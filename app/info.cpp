@@ -1,19 +1,31 @@
 // eat info DIR: what a checkpoint (or a run directory's newest checkpoint) holds.
+// eat info --families: the registered model families, one a line, and whether each supports
+// sequence parallelism ("transformer sp" / "name no-sp"), for scripts that loop over them.
 #include <cstdio>
 #include <filesystem>
 
 #include "app/commands.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/io/safetensors.h"
+#include "framework/model.h"
 #include "framework/train/checkpoint.h"
 
 namespace eat::cli {
 
 void add_info_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Describe a checkpoint: model, step, parameters, recipe");
+  auto* cmd = app.add_subcommand("info", "Describe a checkpoint (model, step, parameters, recipe), or list the model families");
   auto dir = std::make_shared<std::string>();
-  cmd->add_option("dir", *dir, "Checkpoint directory, or a run directory (its newest checkpoint)")->required();
-  cmd->callback([dir] {
+  auto families = std::make_shared<bool>(false);
+  auto* dir_opt = cmd->add_option("dir", *dir, "Checkpoint directory, or a run directory (its newest checkpoint)");
+  cmd->add_flag("--families", *families, "List the model families and whether each supports sequence parallelism")
+      ->excludes(dir_opt);
+  cmd->callback([dir, families] {
+    if (*families) {
+      for (const std::string& name : family_names())
+        std::printf("%s %s\n", name.c_str(), find_family(name)->sequence_parallel ? "sp" : "no-sp");
+      return;
+    }
+    if (dir->empty()) throw CLI::RequiredError("dir (or --families)");
     const std::string path = resolve_checkpoint(*dir);
     TrainState s = checkpoint_state(path);
     Recipe r = checkpoint_recipe(path);

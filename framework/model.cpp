@@ -1,8 +1,10 @@
 #include "framework/model.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "base/error.h"
+#include "framework/nn/sequence_mixer.h"
 
 namespace eat {
 
@@ -54,7 +56,77 @@ std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator&
   if (!spec) {
     fail("unknown model family '", config.family, "' (known: ", family_list(), ")");
   }
-  return spec->build(config, gen);
+  std::unique_ptr<LanguageModel> model = spec->build(config, gen);
+  model->family_ = spec;
+  return model;
+}
+
+void LanguageModel::set_sequence_parallel(Communicator* sp_group) {
+  const std::string family = family_ ? family_->name : "model";
+  std::vector<std::pair<std::string, SequenceMixer*>> mixers;
+  for (const auto& [path, module] : descendants())
+    if (auto* mixer = dynamic_cast<SequenceMixer*>(module)) mixers.emplace_back(path, mixer);
+  if (sp_group && sp_group->size() > 1) {
+    EAT_CHECK(family_ && family_->sequence_parallel && !mixers.empty(), family_ ? "the " + family + " family" : "this model",
+              " does not support sequence parallelism (parallel.sp > 1)");
+    for (const auto& [path, mixer] : mixers) {
+      const std::string why = mixer->sequence_parallel_refusal();
+      EAT_CHECK(why.empty(), family, ": sequence parallelism ", why, " (", path, ")");
+    }
+  }
+  for (const auto& [path, mixer] : mixers) mixer->set_sequence_parallel(sp_group, path);
+}
+
+std::string choice_list(const OptionSpec& option) {
+  std::string out;
+  for (size_t i = 0; i < option.choices.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == option.choices.size() ? " or " : ", ") + ("\"" + option.choices[i].value + "\"");
+  return out;
+}
+
+namespace {
+
+// A default as recipes/README.md writes it: 10000.0, 1e-5, true, `"tiled"`.
+std::string default_markdown(const OptionValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (const auto* s = std::get_if<std::string>(&v)) return "`\"" + *s + "\"`";
+  const double d = std::get<double>(v);
+  char buf[32];
+  if (d == std::floor(d) && std::fabs(d) < 1e6) {
+    std::snprintf(buf, sizeof buf, "%.1f", d);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%g", d);
+  std::string text = buf;  // "1e-05" -> "1e-5"
+  const size_t e = text.find("e-0");
+  return e == std::string::npos ? text : text.erase(e + 2, 1);
+}
+
+const char* type_markdown(const OptionValue& v) {
+  switch (v.index()) {
+    case 0: return "integer";
+    case 1: return "float";
+    case 2: return "bool";
+    default: return "string";
+  }
+}
+
+}  // namespace
+
+std::string option_table_markdown(const FamilySpec& family) {
+  std::string out = "| key | type | default | meaning |\n|---|---|---|---|\n";
+  for (const OptionSpec& o : family.options) {
+    std::string meaning = o.doc;
+    for (size_t i = 0; i < o.choices.size(); ++i) {
+      meaning += i == 0 ? ": " : i + 1 == o.choices.size() ? " or " : ", ";
+      meaning += "`\"" + o.choices[i].value + "\"`";
+      if (!o.choices[i].doc.empty()) meaning += " (" + o.choices[i].doc + ")";
+    }
+    out += "| `" + o.name + "` | " + type_markdown(o.default_value) + " | " + default_markdown(o.default_value) + " | " +
+           meaning + " |\n";
+  }
+  return out;
 }
 
 }  // namespace eat

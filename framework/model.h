@@ -18,12 +18,19 @@
 namespace eat {
 
 // A family-specific recipe key ([model.<family>] table): its name, default value (whose type is
-// the key's type) and one line of documentation.
+// the key's type), one line of documentation and, for a string key, the values it allows (each
+// with a few words of documentation). The recipe parser checks the choices; recipes/README.md's
+// tables are rendered from these (option_table_markdown).
 using OptionValue = std::variant<int64_t, double, bool, std::string>;
+struct OptionChoice {
+  std::string value;
+  std::string doc;
+};
 struct OptionSpec {
   std::string name;
   OptionValue default_value;
   std::string doc;
+  std::vector<OptionChoice> choices = {};  // empty: any value of the key's type
 };
 
 // Validated family options: every declared key present with the declared type.
@@ -78,6 +85,8 @@ struct ModelOutput {
   std::vector<AuxLoss> aux = {};
 };
 
+struct FamilySpec;
+
 class LanguageModel : public Module {
  public:
   // ids [B, T] (i32) -> logits [B, T, vocab] and the aux terms.
@@ -87,16 +96,31 @@ class LanguageModel : public Module {
   virtual double train_flops_per_token(int64_t seq_len) const = 0;
 
   // Sequence parallelism: from now on forward() sees only this rank's tokens of each sequence
-  // (rank r of the group holds [r L, (r + 1) L)) and exchanges what its attention needs over the
-  // group; nullptr returns to whole sequences. Families that cannot split a sequence refuse.
-  virtual void set_sequence_parallel(Communicator* sp_group) {
-    if (sp_group && sp_group->size() > 1) fail("this model family does not support sequence parallelism (parallel.sp > 1) yet");
-  }
+  // (rank r of the group holds [r L, (r + 1) L)) and every SequenceMixer among the model's modules
+  // exchanges what it needs over the group, booking its traffic to its module path
+  // ("layers.2.attn"); nullptr returns to whole sequences. Refused for a family whose manifest
+  // does not declare sequence parallelism, and where a mixer gives a reason
+  // (SequenceMixer::sequence_parallel_refusal).
+  void set_sequence_parallel(Communicator* sp_group);
+
+ private:
+  friend std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator& gen);
+  const FamilySpec* family_ = nullptr;  // set by build_model
 };
 
+// A model family's manifest: everything generic code (recipe checks, documentation, the model
+// tests, the CLI) needs to know about it.
 struct FamilySpec {
   std::string name;
   std::vector<OptionSpec> options;
+  // Keys this family once had under another name: {old, new}. A recipe using an old name is an
+  // error naming the new one.
+  std::vector<std::pair<std::string, std::string>> renamed_options;
+  // Whether parallel.sp > 1 can train it (its token mixers derive from SequenceMixer).
+  bool sequence_parallel = false;
+  // The options the model-level tests use on their tiny model (d_model 8, 2 layers, 2 heads,
+  // vocabulary 11; tests/models/tiny_model.h): small widths that still exercise every path.
+  std::vector<std::pair<std::string, OptionValue>> tiny_test_options;
   // Extra checks that involve the sequence length or several keys; returns "" when fine, else
   // the message (the recipe parser adds file and key).
   std::function<std::string(const ModelConfig&, int64_t seq_len)> check;
@@ -107,6 +131,10 @@ struct FamilySpec {
 const FamilySpec* find_family(const std::string& name);
 std::vector<std::string> family_names();
 std::string family_list();  // "transformer, transnormer": for error messages
+// The family's [model.<name>] key table in recipes/README.md's markdown (a test keeps the two equal).
+std::string option_table_markdown(const FamilySpec& family);
+// "\"a\", \"b\" or \"c\"": the choices of a string option, for messages.
+std::string choice_list(const OptionSpec& option);
 // Builds a model of config.family; an unknown family is an error listing the known ones.
 std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator& gen);
 

@@ -10,7 +10,7 @@ namespace eat::models {
 
 TransformerOptions TransformerOptions::from(const ModelConfig& c) {
   TransformerOptions o;
-  o.ffn_hidden = c.options.hidden_width("ffn_hidden", c.d_model);
+  o.mlp_hidden = c.options.hidden_width("mlp_hidden", c.d_model);
   o.rope_theta = c.options.get_float("rope_theta");
   o.norm_eps = c.options.get_float("norm_eps");
   o.tie_embeddings = c.options.get_bool("tie_embeddings");
@@ -42,20 +42,24 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const Transformer
 Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   Shape heads{B, T, n_heads, head_dim};
-  const bool split = sp_group && sp_group->size() > 1;
+  const bool split = sequence_split();
   // Under sequence parallelism this rank's tokens start at position rank * T.
-  if (split) position_offset += static_cast<int64_t>(sp_group->rank()) * T;
+  if (split) position_offset += static_cast<int64_t>(sp_group().rank()) * T;
   Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position_offset);
   Tensor k = rope(reshape(k_proj.forward(x), heads), rope_theta, position_offset);
   Tensor v = reshape(v_proj.forward(x), heads);
   Tensor a;
   if (split) {
-    CommLabel scope(comm_label);
-    a = attention_sp(q, k, v, *sp_group, attention_options);
+    CommLabel scope(comm_label());
+    a = attention_sp(q, k, v, sp_group(), attention_options);
   } else {
     a = attention(q, k, v, attention_options);
   }
   return o_proj.forward(reshape(a, {B, T, D}));
+}
+
+std::string CausalSelfAttention::sequence_parallel_refusal() const {
+  return attention_options.impl == AttentionImpl::tiled ? "" : "needs model.transformer.attention = \"tiled\"";
 }
 
 TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen)
@@ -63,7 +67,7 @@ TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOption
       attn(add_module<CausalSelfAttention>("attn", c, o, gen)),
       mlp_norm(add_module<RMSNorm>("mlp_norm", c.d_model, o.norm_eps, c.dtype)),
       // The SwiGLU output projection also writes into the residual stream.
-      mlp(add_module<SwiGLU>("mlp", c.d_model, o.ffn_hidden, gen, c.init_std, c.dtype, residual_std(c))) {}
+      mlp(add_module<SwiGLU>("mlp", c.d_model, o.mlp_hidden, gen, c.init_std, c.dtype, residual_std(c))) {}
 
 Tensor TransformerBlock::forward(const Tensor& x) const {
   Tensor h = add(x, attn.forward(attn_norm.forward(x)));
@@ -89,18 +93,9 @@ ModelOutput Transformer::forward(const Tensor& ids) {
   return {linear(x, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, x))};
 }
 
-void Transformer::set_sequence_parallel(Communicator* sp_group) {
-  EAT_CHECK(!sp_group || sp_group->size() == 1 || options_.attention_impl == AttentionImpl::tiled,
-            "transformer: sequence parallelism needs model.transformer.attention = \"tiled\"");
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i].attn.sp_group = sp_group;
-    layers_[i].attn.comm_label = "layers." + std::to_string(i) + ".attn";
-  }
-}
-
 double Transformer::train_flops_per_token(int64_t T) const {
   using flops::Pass;
-  const int64_t D = config_.d_model, F = options_.ffn_hidden, H = config_.n_heads, d = D / H;
+  const int64_t D = config_.d_model, F = options_.mlp_hidden, H = config_.n_heads, d = D / H;
   const double L = static_cast<double>(config_.n_layers);
   // The forward per token: the projections q, k, v, o; gate, up, down; the output head; and causal
   // (or sliding-window) attention over the sequence, averaged over its tokens.
@@ -115,18 +110,20 @@ FamilySpec transformer_family() {
   FamilySpec f;
   f.name = "transformer";
   f.options = {
-      {"ffn_hidden", int64_t{0}, "SwiGLU hidden width; 0 means round(8 d_model / 3)"},
+      {"mlp_hidden", int64_t{0}, "SwiGLU hidden width; 0 means `round(8 d_model / 3)`"},
       {"rope_theta", 10000.0, "RoPE base"},
       {"norm_eps", 1e-5, "RMSNorm epsilon"},
       {"tie_embeddings", false, "share the token embedding with the output head"},
-      {"window", int64_t{-1}, "sliding-window attention: each query sees itself and `window` earlier keys; -1 = full causal"},
-      {"attention", std::string("tiled"), "attention kernel: \"tiled\" (O(T) memory) or \"naive\" (reference)"},
+      {"window", int64_t{-1}, "sliding-window attention: each query sees itself and `window` earlier keys; -1 is full causal"},
+      {"attention", std::string("tiled"), "attention kernel",
+       {{"tiled", "online softmax, O(T) memory"}, {"naive", "the O(T^2) reference"}}},
   };
+  f.renamed_options = {{"ffn_hidden", "mlp_hidden"}};
+  f.sequence_parallel = true;  // LASP-2H, or a halo exchange with a window
+  f.tiny_test_options = {{"mlp_hidden", int64_t{12}}};
   f.check = [](const ModelConfig& c, int64_t) -> std::string {
-    const std::string& impl = c.options.get_string("attention");
-    if (impl != "tiled" && impl != "naive") return "attention = \"" + impl + "\": must be \"tiled\" or \"naive\"";
     if (c.options.get_int("window") < -1) return "window must be -1 (full causal) or >= 0";
-    if (c.options.get_int("ffn_hidden") < 0) return "ffn_hidden must be >= 0";
+    if (c.options.get_int("mlp_hidden") < 0) return "mlp_hidden must be >= 0";
     if ((c.d_model / c.n_heads) % 2 != 0) return "head dimension d_model / n_heads must be even for RoPE";
     return "";
   };

@@ -4,13 +4,14 @@
 // final RMSNorm and an output head, optionally tied to the token embedding.
 #include "framework/model.h"
 #include "framework/nn/layers.h"
+#include "framework/nn/sequence_mixer.h"
 #include "framework/parallel/lasp2.h"
 #include "framework/ops.h"
 
 namespace eat::models {
 
 struct TransformerOptions {
-  int64_t ffn_hidden;      // SwiGLU hidden width
+  int64_t mlp_hidden;      // SwiGLU hidden width
   double rope_theta;
   double norm_eps;
   bool tie_embeddings;
@@ -19,18 +20,18 @@ struct TransformerOptions {
   static TransformerOptions from(const ModelConfig& config);
 };
 
-class CausalSelfAttention : public Module {
+class CausalSelfAttention : public SequenceMixer {
  public:
   CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
   // x [B, T, D] -> [B, T, D]; position_offset is the global position of token 0.
   Tensor forward(const Tensor& x, int64_t position_offset = 0) const;
+  // LASP-2H (and its halo form for a window) runs the tiled kernel only.
+  std::string sequence_parallel_refusal() const override;
 
   Linear &q_proj, &k_proj, &v_proj, &o_proj;
   int64_t n_heads, head_dim;
   double rope_theta;
   AttentionOptions attention_options;
-  Communicator* sp_group = nullptr;  // LASP-2H across these ranks when set
-  std::string comm_label;             // its traffic is booked to this name, e.g. "layers.2.attn"
 };
 
 class TransformerBlock : public Module {
@@ -49,8 +50,6 @@ class Transformer : public LanguageModel {
   Transformer(const ModelConfig& c, Generator& gen);
   ModelOutput forward(const Tensor& ids) override;
   double train_flops_per_token(int64_t seq_len) const override;
-  // LASP-2H in every attention layer (RoPE at global positions); the rest is token-local.
-  void set_sequence_parallel(Communicator* sp_group) override;
 
  private:
   ModelConfig config_;

@@ -36,7 +36,7 @@ std::vector<double> transnormer_decay(int64_t n_heads, int64_t layer, int64_t n_
 
 TransNormerOptions TransNormerOptions::from(const ModelConfig& c) {
   TransNormerOptions o;
-  o.glu_hidden = c.options.hidden_width("glu_hidden", c.d_model);
+  o.mlp_hidden = c.options.hidden_width("mlp_hidden", c.d_model);
   o.norm_eps = c.options.get_float("norm_eps");
   o.scale_embedding = c.options.get_bool("scale_embedding");
   o.tie_embeddings = c.options.get_bool("tie_embeddings");
@@ -67,10 +67,10 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
   Tensor k = reshape(silu(k_proj.forward(x)), heads);
   Tensor v = reshape(v_proj.forward(x), heads);
   Tensor o;
-  if (sp_group && sp_group->size() > 1) {
+  if (sequence_split()) {
     EAT_CHECK(!state.defined() && !final_state, "transnormer: decoding with states and sequence parallelism do not mix");
-    CommLabel scope(comm_label);
-    o = lightning_attention_sp(q, k, v, decay, *sp_group, attention_options);
+    CommLabel scope(comm_label());
+    o = lightning_attention_sp(q, k, v, decay, sp_group(), attention_options);
   } else {
     auto [out, last] = lightning_attention(q, k, v, decay, state, attention_options);
     if (final_state) *final_state = last;
@@ -83,7 +83,7 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
 
 TransNormerBlock::TransNormerBlock(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen)
     : attn(add_module<NormLinearAttention>("attn", c, o, layer, gen)),
-      mlp(add_module<SGLU>("mlp", c.d_model, o.glu_hidden, gen, c.init_std, c.dtype)),
+      mlp(add_module<SGLU>("mlp", c.d_model, o.mlp_hidden, gen, c.init_std, c.dtype)),
       norm_eps(o.norm_eps) {}
 
 Tensor TransNormerBlock::forward(const Tensor& x, const Tensor& state, Tensor* final_state) const {
@@ -132,16 +132,9 @@ Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& s
   return head(x);
 }
 
-void TransNormer::set_sequence_parallel(Communicator* sp_group) {
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i].attn.sp_group = sp_group;
-    layers_[i].attn.comm_label = "layers." + std::to_string(i) + ".attn";
-  }
-}
-
 double TransNormer::train_flops_per_token(int64_t T) const {
   using flops::Pass;
-  const int64_t D = config_.d_model, F = options_.glu_hidden, H = config_.n_heads, d = D / H;
+  const int64_t D = config_.d_model, F = options_.mlp_hidden, H = config_.n_heads, d = D / H;
   const double L = static_cast<double>(config_.n_layers);
   // The forward per token: the projections q, k, v, output gate, o; the SGLU's two inputs and
   // output; the output head; and the chunked linear attention over the sequence (the causal
@@ -158,19 +151,21 @@ FamilySpec transnormer_family() {
   FamilySpec f;
   f.name = "transnormer";
   f.options = {
-      {"glu_hidden", int64_t{0}, "SGLU hidden width; 0 means round(8 d_model / 3)"},
+      {"mlp_hidden", int64_t{0}, "SGLU hidden width; 0 means `round(8 d_model / 3)`"},
       {"norm_eps", 1e-6, "SRMSNorm epsilon"},
-      {"scale_embedding", true, "multiply the token embedding by sqrt(d_model), as the released code"},
+      {"scale_embedding", true, "multiply the token embedding by `sqrt(d_model)` (the released code's default)"},
       {"tie_embeddings", false, "share the token embedding with the output head"},
       {"block", int64_t{64}, "Lightning Attention-2 block (chunk) size"},
-      {"attention", std::string("chunked"), "linear-attention kernel: \"chunked\" (training), \"recurrent\" or \"naive\" (references)"},
+      {"attention", std::string("chunked"), "linear-attention kernel",
+       {{"chunked", "the training kernel"}, {"recurrent", "reference"}, {"naive", "reference"}}},
   };
+  f.renamed_options = {{"glu_hidden", "mlp_hidden"}};
+  f.sequence_parallel = true;  // LASP-2
+  // Blocks of 3 over the tests' 5-token sequences: the inter-block path and a partial block run too.
+  f.tiny_test_options = {{"mlp_hidden", int64_t{12}}, {"block", int64_t{3}}};
   f.check = [](const ModelConfig& c, int64_t) -> std::string {
-    const std::string& impl = c.options.get_string("attention");
-    if (impl != "chunked" && impl != "recurrent" && impl != "naive")
-      return "attention = \"" + impl + "\": must be \"chunked\", \"recurrent\" or \"naive\"";
     if (c.options.get_int("block") < 1) return "block must be >= 1";
-    if (c.options.get_int("glu_hidden") < 0) return "glu_hidden must be >= 0";
+    if (c.options.get_int("mlp_hidden") < 0) return "mlp_hidden must be >= 0";
     return "";
   };
   f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {

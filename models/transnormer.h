@@ -10,6 +10,7 @@
 
 #include "framework/model.h"
 #include "framework/nn/layers.h"
+#include "framework/nn/sequence_mixer.h"
 #include "framework/parallel/lasp2.h"
 #include "framework/ops.h"
 
@@ -24,7 +25,7 @@ std::vector<double> alibi_slopes(int64_t n_heads);
 std::vector<double> transnormer_decay(int64_t n_heads, int64_t layer, int64_t n_layers);
 
 struct TransNormerOptions {
-  int64_t glu_hidden;  // SGLU hidden width
+  int64_t mlp_hidden;  // SGLU hidden width
   double norm_eps;
   bool scale_embedding;
   bool tie_embeddings;
@@ -32,7 +33,7 @@ struct TransNormerOptions {
   static TransNormerOptions from(const ModelConfig& config);
 };
 
-class NormLinearAttention : public Module {
+class NormLinearAttention : public SequenceMixer {
  public:
   NormLinearAttention(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen);
   // x [B, T, D] -> [B, T, D]. state (optional, [B, H, d, d]) is the recurrent state before x;
@@ -44,8 +45,6 @@ class NormLinearAttention : public Module {
   double norm_eps;
   std::vector<double> decay;
   LightningOptions attention_options;
-  Communicator* sp_group = nullptr;  // LASP-2 across these ranks when set
-  std::string comm_label;             // its traffic is booked to this name, e.g. "layers.2.attn"
 };
 
 class TransNormerBlock : public Module {
@@ -66,8 +65,6 @@ class TransNormer : public LanguageModel {
   // [B, H, d, d] tensor per layer, empty before the first call, updated in place.
   Tensor forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LightningImpl impl);
   double train_flops_per_token(int64_t seq_len) const override;
-  // LASP-2 in every layer; the rest of the network is token-local.
-  void set_sequence_parallel(Communicator* sp_group) override;
 
  private:
   Tensor embed(const Tensor& ids) const;

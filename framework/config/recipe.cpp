@@ -201,10 +201,18 @@ void read_family_options(Reader& r, ModelConfig& model) {
   if (!spec) {
     r.error("model.family", "unknown model family \"", model.family, "\" (known: ", family_list(), ")");
   }
+  const std::string table = "model." + model.family + ".";
+  for (const auto& [old_name, new_name] : spec->renamed_options)
+    if (r.node(table + old_name)) r.error(table + old_name, "renamed to ", new_name, " (write ", table + new_name, ")");
   for (const OptionSpec& o : spec->options) {
-    std::string key = "model." + model.family + "." + o.name;
+    std::string key = table + o.name;
     OptionValue v = o.default_value;
     std::visit([&](auto& x) { r.get(key, x); }, v);
+    if (const auto* s = std::get_if<std::string>(&v); s && !o.choices.empty()) {
+      bool allowed = false;
+      for (const OptionChoice& c : o.choices) allowed |= c.value == *s;
+      if (!allowed) r.error(key, "= \"", *s, "\": must be ", choice_list(o));
+    }
     model.options.set(o.name, v);
   }
 }
@@ -315,6 +323,8 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
 
   in.get("parallel.sp", r.parallel.sp);
   in.require(r.parallel.sp >= 1, "parallel.sp", r.parallel.sp, "must be >= 1");
+  in.require(r.parallel.sp == 1 || find_family(m.family)->sequence_parallel, "parallel.sp", r.parallel.sp,
+             "the " + m.family + " family does not support sequence parallelism (its manifest says so)");
   in.require(r.data.seq_len % r.parallel.sp == 0, "data.seq_len", r.data.seq_len,
              "must be divisible by parallel.sp = " + std::to_string(r.parallel.sp));
 

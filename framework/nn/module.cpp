@@ -26,6 +26,19 @@ void Module::collect(const std::string& prefix, std::vector<Parameter>& out) con
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
 }
 
+void Module::collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out) const {
+  for (const auto& [name, child] : children_) {
+    out.emplace_back(prefix + name, child.get());
+    child->collect_modules(prefix + name + ".", out);
+  }
+}
+
+std::vector<std::pair<std::string, Module*>> Module::descendants() const {
+  std::vector<std::pair<std::string, Module*>> out;
+  collect_modules("", out);
+  return out;
+}
+
 std::vector<Parameter> Module::parameters() const {
   std::vector<Parameter> out;
   collect("", out);

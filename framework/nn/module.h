@@ -38,6 +38,9 @@ class Module {
   // by layers, parameter lists and optimizers stay valid. Build the optimizer afterwards, so its
   // state is created on the same device.
   void to_(Device device) const;
+  // Every descendant module (not this one) with its dotted path ("layers.2.attn"), depth first in
+  // registration order: how generic code finds the modules of a kind, e.g. the sequence mixers.
+  std::vector<std::pair<std::string, Module*>> descendants() const;
 
  protected:
   Tensor add_parameter(const std::string& name, Tensor value, ParamKind kind);
@@ -51,6 +54,7 @@ class Module {
 
  private:
   void collect(const std::string& prefix, std::vector<Parameter>& out) const;
+  void collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out) const;
   std::vector<Parameter> own_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
 };

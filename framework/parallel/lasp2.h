@@ -1,6 +1,8 @@
 #pragma once
-// Sequence parallelism for decayed linear attention, LASP-2 style (spec: lasp2.md). Rank r of the
-// sequence-parallel group holds tokens [r L, (r + 1) L) of every sequence (L = T / S). Forward:
+// Sequence parallelism for decayed linear attention, LASP-2 style (spec: lasp2.md), and for
+// softmax attention, LASP-2H style, built from the public pieces (state_gather.h, time_join.h,
+// halo.h, collective_ops.h). Rank r of the sequence-parallel group holds tokens [r L, (r + 1) L)
+// of every sequence (L = T / S). Forward:
 // each rank sums its local final state m_r (the state its tokens leave from a zero start), starts
 // one AllGather of the m_r (B H d e numbers per rank, whatever T is) and runs the chunked kernel
 // on its tokens from a zero state while the gather is in flight; the incoming state of rank r is
@@ -20,12 +22,9 @@
 
 #include "framework/comm/communicator.h"
 #include "framework/ops.h"
+#include "framework/parallel/collective_ops.h"
 
 namespace eat {
-
-// Differentiable AllGather: [..] on every rank -> [size, ..]; the backward sums the gradient over
-// ranks and hands each rank its slice (ReduceScatter).
-Tensor all_gather_op(Communicator& group, const Tensor& x);
 
 // q, k [B, L, H, d], v [B, L, H, e]: this rank's tokens. Returns this rank's output [B, L, H, e],
 // equal to the matching rows of lightning_attention on the whole sequence. overlap = false waits

@@ -13,7 +13,7 @@ for i in $(seq 1 3000); do echo "line $((i % 17)) the king went up to the city o
 "$EAT" data tokenize --text "$tmp/text.txt" --out "$tmp/data" | grep -q "train.tok" || fail "data tokenize"
 
 small=(--set "run.out_dir=$tmp/runs" --set "data.train=$tmp/data/train.tok" --set "data.val=$tmp/data/val.tok"
-       --set model.d_model=32 --set model.n_heads=2 --set model.transformer.ffn_hidden=64 --set data.seq_len=32
+       --set model.d_model=32 --set model.n_heads=2 --set model.transformer.mlp_hidden=64 --set data.seq_len=32
        --set schedule.warmup=1 --set checkpoint.every=3 --set eval.every=3 --set eval.max_tokens=512 --set log.every=1)
 out=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.steps=4)
 echo "$out" | grep -q "family transformer" || fail "train prints no config summary"
@@ -34,6 +34,7 @@ json=$("$EAT" eval --checkpoint "$run" --json)
 for key in loss ppl bpb tokens ppl_stderr; do echo "$json" | grep -q "\"$key\":" || fail "eval --json lacks $key: $json"; done
 "$EAT" eval --checkpoint "$run" --max-tokens 100 | grep -q "perplexity" || fail "eval table"
 "$EAT" info "$run" | grep -q "step         6 of 6" || fail "info"
+"$EAT" info --families | grep -qx "transformer sp" || fail "info --families"
 
 # Errors: non-zero exit and one line naming the file, key or value.
 printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"

@@ -47,7 +47,7 @@ double worst_relative(const std::vector<double>& a, const std::vector<double>& b
 
 TEST_CASE("gpu training: 20 steps of bf16 and f32 on cuda track f32 on cpu") {
   test::require_gpu();
-  for (const std::string family : {"transformer", "transnormer"}) {
+  for (const std::string& family : family_names()) {
     CAPTURE(family);
     Run run(family);
     const std::vector<std::string> common = {"train.steps=20", "checkpoint.every=0", "eval.every=0"};

@@ -45,7 +45,7 @@ Tensor tiny_loss(LanguageModel& model) {
 }  // namespace
 
 TEST_CASE("mixed precision: f64 masters computed in f32 track the f64 model, gradients arrive in f64") {
-  for (const std::string family : {"transformer", "transnormer"}) {
+  for (const std::string& family : family_names()) {
     CAPTURE(family);
     ModelConfig ref_config = tiny_model_config(family, DType::f64);
     ModelConfig mixed_config = ref_config;

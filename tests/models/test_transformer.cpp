@@ -14,7 +14,6 @@ namespace {
 
 ModelConfig tiny_config(DType dtype, bool tied = false) {
   ModelConfig c = tiny_model_config("transformer", dtype);
-  c.options.set("ffn_hidden", int64_t{12});
   c.options.set("tie_embeddings", tied);
   return c;
 }

@@ -16,7 +16,6 @@ namespace {
 
 ModelConfig tiny_config(DType dtype, const std::string& impl = "chunked", int64_t block = 4) {
   ModelConfig c = tiny_model_config("transnormer", dtype);
-  c.options.set("glu_hidden", int64_t{12});
   c.options.set("attention", impl);
   c.options.set("block", block);
   return c;

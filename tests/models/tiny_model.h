@@ -1,6 +1,6 @@
 #pragma once
 // The tiny model every model test builds: d_model 8, 2 layers, 2 heads, vocabulary 11, the
-// family's default options; tests then set what they vary.
+// family's default options with its manifest's tiny_test_options; tests then set what they vary.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -21,6 +21,7 @@ inline ModelConfig tiny_model_config(const std::string& family, DType dtype) {
   const FamilySpec* spec = find_family(family);
   REQUIRE(spec);
   for (const OptionSpec& o : spec->options) c.options.set(o.name, o.default_value);
+  for (const auto& [name, value] : spec->tiny_test_options) c.options.set(name, value);
   return c;
 }
 

@@ -30,7 +30,7 @@ n_layers = 2
 n_heads = 4
 
 [model.transformer]
-ffn_hidden = 48
+mlp_hidden = 48
 tie_embeddings = true
 
 [data]
@@ -78,7 +78,7 @@ TEST_CASE("recipe: a valid recipe parses with defaults filled in") {
   CHECK(r.model.family == "transformer");
   CHECK(r.model.d_model == 32);
   CHECK(r.model.vocab_size == 257);
-  CHECK(r.model.options.get_int("ffn_hidden") == 48);
+  CHECK(r.model.options.get_int("mlp_hidden") == 48);
   CHECK(r.model.options.get_bool("tie_embeddings"));
   CHECK(r.model.options.get_float("rope_theta") == 10000.0);  // family default
   CHECK(r.data.seq_len == 64);
@@ -98,7 +98,7 @@ TEST_CASE("recipe: errors name the file, line and key") {
   CHECK_CONTAINS(error_of(replace(kValid, "n_heads = 4", "n_heads = 5")), "r.toml:10:11: model.n_heads: = 5: must be positive and divide model.d_model = 32");
   CHECK_CONTAINS(error_of(replace(kValid, "family = \"transformer\"", "family = \"gpt9\"")), "model.family: unknown model family \"gpt9\" (known: transformer");
   CHECK_CONTAINS(error_of(replace(kValid, "[model.transformer]", "[model.rat]")), "table [model.rat] does not match model.family = \"transformer\"");
-  CHECK_CONTAINS(error_of(replace(kValid, "ffn_hidden = 48", "ffn_hiden = 48")), "model.transformer.ffn_hiden: unknown key for family 'transformer'");
+  CHECK_CONTAINS(error_of(replace(kValid, "mlp_hidden = 48", "mlp_hiden = 48")), "model.transformer.mlp_hiden: unknown key for family 'transformer'");
   CHECK_CONTAINS(error_of(replace(kValid, "[run]\nname = \"tiny\"", "[run]")), "r.toml: run.name is required");
   CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 0")), "train.steps: = 0: must be positive");
   CHECK_CONTAINS(error_of(replace(kValid, "betas = [0.9, 0.99]", "betas = [0.9]")), "optimizer.betas: expected two numbers");
@@ -109,6 +109,29 @@ TEST_CASE("recipe: errors name the file, line and key") {
   CHECK_CONTAINS(error_of(replace(kValid, "d_model = 32", "d_model = 30")), "must be positive and divide model.d_model = 30");
   // Head dimension odd: the family's own check.
   CHECK_CONTAINS(error_of(replace(kValid, "d_model = 32", "d_model = 36")), "must be even for RoPE");
+}
+
+TEST_CASE("recipe: the family manifest checks choices and renamed keys, naming file:line:col") {
+  CHECK_CONTAINS(error_of(replace(kValid, "tie_embeddings = true", "tie_embeddings = true\nattention = \"flash\"")),
+                 "r.toml:15:13: model.transformer.attention: = \"flash\": must be \"tiled\" or \"naive\"");
+  CHECK_CONTAINS(error_of(replace(kValid, "mlp_hidden = 48", "ffn_hidden = 48")),
+                 "r.toml:13:14: model.transformer.ffn_hidden: renamed to mlp_hidden (write model.transformer.mlp_hidden)");
+  CHECK_CONTAINS(error_of(kValid, {"model.transformer.ffn_hidden=64"}),
+                 "--set model.transformer.ffn_hidden=64: model.transformer.ffn_hidden: renamed to mlp_hidden");
+  const std::string tnl = replace(replace(kValid, "family = \"transformer\"", "family = \"transnormer\""),
+                                  "[model.transformer]\nmlp_hidden = 48\ntie_embeddings = true", "[model.transnormer]\nmlp_hidden = 48");
+  CHECK_CONTAINS(error_of(replace(tnl, "mlp_hidden", "glu_hidden")), "r.toml:13:14: model.transnormer.glu_hidden: renamed to mlp_hidden");
+  CHECK_CONTAINS(error_of(tnl, {"model.transnormer.attention=fast"}), "must be \"chunked\", \"recurrent\" or \"naive\"");
+  for (const std::string& family : family_names()) {  // every declared choice is accepted
+    CAPTURE(family);
+    for (const OptionSpec& o : find_family(family)->options)
+      for (const OptionChoice& c : o.choices) {
+        const std::string text = replace(replace(kValid, "family = \"transformer\"", "family = \"" + family + "\""),
+                                         "[model.transformer]\nmlp_hidden = 48\ntie_embeddings = true",
+                                         "[model." + family + "]\n" + o.name + " = \"" + c.value + "\"");
+        CHECK(parse_recipe(text, "r.toml").model.options.get_string(o.name) == c.value);
+      }
+  }
 }
 
 TEST_CASE("recipe: --set overrides go through the same validation") {

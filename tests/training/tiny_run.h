@@ -31,9 +31,8 @@ inline std::string synthetic_text(int sentences) {
   return s;
 }
 
-// Two layers of d_model 32 on seq_len 32; family is "transformer" or "transnormer" (hidden width 64).
+// Two layers of d_model 32 on seq_len 32, MLP width 64, of any registered family.
 inline std::string recipe_text(const std::string& dir, const std::string& family = "transformer") {
-  const std::string hidden = family == "transformer" ? "ffn_hidden" : "glu_hidden";
   return R"(
 [run]
 name = "tiny"
@@ -45,7 +44,7 @@ d_model = 32
 n_layers = 2
 n_heads = 2
 [model.)" + family + R"(]
-)" + hidden + R"( = 64
+mlp_hidden = 64
 [data]
 train = ")" + dir + R"(/data/train.tok"
 val = ")" + dir + R"(/data/val.tok"
