@@ -196,6 +196,21 @@ std::string apply_override(toml::table& root, const std::string& arg) {
   return key;
 }
 
+// Moves every renamed key of the recipe's family to its new name; where both are set, the new one
+// wins.
+void migrate_renamed_keys(toml::table& root) {
+  const std::optional<std::string> family = root.at_path("model.family").value<std::string>();
+  const FamilySpec* spec = family ? find_family(*family) : nullptr;
+  toml::table* options = spec ? root.at_path("model." + *family).as_table() : nullptr;
+  if (!options) return;
+  for (const auto& [old_name, new_name] : spec->renamed_options) {
+    const toml::node* old_node = options->get(old_name);
+    if (!old_node) continue;
+    if (!options->contains(new_name)) old_node->visit([&](const auto& value) { options->insert_or_assign(new_name, value); });
+    options->erase(old_name);
+  }
+}
+
 void read_family_options(Reader& r, ModelConfig& model) {
   const FamilySpec* spec = find_family(model.family);
   if (!spec) {
@@ -232,13 +247,15 @@ void Recipe::check_world(int world_size) const {
             " does not split over parallel.sp = ", parallel.sp, " ranks");
 }
 
-Recipe parse_recipe(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+Recipe parse_recipe(const std::string& text, const std::string& source, const std::vector<std::string>& overrides,
+                    RenamedKeys renamed) {
   toml::table root;
   try {
     root = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     fail(source, ":", e.source().begin.line, ":", e.source().begin.column, ": TOML syntax error: ", e.description());
   }
+  if (renamed == RenamedKeys::migrate) migrate_renamed_keys(root);
   std::map<std::string, std::string> overridden;
   for (const std::string& o : overrides) overridden[apply_override(root, o)] = o;
 

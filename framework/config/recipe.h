@@ -74,8 +74,13 @@ struct Recipe {
 
 // Parses and validates a recipe file with `section.key=value` overrides applied in order.
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+// What a family key that was renamed (FamilySpec::renamed_options) does: a recipe a user writes
+// is refused with the new name, so it gets fixed once; the recipe stored in a checkpoint made
+// before the rename is read with the key under its new name, so old checkpoints keep loading.
+enum class RenamedKeys { refuse, migrate };
 // The same from TOML text (source names it in errors); used for recipes stored in checkpoints.
-Recipe parse_recipe(const std::string& text, const std::string& source, const std::vector<std::string>& overrides = {});
+Recipe parse_recipe(const std::string& text, const std::string& source, const std::vector<std::string>& overrides = {},
+                    RenamedKeys renamed = RenamedKeys::refuse);
 
 // 64-bit FNV-1a of the effective recipe text, as hex: stored in checkpoints.
 std::string recipe_hash(const Recipe& recipe);

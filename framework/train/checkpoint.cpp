@@ -99,7 +99,7 @@ TrainState checkpoint_state(const std::string& dir) {
 
 Recipe checkpoint_recipe(const std::string& dir) {
   std::string path = (fs::path(dir) / "recipe.toml").string();
-  return parse_recipe(read_text(path), path);
+  return parse_recipe(read_text(path), path, {}, RenamedKeys::migrate);
 }
 
 TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, AdamW* optimizer) {

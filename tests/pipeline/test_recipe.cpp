@@ -122,6 +122,12 @@ TEST_CASE("recipe: the family manifest checks choices and renamed keys, naming f
                                   "[model.transformer]\nmlp_hidden = 48\ntie_embeddings = true", "[model.transnormer]\nmlp_hidden = 48");
   CHECK_CONTAINS(error_of(replace(tnl, "mlp_hidden", "glu_hidden")), "r.toml:13:14: model.transnormer.glu_hidden: renamed to mlp_hidden");
   CHECK_CONTAINS(error_of(tnl, {"model.transnormer.attention=fast"}), "must be \"chunked\", \"recurrent\" or \"naive\"");
+  // A recipe stored in a checkpoint made before the rename still loads, its key under the new name.
+  const Recipe old = parse_recipe(replace(tnl, "mlp_hidden", "glu_hidden"), "ck/recipe.toml", {}, RenamedKeys::migrate);
+  CHECK(old.model.options.get_int("mlp_hidden") == 48);
+  const Recipe both = parse_recipe(replace(tnl, "mlp_hidden = 48", "mlp_hidden = 48\nglu_hidden = 64"), "ck/recipe.toml", {},
+                                   RenamedKeys::migrate);
+  CHECK(both.model.options.get_int("mlp_hidden") == 48);  // the new name wins
   for (const std::string& family : family_names()) {  // every declared choice is accepted
     CAPTURE(family);
     for (const OptionSpec& o : find_family(family)->options)
