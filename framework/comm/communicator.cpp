@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 #include "framework/comm/comm_stats.h"
 #include "base/error.h"
@@ -13,6 +14,15 @@
 #endif
 
 namespace eat {
+
+PendingGather::~PendingGather() {
+  if (!finish_) return;
+  try {
+    finish_();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "all_gather: waiting for a gather left unwaited failed: %s\n", e.what());
+  }
+}
 
 namespace {
 

@@ -15,13 +15,13 @@
 namespace eat {
 
 // An all_gather in flight: the result tensor is written once wait() returns. Leaving it unwaited
-// waits in the destructor, so a buffer is never freed under a running collective.
+// waits in the destructor, so a buffer is never freed under a running collective. The destructor
+// runs during unwinding too, where a second exception would end the process: there a failed wait
+// (a CUDA or MPI error) is reported on stderr instead of thrown.
 class PendingGather {
  public:
   PendingGather(Tensor result, std::function<void()> finish) : result_(std::move(result)), finish_(std::move(finish)) {}
-  ~PendingGather() {
-    if (finish_) finish_();
-  }
+  ~PendingGather();
   PendingGather(const PendingGather&) = delete;
   PendingGather& operator=(const PendingGather&) = delete;
   Tensor wait() {

@@ -25,6 +25,9 @@ AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, 
   check_dim(op, q, 4, "q [B, T, H, d]");
   check_dim(op, k, 4, "k [B, T, H, d]");
   check_dim(op, v, 4, "v [B, T, H, e]");
+  // No key for a query has no softmax; and the kernels read keys = 0 as "as many keys as queries".
+  EAT_CHECK(k.size(1) > 0 || q.size(1) == 0, "attention: k ", shape_str(k.shape()), " holds no keys for the ",
+            q.size(1), " queries of q ", shape_str(q.shape()), ": every query needs at least one key");
   const bool cross = k.size(1) != q.size(1) || options.query_offset != 0;  // queries are a slice of the keys
   EAT_CHECK(k.size(0) == q.size(0) && k.size(2) == q.size(2) && k.size(3) == q.size(3), "attention: q ",
             shape_str(q.shape()), " and k ", shape_str(k.shape()), " must have the same shape [B, T, H, d]");

@@ -14,18 +14,24 @@ namespace eat::cuda::flash {
 
 namespace {
 
-// rowdot[bh, t] = dO_t . O_t in f32, one warp per row.
+// Blocks of the rowdot kernel: 8 warps each, 16,384 rows a sweep of the grid, enough to fill any
+// GPU; the kernel loops over the grid for the rest.
+inline constexpr int kRowdotBlocks = 2048;
+
+// rowdot[bh, t] = dO_t . O_t in f32, one warp per row, the grid striding over the rows.
 template <typename D>
 __global__ void __launch_bounds__(kThreads) rowdot_kernel(Params<D> P, float* rowdot, int64_t rows) {
-  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  if (row >= rows) return;
-  const int t = static_cast<int>(row % P.band.seq), bh = static_cast<int>(row / P.band.seq);
-  const int64_t at = P.query_row(bh / P.heads, bh % P.heads, t, P.e);
-  float acc = 0.f;
-  for (int c = lane; c < P.e; c += 32) acc = fmaf(to_f32(P.dout[at + c]), to_f32(P.out[at + c]), acc);
-  acc = warp_sum(acc);
-  if (lane == 0) rowdot[row] = acc;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
+  for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows; row += warps) {
+    const int t = static_cast<int>(row % P.band.seq);
+    const int64_t bh = row / P.band.seq;
+    const int64_t at = P.query_row(static_cast<int>(bh / P.heads), static_cast<int>(bh % P.heads), t, P.e);
+    float acc = 0.f;
+    for (int c = lane; c < P.e; c += 32) acc = fmaf(to_f32(P.dout[at + c]), to_f32(P.out[at + c]), acc);
+    acc = warp_sum(acc);
+    if (lane == 0) rowdot[row] = acc;
+  }
 }
 
 // The tiles of one (query tile, key tile) step, shared by both passes.
@@ -87,8 +93,8 @@ __device__ void probabilities_and_dscores(const Params<D>& P, const StepSmem<D>&
   __syncthreads();
 }
 
-template <typename D> struct KeyPassSmem {
-  static constexpr int Br = Tiles<D>::kv_q, Bc = Tiles<D>::kv_k;
+template <typename D, typename Tl> struct KeyPassSmem {
+  static constexpr int Br = Tl::kv_q, Bc = Tl::kv_k;
   StepSmem<D> step;
   SmemTile<D> p;              // probabilities [Br, Bc]
   SmemTile<float> dk, dv;     // accumulators [Bc, dp], [Bc, ep]
@@ -99,9 +105,9 @@ template <typename D> struct KeyPassSmem {
   }
 };
 
-template <typename D>
+template <typename D, typename Tl>
 __global__ void __launch_bounds__(kThreads) key_pass_kernel(Params<D> P) {
-  using S = KeyPassSmem<D>;
+  using S = KeyPassSmem<D, Tl>;
   constexpr int Br = S::Br, Bc = S::Bc;
   const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
@@ -128,8 +134,8 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(Params<D> P) {
   if (P.dv) store_tile(P.dv + P.key_row(b, h, k0, P.e), int64_t{P.heads} * P.e, sm.dv, nc, P.e);
 }
 
-template <typename D> struct QueryPassSmem {
-  static constexpr int Br = Tiles<D>::dq_q, Bc = Tiles<D>::dq_k;
+template <typename D, typename Tl> struct QueryPassSmem {
+  static constexpr int Br = Tl::dq_q, Bc = Tl::dq_k;
   StepSmem<D> step;
   SmemTile<float> dq;  // accumulator [Br, dp]
   __host__ __device__ QueryPassSmem(SmemCarver& c, int dp_, int ep) : step(c, Br, Bc, dp_, ep) {
@@ -137,9 +143,9 @@ template <typename D> struct QueryPassSmem {
   }
 };
 
-template <typename D>
+template <typename D, typename Tl>
 __global__ void __launch_bounds__(kThreads) query_pass_kernel(Params<D> P) {
-  using S = QueryPassSmem<D>;
+  using S = QueryPassSmem<D, Tl>;
   constexpr int Br = S::Br, Bc = S::Bc;
   const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
@@ -185,20 +191,26 @@ void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, 
   p.dv = dev(dv);
   const int64_t rows = dims.batch * dims.heads * dims.seq;
   if (rows > 0) {
-    f::rowdot_kernel<D><<<grid_for(rows * 32, f::kThreads, 1 << 30), f::kThreads, 0, stream>>>(p, rowdot, rows);
+    f::rowdot_kernel<D><<<grid_for(rows * 32, f::kThreads, f::kRowdotBlocks), f::kThreads, 0, stream>>>(p, rowdot, rows);
     EAT_CUDA_CHECK_LAUNCH();
   }
   if ((dk || dv) && dims.batch * dims.heads * dims.key_len() > 0) {
-    auto kernel = f::key_pass_kernel<D>;
-    const size_t smem = prepare_smem<f::KeyPassSmem<D>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
-    kernel<<<f::grid_of(dims, f::tiles_of(dims.key_len(), f::Tiles<D>::kv_k)), f::kThreads, smem, stream>>>(p);
-    EAT_CUDA_CHECK_LAUNCH();
+    f::with_fitting_tiles<D, f::KeyPassSmem>(p.dp, p.ep, [&](auto tiles) {
+      using Tl = decltype(tiles);
+      auto kernel = f::key_pass_kernel<D, Tl>;
+      const size_t smem = prepare_smem<f::KeyPassSmem<D, Tl>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
+      kernel<<<f::grid_of(dims, f::tiles_of(dims.key_len(), Tl::kv_k)), f::kThreads, smem, stream>>>(p);
+      EAT_CUDA_CHECK_LAUNCH();
+    });
   }
   if (dq && rows > 0) {
-    auto kernel = f::query_pass_kernel<D>;
-    const size_t smem = prepare_smem<f::QueryPassSmem<D>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
-    kernel<<<f::grid_of(dims, f::tiles_of(dims.seq, f::Tiles<D>::dq_q)), f::kThreads, smem, stream>>>(p);
-    EAT_CUDA_CHECK_LAUNCH();
+    f::with_fitting_tiles<D, f::QueryPassSmem>(p.dp, p.ep, [&](auto tiles) {
+      using Tl = decltype(tiles);
+      auto kernel = f::query_pass_kernel<D, Tl>;
+      const size_t smem = prepare_smem<f::QueryPassSmem<D, Tl>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
+      kernel<<<f::grid_of(dims, f::tiles_of(dims.seq, Tl::dq_q)), f::kThreads, smem, stream>>>(p);
+      EAT_CUDA_CHECK_LAUNCH();
+    });
   }
 }
 

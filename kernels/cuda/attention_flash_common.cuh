@@ -1,6 +1,7 @@
 #pragma once
 // What the flash attention forward and backward kernels share: the attended band on the device,
 // the per-launch parameters and the tile sizes.
+#include <algorithm>
 #include <cstdint>
 
 #include "base/error.h"
@@ -23,6 +24,27 @@ template <typename D> struct Tiles {
   static constexpr int kv_q = 32, kv_k = is_bf16_v<D> ? 64 : 32;
   static constexpr int dq_q = is_bf16_v<D> ? 64 : 32, dq_k = is_bf16_v<D> ? 64 : 32;
 };
+
+// The tiles a kernel falls back to when its layout with Tiles does not fit smem_budget(): on
+// sm_86/sm_89 (101,376 bytes) that is, in bf16, the key and query passes from head width 80 and
+// the forward from 112, and in f32 the key pass from 112. At width 128 they take 73,984 / 83,200 /
+// 91,392 bytes in bf16 (forward, key pass, query pass) and 91,648 for the f32 key pass. The key tile of the forward stays a multiple
+// of 32 (one warp's lanes walk it), and bf16 tiles multiples of the 16-row fragment.
+template <typename D> struct CompactTiles {
+  static constexpr int fwd_q = 32, fwd_k = is_bf16_v<D> ? 64 : 32;
+  static constexpr int kv_q = is_bf16_v<D> ? 32 : 16, kv_k = 32;
+  static constexpr int dq_q = 32, dq_k = is_bf16_v<D> ? 64 : 32;
+};
+
+// Calls launch(Tiles<D>{}) when Layout<D, Tiles<D>> (a kernel's shared-memory layout for head
+// widths dp, ep) fits the budget, else launch(CompactTiles<D>{}).
+template <typename D, template <typename, typename> class Layout, typename Launch>
+void with_fitting_tiles(int dp, int ep, Launch&& launch) {
+  if (smem_fits<Layout<D, Tiles<D>>>(dp, ep))
+    launch(Tiles<D>{});
+  else
+    launch(CompactTiles<D>{});
+}
 
 // AttentionDims's band on the device: query t (global position t + query_offset) attends to
 // keys [first_key(t), last_key(t)]; key s is attended by queries [first_query(s), last_query(s)].
@@ -60,8 +82,19 @@ template <typename D> struct Params {
 inline void check_dims(const AttentionDims& dims) {
   EAT_CHECK(dims.qk_dim <= kFlashMaxHeadDim && dims.v_dim <= kFlashMaxHeadDim, "attention (CUDA): head widths d = ",
             dims.qk_dim, " and e = ", dims.v_dim, " must be at most ", kFlashMaxHeadDim);
-  EAT_CHECK(dims.seq < (int64_t{1} << 30) && dims.key_len() < (int64_t{1} << 30), "attention (CUDA): ", dims.seq,
-            " queries and ", dims.key_len(), " keys: positions must fit in 30 bits");
+  constexpr int64_t kPositions = int64_t{1} << 30;
+  EAT_CHECK(dims.seq < kPositions && dims.key_len() < kPositions && dims.query_offset >= 0 &&
+                dims.query_offset < kPositions,
+            "attention (CUDA): ", dims.seq, " queries at offset ", dims.query_offset, " and ", dims.key_len(),
+            " keys: positions must fit in 30 bits");
+}
+
+// The window as the device's int band arithmetic takes it. A window of at least the key length
+// sees every earlier key, as no window does, so it is clamped there: a wider one (up to 2^63) would
+// wrap in an int, and near INT_MAX s + window_left overflows in Band::last_query. Keys and queries
+// are below 2^30 (check_dims), so every sum of two positions and the clamped window fits.
+inline int64_t device_window(const AttentionDims& dims) {
+  return dims.window_left < 0 ? -1 : std::min(dims.window_left, dims.key_len());
 }
 
 template <typename D> Params<D> make_params(const AttentionDims& dims) {
@@ -75,7 +108,7 @@ template <typename D> Params<D> make_params(const AttentionDims& dims) {
   p.scale = static_cast<float>(dims.scale);
   p.scale_log2 = static_cast<float>(dims.scale * kLog2eD);
   p.band = Band{static_cast<int>(dims.seq), static_cast<int>(dims.key_len()), static_cast<int>(dims.query_offset),
-                static_cast<int>(dims.window_left), dims.causal};
+                static_cast<int>(device_window(dims)), dims.causal};
   return p;
 }
 

@@ -13,8 +13,8 @@ namespace eat::cuda::flash {
 
 namespace {
 
-template <typename D> struct ForwardSmem {
-  static constexpr int Br = Tiles<D>::fwd_q, Bc = Tiles<D>::fwd_k;
+template <typename D, typename Tl> struct ForwardSmem {
+  static constexpr int Br = Tl::fwd_q, Bc = Tl::fwd_k;
   SmemTile<D> q, k, v, p;  // Q [Br, dp], K [Bc, dp], V [Bc, ep], probabilities [Br, Bc]
   SmemTile<float> s, o;    // scores [Br, Bc], unnormalised output [Br, ep]
   float *m, *l;            // running max (log2 domain) and sum per row
@@ -30,9 +30,9 @@ template <typename D> struct ForwardSmem {
   }
 };
 
-template <typename D>
+template <typename D, typename Tl>
 __global__ void __launch_bounds__(kThreads) forward_kernel(Params<D> P) {
-  using S = ForwardSmem<D>;
+  using S = ForwardSmem<D, Tl>;
   constexpr int Br = S::Br, Bc = S::Bc;
   const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
@@ -126,10 +126,13 @@ void attention_flash_forward(const T* q, const T* k, const T* v, T* out, float* 
   p.v = dev(v);
   p.out_w = dev(out);
   p.lse_w = lse;
-  auto kernel = flash::forward_kernel<D>;
-  const size_t smem = prepare_smem<flash::ForwardSmem<D>>(kernel, "attention forward (CUDA)", p.dp, p.ep);
-  kernel<<<flash::grid_of(dims, flash::tiles_of(dims.seq, flash::Tiles<D>::fwd_q)), flash::kThreads, smem, stream>>>(p);
-  EAT_CUDA_CHECK_LAUNCH();
+  flash::with_fitting_tiles<D, flash::ForwardSmem>(p.dp, p.ep, [&](auto tiles) {
+    using Tl = decltype(tiles);
+    auto kernel = flash::forward_kernel<D, Tl>;
+    const size_t smem = prepare_smem<flash::ForwardSmem<D, Tl>>(kernel, "attention forward (CUDA)", p.dp, p.ep);
+    kernel<<<flash::grid_of(dims, flash::tiles_of(dims.seq, Tl::fwd_q)), flash::kThreads, smem, stream>>>(p);
+    EAT_CUDA_CHECK_LAUNCH();
+  });
 }
 
 template void attention_flash_forward<float>(const float*, const float*, const float*, float*, float*,

@@ -24,6 +24,11 @@ inline constexpr int C = static_cast<int>(kLightningChunk);
 // Columns of the state per thread block: bf16 slices are wider (fewer recomputed score tiles),
 // f32 ones narrower so the f32 tiles fit next to a 128-row state.
 template <typename D> constexpr int slice_width() { return is_bf16_v<D> ? 64 : 32; }
+// The slice width when the default one's layout does not fit smem_budget() (sm_86/sm_89, 101,376
+// bytes: from d = 80 in bf16, 112 in f32). At d = 128 it takes 86,400 bytes in bf16 and 100,480 in
+// f32. A column of the output and the state depends only on its own column of Z, and each 16-wide
+// fragment sums in the same order whatever the slice, so only the number of blocks changes.
+inline constexpr int kCompactSliceWidth = 16;
 
 template <typename D> struct SweepArgs {
   const D *x, *y, *z;  // [B, T, H, wxy], [B, T, H, wxy], [B, T, H, wz]; y, z may be null (zeros)
@@ -43,8 +48,8 @@ template <typename D> struct SweepArgs {
   }
 };
 
-template <typename D> struct SweepSmem {
-  static constexpr int W = slice_width<D>();
+template <typename D, int SliceWidth> struct SweepSmem {
+  static constexpr int W = SliceWidth;
   SmemTile<D> x, y, z;    // chunk rows: X, Y [C, pxy], Z's slice [C, W]
   SmemTile<float> a;      // X Y^T [C, C]
   SmemTile<D> aop;        // the masked scores as a product operand (f32: a itself)
@@ -70,9 +75,9 @@ template <typename D> struct SweepSmem {
   }
 };
 
-template <typename D, bool Reverse>
+template <typename D, int SliceWidth, bool Reverse>
 __global__ void __launch_bounds__(kThreads) sweep_kernel(SweepArgs<D> A) {
-  using S = SweepSmem<D>;
+  using S = SweepSmem<D, SliceWidth>;
   constexpr int W = S::W;
   const S sm = smem_layout<S>(A.pxy);
   const int bh = blockIdx.x, b = bh / A.H, h = bh % A.H;
@@ -159,13 +164,20 @@ SweepArgs<D> sweep_args(const HeadShape& s, const double* decay, const D* x, con
   return a;
 }
 
-template <typename D, bool Reverse> void run_sweep(const SweepArgs<D>& a, cudaStream_t stream) {
-  if (static_cast<int64_t>(a.B) * a.H == 0 || a.wz == 0) return;
-  auto kernel = sweep_kernel<D, Reverse>;
-  const size_t smem = prepare_smem<SweepSmem<D>>(kernel, "lightning_attention (CUDA)", a.pxy);
-  const dim3 grid(static_cast<unsigned>(a.B * a.H), static_cast<unsigned>((a.wz + slice_width<D>() - 1) / slice_width<D>()));
+template <typename D, int SliceWidth, bool Reverse> void launch_sweep(const SweepArgs<D>& a, cudaStream_t stream) {
+  auto kernel = sweep_kernel<D, SliceWidth, Reverse>;
+  const size_t smem = prepare_smem<SweepSmem<D, SliceWidth>>(kernel, "lightning_attention (CUDA)", a.pxy);
+  const dim3 grid(static_cast<unsigned>(a.B * a.H), static_cast<unsigned>((a.wz + SliceWidth - 1) / SliceWidth));
   kernel<<<grid, kThreads, smem, stream>>>(a);
   EAT_CUDA_CHECK_LAUNCH();
+}
+
+template <typename D, bool Reverse> void run_sweep(const SweepArgs<D>& a, cudaStream_t stream) {
+  if (static_cast<int64_t>(a.B) * a.H == 0 || a.wz == 0) return;
+  if (smem_fits<SweepSmem<D, slice_width<D>()>>(a.pxy))
+    launch_sweep<D, slice_width<D>(), Reverse>(a, stream);
+  else
+    launch_sweep<D, kCompactSliceWidth, Reverse>(a, stream);
 }
 
 inline void check_dims(const HeadShape& s) {

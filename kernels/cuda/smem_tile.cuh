@@ -17,6 +17,7 @@
 #include "runtime/cuda/check.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
+#include "kernels/cuda/smem_budget.h"
 
 namespace eat::cuda {
 
@@ -133,24 +134,25 @@ __device__ void tile_gemm(SmemTile<float> C, SmemTile<D> A, SmemTile<D> B, int M
   }
 }
 
-// The device's opt-in limit of dynamic shared memory per block, queried once: a process drives
-// one device (see stream.cu).
-inline int smem_optin_limit() {
-  static const int limit = [] {
-    int device = 0, bytes = 0;
-    EAT_CUDA_CHECK(cudaGetDevice(&device));
-    EAT_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    return bytes;
-  }();
-  return limit;
+// Bytes of layout S carved with args: what the kernel's smem_layout<S>(args...) takes on the device.
+template <typename S, typename... Args> size_t smem_bytes(Args... args) {
+  SmemCarver size;
+  static_cast<void>(S(size, args...));
+  return size.used;
+}
+
+// Whether layout S carved with args fits smem_budget(): kernels with a smaller-tile fallback
+// launch the larger tiles only when this holds.
+template <typename S, typename... Args> bool smem_fits(Args... args) {
+  return smem_bytes<S>(args...) <= static_cast<size_t>(smem_budget());
 }
 
 // Lets `kernel` use `bytes` of dynamic shared memory (above the default 48 KiB needs an opt-in)
-// and fails with the op's name when the device has less.
+// and fails with the op's name when the budget (the device's limit, or the cap) is smaller.
 template <typename Kernel> void allow_dynamic_smem(Kernel kernel, size_t bytes, const char* op) {
-  const int limit = smem_optin_limit();
+  const int limit = smem_budget();
   if (bytes > static_cast<size_t>(limit))
-    ::eat::fail(op, ": needs ", bytes, " bytes of shared memory per block, the device allows ", limit);
+    ::eat::fail(op, ": needs ", bytes, " bytes of shared memory per block, at most ", limit, " are available");
   EAT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
@@ -158,10 +160,9 @@ template <typename Kernel> void allow_dynamic_smem(Kernel kernel, size_t bytes, 
 // lets `kernel` use that much dynamic shared memory and returns the bytes for the launch.
 template <typename S, typename Kernel, typename... Args>
 size_t prepare_smem(Kernel kernel, const char* op, Args... args) {
-  SmemCarver size;
-  static_cast<void>(S(size, args...));
-  allow_dynamic_smem(kernel, size.used, op);
-  return size.used;
+  const size_t bytes = smem_bytes<S>(args...);
+  allow_dynamic_smem(kernel, bytes, op);
+  return bytes;
 }
 
 }  // namespace eat::cuda

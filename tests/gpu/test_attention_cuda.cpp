@@ -5,12 +5,18 @@
 // NaN, so an element the kernel never writes fails the comparison.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <optional>
+#include <sstream>
+#include <string>
 
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
+#include "gpu/smem_cap.h"
 #include "kernels/cpu/attention_tiled.h"
 #include "kernels/cuda/attention_flash.h"
 #include "runtime/cuda/stream.h"
@@ -46,15 +52,20 @@ struct Outputs {
   Tensor out, lse, dq, dk, dv;
 };
 
-void check_case(const Case& c, DType dtype, Generator& gen) {
-  CAPTURE(dtype_name(dtype));
-  CAPTURE(c.T);
-  CAPTURE(c.keys);
-  CAPTURE(c.d);
-  CAPTURE(c.e);
-  CAPTURE(c.causal);
-  CAPTURE(c.window);
-  CAPTURE(c.offset);
+struct Run {
+  Outputs got, ref;  // the device's and the CPU's
+};
+
+// The case in a failure message (INFO in the scope of the checks).
+std::string describe(const Case& c, DType dtype) {
+  std::ostringstream os;
+  os << dtype_name(dtype) << " B " << c.B << " T " << c.T << " keys " << c.keys << " H " << c.H << " d " << c.d
+     << " e " << c.e << " causal " << c.causal << " window " << c.window << " offset " << c.offset;
+  return os.str();
+}
+
+// Runs case c on the device and on the CPU, on the same dtype-rounded random inputs.
+Run run_case(const Case& c, DType dtype, Generator& gen) {
   const AttentionDims dims = dims_of(c);
   Tensor q = random_rounded({c.B, c.T, c.H, c.d}, gen, dtype);
   Tensor k = random_rounded({c.B, c.keys, c.H, c.d}, gen, dtype);
@@ -65,7 +76,12 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
               Tensor::empty(k.shape()), Tensor::empty(v.shape())};
   cpu::attention_tiled_forward<float>(q.data<float>(), k.data<float>(), v.data<float>(), ref.out.data<float>(),
                                       ref.lse.data<float>(), dims);
-  cpu::attention_tiled_backward<float>(q.data<float>(), k.data<float>(), v.data<float>(), ref.out.data<float>(),
+  // The backward's rowdot (dO . O) reads the output the forward stored: in bf16 that is the output
+  // rounded to bf16, so the reference gets it rounded the same way. With one to three keys per row
+  // dq and dk are small differences of nearly equal terms, and the f32 output's rowdot alone moves
+  // them past the tolerance (FlashAttention-2's backward does the same; it is not a kernel error).
+  const Tensor stored_out = rounded(ref.out, dtype);
+  cpu::attention_tiled_backward<float>(q.data<float>(), k.data<float>(), v.data<float>(), stored_out.data<float>(),
                                        ref.lse.data<float>(), dout.data<float>(), ref.dq.data<float>(),
                                        ref.dk.data<float>(), ref.dv.data<float>(), dims);
 
@@ -80,11 +96,18 @@ void check_case(const Case& c, DType dtype, Generator& gen) {
                                       got.lse.data<float>(), dod.data<T>(), got.dq.data<T>(), got.dk.data<T>(),
                                       got.dv.data<T>(), rowdot.data<float>(), dims);
   });
-  check_rel_error(got.out, ref.out, dtype, "out");
-  check_rel_error(got.lse, ref.lse, dtype, "lse");  // f32, at the tolerance of the case's dtype
-  check_rel_error(got.dq, ref.dq, dtype, "dq");
-  check_rel_error(got.dk, ref.dk, dtype, "dk");
-  check_rel_error(got.dv, ref.dv, dtype, "dv");
+  cuda::sync_compute();
+  return {got, ref};
+}
+
+void check_case(const Case& c, DType dtype, Generator& gen) {
+  INFO(describe(c, dtype));
+  const Run run = run_case(c, dtype, gen);
+  check_rel_error(run.got.out, run.ref.out, dtype, "out");
+  check_rel_error(run.got.lse, run.ref.lse, dtype, "lse");  // f32, at the tolerance of the case's dtype
+  check_rel_error(run.got.dq, run.ref.dq, dtype, "dq");
+  check_rel_error(run.got.dk, run.ref.dk, dtype, "dk");
+  check_rel_error(run.got.dv, run.ref.dv, dtype, "dv");
 }
 
 }  // namespace
@@ -168,4 +191,99 @@ TEST_CASE("cuda flash attention: unsupported head widths are rejected with the v
   test::require_gpu();
   Tensor q = Tensor::empty({1, 4, 1, 192}, DType::f32, Device::cuda), v = Tensor::empty({1, 4, 1, 8}, DType::f32, Device::cuda);
   CHECK_THROWS_WITH_AS(attention(q, q, v), doctest::Contains("d = 192"), Error);
+}
+
+TEST_CASE("cuda flash attention: windows of 2^31 keys and more are full causal attention, as on the CPU") {
+  test::require_gpu();
+  Generator gen(105);
+  // INT_MAX overflowed the key pass's band arithmetic (dK and dV lost), 2^32 wrapped to window 0.
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t window : {int64_t{INT_MAX}, int64_t{1} << 31, int64_t{1} << 32})
+      for (Case c : {Case{2, 77, 77, 3, 64, 32}, Case{2, 50, 150, 2, 64, 48}}) {
+        c.window = window;
+        c.offset = c.keys - c.T;
+        check_case(c, dtype, gen);
+      }
+}
+
+TEST_CASE("cuda flash attention: window 0, each query sees only its own key") {
+  test::require_gpu();
+  Generator gen(106);
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (Case c : {Case{2, 77, 77, 3, 64, 32}, Case{1, 40, 90, 2, 40, 24}}) {
+      c.window = 0;
+      c.offset = c.keys - c.T;
+      INFO(describe(c, dtype));
+  const Run run = run_case(c, dtype, gen);
+      check_rel_error(run.got.out, run.ref.out, dtype, "out");  // the query's own value row
+      check_rel_error(run.got.lse, run.ref.lse, dtype, "lse");
+      check_rel_error(run.got.dv, run.ref.dv, dtype, "dv");
+      // With one key per row the probabilities are 1 whatever the scores, so dq and dk are exactly
+      // zero; the kernel's dS = dO . v - dO . O is the difference of one sum taken in two orders,
+      // about 1e-6 with these unit-scale inputs. Keys seen by a query they should not be would put
+      // O(0.1) there.
+      for (const Tensor* grad : {&run.got.dq, &run.got.dk}) {
+        const std::vector<double> values = grad->to_f64_vector();
+        double largest = 0;
+        for (double x : values) largest = std::max(largest, std::abs(x));  // NaN (unwritten) fails below
+        CHECK_MESSAGE((largest <= 1e-4 && std::none_of(values.begin(), values.end(), [](double x) { return std::isnan(x); })),
+                      "dq/dk of window 0 (", dtype_name(dtype), "): largest |x| = ", largest, ", want exactly 0 up to rounding");
+      }
+    }
+}
+
+TEST_CASE("cuda flash attention: keys = 0 under queries is refused before any kernel reads them") {
+  test::require_gpu();
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    Tensor q = Tensor::zeros({1, 4, 2, 8}, dtype, Device::cuda), k = Tensor::zeros({1, 0, 2, 8}, dtype, Device::cuda),
+           v = Tensor::zeros({1, 0, 2, 8}, dtype, Device::cuda);
+    AttentionOptions full;
+    full.causal = false;
+    CHECK_THROWS_WITH_AS(attention(q, k, v, full), doctest::Contains("k [1, 0, 2, 8] holds no keys for the 4 queries"),
+                         Error);
+  }
+}
+
+TEST_CASE("cuda flash attention: more query rows than one sweep of the rowdot grid") {
+  test::require_gpu();
+  Generator gen(107);
+  // B * H * T = 24,000 rows: the rowdot kernel's capped grid covers 16,384 rows a sweep, so the
+  // rows past them are reached only by its grid-stride loop (unwritten ones would stay NaN).
+  Case c{2, 3000, 3000, 4, 16, 16};
+  c.window = 64;  // rows of the length the other cases check
+  for (DType dtype : {DType::f32, DType::bf16}) check_case(c, dtype, gen);
+}
+
+TEST_CASE("cuda flash attention: the smaller tiles of a GPU with 101,376 bytes of shared memory (sm_86/sm_89)") {
+  test::require_gpu();
+  Generator gen(108);
+  // Under this cap the default tiles do not fit from head width 80 in bf16 (both backward passes;
+  // the forward from 112) and 112 in f32 (the key pass): those kernels run their CompactTiles.
+  const SmemCap cap(kSm86SmemBytes);
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    for (Case shape : {Case{2, 77, 77, 2, 128, 128}, Case{1, 130, 130, 2, 80, 96}, Case{2, 33, 33, 3, 112, 72}}) {
+      Case c = shape;
+      c.causal = false;
+      check_case(c, dtype, gen);
+      c.causal = true;
+      for (int64_t window : {int64_t{-1}, int64_t{5}, int64_t{64}}) {
+        c.window = window;
+        check_case(c, dtype, gen);
+      }
+    }
+    for (int64_t offset : {int64_t{70}, int64_t{100}}) {  // queries as a slice of longer keys
+      Case c{2, 50, 150, 2, 128, 128};
+      c.offset = offset;
+      c.window = offset == 70 ? -1 : 9;
+      check_case(c, dtype, gen);
+    }
+  }
+}
+
+TEST_CASE("cuda flash attention: a shared-memory budget below even the smaller tiles fails with the bytes") {
+  test::require_gpu();
+  const SmemCap cap(32768);
+  Tensor q = Tensor::zeros({1, 4, 1, 128}, DType::bf16, Device::cuda);
+  CHECK_THROWS_WITH_AS(attention(q, q, q), doctest::Contains("bytes of shared memory per block, at most 32768 are available"),
+                       Error);
 }

@@ -272,6 +272,15 @@ TEST_CASE("attention: bad inputs are rejected with the op and the shapes") {
   CHECK_THROWS_WITH_AS(attention(q, k, v.to(DType::f64)), doctest::Contains("attention"), Error);
 }
 
+TEST_CASE("attention: keys = 0 under queries is refused with the op and the shapes, causal or not") {
+  Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 0, 2, 3}), v = Tensor::zeros({1, 0, 2, 5});
+  for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled})
+    for (bool causal : {false, true})
+      CHECK_THROWS_WITH_AS(attention(q, k, v, options(impl, causal, -1)),
+                           doctest::Contains("attention: k [1, 0, 2, 3] holds no keys for the 4 queries of q [1, 4, 2, 3]"),
+                           Error);
+}
+
 TEST_CASE("attention: an empty sequence gives an empty output and empty gradients") {
   for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled}) {
     Tensor q = Tensor::zeros({2, 0, 3, 4}).requires_grad_(), k = Tensor::zeros({2, 0, 3, 4}).requires_grad_(),
