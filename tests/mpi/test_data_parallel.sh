@@ -8,28 +8,11 @@ set -euo pipefail
 EAT=$1
 source "$(dirname "$0")/parity_common.sh"
 
-families=$("$EAT" info --families)
-[ -n "$families" ] || fail "eat info --families listed nothing"
-while read -r family sp_support <&3; do  # fd 3: mpirun forwards stdin to rank 0
-  recipe=recipes/${family}_tiny.toml
-  [ -f "$recipe" ] || fail "family $family has no $recipe"
-  five=("$recipe" "${common[@]}" --set train.steps=5 --set checkpoint.every=0 --set eval.every=0)
-  "$EAT" train "${five[@]}" --set "run.name=${family}_np1" --set train.micro_batch=1 > /dev/null
-  "${MPIRUN[@]}" -np 2 "$EAT" train "${five[@]}" --set "run.name=${family}_np2" --set train.micro_batch=1 > /dev/null
-  "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_np4" > /dev/null
-  same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_np2" "$family np=2 vs np=1"
-  same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_np4" "$family np=4 vs np=1"
-  if [ "$sp_support" = sp ]; then
-    # Sequence parallelism (LASP-2 / LASP-2H): 2 ranks share each sequence; and 2 x 2 with data parallelism.
-    "${MPIRUN[@]}" -np 2 "$EAT" train "${five[@]}" --set "run.name=${family}_sp2" --set parallel.sp=2 \
-      --set train.micro_batch=1 > /dev/null
-    "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_sp2dp2" --set parallel.sp=2 > /dev/null
-    same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_sp2" "$family np=2 sp=2 vs np=1"
-    same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_sp2dp2" "$family np=4 sp=2 vs np=1"
-  fi
+every_family_parity 4
+while read -r family _; do
   [ -f "$tmp/runs/${family}_np2/checkpoints/step_00000005/state.json" ] || fail "$family np=2 wrote no checkpoint"
   grep -q '"world_size": 2' "$tmp/runs/${family}_np2/checkpoints/step_00000005/state.json" || fail "state.json world size"
-done 3<<< "$families"
+done <<< "$(registered_families)"
 
 # Resume on another world size: 8 steps straight at np=2, against 4 at np=2 then 4 more at np=1
 # (and at np=4). The data position is counted in global samples, so the sample order carries on.
