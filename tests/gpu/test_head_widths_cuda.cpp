@@ -42,7 +42,7 @@ TEST_CASE("cuda attention: head widths 65 to 127 match the CPU (causal and not, 
       }
 }
 
-TEST_CASE("cuda lightning: head widths 65 to 127 match the CPU (output, final state; f32 and bf16)") {
+TEST_CASE("cuda lightning: head widths 65 to 127 match the CPU (output and final state, f32 and bf16)") {
   test::require_gpu();
   Generator gen(2231);
   const int64_t B = 2, T = 100, H = 2;  // two chunks, the second partial
