@@ -8,8 +8,9 @@
 #    `scripts/header-deps.sh .deps`, then copied along), or unpacked now when apt works here;
 # 2. configure build-gpu/ without MPI, CUDA for this machine's GPU (EAT_GPU_ARCH overrides,
 #    e.g. 90), and build only `eat` and the gpu tests, with every core;
-# 3. `ctest -L gpu`; compute-sanitizer memcheck on one small case when the tool is there and works
-#    (EAT_SANITIZE_CASE picks the doctest case, default the first softmax case);
+# 3. `ctest -L gpu`; compute-sanitizer memcheck, synccheck, racecheck and initcheck, each over a
+#    subset of the gpu cases, when the tool is there and works (EAT_SANITIZE_CASE overrides the
+#    subsets; see below);
 # 4. the CUDA benches (`eat bench ops --device cuda` where it exists, `eat bench lightning-cuda`);
 # 5. 20 bf16 training steps of every recipes/*_125m_gpu.toml at seq_len 2048 (data/kjv when
 #    present, made when the `bible` program is there, else the repository's own text);
@@ -87,19 +88,41 @@ if [ "$gpu_present" -eq 0 ]; then
   print_summary; exit "$failed"
 fi
 
-# ---- compute-sanitizer on one small case
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  case_name=${EAT_SANITIZE_CASE:-$("$build/test_gpu" -ltc 2>/dev/null | grep -m1 -i softmax)}
-  if [ -n "$case_name" ] && compute-sanitizer --tool memcheck --error-exitcode 3 "$build/test_gpu" -tc="$case_name" \
-       >"$logs/sanitizer.log" 2>&1; then
-    note "compute-sanitizer memcheck" "clean: $case_name"
-  elif grep -qE "Device not supported|error 999|Unable to" "$logs/sanitizer.log" 2>/dev/null; then
-    note "compute-sanitizer memcheck" "not usable on this machine (see sanitizer.log)"
+# ---- compute-sanitizer: each tool over a subset of the gpu cases (doctest -tc filters), with a
+# time limit; a run cut at its limit still fails when it reported an error before. memcheck and
+# synccheck (out-of-bounds and misaligned accesses, leaks, illegal barriers) take a broad set: the
+# op table, the attention and Lightning kernels, the state sum, odd-offset views, T = 0. racecheck
+# and initcheck track every shared-memory access and every global load, so they take small cases
+# that still reach every kernel family: the odd-offset views (cuBLAS, norms, softmax, activations,
+# rope, short convolution, cross-entropy, attention, Lightning, state ops at tiny sizes), plus the
+# Lightning sweep's full chunks (racecheck) and flash attention's query-offset masks (initcheck).
+# EAT_SANITIZE_CASE replaces every tool's subset. At most 3.5 minutes in all (the limits below).
+sanitize() {  # tool, doctest filters, time limit in seconds
+  local tool=$1 cases=${EAT_SANITIZE_CASE:-$2} limit=$3 log="$logs/sanitizer-$1.log" rc=0
+  local start
+  start=$(date +%s)
+  timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 3 "$build/test_gpu" -tc="$cases" >"$log" 2>&1 || rc=$?
+  if grep -qE "Device not supported|error 999|Unable to|not supported on this" "$log"; then
+    note "compute-sanitizer $tool" "not usable on this machine (see $(basename "$log"))"
+  elif grep -qE "ERROR SUMMARY: [1-9]|^========= (Invalid|Race|Barrier|Uninitialized|Program hit)" "$log"; then
+    bad "compute-sanitizer $tool" "errors reported (see $(basename "$log"))"
+  elif [ "$rc" -eq 124 ]; then
+    note "compute-sanitizer $tool" "no error before the ${limit}s limit (cut there; see $(basename "$log"))"
+  elif [ "$rc" -ne 0 ]; then
+    bad "compute-sanitizer $tool" "exit $rc (see $(basename "$log"))"
   else
-    bad "compute-sanitizer memcheck" "$case_name (see sanitizer.log)"
+    note "compute-sanitizer $tool" "clean ($(elapsed "$start"))"
   fi
+}
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  broad="op table on CUDA*,cuda flash attention: queries*,cuda lightning: output*,cuda state sum: the state*"
+  broad+=",cuda ops on odd-offset views*,T = 0*"
+  sanitize memcheck "$broad" 75
+  sanitize synccheck "$broad" 45
+  sanitize racecheck "cuda ops on odd-offset views*,cuda lightning: output*" 45
+  sanitize initcheck "cuda ops on odd-offset views*,cuda flash attention: queries*" 45
 else
-  note "compute-sanitizer" "not installed"
+  note "compute-sanitizer" "not installed: memcheck, synccheck, racecheck, initcheck not run"
 fi
 
 # ---- 4. CUDA benches

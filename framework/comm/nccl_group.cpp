@@ -110,6 +110,17 @@ std::unique_ptr<NcclGroup> NcclGroup::create(MPI_Comm comm) {
   ncclUniqueId id;
   if (impl->rank == 0) EAT_NCCL_CHECK(ncclGetUniqueId(&id));
   check_mpi_call(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, comm), "Bcast");
+  return from_id(std::move(impl), id);
+}
+
+std::unique_ptr<NcclGroup> NcclGroup::create_single() {
+  EAT_CHECK(cuda::device_count() > 0, "NCCL: a group of one needs a GPU, and this process sees none");
+  ncclUniqueId id;
+  EAT_NCCL_CHECK(ncclGetUniqueId(&id));
+  return from_id(std::make_unique<Impl>(), id);
+}
+
+std::unique_ptr<NcclGroup> NcclGroup::from_id(std::unique_ptr<Impl> impl, const ncclUniqueId& id) {
   impl->order = std::make_shared<StreamOrder>();  // before the communicator: a failure leaks nothing
   EAT_NCCL_CHECK(ncclCommInitRank(&impl->comm, impl->size, id, impl->rank));
   return std::unique_ptr<NcclGroup>(new NcclGroup(std::move(impl)));

@@ -6,6 +6,7 @@
 // compute stream waits for them (CUDA events): later kernels see the results without a host sync.
 #ifdef EAT_WITH_NCCL
 #include <mpi.h>
+#include <nccl.h>
 
 #include <memory>
 
@@ -21,6 +22,9 @@ class NcclGroup {
   static void select_device(MPI_Comm world);
   // Collective over `comm`: rank 0 creates the NCCL id and broadcasts it over MPI.
   static std::unique_ptr<NcclGroup> create(MPI_Comm comm);
+  // A group of this process alone, made without MPI (one rank broadcasts its id to nobody): how
+  // the collectives are tested on a single GPU.
+  static std::unique_ptr<NcclGroup> create_single();
   ~NcclGroup();
   NcclGroup(const NcclGroup&) = delete;
   NcclGroup& operator=(const NcclGroup&) = delete;
@@ -40,6 +44,8 @@ class NcclGroup {
  private:
   struct Impl;
   explicit NcclGroup(std::unique_ptr<Impl> impl);
+  // The group of impl's rank and size whose ranks all hold `id`.
+  static std::unique_ptr<NcclGroup> from_id(std::unique_ptr<Impl> impl, const ncclUniqueId& id);
   std::unique_ptr<Impl> impl_;
 };
 

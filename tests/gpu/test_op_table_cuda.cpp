@@ -1,42 +1,19 @@
 // Every row of the op table (framework/op_cases/) that has CUDA kernels, through the framework on
-// the device against the same op on the CPU: the output and the gradient of every input, in f32
-// and in bf16 (the CPU runs f32 on the same bf16-rounded inputs), at the row's tolerances (1e-5
-// and 1e-2 unless the row says otherwise). The allocator's cache is filled with NaN blocks first,
-// so an output or gradient element the device never writes fails the comparison.
+// the device against the same op on the CPU (op_parity.h: output and every input's gradient, f32
+// and bf16, NaN-poisoned), at the row's tolerances (1e-5 and 1e-2 unless the row says otherwise).
 #include <doctest/doctest.h>
 
 #include "framework/op_cases/op_case.h"
-#include "gpu/gpu_check.h"
 #include "gpu/gpu_guard.h"
+#include "gpu/op_parity.h"
 
 using namespace eat;
 using namespace eat::test;
 
 namespace {
 
-// A device result in the inputs' dtype, within tol of the CPU's.
-void check_device_result(const Tensor& got, const Tensor& want, DType dtype, double tol, const std::string& what) {
-  check_close(got, want, dtype, what, tol);
-  CHECK_MESSAGE(got.dtype() == dtype, what, ": result is ", dtype_name(got.dtype()));
-}
-
 void check_row(const op_cases::OpCase& row, const std::vector<Tensor>& host, DType dtype, Generator& gen) {
-  const double tol = dtype == DType::bf16 ? row.tol.cuda_bf16 : row.tol.cuda_f32;
-  std::vector<Tensor> on_cpu, on_dev;
-  for (const Tensor& h : host) on_cpu.push_back(rounded(h, dtype).requires_grad_());
-  Tensor y_cpu = row.call(on_cpu);
-  const Tensor seed = random_host(y_cpu.shape(), gen);
-  y_cpu.backward(rounded(seed, dtype));
-
-  std::vector<Shape> shapes = op_cases::shapes_of(host);
-  shapes.push_back(y_cpu.shape());
-  poison_allocator_cache(shapes, dtype, static_cast<int>(host.size()) + 2);
-  for (const Tensor& h : host) on_dev.push_back(to_device(h, dtype).requires_grad_());
-  Tensor y_dev = row.call(on_dev);
-  y_dev.backward(to_device(seed, dtype));
-  check_device_result(y_dev, y_cpu, dtype, tol, row.name + " forward");
-  for (size_t i = 0; i < host.size(); ++i)
-    check_device_result(on_dev[i].grad(), on_cpu[i].grad(), dtype, tol, row.name + " gradient of input " + std::to_string(i));
+  check_op_on_device(row.call, host, dtype, dtype == DType::bf16 ? row.tol.cuda_bf16 : row.tol.cuda_f32, gen, row.name);
 }
 
 }  // namespace

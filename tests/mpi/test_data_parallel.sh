@@ -6,50 +6,13 @@
 # Usage: test_data_parallel.sh path/to/eat   (from the repository root)
 set -euo pipefail
 EAT=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe --bind-to none)
+source "$(dirname "$0")/parity_common.sh"
 
-for i in $(seq 1 3000); do echo "line $((i % 17)) the king went up to the city of $((i % 5))."; done > "$tmp/text.txt"
-"$EAT" data tokenize --text "$tmp/text.txt" --out "$tmp/data" > /dev/null
-
-common=(--set "run.out_dir=$tmp/runs" --set "data.train=$tmp/data/train.tok" --set "data.val=$tmp/data/val.tok"
-        --set model.d_model=32 --set model.n_heads=2 --set data.seq_len=32 --set schedule.warmup=1
-        --set train.global_batch=4 --set train.micro_batch=0 --set eval.max_tokens=256 --set log.peak_gflops=100)
-
-losses() { grep '"loss"' "$1/metrics.jsonl" | sed 's/.*"loss":\([^,}]*\).*/\1/'; }
-# Same number of lines and every pair within 1e-5 relative.
-same_losses() {
-  paste <(losses "$1") <(losses "$2") | awk -v what="$3" '
-    { n++; d = $1 - $2; if (d < 0) d = -d; s = $2 < 0 ? -$2 : $2; if (d > 1e-5 * s) { print "FAIL: " what ": step " n ": " $1 " vs " $2; bad = 1 } }
-    END { if (n == 0) { print "FAIL: " what ": no losses"; bad = 1 } exit bad }' >&2
-  [ "$(losses "$1" | wc -l)" -eq "$(losses "$2" | wc -l)" ] || fail "$3: different step counts"
-}
-
-families=$("$EAT" info --families)
-[ -n "$families" ] || fail "eat info --families listed nothing"
-while read -r family sp_support <&3; do  # fd 3: mpirun forwards stdin to rank 0
-  recipe=recipes/${family}_tiny.toml
-  [ -f "$recipe" ] || fail "family $family has no $recipe"
-  five=("$recipe" "${common[@]}" --set train.steps=5 --set checkpoint.every=0 --set eval.every=0)
-  "$EAT" train "${five[@]}" --set "run.name=${family}_np1" --set train.micro_batch=1 > /dev/null
-  "${MPIRUN[@]}" -np 2 "$EAT" train "${five[@]}" --set "run.name=${family}_np2" --set train.micro_batch=1 > /dev/null
-  "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_np4" > /dev/null
-  same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_np2" "$family np=2 vs np=1"
-  same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_np4" "$family np=4 vs np=1"
-  if [ "$sp_support" = sp ]; then
-    # Sequence parallelism (LASP-2 / LASP-2H): 2 ranks share each sequence; and 2 x 2 with data parallelism.
-    "${MPIRUN[@]}" -np 2 "$EAT" train "${five[@]}" --set "run.name=${family}_sp2" --set parallel.sp=2 \
-      --set train.micro_batch=1 > /dev/null
-    "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_sp2dp2" --set parallel.sp=2 > /dev/null
-    same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_sp2" "$family np=2 sp=2 vs np=1"
-    same_losses "$tmp/runs/${family}_np1" "$tmp/runs/${family}_sp2dp2" "$family np=4 sp=2 vs np=1"
-  fi
+every_family_parity 4
+while read -r family _; do
   [ -f "$tmp/runs/${family}_np2/checkpoints/step_00000005/state.json" ] || fail "$family np=2 wrote no checkpoint"
   grep -q '"world_size": 2' "$tmp/runs/${family}_np2/checkpoints/step_00000005/state.json" || fail "state.json world size"
-done 3<<< "$families"
+done <<< "$(registered_families)"
 
 # Resume on another world size: 8 steps straight at np=2, against 4 at np=2 then 4 more at np=1
 # (and at np=4). The data position is counted in global samples, so the sample order carries on.
