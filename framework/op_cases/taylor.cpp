@@ -55,7 +55,7 @@ OpCase taylor_row(std::string name, TaylorImpl impl, TaylorImpl reference, bool 
     auto out = taylor(in, with(reference, normalize));
     return final_state ? out.second : out.first;
   };
-  row.cuda = false;
+  row.cuda = impl == TaylorImpl::chunked;  // the CUDA kernel is the chunked form's
   return row;
 }
 
