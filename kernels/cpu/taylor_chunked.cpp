@@ -238,18 +238,15 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
                                     ChunkedSchedule::automatic);
 }
 
-#define EAT_TAYLOR_CHUNKED(T)                                                                                      \
+#define EAT_TAYLOR_SCHEDULED(T)                                                                                   \
   template void taylor_chunked_forward_scheduled<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, \
                                                     const T*, const T*, T*, T*, RowStat*, ChunkedSchedule);       \
   template void taylor_chunked_backward_scheduled<T>(const HeadShape&, const TaylorKernelArgs&, const T*,         \
                                                      const T*, const T*, const T*, const T*, const RowStat*,      \
-                                                     const T*, const T*, T*, T*, T*, T*, ChunkedSchedule);         \
-  template void taylor_chunked_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
-                                          const T*, T*, T*, RowStat*);                                             \
-  template void taylor_chunked_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
-                                           const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
-                                           T*, T*, T*);
-EAT_TAYLOR_CHUNKED(float)
-EAT_TAYLOR_CHUNKED(double)
+                                                     const T*, const T*, T*, T*, T*, T*, ChunkedSchedule);
+EAT_TAYLOR_SCHEDULED(float)
+EAT_TAYLOR_SCHEDULED(double)
+EAT_TAYLOR_INSTANTIATE(chunked, float)
+EAT_TAYLOR_INSTANTIATE(chunked, double)
 
 }  // namespace eat::cpu

@@ -313,8 +313,11 @@ void check_dims(const HeadShape& s) {
             ", H = ", s.H, " exceed the kernel's index range");
 }
 
-template <typename D> Args<D> make_args(const HeadShape& s, const TaylorKernelArgs& a) {
+template <typename D> Args<D> make_args(const HeadShape& s, const TaylorKernelArgs& a, const D* q, const D* k, const D* v) {
   Args<D> A{};
+  A.q = q;
+  A.k = k;
+  A.v = v;
   A.B = static_cast<int>(s.B);
   A.T = static_cast<int>(s.T);
   A.H = static_cast<int>(s.H);
@@ -341,10 +344,7 @@ void taylor_chunked_forward(const HeadShape& s, const TaylorKernelArgs& a, const
                             const T* s0, T* y, T* final_state, RowStat* denominator) {
   using D = device_t<T>;
   check_dims(s);
-  Args<D> A = make_args<D>(s, a);
-  A.q = dev(q);
-  A.k = dev(k);
-  A.v = dev(v);
+  Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
   A.state_in = dev(s0);
   A.y_out = dev(y);
   A.den_out = denominator;
@@ -358,10 +358,7 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
                              T* dq, T* dk, T* dv, T* ds0) {
   using D = device_t<T>;
   check_dims(s);
-  Args<D> A = make_args<D>(s, a);
-  A.q = dev(q);
-  A.k = dev(k);
-  A.v = dev(v);
+  Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
   A.y = dev(y);
   A.den = denominator;
   A.dy = dev(dy);
@@ -381,14 +378,7 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
   }
 }
 
-#define EAT_INSTANTIATE(T)                                                                                         \
-  template void taylor_chunked_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
-                                          const T*, T*, T*, RowStat*);                                             \
-  template void taylor_chunked_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
-                                           const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
-                                           T*, T*, T*);
-EAT_INSTANTIATE(float)
-EAT_INSTANTIATE(bf16)
-#undef EAT_INSTANTIATE
+EAT_TAYLOR_INSTANTIATE(chunked, float)
+EAT_TAYLOR_INSTANTIATE(chunked, bf16)
 
 }  // namespace eat::cuda
