@@ -31,10 +31,7 @@ void taylor_parallel_forward(const HeadShape& s, const TaylorKernelArgs& args, c
   const int64_t C = args.block;
   for_each_head(s, s.T * s.T * (s.d + s.e), [&](int64_t b, int64_t h) {
     const int64_t bh = b * s.H + h;
-    const WholeHead<T> W(s, q, k, v, b, h);
-    const Mat<T>& Q = W.Q;
-    const Mat<T>& K = W.K;
-    const Mat<T>& V = W.V;
+    const auto [Q, K, V] = WholeHead<T>(s, q, k, v, b, h);
     const Mat<T> S0 = state_or_zero(s0, P, bh);
     for (int64_t ti = 0; ti < s.T; ti += C) {
       const int64_t Li = std::min(C, s.T - ti);
@@ -58,10 +55,7 @@ void taylor_parallel_backward(const HeadShape& s, const TaylorKernelArgs& args, 
   const int64_t C = args.block;
   for_each_head(s, s.T * s.T * (s.d + s.e), [&](int64_t b, int64_t h) {
     const int64_t bh = b * s.H + h;
-    const WholeHead<T> W(s, q, k, v, b, h);
-    const Mat<T>& Q = W.Q;
-    const Mat<T>& K = W.K;
-    const Mat<T>& V = W.V;
+    const auto [Q, K, V] = WholeHead<T>(s, q, k, v, b, h);
     const Mat<T> S0 = state_or_zero(s0, P, bh), dF = state_or_zero(dfinal, P, bh);
     const Mat<T> G = output_grad(P, y, denominator, dy, b, h, 0, s.T);
     Mat<T> dQ = Mat<T>::Zero(s.T, s.d), dK = Mat<T>::Zero(s.T, s.d), dV = Mat<T>::Zero(s.T, P.E);

@@ -203,6 +203,15 @@ __device__ void store_rows(D* dst, const Args<D>& A, SmemTile<float> src, int b,
   }
 }
 
+// The chunk's rows [t0, t0 + L) of q, k and V' (and G, for the backward) into their tiles.
+template <typename D>
+__device__ void load_chunk(const Args<D>& A, const Smem& sm, int b, int h, int t0, int L, bool with_output_grad) {
+  load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+  load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+  load_values(A, sm.v, b, h, t0, L);
+  if (with_output_grad) load_output_grad(A, sm.g, b, h, t0, L);
+}
+
 template <typename D> __global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> A) {
   const Smem sm = smem_layout<Smem>(A.f, A.Dp, A.E);
   const int bh = blockIdx.x, b = bh / A.H, h = bh % A.H;
@@ -211,9 +220,7 @@ template <typename D> __global__ void __launch_bounds__(kThreads) forward_kernel
   for (int t0 = 0; t0 < A.T; t0 += kChunk) {
     const int L = min(kChunk, A.T - t0);
     __syncthreads();  // the previous chunk is done with every tile
-    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_values(A, sm.v, b, h, t0, L);
+    load_chunk(A, sm, b, h, t0, L, false);
     __syncthreads();
     taylor_scores(sm.a, sm.q, sm.k, L, A.f, sc);
     features(sm.phi, sm.q, A.f, A.Dp, sc);
@@ -243,10 +250,7 @@ template <typename D> __global__ void __launch_bounds__(kThreads) dq_kernel(Args
   for (int t0 = 0; t0 < A.T; t0 += kChunk) {
     const int L = min(kChunk, A.T - t0);
     __syncthreads();
-    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_values(A, sm.v, b, h, t0, L);
-    load_output_grad(A, sm.g, b, h, t0, L);
+    load_chunk(A, sm, b, h, t0, L, true);
     __syncthreads();
     score_grads(sm.a, sm.g, sm.v, sm.q, sm.k, L, A.f, A.E, sc);
     tile_gemm<false, true>(sm.phi, sm.g, sm.state, kChunk, A.Dp, A.E, false);  // u = G S^T
@@ -271,10 +275,7 @@ template <typename D> __global__ void __launch_bounds__(kThreads) dkv_kernel(Arg
   for (int j = chunks - 1; j >= 0; --j) {
     const int t0 = j * kChunk, L = min(kChunk, A.T - t0);
     __syncthreads();
-    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_values(A, sm.v, b, h, t0, L);
-    load_output_grad(A, sm.g, b, h, t0, L);
+    load_chunk(A, sm, b, h, t0, L, true);
     __syncthreads();
     taylor_scores(sm.a, sm.q, sm.k, L, A.f, sc);
     features(sm.phi, sm.k, A.f, A.Dp, sc);
