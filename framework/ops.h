@@ -99,4 +99,29 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
 // outputs, so LASP-2 can send it before the local attention runs.
 Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<double>& decay);
 
+// ---- Taylor linear attention (BASED)
+// q, k [B, T, H, f] (f = feature dim, 16 in BASED), v [B, T, H, e]. s_ij = q_i.k_j / sqrt(f),
+// A_ij = 1 + s_ij + s_ij^2 / 2 (j <= i); N_i = sum_j A_ij v_j, Z_i = sum_j A_ij.
+// normalize: y_i = N_i / (Z_i + eps); else y_i = N_i (the model then applies its per-head RMSNorm).
+// State: [B, H, D', e + 1] with D' = 1 + f + f (f + 1) / 2: the numerator state S (D' x e) in
+// columns [0, e) and the normaliser state z (D') in column e, both in the symmetric feature packing
+// phi(k) = [1, k / f^(1/4), k_a k_b c_ab / sqrt(f)] (a <= b, c_aa = 1/sqrt(2), c_ab = 1 for a < b),
+// so phi(q).phi(k) = A. initial_state (optional) is the state before token 0 (prefix sums over
+// earlier tokens, e.g. another rank's or a decoding prefix); it enters both N and Z:
+// y_i = (phi(q_i) S_in + N_i) / (phi(q_i) z_in + Z_i + eps). Returns {y [B, T, H, e], final state}
+// (final = initial + sum_j phi(k_j)^T [v_j, 1]). Gradients flow to q, k, v and the initial state.
+// The forms compute the same function: parallel (quadratic, tiles of `block`), chunked (the
+// training kernel, O(T); blocks of `block` tokens), recurrent (token by token; decoding). On CUDA
+// only the chunked form runs.
+enum class TaylorImpl { parallel, chunked, recurrent };
+struct TaylorOptions {
+  TaylorImpl impl = TaylorImpl::chunked;
+  int64_t block = 64;
+  bool normalize = true;
+  double eps = 1e-12;
+};
+int64_t taylor_state_rows(int64_t feature_dim);  // D'
+std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const Tensor& initial_state = Tensor(), const TaylorOptions& options = {});
+
 }  // namespace eat

@@ -1,0 +1,131 @@
+// taylor_attention: BASED's Taylor linear attention through the parallel (quadratic), chunked or
+// recurrent kernel (kernels/taylor_attention.h). The forward keeps the denominators Z + eps
+// (RowStat precision) and y for the backward of the normalised variant.
+
+#include "framework/autograd.h"
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "kernels/taylor_attention.h"
+
+namespace eat {
+
+namespace {
+
+constexpr const char* kOp = "taylor_attention";
+
+const char* impl_name(TaylorImpl impl) {
+  switch (impl) {
+    case TaylorImpl::parallel: return "parallel";
+    case TaylorImpl::chunked: return "chunked";
+    case TaylorImpl::recurrent: return "recurrent";
+  }
+  return "?";
+}
+
+HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s0,
+                        const TaylorOptions& options) {
+  for (const Tensor* t : {&q, &k, &v}) {
+    check_floating(kOp, *t);
+    check_dim(kOp, *t, 4, "q, k [B, T, H, f] and v [B, T, H, e]");
+  }
+  check_same_dtype(kOp, q, k);
+  check_same_dtype(kOp, q, v);
+  check_same_device(kOp, q, k);
+  check_same_device(kOp, q, v);
+  EAT_CHECK(q.shape() == k.shape(), kOp, ": q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
+            " must have the same shape");
+  EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), kOp, ": v ",
+            shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
+  const HeadShape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
+  if (s0.defined()) {
+    check_floating(kOp, s0);
+    check_same_dtype(kOp, q, s0);
+    check_same_device(kOp, q, s0);
+    const Shape want{s.B, s.H, taylor_feature_dim(s.d), s.e + 1};
+    EAT_CHECK(s0.shape() == want, kOp, ": initial_state ", shape_str(s0.shape()), " must be [B, H, D', e + 1] = ",
+              shape_str(want), " for q ", shape_str(q.shape()), " and v ", shape_str(v.shape()));
+  }
+  EAT_CHECK(options.block >= 1, kOp, ": block must be >= 1, got ", options.block);
+  EAT_CHECK(options.eps >= 0.0, kOp, ": eps must be >= 0, got ", options.eps);
+  return s;
+}
+
+// The CUDA build runs one form; the others are CPU references.
+void check_cuda_form(TaylorImpl impl) {
+  EAT_CHECK(false, kOp, ": the ", impl_name(impl), " form has no CUDA kernel yet; run it on the CPU");
+}
+
+}  // namespace
+
+int64_t taylor_state_rows(int64_t feature_dim) { return taylor_feature_dim(feature_dim); }
+
+std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const Tensor& initial_state, const TaylorOptions& options) {
+  const HeadShape s = checked_shape(q, k, v, initial_state, options);
+  const TaylorKernelArgs args{options.block, options.normalize, options.eps};
+  const TaylorImpl impl = options.impl;
+  const bool on_cpu = q.device() == Device::cpu;
+  Tensor y = Tensor::empty_like(v);
+  Tensor final_state = Tensor::empty({s.B, s.H, taylor_feature_dim(s.d), s.e + 1}, q.dtype(), q.device());
+  Tensor denominator;
+  if (options.normalize)
+    denominator = Tensor::empty({s.B, s.T, s.H}, on_cpu ? DType::f64 : DType::f32, q.device());
+  dispatch(kOp, q, [&]<typename T>() {
+    auto* den = data_or_null<cpu::RowStat>(denominator);
+    const T* s0 = data_or_null<T>(initial_state);
+    switch (impl) {
+      case TaylorImpl::parallel:
+        cpu::taylor_parallel_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), s0, y.data<T>(),
+                                        final_state.data<T>(), den);
+        break;
+      case TaylorImpl::chunked:
+        cpu::taylor_chunked_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), s0, y.data<T>(),
+                                       final_state.data<T>(), den);
+        break;
+      case TaylorImpl::recurrent:
+        cpu::taylor_recurrent_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), s0, y.data<T>(),
+                                         final_state.data<T>(), den);
+        break;
+    }
+  }, EAT_CUDA([&]<typename T>() { check_cuda_form(impl); }));
+  if (autograd::needs_record({&q, &k, &v, &initial_state})) {
+    const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
+    const bool need_s0 = initial_state.defined() && initial_state.requires_grad();
+    Tensor s0 = initial_state.defined() ? initial_state.detach() : Tensor();
+    Tensor y_saved = options.normalize ? y.detach() : Tensor();
+    autograd::record(
+        kOp, {q, k, v, initial_state}, {y, final_state},
+        [s, args, impl, need_q, need_k, need_v, need_s0, q = q.detach(), k = k.detach(), v = v.detach(), s0, y_saved,
+         denominator](const std::vector<Tensor>& g) {
+          Tensor dy = autograd::grad_or_zeros(g, 0, s.v(), q.dtype(), q.device());
+          Tensor dfinal = autograd::grad_or_zeros(g, 1, {s.B, s.H, taylor_feature_dim(s.d), s.e + 1}, q.dtype(),
+                                                  q.device());
+          Tensor dq = empty_like_if(need_q, q), dk = empty_like_if(need_k, k), dv = empty_like_if(need_v, v);
+          Tensor ds0 = empty_like_if(need_s0, s0);
+          dispatch("taylor_attention backward", q, [&]<typename T>() {
+            const T *s0p = data_or_null<T>(s0), *yp = data_or_null<T>(y_saved);
+            const auto* den = data_or_null<cpu::RowStat>(denominator);
+            T *dqp = data_or_null<T>(dq), *dkp = data_or_null<T>(dk), *dvp = data_or_null<T>(dv);
+            T* ds0p = data_or_null<T>(ds0);
+            switch (impl) {
+              case TaylorImpl::parallel:
+                cpu::taylor_parallel_backward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), s0p, yp, den,
+                                                 dy.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p);
+                break;
+              case TaylorImpl::chunked:
+                cpu::taylor_chunked_backward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), s0p, yp, den,
+                                                dy.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p);
+                break;
+              case TaylorImpl::recurrent:
+                cpu::taylor_recurrent_backward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), s0p, yp, den,
+                                                  dy.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p);
+                break;
+            }
+          }, EAT_CUDA([&]<typename T>() { check_cuda_form(impl); }));
+          return std::vector<Tensor>{dq, dk, dv, ds0};
+        });
+  }
+  return {y, final_state};
+}
+
+}  // namespace eat

@@ -1,0 +1,231 @@
+// Taylor linear attention (BASED): every form against a loop-by-loop f64 definition (the feature
+// map written out, the initial state entering numerator and normaliser); the forms against each
+// other (outputs, final state, every gradient); finite-difference gradients of both outputs and
+// the initial state; f32 against f64; chaining segments through the state; bad inputs.
+#include <cmath>
+
+#include "base/error.h"
+#include "gradcheck.h"
+#include "kernels/taylor_attention.h"
+
+using namespace eat;
+using namespace eat::test;
+
+namespace {
+
+struct Inputs {
+  Tensor q, k, v, s0;  // s0 undefined when there is no initial state
+};
+
+Shape state_shape(const HeadShape& n) { return {n.B, n.H, taylor_state_rows(n.d), n.e + 1}; }
+
+// The initial state is a sum of features of earlier keys (the normaliser column then stays
+// positive, as in real use): `prefix` random tokens, times [v, 1].
+Inputs make_inputs(Generator& gen, const HeadShape& n, bool with_state, int64_t prefix = 5);
+
+Inputs leaves(const Inputs& in, DType dtype = DType::f64) {
+  auto leaf = [&](const Tensor& t) { return t.defined() ? t.detach().to(dtype).requires_grad_() : Tensor(); };
+  return {leaf(in.q), leaf(in.k), leaf(in.v), leaf(in.s0)};
+}
+
+TaylorOptions opts(TaylorImpl impl, bool normalize, int64_t block = 8) {
+  TaylorOptions o;
+  o.impl = impl;
+  o.block = block;
+  o.normalize = normalize;
+  return o;
+}
+
+// phi(x) by the documented packing: [1, x / f^(1/4), x_a x_b c_ab / sqrt(f) (a <= b)].
+std::vector<double> phi(const double* x, int64_t f) {
+  std::vector<double> out{1.0};
+  for (int64_t a = 0; a < f; ++a) out.push_back(x[a] / std::pow(double(f), 0.25));
+  for (int64_t a = 0; a < f; ++a)
+    for (int64_t b = a; b < f; ++b) out.push_back(x[a] * x[b] * (a == b ? 1 / std::sqrt(2.0) : 1.0) / std::sqrt(double(f)));
+  return out;
+}
+
+// y and the final state by definition: A_ij = 1 + s + s^2 / 2 summed directly, the prefix
+// through phi(q_i) [S | z]_in, final = in + sum_j phi(k_j)^T [v_j, 1].
+std::pair<std::vector<double>, std::vector<double>> reference(const Inputs& in, bool normalize, double eps) {
+  const int64_t B = in.q.size(0), T = in.q.size(1), H = in.q.size(2), f = in.q.size(3), e = in.v.size(3);
+  const int64_t D = taylor_state_rows(f), E = e + 1;
+  auto Q = in.q.to_f64_vector(), K = in.k.to_f64_vector(), V = in.v.to_f64_vector();
+  std::vector<double> S0 = in.s0.defined() ? in.s0.to_f64_vector() : std::vector<double>(B * H * D * E, 0.0);
+  std::vector<double> y(B * T * H * e), fin = S0;
+  auto at = [&](const std::vector<double>& x, int64_t b, int64_t t, int64_t h, int64_t w) {
+    return &x[((b * T + t) * H + h) * w];
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const double* s0 = &S0[(b * H + h) * D * E];
+      for (int64_t i = 0; i < T; ++i) {
+        const std::vector<double> pq = phi(at(Q, b, i, h, f), f);
+        std::vector<double> acc(E, 0.0);
+        for (int64_t r = 0; r < D; ++r)
+          for (int64_t c = 0; c < E; ++c) acc[c] += pq[r] * s0[r * E + c];
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0;
+          for (int64_t a = 0; a < f; ++a) dot += at(Q, b, i, h, f)[a] * at(K, b, j, h, f)[a];
+          const double s = dot / std::sqrt(double(f)), A = 1 + s + s * s / 2;
+          const std::vector<double> pk = phi(at(K, b, j, h, f), f);
+          double packed = 0;  // the packing reproduces the kernel exactly
+          for (int64_t r = 0; r < D; ++r) packed += pq[r] * pk[r];
+          REQUIRE(std::abs(packed - A) <= 1e-12 * A);
+          for (int64_t c = 0; c < e; ++c) acc[c] += A * at(V, b, j, h, e)[c];
+          acc[e] += A;
+        }
+        for (int64_t c = 0; c < e; ++c) y[((b * T + i) * H + h) * e + c] = normalize ? acc[c] / (acc[e] + eps) : acc[c];
+      }
+      double* fo = &fin[(b * H + h) * D * E];
+      for (int64_t j = 0; j < T; ++j) {
+        const std::vector<double> pk = phi(at(K, b, j, h, f), f);
+        for (int64_t r = 0; r < D; ++r) {
+          for (int64_t c = 0; c < e; ++c) fo[r * E + c] += pk[r] * at(V, b, j, h, e)[c];
+          fo[r * E + e] += pk[r];
+        }
+      }
+    }
+  return {y, fin};
+}
+
+Inputs make_inputs(Generator& gen, const HeadShape& n, bool with_state, int64_t prefix) {
+  Inputs in;
+  in.q = randn64({n.B, n.T, n.H, n.d}, gen, 0.7, false);
+  in.k = randn64({n.B, n.T, n.H, n.d}, gen, 0.7, false);
+  in.v = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false);
+  if (with_state) {
+    Inputs earlier;
+    earlier.q = randn64({n.B, prefix, n.H, n.d}, gen, 0.7, false);
+    earlier.k = randn64({n.B, prefix, n.H, n.d}, gen, 0.7, false);
+    earlier.v = randn64({n.B, prefix, n.H, n.e}, gen, 1.0, false);
+    in.s0 = Tensor::from_vector<double>(reference(earlier, true, 0.0).second, state_shape(n));
+  }
+  return in;
+}
+
+// One run with a backward pass through L = sum(y * r_y) + sum(final * r_f).
+struct Run {
+  Tensor y, final_state, dq, dk, dv, ds0;
+};
+
+Run run(const Inputs& in, const TaylorOptions& options, const Tensor& r_y, const Tensor& r_f) {
+  auto [y, fin] = taylor_attention(in.q, in.k, in.v, in.s0, options);
+  add(sum(mul(y, r_y)), sum(mul(fin, r_f))).backward();
+  return {y.detach(), fin.detach(), in.q.grad(), in.k.grad(), in.v.grad(), in.s0.defined() ? in.s0.grad() : Tensor()};
+}
+
+// Relative (norm-wise) difference; against an exactly cancelling reference (a single normalised
+// token without a prefix has y = v and dq = dk = 0 up to rounding) the difference in norm itself.
+double difference(const Tensor& got, const Tensor& want) {
+  const std::vector<double> w = want.to_f64_vector(), g = got.to_f64_vector();
+  double norm = 0, diff = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    norm += w[i] * w[i];
+    diff += (g[i] - w[i]) * (g[i] - w[i]);
+  }
+  return norm > 1e-20 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+// The largest difference over outputs, final state and every gradient.
+double worst_error(const Run& got, const Run& want) {
+  double worst = 0;
+  for (auto [a, b] : {std::pair{&got.y, &want.y}, std::pair{&got.final_state, &want.final_state},
+                      std::pair{&got.dq, &want.dq}, std::pair{&got.dk, &want.dk}, std::pair{&got.dv, &want.dv}})
+    worst = std::max(worst, difference(*a, *b));
+  REQUIRE(got.ds0.defined() == want.ds0.defined());
+  if (want.ds0.defined()) worst = std::max(worst, difference(got.ds0, want.ds0));
+  return worst;
+}
+
+const std::vector<TaylorImpl> kAllImpls = {TaylorImpl::parallel, TaylorImpl::chunked, TaylorImpl::recurrent};
+
+// Shapes: one token, one head, batch 1, T not a multiple of the block, f != 16, d != e, and
+// BASED's own f = 16.
+const std::vector<HeadShape> kShapes = {{1, 1, 1, 4, 4}, {2, 7, 3, 4, 6}, {1, 20, 2, 3, 2}, {2, 19, 1, 16, 5}};
+
+}  // namespace
+
+TEST_CASE("taylor: the feature dimension") {
+  CHECK(taylor_state_rows(16) == 153);
+  CHECK(taylor_state_rows(4) == 15);
+  CHECK(taylor_state_rows(1) == 3);
+}
+
+TEST_CASE("taylor: every form against the definition, both variants, with and without an initial state (f64)") {
+  // Tolerance 1e-12 relative (observed ~1e-16).
+  Generator gen(1);
+  for (const HeadShape& n : kShapes)
+    for (bool with_state : {false, true})
+      for (bool normalize : {true, false}) {
+        CAPTURE(n.T);
+        CAPTURE(n.d);
+        CAPTURE(with_state);
+        CAPTURE(normalize);
+        Inputs in = make_inputs(gen, n, with_state);
+        auto [want_y, want_f] = reference(in, normalize, 1e-12);
+        for (TaylorImpl impl : kAllImpls) {
+          CAPTURE(static_cast<int>(impl));
+          auto [y, fin] = taylor_attention(in.q, in.k, in.v, in.s0, opts(impl, normalize));
+          CHECK(rel_error(y.to_f64_vector(), want_y) < 1e-12);
+          CHECK(rel_error(fin.to_f64_vector(), want_f) < 1e-12);
+        }
+      }
+}
+
+TEST_CASE("taylor: finite-difference gradients of every form, both outputs and the initial state") {
+  Generator gen(2);
+  struct Case {
+    HeadShape n;
+    int64_t block;
+  };
+  for (const Case& c : {Case{{2, 5, 2, 3, 2}, 2}, Case{{1, 1, 1, 2, 3}, 4}, Case{{1, 7, 1, 4, 2}, 3}})
+    for (bool with_state : {false, true})
+      for (bool normalize : {true, false})
+        for (TaylorImpl impl : kAllImpls) {
+          CAPTURE(c.n.T);
+          CAPTURE(with_state);
+          CAPTURE(normalize);
+          CAPTURE(static_cast<int>(impl));
+          Inputs in = leaves(make_inputs(gen, c.n, with_state, 2));
+          // Weights small enough that the loss stays O(1): its rounding, divided by the step, is
+          // then well below the tolerance.
+          Tensor r_y = randn64(c.n.v(), gen, 0.5, false), r_f = randn64(state_shape(c.n), gen, 0.1, false);
+          OpFn fn = [&](const std::vector<Tensor>& x) {
+            auto [y, fin] = taylor_attention(x[0], x[1], x[2], x.size() > 3 ? x[3] : Tensor(), opts(impl, normalize, c.block));
+            return add(sum(mul(y, r_y)), sum(mul(fin, r_f)));
+          };
+          std::vector<Tensor> x{in.q, in.k, in.v};
+          if (with_state) x.push_back(in.s0);
+          CHECK(gradcheck("taylor_attention", fn, x) <= 1.0);
+        }
+}
+
+TEST_CASE("taylor: the three forms agree in f64, outputs, final state and every gradient") {
+  // Block edges (T = 1, 7, 63, 64, 65, 130 against blocks 16 and 64), f != 16 and f = 16, d != e,
+  // both variants, with and without an initial state. Tolerance 1e-12 relative (norm-wise).
+  Generator gen(3);
+  double worst = 0;
+  for (int64_t T : {1, 7, 63, 64, 65, 130})
+    for (int64_t f : {4, 16})
+      for (bool with_state : {false, true})
+        for (bool normalize : {true, false}) {
+          CAPTURE(T);
+          CAPTURE(f);
+          CAPTURE(with_state);
+          CAPTURE(normalize);
+          const HeadShape n{2, T, 2, f, 3};
+          Inputs in = make_inputs(gen, n, with_state);
+          Tensor r_y = randn64(n.v(), gen, 1.0, false), r_f = randn64(state_shape(n), gen, 1.0, false);
+          Run want = run(leaves(in), opts(TaylorImpl::recurrent, normalize), r_y, r_f);
+          for (int64_t block : {16, 64})
+            for (TaylorImpl impl : {TaylorImpl::parallel, TaylorImpl::chunked}) {
+              CAPTURE(block);
+              CAPTURE(static_cast<int>(impl));
+              const double err = worst_error(run(leaves(in), opts(impl, normalize, block), r_y, r_f), want);
+              CHECK(err < 1e-12);
+              worst = std::max(worst, err);
+            }
+        }
+  MESSAGE("taylor forms, worst relative difference in f64: " << worst);
+}
