@@ -16,12 +16,13 @@ using namespace eat::test;
 namespace {
 
 // d_model 8, 2 heads (e = 4), feature_dim 3: conv at 0, Taylor at 1, window at 2.
-ModelConfig three_mixers(int64_t window) {
+ModelConfig three_mixers(int64_t window, bool denominator = true) {
   ModelConfig c = tiny_model_config("based", DType::f64);
   c.n_layers = 3;
   c.options.set("taylor_layers", IntList{1});
   c.options.set("window_layers", IntList{2});
   c.options.set("window", window);
+  c.options.set("taylor_denominator", denominator);
   return c;
 }
 
@@ -39,21 +40,22 @@ TEST_CASE("based: sequence-parallel training equals the whole sequence, logits a
   Communicator& w = world();
   const int S = w.size(), r = w.rank();
   // L = 3 tokens per rank: chunks of 2 cross the share boundary; windows of 2 (inside the previous
-  // share) and 7 (several ranks back).
-  for (int64_t window : {2, 7}) {
+  // share) and 7 (several ranks back); the Taylor layer with its denominator and without.
+  for (const auto& [window, denominator] : {std::pair<int64_t, bool>{2, true}, {7, false}}) {
     CAPTURE(window);
+    CAPTURE(denominator);
     const int64_t B = 2, L = 3, T = S * L;
     Tensor ids = random_ids(B, T, 11);
     Generator seed_gen(12);
     Tensor seed = Tensor::randn({B, T, 11}, seed_gen, 1.0, DType::f64);
 
     Generator g1(13);
-    auto whole = build_model(three_mixers(window), g1);
+    auto whole = build_model(three_mixers(window, denominator), g1);
     Tensor full = whole->forward(ids).logits;
     sum(mul(full, seed)).backward();
 
     Generator g2(13);
-    auto split = build_model(three_mixers(window), g2);
+    auto split = build_model(three_mixers(window, denominator), g2);
     split->set_sequence_parallel(&w);
     Tensor mine = split->forward(time_slice(ids, r * L, L)).logits;
     CHECK(rel_error(mine, time_slice(full, r * L, L)) < 1e-12);
