@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/attention_flops.h"
 #include "kernels/cpu/lightning_flops.h"
+#include "kernels/cpu/taylor_flops.h"
 
 namespace eat::flops {
 
@@ -37,6 +38,15 @@ inline double attention(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, b
 // Lightning Attention-2's chunked kernel with blocks of `block` tokens (kernels/cpu/lightning_flops.h).
 inline double lightning(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, int64_t block, Pass pass) {
   return cpu::lightning_flops(B, T, H, d, e, block, pass == Pass::forward_backward);
+}
+
+// Taylor linear attention (BASED) with f features and value width e: the chunked kernel with
+// blocks of `block` tokens, or the parallel (quadratic) one (kernels/cpu/taylor_flops.h).
+inline double taylor_chunked(int64_t B, int64_t T, int64_t H, int64_t f, int64_t e, int64_t block, Pass pass) {
+  return cpu::taylor_flops(B, T, H, f, e, block, true, pass == Pass::forward_backward);
+}
+inline double taylor_parallel(int64_t B, int64_t T, int64_t H, int64_t f, int64_t e, Pass pass) {
+  return cpu::taylor_flops(B, T, H, f, e, T, false, pass == Pass::forward_backward);
 }
 
 // The state readout q_t S (a [d] x [d, e] product per token and head); the backward forms dq = dO

@@ -87,5 +87,6 @@ std::vector<OpCase> product_cases();
 std::vector<OpCase> sequence_cases();
 std::vector<OpCase> attention_cases();
 std::vector<OpCase> lightning_cases();
+std::vector<OpCase> taylor_cases();
 
 }  // namespace eat::op_cases

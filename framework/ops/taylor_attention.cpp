@@ -1,6 +1,7 @@
 // taylor_attention: BASED's Taylor linear attention through the parallel (quadratic), chunked or
-// recurrent kernel (kernels/taylor_attention.h). The forward keeps the denominators Z + eps
-// (RowStat precision) and y for the backward of the normalised variant.
+// recurrent kernel (kernels/taylor_attention.h); on CUDA the chunked one. The forward keeps the
+// denominators Z + eps (RowStat precision: f64 on the CPU, f32 on CUDA) and y for the backward of
+// the normalised variant.
 
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
@@ -50,9 +51,10 @@ HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, const
   return s;
 }
 
-// The CUDA build runs one form; the others are CPU references.
+// CUDA runs the chunked form; the others are CPU references (the same function).
 void check_cuda_form(TaylorImpl impl) {
-  EAT_CHECK(false, kOp, ": the ", impl_name(impl), " form has no CUDA kernel yet; run it on the CPU");
+  EAT_CHECK(impl == TaylorImpl::chunked, kOp, ": the ", impl_name(impl),
+            " form has no CUDA kernel; use the chunked form on CUDA, or run on the CPU");
 }
 
 }  // namespace
@@ -87,7 +89,11 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
                                          final_state.data<T>(), den);
         break;
     }
-  }, EAT_CUDA([&]<typename T>() { check_cuda_form(impl); }));
+  }, EAT_CUDA([&]<typename T>() {
+    check_cuda_form(impl);
+    cuda::taylor_chunked_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), data_or_null<T>(initial_state),
+                                    y.data<T>(), final_state.data<T>(), data_or_null<cuda::RowStat>(denominator));
+  }));
   if (autograd::needs_record({&q, &k, &v, &initial_state})) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
     const bool need_s0 = initial_state.defined() && initial_state.requires_grad();
@@ -121,7 +127,12 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
                                                   dy.data<T>(), dfinal.data<T>(), dqp, dkp, dvp, ds0p);
                 break;
             }
-          }, EAT_CUDA([&]<typename T>() { check_cuda_form(impl); }));
+          }, EAT_CUDA([&]<typename T>() {
+            cuda::taylor_chunked_backward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), data_or_null<T>(s0),
+                                             data_or_null<T>(y_saved), data_or_null<cuda::RowStat>(denominator),
+                                             dy.data<T>(), dfinal.data<T>(), data_or_null<T>(dq), data_or_null<T>(dk),
+                                             data_or_null<T>(dv), data_or_null<T>(ds0));
+          }));
           return std::vector<Tensor>{dq, dk, dv, ds0};
         });
   }

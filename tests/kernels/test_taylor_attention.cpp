@@ -229,3 +229,126 @@ TEST_CASE("taylor: the three forms agree in f64, outputs, final state and every 
         }
   MESSAGE("taylor forms, worst relative difference in f64: " << worst);
 }
+
+TEST_CASE("taylor: an output left out of the loss counts as a zero gradient") {
+  // Only the final state in the loss: it does not depend on q, so dq is exactly zero, and the
+  // other gradients still match across the forms.
+  Generator gen(4);
+  const HeadShape n{2, 37, 2, 4, 3};
+  Inputs in = make_inputs(gen, n, true);
+  Tensor r_f = randn64(state_shape(n), gen, 1.0, false);
+  auto final_only = [&](TaylorImpl impl) {
+    Inputs x = leaves(in);
+    taylor_attention(x.q, x.k, x.v, x.s0, opts(impl, true, 16)).second.backward(r_f);
+    return Run{Tensor(), Tensor(), x.q.grad(), x.k.grad(), x.v.grad(), x.s0.grad()};
+  };
+  Run want = final_only(TaylorImpl::recurrent);
+  for (double g : want.dq.to_f64_vector()) REQUIRE(g == 0.0);
+  for (TaylorImpl impl : {TaylorImpl::parallel, TaylorImpl::chunked}) {
+    Run got = final_only(impl);
+    for (double g : got.dq.to_f64_vector()) CHECK(g == 0.0);
+    CHECK(rel_error(got.dk, want.dk) < 1e-12);
+    CHECK(rel_error(got.dv, want.dv) < 1e-12);
+    CHECK(rel_error(got.ds0, want.ds0) < 1e-12);
+  }
+}
+
+TEST_CASE("taylor: f32 against f64, every form and both variants") {
+  // Tolerance 2e-6 relative (norm-wise) on outputs, final state and gradients at f = 16, e = 8,
+  // T = 130 (observed up to 3e-7): f32 rounding of sums of up to 130 quadratic scores.
+  Generator gen(5);
+  const HeadShape n{2, 130, 2, 16, 8};
+  Inputs in = make_inputs(gen, n, true);
+  Tensor r_y = randn64(n.v(), gen, 1.0, false), r_f = randn64(state_shape(n), gen, 1.0, false);
+  double worst = 0;
+  for (bool normalize : {true, false}) {
+    Run want = run(leaves(in), opts(TaylorImpl::recurrent, normalize), r_y, r_f);
+    for (TaylorImpl impl : kAllImpls) {
+      CAPTURE(normalize);
+      CAPTURE(static_cast<int>(impl));
+      Run got = run(leaves(in, DType::f32), opts(impl, normalize, 64), r_y.to(DType::f32), r_f.to(DType::f32));
+      CHECK(got.y.dtype() == DType::f32);
+      const double err = worst_error(got, want);
+      CHECK(err < 2e-6);
+      worst = std::max(worst, err);
+    }
+  }
+  MESSAGE("taylor f32 against f64, worst relative difference: " << worst);
+}
+
+namespace {
+
+// Time steps [t0, t1) of a [1, T, H, w] tensor, as a differentiable view.
+Tensor steps(const Tensor& x, int64_t t0, int64_t t1) {
+  const int64_t T = x.size(1), H = x.size(2), w = x.size(3);
+  return x.reshape({T, H, w}).slice_outer(t0, t1).reshape({1, t1 - t0, H, w});
+}
+
+}  // namespace
+
+TEST_CASE("taylor: chaining segments through the state equals one run, forward and backward") {
+  // Segments [0, 37), [37, 64), [64, 100): each one's final state is the next one's initial state
+  // (what sequence parallelism and chunked prefill do). Outputs, final state and every gradient
+  // (the state gradient flows back across segments) match the single run to 1e-12 in f64.
+  Generator gen(6);
+  const HeadShape n{1, 100, 3, 4, 5};
+  const std::vector<int64_t> cuts{0, 37, 64, 100};
+  Inputs in = make_inputs(gen, n, true);
+  Tensor r_y = randn64(n.v(), gen, 1.0, false), r_f = randn64(state_shape(n), gen, 1.0, false);
+  for (TaylorImpl impl : kAllImpls)
+    for (bool normalize : {true, false}) {
+      CAPTURE(static_cast<int>(impl));
+      CAPTURE(normalize);
+      Run whole = run(leaves(in), opts(impl, normalize, 16), r_y, r_f);
+      Inputs x = leaves(in);
+      Tensor state = x.s0, loss;
+      std::vector<Tensor> outs;
+      for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+        auto [y, fin] = taylor_attention(steps(x.q, cuts[i], cuts[i + 1]), steps(x.k, cuts[i], cuts[i + 1]),
+                                         steps(x.v, cuts[i], cuts[i + 1]), state, opts(impl, normalize, 16));
+        Tensor part = sum(mul(y, steps(r_y, cuts[i], cuts[i + 1])));
+        loss = loss.defined() ? add(loss, part) : part;
+        outs.push_back(y);
+        state = fin;
+      }
+      add(loss, sum(mul(state, r_f))).backward();
+      for (size_t i = 0; i < outs.size(); ++i)
+        CHECK(rel_error(outs[i].detach(), steps(whole.y, cuts[i], cuts[i + 1])) < 1e-12);
+      CHECK(worst_error({whole.y, state.detach(), x.q.grad(), x.k.grad(), x.v.grad(), x.s0.grad()}, whole) < 1e-12);
+    }
+}
+
+TEST_CASE("taylor: decoding token by token with the recurrent form matches the chunked training form") {
+  Generator gen(7);
+  const HeadShape n{1, 45, 2, 16, 4};
+  Inputs in = make_inputs(gen, n, false);
+  auto [want_y, want_f] = taylor_attention(in.q, in.k, in.v, Tensor(), opts(TaylorImpl::chunked, true, 16));
+  Tensor state;
+  for (int64_t t = 0; t < n.T; ++t) {
+    auto [y, fin] = taylor_attention(steps(in.q, t, t + 1), steps(in.k, t, t + 1), steps(in.v, t, t + 1), state,
+                                     opts(TaylorImpl::recurrent, true));
+    CHECK(rel_error(y, steps(want_y, t, t + 1)) < 1e-12);
+    state = fin;
+  }
+  CHECK(rel_error(state, want_f) < 1e-12);
+}
+
+TEST_CASE("taylor: bad inputs name the tensor and the expected shape") {
+  Generator gen(8);
+  const HeadShape n{1, 6, 3, 4, 2};
+  Inputs in = make_inputs(gen, n, false);
+  Tensor bad_state = Tensor::zeros({1, 3, 4, 2}, DType::f64);
+  CHECK_THROWS_WITH_AS(taylor_attention(in.q, in.k, in.v, bad_state),
+                       doctest::Contains("initial_state [1, 3, 4, 2] must be [B, H, D', e + 1] = [1, 3, 15, 3]"),
+                       eat::Error);
+  CHECK_THROWS_WITH_AS(taylor_attention(in.q, randn64({1, 6, 3, 5}, gen, 1.0, false), in.v),
+                       doctest::Contains("must have the same shape"), eat::Error);
+  CHECK_THROWS_WITH_AS(taylor_attention(in.q, in.k, randn64({1, 5, 3, 2}, gen, 1.0, false)),
+                       doctest::Contains("in batch, time and heads"), eat::Error);
+  CHECK_THROWS_WITH_AS(taylor_attention(in.q, in.k, in.v, Tensor(), opts(TaylorImpl::chunked, true, 0)),
+                       doctest::Contains("block must be >= 1"), eat::Error);
+  TaylorOptions negative = opts(TaylorImpl::chunked, true);
+  negative.eps = -1;
+  CHECK_THROWS_WITH_AS(taylor_attention(in.q, in.k, in.v, Tensor(), negative), doctest::Contains("eps must be >= 0"),
+                       eat::Error);
+}

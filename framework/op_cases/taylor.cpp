@@ -1,0 +1,84 @@
+// Op table rows: Taylor linear attention (BASED), each form's output, the unnormalised variant,
+// and the output and final state after a prefix state. The prefix state is built inside the call
+// from prefix keys and values (the final state of a run over them), so its normaliser column is
+// what real use sees and its gradient reaches those inputs. References are another form in f64;
+// tests/kernels/test_taylor_attention.cpp checks every form against a loop-by-loop definition.
+#include "framework/flops.h"
+#include "framework/op_cases/op_case.h"
+#include "framework/ops.h"
+
+namespace eat::op_cases {
+
+namespace {
+
+TaylorOptions with(TaylorImpl impl, bool normalize = true) {
+  TaylorOptions o;
+  o.impl = impl;
+  o.normalize = normalize;
+  return o;
+}
+
+// q, k [B, T, H, f], v [B, T, H, e]; with a prefix, P more keys [B, P, H, f] and values [B, P, H, e].
+Sizes qkv(int64_t B, int64_t T, int64_t H, int64_t f, int64_t e, int64_t P = 0) {
+  Sizes s{normal({B, T, H, f}, 0.7), normal({B, T, H, f}, 0.7), normal({B, T, H, e})};
+  if (P > 0) {
+    s.push_back(normal({B, P, H, f}, 0.7));
+    s.push_back(normal({B, P, H, e}));
+  }
+  return s;
+}
+
+// The op on q, k, v, after the state of the prefix keys and values when there are any.
+std::pair<Tensor, Tensor> taylor(const std::vector<Tensor>& in, const TaylorOptions& options) {
+  Tensor prefix;
+  if (in.size() > 3) prefix = taylor_attention(in[3], in[3], in[4], Tensor(), options).second;
+  return taylor_attention(in[0], in[1], in[2], prefix, options);
+}
+
+// One form's output (or final state) against another form's.
+OpCase taylor_row(std::string name, TaylorImpl impl, TaylorImpl reference, bool normalize, int64_t prefix,
+                  bool final_state) {
+  OpCase row;
+  row.name = std::move(name);
+  // One token; one head with f != e; a ragged second block; BASED's f = 16.
+  // (The final state sums every token: at T = 70 the loss's rounding over the finite-difference
+  // step alone reaches the gradient check's tolerance, so that row stops at T = 20.)
+  row.small = {qkv(1, 1, 1, 2, 3, prefix), qkv(2, 5, 2, 3, 2, prefix), qkv(1, final_state ? 20 : 70, 1, 2, 3, prefix)};
+  row.medium = {qkv(2, 130, 3, 16, 8, prefix), qkv(2, 77, 2, 16, 64, prefix), qkv(1, 33, 4, 4, 24, prefix)};
+  row.tol.reference = 1e-13;  // two forms' different summation orders over quadratic scores (2e-15 seen)
+  row.tol.f32 = 2e-6;         // f32 rounding of sums of up to 130 quadratic scores (3e-7 seen)
+  row.call = [=](auto& in) {
+    auto out = taylor(in, with(impl, normalize));
+    return final_state ? out.second : out.first;
+  };
+  row.reference = [=](auto& in) {
+    auto out = taylor(in, with(reference, normalize));
+    return final_state ? out.second : out.first;
+  };
+  row.cuda = impl == TaylorImpl::chunked;  // the CUDA kernel is the chunked form's
+  return row;
+}
+
+}  // namespace
+
+std::vector<OpCase> taylor_cases() {
+  using I = TaylorImpl;
+  OpCase chunked = taylor_row("taylor_attention", I::chunked, I::parallel, true, 0, false);
+  for (int64_t T : {1024, 4096, 16384}) chunked.bench.push_back(qkv(1, T, 8, 16, 64));
+  chunked.flops = [](const std::vector<Shape>& s) {
+    return flops::taylor_chunked(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], TaylorOptions{}.block,
+                                 flops::Pass::forward_backward);
+  };
+  OpCase parallel = taylor_row("taylor_attention parallel", I::parallel, I::recurrent, true, 0, false);
+  for (int64_t T : {1024, 4096}) parallel.bench.push_back(qkv(1, T, 8, 16, 64));
+  parallel.flops = [](const std::vector<Shape>& s) {
+    return flops::taylor_parallel(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], flops::Pass::forward_backward);
+  };
+  return {std::move(chunked), std::move(parallel),
+          taylor_row("taylor_attention recurrent", I::recurrent, I::parallel, true, 0, false),
+          taylor_row("taylor_attention unnormalized", I::chunked, I::parallel, false, 0, false),
+          taylor_row("taylor_attention initial state", I::chunked, I::parallel, true, 6, false),
+          taylor_row("taylor_attention final state", I::chunked, I::parallel, true, 6, true)};
+}
+
+}  // namespace eat::op_cases

@@ -1,0 +1,394 @@
+// Taylor linear attention (BASED), the chunked form on the GPU (kernels/taylor_attention.h; the
+// arithmetic of kernels/cpu/taylor_chunked.cpp). A first, simple version: one thread block per
+// (batch, head) walks the chunks of kChunk tokens in order with the whole f32 state [S | z]
+// (D' x (e + 1)) in shared memory; every tile is f32 in shared memory and every product an FMA
+// loop (tile_gemm), each output element summed by one thread in a fixed order: no atomics,
+// deterministic. Storage is f32 or bf16; the states, normalisers and every sum are f32.
+//   forward:  [N | Z] = A(Q, K) V' + P(Q) S,     S += P(K)^T V'        (chunks in order)
+//   dq pass:  dQ = ds K + P'(Q)^T (G S^T),        S += P(K)^T V'        (chunks in order)
+//   dkv pass: dV' = A^T G + P(K) R,  dK = ds^T Q + P'(K)^T (V' R^T),  R += P(Q)^T G   (reversed)
+// with V' = [V | 1], G = d[N | Z] (from dy, y and the saved denominators), ds = (G V'^T) o (1 + s)
+// / sqrt(f) on the causal entries, R the gradient of the state at the chunk's end (dfinal at the
+// last one; what is left at the start is dS0). Limits: f <= 16, e <= 64 (BASED: 16 and 64).
+#include <cmath>
+
+#include "base/dtype.h"
+#include "base/error.h"
+#include "kernels/cuda/smem_tile.cuh"
+#include "kernels/taylor_attention.h"
+#include "runtime/cuda/stream.h"
+
+namespace eat::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kChunk = 64;
+constexpr int kMaxFeature = 16;
+constexpr int kMaxValue = 64;
+constexpr const char* kOp = "taylor_attention (CUDA)";
+
+template <typename D> struct Args {
+  const D *q, *k, *v, *y;  // [B, T, H, f], [B, T, H, f], [B, T, H, e], [B, T, H, e] (y: backward only)
+  const float* den;        // [B, T, H] Z + eps (normalize) or null
+  const D* dy;             // [B, T, H, e] (backward)
+  const D* state_in;       // [B, H, D', E]: s0 (forward, dq pass) or dfinal (dkv pass); may be null
+  D* y_out;                // forward
+  float* den_out;          // forward, normalize
+  D* state_out;            // final state (forward) or dS0 (dkv pass); may be null
+  D *dq, *dk, *dv;         // may be null
+  int B, T, H, f, e, Dp, E;
+  bool normalize;
+  float eps;
+
+  __device__ int64_t row(int b, int h, int t, int w) const { return ((static_cast<int64_t>(b) * T + t) * H + h) * w; }
+};
+
+// The shared-memory tiles of one (batch, head) sweep, all f32.
+struct Smem {
+  SmemTile<float> state;   // [D', E]: S (forward, dq pass) or R (dkv pass)
+  SmemTile<float> q, k;    // [C, f]
+  SmemTile<float> v;       // [C, E]: V' = [V | 1], zero past the chunk's rows
+  SmemTile<float> g;       // [C, E]: G (backward) or the output [N | Z] (forward)
+  SmemTile<float> a;       // [C, C]: scores or ds
+  SmemTile<float> phi;     // [C, D']: features, or the gradient of the features
+  SmemTile<float> dx;      // [C, f]: the chunk's dq or dk
+  __host__ __device__ Smem(SmemCarver& c, int f, int Dp, int E) {
+    state = SmemTile<float>::make<float>(c, Dp, E);
+    q = SmemTile<float>::make<float>(c, kChunk, f);
+    k = SmemTile<float>::make<float>(c, kChunk, f);
+    v = SmemTile<float>::make<float>(c, kChunk, E);
+    g = SmemTile<float>::make<float>(c, kChunk, E);
+    a = SmemTile<float>::make<float>(c, kChunk, kChunk);
+    phi = SmemTile<float>::make<float>(c, kChunk, Dp);
+    dx = SmemTile<float>::make<float>(c, kChunk, f);
+  }
+};
+
+// The feature map's constants (kernels/cpu/taylor_common.h, FeatureScale).
+struct Scale {
+  float c1, c2, c_diag, inv_sqrt_f;
+  __device__ explicit Scale(int f)
+      : c1(1.f / sqrtf(sqrtf(static_cast<float>(f)))),
+        c2(1.f / sqrtf(static_cast<float>(f))),
+        c_diag(1.f / sqrtf(2.f * static_cast<float>(f))),
+        inv_sqrt_f(1.f / sqrtf(static_cast<float>(f))) {}
+};
+
+// The feature index of the pair (a, b), a <= b, in the symmetric packing.
+__device__ __forceinline__ int pair_index(int a, int b, int f) { return 1 + f + a * f - a * (a - 1) / 2 + (b - a); }
+
+template <typename D>
+__device__ void load_rows(SmemTile<float> dst, const D* src, int64_t stride, int L, int width) {
+  for (int i = threadIdx.x; i < kChunk * width; i += blockDim.x) {
+    const int r = i / width, c = i % width;
+    dst.at(r, c) = r < L ? to_f32(src[r * stride + c]) : 0.f;
+  }
+}
+
+// V' = [V | 1] for the chunk's rows, zero past them (so padded rows never enter a state).
+template <typename D>
+__device__ void load_values(const Args<D>& A, SmemTile<float> dst, int b, int h, int t0, int L) {
+  for (int i = threadIdx.x; i < kChunk * A.E; i += blockDim.x) {
+    const int r = i / A.E, c = i % A.E;
+    dst.at(r, c) = r >= L ? 0.f : c < A.e ? to_f32(A.v[A.row(b, h, t0 + r, A.e) + c]) : 1.f;
+  }
+}
+
+// G = d[N | Z]: normalising, dN = dy / den and dZ = -(dy . y) / den; else dN = dy, dZ = 0.
+template <typename D>
+__device__ void load_output_grad(const Args<D>& A, SmemTile<float> g, int b, int h, int t0, int L) {
+  for (int i = threadIdx.x; i < kChunk * A.E; i += blockDim.x) {
+    const int r = i / A.E, c = i % A.E;
+    float x = 0.f;
+    if (r < L) {
+      const int64_t at = A.row(b, h, t0 + r, A.e);
+      const float inv = A.normalize ? 1.f / A.den[(static_cast<int64_t>(b) * A.T + t0 + r) * A.H + h] : 1.f;
+      if (c < A.e) {
+        x = to_f32(A.dy[at + c]) * inv;
+      } else if (A.normalize) {
+        float dot = 0.f;
+        for (int j = 0; j < A.e; ++j) dot = fmaf(to_f32(A.dy[at + j]), to_f32(A.y[at + j]), dot);
+        x = -dot * inv;
+      }
+    }
+    g.at(r, c) = x;
+  }
+}
+
+// phi of the chunk's rows of x ([C, f]) into phi ([C, D']).
+__device__ void features(SmemTile<float> phi, SmemTile<float> x, int f, int Dp, const Scale& s) {
+  for (int i = threadIdx.x; i < kChunk * Dp; i += blockDim.x) {
+    const int r = i / Dp, p = i % Dp;
+    float out = 1.f;
+    if (p >= 1 && p <= f) {
+      out = x.at(r, p - 1) * s.c1;
+    } else if (p > f) {
+      int a = 0, rest = p - 1 - f;  // the pair (a, b) of feature p
+      while (rest >= f - a) rest -= f - a++;
+      const int bb = a + rest;
+      out = x.at(r, a) * x.at(r, bb) * (a == bb ? s.c_diag : s.c2);
+    }
+    phi.at(r, p) = out;
+  }
+}
+
+// dx (= or +=) (d phi / dx)^T u for every row: u ([C, D']) is the gradient of phi(x).
+__device__ void feature_grad(SmemTile<float> dx, SmemTile<float> x, SmemTile<float> u, int f, const Scale& s) {
+  for (int i = threadIdx.x; i < kChunk * f; i += blockDim.x) {
+    const int r = i / f, a = i % f;
+    float acc = u.at(r, 1 + a) * s.c1;
+    for (int b = 0; b < f; ++b) {
+      const int lo = min(a, b), hi = max(a, b);
+      const float w = u.at(r, pair_index(lo, hi, f));
+      acc = b == a ? fmaf(2.f * s.c_diag * w, x.at(r, a), acc) : fmaf(s.c2 * w, x.at(r, b), acc);
+    }
+    dx.at(r, a) += acc;
+  }
+}
+
+// The causal score entry s = q_r . k_c / sqrt(f) (0 off the causal rows of the chunk).
+__device__ __forceinline__ float score(SmemTile<float> q, SmemTile<float> k, int r, int c, int f, float inv_sqrt_f) {
+  float dot = 0.f;
+  for (int j = 0; j < f; ++j) dot = fmaf(q.at(r, j), k.at(c, j), dot);
+  return dot * inv_sqrt_f;
+}
+
+// a = A(Q, K) = 1 + s + s^2 / 2 on the causal entries of the chunk's L rows, else 0.
+__device__ void taylor_scores(SmemTile<float> a, SmemTile<float> q, SmemTile<float> k, int L, int f, const Scale& sc) {
+  for (int i = threadIdx.x; i < kChunk * kChunk; i += blockDim.x) {
+    const int r = i / kChunk, c = i % kChunk;
+    float x = 0.f;
+    if (c <= r && r < L) {
+      const float s = score(q, k, r, c, f, sc.inv_sqrt_f);
+      x = 1.f + s + 0.5f * s * s;
+    }
+    a.at(r, c) = x;
+  }
+}
+
+// a = ds = (G V'^T) o (1 + s) / sqrt(f) on the causal entries, else 0.
+__device__ void score_grads(SmemTile<float> a, SmemTile<float> g, SmemTile<float> v, SmemTile<float> q,
+                            SmemTile<float> k, int L, int f, int E, const Scale& sc) {
+  for (int i = threadIdx.x; i < kChunk * kChunk; i += blockDim.x) {
+    const int r = i / kChunk, c = i % kChunk;
+    float x = 0.f;
+    if (c <= r && r < L) {
+      float da = 0.f;
+      for (int j = 0; j < E; ++j) da = fmaf(g.at(r, j), v.at(c, j), da);
+      x = da * (1.f + score(q, k, r, c, f, sc.inv_sqrt_f)) * sc.inv_sqrt_f;
+    }
+    a.at(r, c) = x;
+  }
+}
+
+template <typename D>
+__device__ void load_state(const Args<D>& A, SmemTile<float> st, int bh) {
+  for (int i = threadIdx.x; i < A.Dp * A.E; i += blockDim.x)
+    st.at(i / A.E, i % A.E) = A.state_in ? to_f32(A.state_in[static_cast<int64_t>(bh) * A.Dp * A.E + i]) : 0.f;
+}
+template <typename D>
+__device__ void store_state(const Args<D>& A, SmemTile<float> st, int bh) {
+  if (!A.state_out) return;
+  for (int i = threadIdx.x; i < A.Dp * A.E; i += blockDim.x)
+    A.state_out[static_cast<int64_t>(bh) * A.Dp * A.E + i] = from_f32<D>(st.at(i / A.E, i % A.E));
+}
+
+template <typename D>
+__device__ void store_rows(D* dst, const Args<D>& A, SmemTile<float> src, int b, int h, int t0, int L, int width) {
+  if (!dst) return;
+  for (int i = threadIdx.x; i < L * width; i += blockDim.x) {
+    const int r = i / width, c = i % width;
+    dst[A.row(b, h, t0 + r, width) + c] = from_f32<D>(src.at(r, c));
+  }
+}
+
+template <typename D> __global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> A) {
+  const Smem sm = smem_layout<Smem>(A.f, A.Dp, A.E);
+  const int bh = blockIdx.x, b = bh / A.H, h = bh % A.H;
+  const Scale sc(A.f);
+  load_state(A, sm.state, bh);
+  for (int t0 = 0; t0 < A.T; t0 += kChunk) {
+    const int L = min(kChunk, A.T - t0);
+    __syncthreads();  // the previous chunk is done with every tile
+    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+    load_values(A, sm.v, b, h, t0, L);
+    __syncthreads();
+    taylor_scores(sm.a, sm.q, sm.k, L, A.f, sc);
+    features(sm.phi, sm.q, A.f, A.Dp, sc);
+    __syncthreads();
+    tile_gemm<false, false>(sm.g, sm.a, sm.v, kChunk, A.E, kChunk, false);  // A V'
+    tile_gemm<false, false>(sm.g, sm.phi, sm.state, kChunk, A.E, A.Dp, true);  // + P(Q) S (same owner per element)
+    __syncthreads();
+    for (int i = threadIdx.x; i < L * A.e; i += blockDim.x) {
+      const int r = i / A.e, c = i % A.e;
+      const float z = sm.g.at(r, A.e) + A.eps;
+      A.y_out[A.row(b, h, t0 + r, A.e) + c] = from_f32<D>(A.normalize ? sm.g.at(r, c) / z : sm.g.at(r, c));
+      if (A.normalize && c == 0) A.den_out[(static_cast<int64_t>(b) * A.T + t0 + r) * A.H + h] = z;
+    }
+    features(sm.phi, sm.k, A.f, A.Dp, sc);
+    __syncthreads();
+    tile_gemm<true, false>(sm.state, sm.phi, sm.v, A.Dp, A.E, kChunk, true);  // S += P(K)^T V'
+  }
+  __syncthreads();
+  store_state(A, sm.state, bh);
+}
+
+template <typename D> __global__ void __launch_bounds__(kThreads) dq_kernel(Args<D> A) {
+  const Smem sm = smem_layout<Smem>(A.f, A.Dp, A.E);
+  const int bh = blockIdx.x, b = bh / A.H, h = bh % A.H;
+  const Scale sc(A.f);
+  load_state(A, sm.state, bh);
+  for (int t0 = 0; t0 < A.T; t0 += kChunk) {
+    const int L = min(kChunk, A.T - t0);
+    __syncthreads();
+    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+    load_values(A, sm.v, b, h, t0, L);
+    load_output_grad(A, sm.g, b, h, t0, L);
+    __syncthreads();
+    score_grads(sm.a, sm.g, sm.v, sm.q, sm.k, L, A.f, A.E, sc);
+    tile_gemm<false, true>(sm.phi, sm.g, sm.state, kChunk, A.Dp, A.E, false);  // u = G S^T
+    __syncthreads();
+    tile_gemm<false, false>(sm.dx, sm.a, sm.k, kChunk, A.f, kChunk, false);  // ds K
+    __syncthreads();
+    feature_grad(sm.dx, sm.q, sm.phi, A.f, sc);
+    __syncthreads();
+    store_rows(A.dq, A, sm.dx, b, h, t0, L, A.f);
+    features(sm.phi, sm.k, A.f, A.Dp, sc);
+    __syncthreads();
+    tile_gemm<true, false>(sm.state, sm.phi, sm.v, A.Dp, A.E, kChunk, true);  // S += P(K)^T V'
+  }
+}
+
+template <typename D> __global__ void __launch_bounds__(kThreads) dkv_kernel(Args<D> A) {
+  const Smem sm = smem_layout<Smem>(A.f, A.Dp, A.E);
+  const int bh = blockIdx.x, b = bh / A.H, h = bh % A.H;
+  const Scale sc(A.f);
+  load_state(A, sm.state, bh);  // R = dfinal
+  const int chunks = (A.T + kChunk - 1) / kChunk;
+  for (int j = chunks - 1; j >= 0; --j) {
+    const int t0 = j * kChunk, L = min(kChunk, A.T - t0);
+    __syncthreads();
+    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+    load_values(A, sm.v, b, h, t0, L);
+    load_output_grad(A, sm.g, b, h, t0, L);
+    __syncthreads();
+    taylor_scores(sm.a, sm.q, sm.k, L, A.f, sc);
+    features(sm.phi, sm.k, A.f, A.Dp, sc);
+    __syncthreads();
+    if (A.dv)  // dV' = A^T G + P(K) R, one sum per element, straight to memory
+      for (int i = threadIdx.x; i < L * A.e; i += blockDim.x) {
+        const int r = i / A.e, c = i % A.e;
+        float acc = 0.f;
+        for (int t = r; t < L; ++t) acc = fmaf(sm.a.at(t, r), sm.g.at(t, c), acc);
+        for (int p = 0; p < A.Dp; ++p) acc = fmaf(sm.phi.at(r, p), sm.state.at(p, c), acc);
+        A.dv[A.row(b, h, t0 + r, A.e) + c] = from_f32<D>(acc);
+      }
+    __syncthreads();
+    if (A.dk) {
+      score_grads(sm.a, sm.g, sm.v, sm.q, sm.k, L, A.f, A.E, sc);
+      tile_gemm<false, true>(sm.phi, sm.v, sm.state, kChunk, A.Dp, A.E, false);  // u = V' R^T
+      __syncthreads();
+      tile_gemm<true, false>(sm.dx, sm.a, sm.q, kChunk, A.f, kChunk, false);  // ds^T Q
+      __syncthreads();
+      feature_grad(sm.dx, sm.k, sm.phi, A.f, sc);
+      __syncthreads();
+      store_rows(A.dk, A, sm.dx, b, h, t0, L, A.f);
+    }
+    features(sm.phi, sm.q, A.f, A.Dp, sc);
+    __syncthreads();
+    tile_gemm<true, false>(sm.state, sm.phi, sm.g, A.Dp, A.E, kChunk, true);  // R += P(Q)^T G
+  }
+  __syncthreads();
+  store_state(A, sm.state, bh);
+}
+
+void check_dims(const HeadShape& s) {
+  EAT_CHECK(s.d >= 1 && s.d <= kMaxFeature && s.e >= 1 && s.e <= kMaxValue, kOp, ": feature dim f = ", s.d,
+            " and value width e = ", s.e, " must be at most ", kMaxFeature, " and ", kMaxValue);
+  EAT_CHECK(s.T < (int64_t{1} << 30) && s.B * s.H < (int64_t{1} << 31), kOp, ": B = ", s.B, ", T = ", s.T,
+            ", H = ", s.H, " exceed the kernel's index range");
+}
+
+template <typename D> Args<D> make_args(const HeadShape& s, const TaylorKernelArgs& a) {
+  Args<D> A{};
+  A.B = static_cast<int>(s.B);
+  A.T = static_cast<int>(s.T);
+  A.H = static_cast<int>(s.H);
+  A.f = static_cast<int>(s.d);
+  A.e = static_cast<int>(s.e);
+  A.Dp = static_cast<int>(taylor_feature_dim(s.d));
+  A.E = A.e + 1;
+  A.normalize = a.normalize;
+  A.eps = static_cast<float>(a.eps);
+  return A;
+}
+
+template <typename D> void launch(void (*kernel)(Args<D>), const Args<D>& A) {
+  if (static_cast<int64_t>(A.B) * A.H == 0) return;
+  const size_t smem = prepare_smem<Smem>(kernel, kOp, A.f, A.Dp, A.E);
+  kernel<<<static_cast<unsigned>(A.B * A.H), kThreads, smem, compute_stream()>>>(A);
+  EAT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+template <typename T>
+void taylor_chunked_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
+                            const T* s0, T* y, T* final_state, RowStat* denominator) {
+  using D = device_t<T>;
+  check_dims(s);
+  Args<D> A = make_args<D>(s, a);
+  A.q = dev(q);
+  A.k = dev(k);
+  A.v = dev(v);
+  A.state_in = dev(s0);
+  A.y_out = dev(y);
+  A.den_out = denominator;
+  A.state_out = dev(final_state);
+  launch(forward_kernel<D>, A);
+}
+
+template <typename T>
+void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
+                             const T* s0, const T* y, const RowStat* denominator, const T* dy, const T* dfinal,
+                             T* dq, T* dk, T* dv, T* ds0) {
+  using D = device_t<T>;
+  check_dims(s);
+  Args<D> A = make_args<D>(s, a);
+  A.q = dev(q);
+  A.k = dev(k);
+  A.v = dev(v);
+  A.y = dev(y);
+  A.den = denominator;
+  A.dy = dev(dy);
+  if (dq) {
+    Args<D> P = A;
+    P.state_in = dev(s0);
+    P.dq = dev(dq);
+    launch(dq_kernel<D>, P);
+  }
+  if (dk || dv || ds0) {
+    Args<D> P = A;
+    P.state_in = dev(dfinal);
+    P.state_out = dev(ds0);
+    P.dk = dev(dk);
+    P.dv = dev(dv);
+    launch(dkv_kernel<D>, P);
+  }
+}
+
+#define EAT_INSTANTIATE(T)                                                                                         \
+  template void taylor_chunked_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
+                                          const T*, T*, T*, RowStat*);                                             \
+  template void taylor_chunked_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
+                                           const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
+                                           T*, T*, T*);
+EAT_INSTANTIATE(float)
+EAT_INSTANTIATE(bf16)
+#undef EAT_INSTANTIATE
+
+}  // namespace eat::cuda
