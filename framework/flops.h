@@ -6,7 +6,6 @@
 // FLOPs are 3x the forward, the usual MFU convention); `Pass::forward_backward` is the work of
 // the forward and backward kernels as they run, recomputation included, which is what a
 // benchmark of one op divides its time into.
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cpu/attention_flops.h"
@@ -66,23 +65,6 @@ inline double short_conv(int64_t B, int64_t T, int64_t C, int64_t k, Pass pass) 
   const double forward = 2.0 * static_cast<double>(B) * static_cast<double>(T) * static_cast<double>(C) *
                          static_cast<double>(k);
   return pass == Pass::forward ? forward : 3 * forward;
-}
-
-// Taylor linear attention's chunked kernel (kernels/cpu/taylor_chunked.cpp) in blocks of `block`
-// tokens, with D' = 1 + f + f (f + 1) / 2 feature rows and the values widened by the normaliser's
-// column (E = e + 1). Per block of L tokens the forward does the readout phi(Q) S and the state
-// update phi(K)^T V' (2 L D' E each) and the causal tile's L (L + 1) / 2 (query, key) pairs, scores
-// and their product with V' (2 (f + E) each); the backward's two sweeps five products of the state's
-// size and the tile's backward (2 (3 f + 2 E) per pair). The feature map itself is elementwise.
-inline double taylor(int64_t B, int64_t T, int64_t H, int64_t f, int64_t e, int64_t block, Pass pass) {
-  const double D = static_cast<double>(1 + f + f * (f + 1) / 2), E = static_cast<double>(e + 1), F = static_cast<double>(f);
-  double flops = 0;
-  for (int64_t t0 = 0; t0 < T; t0 += block) {
-    const double L = static_cast<double>(std::min(block, T - t0)), pairs = L * (L + 1) / 2, state = 2 * L * D * E;
-    flops += 2 * state + pairs * 2 * (F + E);
-    if (pass == Pass::forward_backward) flops += 5 * state + pairs * 2 * (3 * F + 2 * E);
-  }
-  return flops * static_cast<double>(B) * static_cast<double>(H);
 }
 
 }  // namespace eat::flops

@@ -246,7 +246,10 @@ double Based::train_flops_per_token(int64_t T) const {
         break;
       case BasedMixer::taylor:
         forward += 2 * flops::linear(1, D, H * f, Pass::forward) + 2 * flops::linear(1, D, D, Pass::forward) +
-                   flops::taylor(1, T, H, f, e, options_.taylor.block, Pass::forward) / static_cast<double>(T);
+                   (options_.taylor.impl == TaylorImpl::parallel
+                        ? flops::taylor_parallel(1, T, H, f, e, Pass::forward)
+                        : flops::taylor_chunked(1, T, H, f, e, options_.taylor.block, Pass::forward)) /
+                       static_cast<double>(T);
         break;
       case BasedMixer::window:
         forward += 4 * flops::linear(1, D, D, Pass::forward) +

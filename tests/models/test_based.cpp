@@ -317,18 +317,23 @@ TEST_CASE("based: chunked, parallel and recurrent Taylor kernels give the same l
   CHECK(rel_error(out[2], out[0]) < 1e-12);
 }
 
-TEST_CASE("based: FLOPs per token count each layer's own mixer") {
-  Generator gen(8);
-  ModelConfig c = three_mixers(DType::f32);
-  auto model = build_model(c, gen);
+TEST_CASE("based: FLOPs per token count each layer's own mixer, the Taylor kernel's as it runs") {
   const int64_t T = 10, D = 8, H = 2, e = 4, f = 3, F = 12;
   using flops::Pass;
-  const double per_token =
-      2.0 * D * 11 + 3 * 3 * 2.0 * D * F +                                                       // head, 3 SwiGLUs
-      2.0 * D * 4 * D + 2.0 * 2 * D * D + 2.0 * 2 * D * 3 +                                     // BaseConv
-      2 * 2.0 * D * H * f + 2 * 2.0 * D * D + flops::taylor(1, T, H, f, e, 2, Pass::forward) / T +  // Taylor
-      4 * 2.0 * D * D + flops::attention(1, T, H, e, e, true, 2, Pass::forward) / T;               // window
-  CHECK(model->train_flops_per_token(T) == doctest::Approx(3 * per_token));
+  const double others = 2.0 * D * 11 + 3 * 3 * 2.0 * D * F +                         // head, 3 SwiGLUs
+                        2.0 * D * 4 * D + 2.0 * 2 * D * D + 2.0 * 2 * D * 3 +       // BaseConv
+                        2 * 2.0 * D * H * f + 2 * 2.0 * D * D +                      // Taylor's projections
+                        4 * 2.0 * D * D + flops::attention(1, T, H, e, e, true, 2, Pass::forward) / T;  // window
+  for (const char* impl : {"chunked", "parallel"}) {
+    CAPTURE(impl);
+    ModelConfig c = three_mixers(DType::f32);
+    c.options.set("taylor_kernel", std::string(impl));
+    Generator gen(8);
+    auto model = build_model(c, gen);
+    const double taylor = std::string(impl) == "parallel" ? flops::taylor_parallel(1, T, H, f, e, Pass::forward)
+                                                          : flops::taylor_chunked(1, T, H, f, e, 2, Pass::forward);
+    CHECK(model->train_flops_per_token(T) == doctest::Approx(3 * (others + taylor / T)));
+  }
 }
 
 TEST_CASE("based: decoding token by token (Taylor states, the window's keys and values, the conv tail) gives the full forward's logits (f64)") {
