@@ -170,7 +170,16 @@ TEST_CASE("based: the layer lists are checked, errors naming the key and its pla
   CHECK(recipe_error(kRecipe, {"model.based.taylor_layers=1"}) ==
         "--set model.based.taylor_layers=1: model.based.taylor_layers: expected an array of integers like [1, 6], got an "
         "integer (1)");
-  CHECK(recipe_error(kRecipe, {"model.based.window=-1"}).find("model.based.window: window must be >= 0") != std::string::npos);
+  for (const auto& [set, message] : std::vector<std::pair<std::string, std::string>>{
+           {"window=-1", "model.based.window: window must be >= 0"},
+           {"feature_dim=0", "model.based.feature_dim: feature_dim must be >= 1"},
+           {"taylor_block=0", "model.based.taylor_block: taylor_block must be >= 1"},
+           {"conv_kernel=0", "model.based.conv_kernel: conv_kernel must be >= 1"},
+           {"mlp_hidden=-1", "model.based.mlp_hidden: mlp_hidden must be >= 0"},
+           {"taylor_kernel=quadratic", "model.based.taylor_kernel: = \"quadratic\": must be \"chunked\", \"parallel\" or \"recurrent\""}}) {
+    CAPTURE(set);
+    CHECK(recipe_error(kRecipe, {"model.based." + set}).find(message) != std::string::npos);
+  }
   CHECK(recipe_error(kRecipe, {"model.d_model=18", "model.n_heads=2"}).find("must be even for RoPE") != std::string::npos);
 }
 
