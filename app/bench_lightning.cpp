@@ -21,19 +21,10 @@ namespace eat::cli {
 namespace {
 
 // One length's inputs, ready to run forward+backward, and its timings so far.
-struct LengthCase {
+struct LengthCase : CallTimes {
   int64_t T;
   Tensor q, k, v, seed;
   std::vector<double> decay;
-  double best = 1e30;               // seconds per call, best sample
-  std::vector<double> call_seconds;  // every call of every sample
-
-  double best_call() const { return *std::min_element(call_seconds.begin(), call_seconds.end()); }
-  double median_call() const {
-    std::vector<double> v = call_seconds;
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  }
 
   explicit LengthCase(int64_t T_) : T(T_) {
     const int64_t B = 1, H = 8, d = 64;
@@ -47,24 +38,14 @@ struct LengthCase {
     for (int h = 0; h < H; ++h) decay.push_back(std::exp(-std::pow(2.0, -8.0 * (h + 1) / H)));
   }
 
-  // Times one sample: forward+backward repeated until `tokens` tokens have gone through, and keeps
-  // the best time per call. Every length's sample covers the same number of tokens, so each
-  // sample is exposed to the machine's slow spells for the same time: a best-of-N over many short
-  // calls would otherwise favour the short lengths.
+  // Times one sample: forward+backward repeated until `tokens` tokens have gone through.
   void time(LightningImpl impl, int64_t tokens) {
     LightningOptions opt;
     opt.impl = impl;
-    const int64_t calls = std::max<int64_t>(1, (tokens + T - 1) / T);
-    double sample = 0;
-    for (int64_t i = 0; i < calls; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
+    sample(std::max<int64_t>(1, (tokens + T - 1) / T), [&] {
       lightning_attention(q, k, v, decay, Tensor(), opt).first.backward(seed);
       for (Tensor* t : {&q, &k, &v}) t->zero_grad();
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      call_seconds.push_back(s);
-      sample += s;
-    }
-    best = std::min(best, sample / static_cast<double>(calls));
+    });
   }
 
   void print(LightningImpl impl, double peak) const {
@@ -98,10 +79,7 @@ void bench_lightning(bool quick, int rounds) {
   cases.emplace_back(cmp);
   const int64_t sample_tokens = lengths.back();
   for (LengthCase& c : cases) c.time(LightningImpl::chunked, 0);  // warm-up: first touch of every buffer
-  for (LengthCase& c : cases) {
-    c.best = 1e30;
-    c.call_seconds.clear();
-  }
+  for (LengthCase& c : cases) c.reset();
   for (int r = 0; r < rounds; ++r)
     for (LengthCase& c : cases) c.time(LightningImpl::chunked, sample_tokens);
   for (const LengthCase& c : cases) c.print(LightningImpl::chunked, peak);

@@ -2,9 +2,11 @@
 // What every `eat bench` case shares: best-of timing and the result table.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace eat::cli {
 
@@ -32,5 +34,37 @@ inline void print_row(const BenchRow& r, double peak) {
               100.0 * gflops / peak);
   std::fflush(stdout);
 }
+
+// The calls of one case of a length sweep (eat bench lightning, eat bench based), sampled in
+// rounds: each sample runs `calls` calls back to back and keeps the mean; every call is kept too.
+// Sweeps give every length's sample the same number of tokens, so each is exposed to a shared
+// machine's slow spells for the same time (a best-of-N over many short calls would otherwise
+// favour the short lengths).
+struct CallTimes {
+  double best = 1e30;                // seconds per call, best sample
+  std::vector<double> call_seconds;  // every call of every sample
+
+  void reset() {
+    best = 1e30;
+    call_seconds.clear();
+  }
+  void sample(int64_t calls, const std::function<void()>& call) {
+    double total = 0;
+    for (int64_t i = 0; i < calls; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      call();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      call_seconds.push_back(s);
+      total += s;
+    }
+    best = std::min(best, total / static_cast<double>(calls));
+  }
+  double best_call() const { return *std::min_element(call_seconds.begin(), call_seconds.end()); }
+  double median_call() const {
+    std::vector<double> v = call_seconds;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
+};
 
 }  // namespace eat::cli

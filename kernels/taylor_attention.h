@@ -55,4 +55,13 @@ void taylor_recurrent_backward(const HeadShape& s, const TaylorKernelArgs& a, co
                                T* dq, T* dk, T* dv, T* ds0);
 )
 
+// Instantiates one form's forward and backward for storage type T, inside eat::cpu or eat::cuda
+// (the kernel files): EAT_TAYLOR_INSTANTIATE(chunked, float).
+#define EAT_TAYLOR_INSTANTIATE(form, T)                                                                           \
+  template void taylor_##form##_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
+                                           const T*, T*, T*, RowStat*);                                             \
+  template void taylor_##form##_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
+                                            const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
+                                            T*, T*, T*);
+
 }  // namespace eat

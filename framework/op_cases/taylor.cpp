@@ -11,13 +11,6 @@ namespace eat::op_cases {
 
 namespace {
 
-TaylorOptions with(TaylorImpl impl, bool normalize = true) {
-  TaylorOptions o;
-  o.impl = impl;
-  o.normalize = normalize;
-  return o;
-}
-
 // q, k [B, T, H, f], v [B, T, H, e]; with a prefix, P more keys [B, P, H, f] and values [B, P, H, e].
 Sizes qkv(int64_t B, int64_t T, int64_t H, int64_t f, int64_t e, int64_t P = 0) {
   Sizes s{normal({B, T, H, f}, 0.7), normal({B, T, H, f}, 0.7), normal({B, T, H, e})};
@@ -48,11 +41,11 @@ OpCase taylor_row(std::string name, TaylorImpl impl, TaylorImpl reference, bool 
   row.tol.reference = 1e-13;  // two forms' different summation orders over quadratic scores (2e-15 seen)
   row.tol.f32 = 2e-6;         // f32 rounding of sums of up to 130 quadratic scores (3e-7 seen)
   row.call = [=](auto& in) {
-    auto out = taylor(in, with(impl, normalize));
+    auto out = taylor(in, {.impl = impl, .normalize = normalize});
     return final_state ? out.second : out.first;
   };
   row.reference = [=](auto& in) {
-    auto out = taylor(in, with(reference, normalize));
+    auto out = taylor(in, {.impl = reference, .normalize = normalize});
     return final_state ? out.second : out.first;
   };
   row.cuda = impl == TaylorImpl::chunked;  // the CUDA kernel is the chunked form's

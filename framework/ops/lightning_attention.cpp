@@ -4,6 +4,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/head_inputs.h"
 #include "kernels/cpu/lightning_chunked.h"
 #include "kernels/cpu/lightning_naive.h"
 #include "kernels/cpu/lightning_recurrent.h"
@@ -20,32 +21,13 @@ constexpr const char* kOp = "lightning_attention";
 HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v,
                                         const std::vector<double>& decay, const Tensor& s0,
                                         const LightningOptions& options) {
-  for (const Tensor* t : {&q, &k, &v}) {
-    check_floating(kOp, *t);
-    check_dim(kOp, *t, 4, "q, k [B, T, H, d] and v [B, T, H, e]");
-  }
-  check_same_dtype(kOp, q, k);
-  check_same_dtype(kOp, q, v);
-  check_same_device(kOp, q, k);
-  check_same_device(kOp, q, v);
-  EAT_CHECK(q.shape() == k.shape(), kOp, ": q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
-            " must have the same shape");
-  EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), kOp, ": v ",
-            shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
-  const HeadShape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
+  const HeadShape s = checked_head_inputs(kOp, q, k, v);
   EAT_CHECK(static_cast<int64_t>(decay.size()) == s.H, kOp, ": ", decay.size(), " decay values for ", s.H,
             " heads (q ", shape_str(q.shape()), "); give one lambda per head");
   for (size_t h = 0; h < decay.size(); ++h)
     EAT_CHECK(decay[h] > 0.0 && decay[h] <= 1.0, kOp, ": decay of head ", h, " is ", decay[h],
               "; lambda must lie in (0, 1]");  // also rejects NaN
-  if (s0.defined()) {
-    check_floating(kOp, s0);
-    check_same_dtype(kOp, q, s0);
-    check_same_device(kOp, q, s0);
-    EAT_CHECK(s0.shape() == s.state(), kOp, ": initial_state ", shape_str(s0.shape()),
-              " must be [B, H, d, e] = ", shape_str(s.state()), " for q ", shape_str(q.shape()),
-              " and v ", shape_str(v.shape()));
-  }
+  check_initial_state(kOp, s0, q, v, s.state(), "[B, H, d, e]");
   EAT_CHECK(options.block >= 1, kOp, ": block must be >= 1, got ", options.block);
   return s;
 }

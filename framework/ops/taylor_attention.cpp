@@ -6,6 +6,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/head_inputs.h"
 #include "kernels/taylor_attention.h"
 
 namespace eat {
@@ -25,27 +26,8 @@ const char* impl_name(TaylorImpl impl) {
 
 HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s0,
                         const TaylorOptions& options) {
-  for (const Tensor* t : {&q, &k, &v}) {
-    check_floating(kOp, *t);
-    check_dim(kOp, *t, 4, "q, k [B, T, H, f] and v [B, T, H, e]");
-  }
-  check_same_dtype(kOp, q, k);
-  check_same_dtype(kOp, q, v);
-  check_same_device(kOp, q, k);
-  check_same_device(kOp, q, v);
-  EAT_CHECK(q.shape() == k.shape(), kOp, ": q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
-            " must have the same shape");
-  EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), kOp, ": v ",
-            shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
-  const HeadShape s{q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
-  if (s0.defined()) {
-    check_floating(kOp, s0);
-    check_same_dtype(kOp, q, s0);
-    check_same_device(kOp, q, s0);
-    const Shape want{s.B, s.H, taylor_feature_dim(s.d), s.e + 1};
-    EAT_CHECK(s0.shape() == want, kOp, ": initial_state ", shape_str(s0.shape()), " must be [B, H, D', e + 1] = ",
-              shape_str(want), " for q ", shape_str(q.shape()), " and v ", shape_str(v.shape()));
-  }
+  const HeadShape s = checked_head_inputs(kOp, q, k, v);
+  check_initial_state(kOp, s0, q, v, {s.B, s.H, taylor_feature_dim(s.d), s.e + 1}, "[B, H, D', e + 1]");
   EAT_CHECK(options.block >= 1, kOp, ": block must be >= 1, got ", options.block);
   EAT_CHECK(options.eps >= 0.0, kOp, ": eps must be >= 0, got ", options.eps);
   return s;

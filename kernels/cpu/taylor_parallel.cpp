@@ -12,6 +12,18 @@ namespace eat::cpu {
 
 using namespace taylor_detail;
 
+namespace {
+
+// One head's whole q, k and v' = [v | 1] as contiguous matrices.
+template <typename T>
+struct WholeHead {
+  Mat<T> Q, K, V;
+  WholeHead(const HeadShape& s, const T* q, const T* k, const T* v, int64_t b, int64_t h)
+      : Q(rows_of(q, s, b, h, 0, s.T, s.d)), K(rows_of(k, s, b, h, 0, s.T, s.d)), V(values_with_ones(v, s, b, h, 0, s.T)) {}
+};
+
+}  // namespace
+
 template <typename T>
 void taylor_parallel_forward(const HeadShape& s, const TaylorKernelArgs& args, const T* q, const T* k, const T* v,
                              const T* s0, T* y, T* final_state, RowStat* denominator) {
@@ -19,8 +31,7 @@ void taylor_parallel_forward(const HeadShape& s, const TaylorKernelArgs& args, c
   const int64_t C = args.block;
   for_each_head(s, s.T * s.T * (s.d + s.e), [&](int64_t b, int64_t h) {
     const int64_t bh = b * s.H + h;
-    const Mat<T> Q = rows_of(q, s, b, h, 0, s.T, s.d), K = rows_of(k, s, b, h, 0, s.T, s.d);
-    const Mat<T> V = values_with_ones(v, s, b, h, 0, s.T);
+    const auto [Q, K, V] = WholeHead<T>(s, q, k, v, b, h);
     const Mat<T> S0 = state_or_zero(s0, P, bh);
     for (int64_t ti = 0; ti < s.T; ti += C) {
       const int64_t Li = std::min(C, s.T - ti);
@@ -44,8 +55,7 @@ void taylor_parallel_backward(const HeadShape& s, const TaylorKernelArgs& args, 
   const int64_t C = args.block;
   for_each_head(s, s.T * s.T * (s.d + s.e), [&](int64_t b, int64_t h) {
     const int64_t bh = b * s.H + h;
-    const Mat<T> Q = rows_of(q, s, b, h, 0, s.T, s.d), K = rows_of(k, s, b, h, 0, s.T, s.d);
-    const Mat<T> V = values_with_ones(v, s, b, h, 0, s.T);
+    const auto [Q, K, V] = WholeHead<T>(s, q, k, v, b, h);
     const Mat<T> S0 = state_or_zero(s0, P, bh), dF = state_or_zero(dfinal, P, bh);
     const Mat<T> G = output_grad(P, y, denominator, dy, b, h, 0, s.T);
     Mat<T> dQ = Mat<T>::Zero(s.T, s.d), dK = Mat<T>::Zero(s.T, s.d), dV = Mat<T>::Zero(s.T, P.E);
@@ -73,13 +83,7 @@ void taylor_parallel_backward(const HeadShape& s, const TaylorKernelArgs& args, 
   });
 }
 
-#define EAT_TAYLOR_PARALLEL(T)                                                                                      \
-  template void taylor_parallel_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
-                                           const T*, T*, T*, RowStat*);                                             \
-  template void taylor_parallel_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
-                                            const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
-                                            T*, T*, T*);
-EAT_TAYLOR_PARALLEL(float)
-EAT_TAYLOR_PARALLEL(double)
+EAT_TAYLOR_INSTANTIATE(parallel, float)
+EAT_TAYLOR_INSTANTIATE(parallel, double)
 
 }  // namespace eat::cpu

@@ -59,13 +59,7 @@ void taylor_recurrent_backward(const HeadShape& s, const TaylorKernelArgs& args,
   });
 }
 
-#define EAT_TAYLOR_RECURRENT(T)                                                                                      \
-  template void taylor_recurrent_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
-                                            const T*, T*, T*, RowStat*);                                             \
-  template void taylor_recurrent_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
-                                             const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
-                                             T*, T*, T*);
-EAT_TAYLOR_RECURRENT(float)
-EAT_TAYLOR_RECURRENT(double)
+EAT_TAYLOR_INSTANTIATE(recurrent, float)
+EAT_TAYLOR_INSTANTIATE(recurrent, double)
 
 }  // namespace eat::cpu

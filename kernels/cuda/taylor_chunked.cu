@@ -203,6 +203,15 @@ __device__ void store_rows(D* dst, const Args<D>& A, SmemTile<float> src, int b,
   }
 }
 
+// The chunk's rows [t0, t0 + L) of q, k and V' (and G, for the backward) into their tiles.
+template <typename D>
+__device__ void load_chunk(const Args<D>& A, const Smem& sm, int b, int h, int t0, int L, bool with_output_grad) {
+  load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+  load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
+  load_values(A, sm.v, b, h, t0, L);
+  if (with_output_grad) load_output_grad(A, sm.g, b, h, t0, L);
+}
+
 template <typename D> __global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> A) {
   const Smem sm = smem_layout<Smem>(A.f, A.Dp, A.E);
   const int bh = blockIdx.x, b = bh / A.H, h = bh % A.H;
@@ -211,9 +220,7 @@ template <typename D> __global__ void __launch_bounds__(kThreads) forward_kernel
   for (int t0 = 0; t0 < A.T; t0 += kChunk) {
     const int L = min(kChunk, A.T - t0);
     __syncthreads();  // the previous chunk is done with every tile
-    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_values(A, sm.v, b, h, t0, L);
+    load_chunk(A, sm, b, h, t0, L, false);
     __syncthreads();
     taylor_scores(sm.a, sm.q, sm.k, L, A.f, sc);
     features(sm.phi, sm.q, A.f, A.Dp, sc);
@@ -243,10 +250,7 @@ template <typename D> __global__ void __launch_bounds__(kThreads) dq_kernel(Args
   for (int t0 = 0; t0 < A.T; t0 += kChunk) {
     const int L = min(kChunk, A.T - t0);
     __syncthreads();
-    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_values(A, sm.v, b, h, t0, L);
-    load_output_grad(A, sm.g, b, h, t0, L);
+    load_chunk(A, sm, b, h, t0, L, true);
     __syncthreads();
     score_grads(sm.a, sm.g, sm.v, sm.q, sm.k, L, A.f, A.E, sc);
     tile_gemm<false, true>(sm.phi, sm.g, sm.state, kChunk, A.Dp, A.E, false);  // u = G S^T
@@ -271,10 +275,7 @@ template <typename D> __global__ void __launch_bounds__(kThreads) dkv_kernel(Arg
   for (int j = chunks - 1; j >= 0; --j) {
     const int t0 = j * kChunk, L = min(kChunk, A.T - t0);
     __syncthreads();
-    load_rows(sm.q, A.q + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_rows(sm.k, A.k + A.row(b, h, t0, A.f), int64_t{A.H} * A.f, L, A.f);
-    load_values(A, sm.v, b, h, t0, L);
-    load_output_grad(A, sm.g, b, h, t0, L);
+    load_chunk(A, sm, b, h, t0, L, true);
     __syncthreads();
     taylor_scores(sm.a, sm.q, sm.k, L, A.f, sc);
     features(sm.phi, sm.k, A.f, A.Dp, sc);
@@ -313,8 +314,11 @@ void check_dims(const HeadShape& s) {
             ", H = ", s.H, " exceed the kernel's index range");
 }
 
-template <typename D> Args<D> make_args(const HeadShape& s, const TaylorKernelArgs& a) {
+template <typename D> Args<D> make_args(const HeadShape& s, const TaylorKernelArgs& a, const D* q, const D* k, const D* v) {
   Args<D> A{};
+  A.q = q;
+  A.k = k;
+  A.v = v;
   A.B = static_cast<int>(s.B);
   A.T = static_cast<int>(s.T);
   A.H = static_cast<int>(s.H);
@@ -341,10 +345,7 @@ void taylor_chunked_forward(const HeadShape& s, const TaylorKernelArgs& a, const
                             const T* s0, T* y, T* final_state, RowStat* denominator) {
   using D = device_t<T>;
   check_dims(s);
-  Args<D> A = make_args<D>(s, a);
-  A.q = dev(q);
-  A.k = dev(k);
-  A.v = dev(v);
+  Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
   A.state_in = dev(s0);
   A.y_out = dev(y);
   A.den_out = denominator;
@@ -358,10 +359,7 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
                              T* dq, T* dk, T* dv, T* ds0) {
   using D = device_t<T>;
   check_dims(s);
-  Args<D> A = make_args<D>(s, a);
-  A.q = dev(q);
-  A.k = dev(k);
-  A.v = dev(v);
+  Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
   A.y = dev(y);
   A.den = denominator;
   A.dy = dev(dy);
@@ -381,14 +379,7 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
   }
 }
 
-#define EAT_INSTANTIATE(T)                                                                                         \
-  template void taylor_chunked_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
-                                          const T*, T*, T*, RowStat*);                                             \
-  template void taylor_chunked_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
-                                           const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
-                                           T*, T*, T*);
-EAT_INSTANTIATE(float)
-EAT_INSTANTIATE(bf16)
-#undef EAT_INSTANTIATE
+EAT_TAYLOR_INSTANTIATE(chunked, float)
+EAT_TAYLOR_INSTANTIATE(chunked, bf16)
 
 }  // namespace eat::cuda

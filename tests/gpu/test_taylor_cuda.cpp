@@ -14,17 +14,6 @@
 using namespace eat;
 using namespace eat::test;
 
-namespace {
-
-TaylorOptions form(TaylorImpl impl, bool normalize = true) {
-  TaylorOptions o;
-  o.impl = impl;
-  o.normalize = normalize;
-  return o;
-}
-
-}  // namespace
-
 TEST_CASE("cuda taylor: bit-identical outputs, final state and gradients from run to run") {
   test::require_gpu();
   Generator gen(301);
@@ -39,11 +28,11 @@ TEST_CASE("cuda taylor: bit-identical outputs, final state and gradients from ru
       Tensor dy = to_device(random_rounded({B, T, H, e}, gen, dtype), dtype);
       Tensor dfin = to_device(random_rounded({B, H, Dp, e + 1}, gen, dtype), dtype);
       // A prefix state as the model passes one: the final state of earlier tokens.
-      Tensor s0 = taylor_attention(k, k, v, Tensor(), form(TaylorImpl::chunked)).second;
+      Tensor s0 = taylor_attention(k, k, v, Tensor(), {.impl = TaylorImpl::chunked}).second;
       auto once = [&] {
         Tensor ql = q.detach().requires_grad_(), kl = k.detach().requires_grad_(), vl = v.detach().requires_grad_();
         Tensor sl = s0.detach().requires_grad_();
-        auto [y, fin] = taylor_attention(ql, kl, vl, sl, form(TaylorImpl::chunked, normalize));
+        auto [y, fin] = taylor_attention(ql, kl, vl, sl, {.impl = TaylorImpl::chunked, .normalize = normalize});
         add(sum(mul(y, dy)), sum(mul(fin, dfin))).backward();
         std::vector<double> all;
         for (const Tensor& t : {y, fin, ql.grad(), kl.grad(), vl.grad(), sl.grad()}) {
@@ -59,9 +48,9 @@ TEST_CASE("cuda taylor: bit-identical outputs, final state and gradients from ru
 TEST_CASE("cuda taylor: the forms without a CUDA kernel and unsupported widths are refused with their names") {
   test::require_gpu();
   Tensor q = Tensor::zeros({1, 4, 1, 16}, DType::f32, Device::cuda), v = Tensor::zeros({1, 4, 1, 8}, DType::f32, Device::cuda);
-  CHECK_THROWS_WITH_AS(taylor_attention(q, q, v, Tensor(), form(TaylorImpl::parallel)),
+  CHECK_THROWS_WITH_AS(taylor_attention(q, q, v, Tensor(), {.impl = TaylorImpl::parallel}),
                        doctest::Contains("the parallel form has no CUDA kernel"), Error);
-  CHECK_THROWS_WITH_AS(taylor_attention(q, q, v, Tensor(), form(TaylorImpl::recurrent)),
+  CHECK_THROWS_WITH_AS(taylor_attention(q, q, v, Tensor(), {.impl = TaylorImpl::recurrent}),
                        doctest::Contains("the recurrent form has no CUDA kernel"), Error);
   Tensor wide = Tensor::zeros({1, 4, 1, 32}, DType::f32, Device::cuda);
   CHECK_THROWS_WITH_AS(taylor_attention(wide, wide, v), doctest::Contains("feature dim f = 32"), Error);

@@ -1,0 +1,38 @@
+#pragma once
+// The input checks shared by the linear-attention ops over heads (lightning_attention,
+// taylor_attention): q, k [B, T, H, d] of one shape and v [B, T, H, e], all floating point of one
+// dtype on one device, and an optional initial state of the op's own shape.
+#include "framework/tensor.h"
+#include "kernels/head_shape.h"
+
+namespace eat {
+
+inline HeadShape checked_head_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v) {
+  for (const Tensor* t : {&q, &k, &v}) {
+    check_floating(op, *t);
+    check_dim(op, *t, 4, "q, k [B, T, H, d] and v [B, T, H, e]");
+  }
+  check_same_dtype(op, q, k);
+  check_same_dtype(op, q, v);
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
+  EAT_CHECK(q.shape() == k.shape(), op, ": q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
+            " must have the same shape");
+  EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), op, ": v ",
+            shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
+  return {q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
+}
+
+// s0 (when defined) must be floating point like q, on q's device, of shape `want` (`layout` names
+// its axes, e.g. "[B, H, d, e]").
+inline void check_initial_state(const char* op, const Tensor& s0, const Tensor& q, const Tensor& v, const Shape& want,
+                                const char* layout) {
+  if (!s0.defined()) return;
+  check_floating(op, s0);
+  check_same_dtype(op, q, s0);
+  check_same_device(op, q, s0);
+  EAT_CHECK(s0.shape() == want, op, ": initial_state ", shape_str(s0.shape()), " must be ", layout, " = ",
+            shape_str(want), " for q ", shape_str(q.shape()), " and v ", shape_str(v.shape()));
+}
+
+}  // namespace eat
