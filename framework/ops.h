@@ -110,6 +110,8 @@ Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<dou
 // earlier tokens, e.g. another rank's or a decoding prefix); it enters both N and Z:
 // y_i = (phi(q_i) S_in + N_i) / (phi(q_i) z_in + Z_i + eps). Returns {y [B, T, H, e], final state}
 // (final = initial + sum_j phi(k_j)^T [v_j, 1]). Gradients flow to q, k, v and the initial state.
+// States (in and out) are in q's dtype on the CPU and f32 on CUDA (bf16 inputs included), so
+// prefix sums keep f32.
 // The forms compute the same function: parallel (quadratic, tiles of `block`), chunked (the
 // training kernel, O(T); blocks of `block` tokens), recurrent (token by token; decoding). On CUDA
 // only the chunked form runs.

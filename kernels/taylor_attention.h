@@ -28,40 +28,51 @@ struct TaylorKernelArgs {
   double eps = 1e-12;
 };
 
+// The element type of states and state gradients: the storage type on the CPU (f32 or f64),
+// f32 on CUDA whatever the storage (bf16 included), so prefix sums and their gradients keep f32.
+namespace cpu {
+template <typename T>
+using TaylorState = T;
+}
+namespace cuda {
+template <typename T>
+using TaylorState = float;
+}
+
 // s0 may be null (zero initial state); y and final_state are overwritten.
 // Backward: dy and dfinal are the gradients of y and of the final state; y and denominator are
 // the forward's (read only when normalize). Each of dq, dk, dv, ds0 may be null (not wanted).
 EAT_DECLARE_KERNELS(
 template <typename T>
 void taylor_parallel_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                             const T* s0, T* y, T* final_state, RowStat* denominator);
+                             const TaylorState<T>* s0, T* y, TaylorState<T>* final_state, RowStat* denominator);
 template <typename T>
 void taylor_parallel_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                              const T* s0, const T* y, const RowStat* denominator, const T* dy, const T* dfinal,
-                              T* dq, T* dk, T* dv, T* ds0);
+                              const TaylorState<T>* s0, const T* y, const RowStat* denominator, const T* dy,
+                              const TaylorState<T>* dfinal, T* dq, T* dk, T* dv, TaylorState<T>* ds0);
 template <typename T>
 void taylor_chunked_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                            const T* s0, T* y, T* final_state, RowStat* denominator);
+                            const TaylorState<T>* s0, T* y, TaylorState<T>* final_state, RowStat* denominator);
 template <typename T>
 void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                             const T* s0, const T* y, const RowStat* denominator, const T* dy, const T* dfinal,
-                             T* dq, T* dk, T* dv, T* ds0);
+                             const TaylorState<T>* s0, const T* y, const RowStat* denominator, const T* dy,
+                             const TaylorState<T>* dfinal, T* dq, T* dk, T* dv, TaylorState<T>* ds0);
 template <typename T>
 void taylor_recurrent_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                              const T* s0, T* y, T* final_state, RowStat* denominator);
+                              const TaylorState<T>* s0, T* y, TaylorState<T>* final_state, RowStat* denominator);
 template <typename T>
 void taylor_recurrent_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                               const T* s0, const T* y, const RowStat* denominator, const T* dy, const T* dfinal,
-                               T* dq, T* dk, T* dv, T* ds0);
+                               const TaylorState<T>* s0, const T* y, const RowStat* denominator, const T* dy,
+                               const TaylorState<T>* dfinal, T* dq, T* dk, T* dv, TaylorState<T>* ds0);
 )
 
 // Instantiates one form's forward and backward for storage type T, inside eat::cpu or eat::cuda
 // (the kernel files): EAT_TAYLOR_INSTANTIATE(chunked, float).
-#define EAT_TAYLOR_INSTANTIATE(form, T)                                                                           \
-  template void taylor_##form##_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
-                                           const T*, T*, T*, RowStat*);                                             \
-  template void taylor_##form##_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,         \
-                                            const T*, const T*, const T*, const RowStat*, const T*, const T*, T*,  \
-                                            T*, T*, T*);
+#define EAT_TAYLOR_INSTANTIATE(form, T)                                                                             \
+  template void taylor_##form##_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*,   \
+                                           const TaylorState<T>*, T*, TaylorState<T>*, RowStat*);                     \
+  template void taylor_##form##_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
+                                            const TaylorState<T>*, const T*, const RowStat*, const T*,              \
+                                            const TaylorState<T>*, T*, T*, T*, TaylorState<T>*);
 
 }  // namespace eat

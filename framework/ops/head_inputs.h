@@ -23,13 +23,17 @@ inline HeadShape checked_head_inputs(const char* op, const Tensor& q, const Tens
   return {q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
 }
 
-// s0 (when defined) must be floating point like q, on q's device, of shape `want` (`layout` names
-// its axes, e.g. "[B, H, d, e]").
+// s0 (when defined) must be on q's device, of shape `want` (`layout` names its axes, e.g.
+// "[B, H, d, e]") and of the op's state dtype there (q's dtype unless the op keeps states wider).
 inline void check_initial_state(const char* op, const Tensor& s0, const Tensor& q, const Tensor& v, const Shape& want,
-                                const char* layout) {
+                                const char* layout, DType state_dtype) {
   if (!s0.defined()) return;
   check_floating(op, s0);
-  check_same_dtype(op, q, s0);
+  if (state_dtype == q.dtype())
+    check_same_dtype(op, q, s0);
+  else
+    EAT_CHECK(s0.dtype() == state_dtype, op, ": initial_state is ", dtype_name(s0.dtype()), "; with ",
+              dtype_name(q.dtype()), " inputs on ", device_name(q.device()), " the states are ", dtype_name(state_dtype));
   check_same_device(op, q, s0);
   EAT_CHECK(s0.shape() == want, op, ": initial_state ", shape_str(s0.shape()), " must be ", layout, " = ",
             shape_str(want), " for q ", shape_str(q.shape()), " and v ", shape_str(v.shape()));

@@ -27,7 +27,7 @@ HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v,
   for (size_t h = 0; h < decay.size(); ++h)
     EAT_CHECK(decay[h] > 0.0 && decay[h] <= 1.0, kOp, ": decay of head ", h, " is ", decay[h],
               "; lambda must lie in (0, 1]");  // also rejects NaN
-  check_initial_state(kOp, s0, q, v, s.state(), "[B, H, d, e]");
+  check_initial_state(kOp, s0, q, v, s.state(), "[B, H, d, e]", q.dtype());
   EAT_CHECK(options.block >= 1, kOp, ": block must be >= 1, got ", options.block);
   return s;
 }

@@ -24,10 +24,15 @@ const char* impl_name(TaylorImpl impl) {
   return "?";
 }
 
+// States stay f32 on CUDA whatever the storage (kernels/taylor_attention.h, TaylorState).
+DType state_dtype(const Tensor& q) { return q.device() == Device::cpu ? q.dtype() : DType::f32; }
+
+Shape state_shape(const HeadShape& s) { return {s.B, s.H, taylor_feature_dim(s.d), s.e + 1}; }
+
 HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s0,
                         const TaylorOptions& options) {
   const HeadShape s = checked_head_inputs(kOp, q, k, v);
-  check_initial_state(kOp, s0, q, v, {s.B, s.H, taylor_feature_dim(s.d), s.e + 1}, "[B, H, D', e + 1]");
+  check_initial_state(kOp, s0, q, v, state_shape(s), "[B, H, D', e + 1]", state_dtype(q));
   EAT_CHECK(options.block >= 1, kOp, ": block must be >= 1, got ", options.block);
   EAT_CHECK(options.eps >= 0.0, kOp, ": eps must be >= 0, got ", options.eps);
   return s;
@@ -50,7 +55,7 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
   const TaylorImpl impl = options.impl;
   const bool on_cpu = q.device() == Device::cpu;
   Tensor y = Tensor::empty_like(v);
-  Tensor final_state = Tensor::empty({s.B, s.H, taylor_feature_dim(s.d), s.e + 1}, q.dtype(), q.device());
+  Tensor final_state = Tensor::empty(state_shape(s), state_dtype(q), q.device());
   Tensor denominator;
   if (options.normalize)
     denominator = Tensor::empty({s.B, s.T, s.H}, on_cpu ? DType::f64 : DType::f32, q.device());
@@ -73,8 +78,9 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
     }
   }, EAT_CUDA([&]<typename T>() {
     check_cuda_form(impl);
-    cuda::taylor_chunked_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), data_or_null<T>(initial_state),
-                                    y.data<T>(), final_state.data<T>(), data_or_null<cuda::RowStat>(denominator));
+    cuda::taylor_chunked_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(),
+                                    data_or_null<cuda::TaylorState<T>>(initial_state), y.data<T>(),
+                                    final_state.data<cuda::TaylorState<T>>(), data_or_null<cuda::RowStat>(denominator));
   }));
   if (autograd::needs_record({&q, &k, &v, &initial_state})) {
     const bool need_q = q.requires_grad(), need_k = k.requires_grad(), need_v = v.requires_grad();
@@ -86,8 +92,7 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
         [s, args, impl, need_q, need_k, need_v, need_s0, q = q.detach(), k = k.detach(), v = v.detach(), s0, y_saved,
          denominator](const std::vector<Tensor>& g) {
           Tensor dy = autograd::grad_or_zeros(g, 0, s.v(), q.dtype(), q.device());
-          Tensor dfinal = autograd::grad_or_zeros(g, 1, {s.B, s.H, taylor_feature_dim(s.d), s.e + 1}, q.dtype(),
-                                                  q.device());
+          Tensor dfinal = autograd::grad_or_zeros(g, 1, state_shape(s), state_dtype(q), q.device());
           Tensor dq = empty_like_if(need_q, q), dk = empty_like_if(need_k, k), dv = empty_like_if(need_v, v);
           Tensor ds0 = empty_like_if(need_s0, s0);
           dispatch("taylor_attention backward", q, [&]<typename T>() {
@@ -110,10 +115,11 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
                 break;
             }
           }, EAT_CUDA([&]<typename T>() {
-            cuda::taylor_chunked_backward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), data_or_null<T>(s0),
+            using S = cuda::TaylorState<T>;
+            cuda::taylor_chunked_backward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), data_or_null<S>(s0),
                                              data_or_null<T>(y_saved), data_or_null<cuda::RowStat>(denominator),
-                                             dy.data<T>(), dfinal.data<T>(), data_or_null<T>(dq), data_or_null<T>(dk),
-                                             data_or_null<T>(dv), data_or_null<T>(ds0));
+                                             dy.data<T>(), dfinal.data<S>(), data_or_null<T>(dq), data_or_null<T>(dk),
+                                             data_or_null<T>(dv), data_or_null<S>(ds0));
           }));
           return std::vector<Tensor>{dq, dk, dv, ds0};
         });

@@ -3,7 +3,8 @@
 // (batch, head) walks the chunks of kChunk tokens in order with the whole f32 state [S | z]
 // (D' x (e + 1)) in shared memory; every tile is f32 in shared memory and every product an FMA
 // loop (tile_gemm), each output element summed by one thread in a fixed order: no atomics,
-// deterministic. Storage is f32 or bf16; the states, normalisers and every sum are f32.
+// deterministic. Storage is f32 or bf16; the states (in and out, and their gradients), the
+// normalisers and every sum are f32.
 //   forward:  [N | Z] = A(Q, K) V' + P(Q) S,     S += P(K)^T V'        (chunks in order)
 //   dq pass:  dQ = ds K + P'(Q)^T (G S^T),        S += P(K)^T V'        (chunks in order)
 //   dkv pass: dV' = A^T G + P(K) R,  dK = ds^T Q + P'(K)^T (V' R^T),  R += P(Q)^T G   (reversed)
@@ -32,10 +33,10 @@ template <typename D> struct Args {
   const D *q, *k, *v, *y;  // [B, T, H, f], [B, T, H, f], [B, T, H, e], [B, T, H, e] (y: backward only)
   const float* den;        // [B, T, H] Z + eps (normalize) or null
   const D* dy;             // [B, T, H, e] (backward)
-  const D* state_in;       // [B, H, D', E]: s0 (forward, dq pass) or dfinal (dkv pass); may be null
+  const float* state_in;   // [B, H, D', E] f32: s0 (forward, dq pass) or dfinal (dkv pass); may be null
   D* y_out;                // forward
   float* den_out;          // forward, normalize
-  D* state_out;            // final state (forward) or dS0 (dkv pass); may be null
+  float* state_out;        // f32 final state (forward) or dS0 (dkv pass); may be null
   D *dq, *dk, *dv;         // may be null
   int B, T, H, f, e, Dp, E;
   bool normalize;
@@ -185,13 +186,13 @@ __device__ void score_grads(SmemTile<float> a, SmemTile<float> g, SmemTile<float
 template <typename D>
 __device__ void load_state(const Args<D>& A, SmemTile<float> st, int bh) {
   for (int i = threadIdx.x; i < A.Dp * A.E; i += blockDim.x)
-    st.at(i / A.E, i % A.E) = A.state_in ? to_f32(A.state_in[static_cast<int64_t>(bh) * A.Dp * A.E + i]) : 0.f;
+    st.at(i / A.E, i % A.E) = A.state_in ? A.state_in[static_cast<int64_t>(bh) * A.Dp * A.E + i] : 0.f;
 }
 template <typename D>
 __device__ void store_state(const Args<D>& A, SmemTile<float> st, int bh) {
   if (!A.state_out) return;
   for (int i = threadIdx.x; i < A.Dp * A.E; i += blockDim.x)
-    A.state_out[static_cast<int64_t>(bh) * A.Dp * A.E + i] = from_f32<D>(st.at(i / A.E, i % A.E));
+    A.state_out[static_cast<int64_t>(bh) * A.Dp * A.E + i] = st.at(i / A.E, i % A.E);
 }
 
 template <typename D>
@@ -342,21 +343,21 @@ template <typename D> void launch(void (*kernel)(Args<D>), const Args<D>& A) {
 
 template <typename T>
 void taylor_chunked_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                            const T* s0, T* y, T* final_state, RowStat* denominator) {
+                            const float* s0, T* y, float* final_state, RowStat* denominator) {
   using D = device_t<T>;
   check_dims(s);
   Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
-  A.state_in = dev(s0);
+  A.state_in = s0;
   A.y_out = dev(y);
   A.den_out = denominator;
-  A.state_out = dev(final_state);
+  A.state_out = final_state;
   launch(forward_kernel<D>, A);
 }
 
 template <typename T>
 void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
-                             const T* s0, const T* y, const RowStat* denominator, const T* dy, const T* dfinal,
-                             T* dq, T* dk, T* dv, T* ds0) {
+                             const float* s0, const T* y, const RowStat* denominator, const T* dy,
+                             const float* dfinal, T* dq, T* dk, T* dv, float* ds0) {
   using D = device_t<T>;
   check_dims(s);
   Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
@@ -365,14 +366,14 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
   A.dy = dev(dy);
   if (dq) {
     Args<D> P = A;
-    P.state_in = dev(s0);
+    P.state_in = s0;
     P.dq = dev(dq);
     launch(dq_kernel<D>, P);
   }
   if (dk || dv || ds0) {
     Args<D> P = A;
-    P.state_in = dev(dfinal);
-    P.state_out = dev(ds0);
+    P.state_in = dfinal;
+    P.state_out = ds0;
     P.dk = dev(dk);
     P.dv = dev(dv);
     launch(dkv_kernel<D>, P);

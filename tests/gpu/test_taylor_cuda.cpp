@@ -26,9 +26,10 @@ TEST_CASE("cuda taylor: bit-identical outputs, final state and gradients from ru
       Tensor k = to_device(random_rounded({B, T, H, f}, gen, dtype, 0.7), dtype);
       Tensor v = to_device(random_rounded({B, T, H, e}, gen, dtype), dtype);
       Tensor dy = to_device(random_rounded({B, T, H, e}, gen, dtype), dtype);
-      Tensor dfin = to_device(random_rounded({B, H, Dp, e + 1}, gen, dtype), dtype);
-      // A prefix state as the model passes one: the final state of earlier tokens.
+      Tensor dfin = to_device(random_rounded({B, H, Dp, e + 1}, gen, DType::f32), DType::f32);  // states are f32
+      // A prefix state as the model passes one: the final state of earlier tokens (f32).
       Tensor s0 = taylor_attention(k, k, v, Tensor(), {.impl = TaylorImpl::chunked}).second;
+      REQUIRE(s0.dtype() == DType::f32);
       auto once = [&] {
         Tensor ql = q.detach().requires_grad_(), kl = k.detach().requires_grad_(), vl = v.detach().requires_grad_();
         Tensor sl = s0.detach().requires_grad_();
@@ -54,4 +55,8 @@ TEST_CASE("cuda taylor: the forms without a CUDA kernel and unsupported widths a
                        doctest::Contains("the recurrent form has no CUDA kernel"), Error);
   Tensor wide = Tensor::zeros({1, 4, 1, 32}, DType::f32, Device::cuda);
   CHECK_THROWS_WITH_AS(taylor_attention(wide, wide, v), doctest::Contains("feature dim f = 32"), Error);
+  // bf16 inputs take the f32 state their own runs return, not a bf16 one.
+  Tensor qb = q.to(DType::bf16), vb = v.to(DType::bf16);
+  Tensor bf16_state = Tensor::zeros({1, 1, taylor_state_rows(16), 9}, DType::bf16, Device::cuda);
+  CHECK_THROWS_WITH_AS(taylor_attention(qb, qb, vb, bf16_state), doctest::Contains("the states are f32"), Error);
 }

@@ -436,3 +436,38 @@ TEST_CASE("taylor: a long sequence in f32 stays close to f64 (chunked, blocks of
     }
   }
 }
+
+TEST_CASE("taylor: summing earlier segments' own states as the initial state equals one run (sequence parallelism)") {
+  // Each segment's state from a zero start, the earlier ones summed, is the prefix a later segment
+  // takes (what ranks do after gathering their states). Outputs and every gradient (through the
+  // sums into the earlier segments' k and v) match the single run to 1e-12 in f64.
+  Generator gen(10);
+  const HeadShape n{1, 90, 2, 4, 3};
+  const std::vector<int64_t> cuts{0, 30, 61, 90};
+  Inputs in = make_inputs(gen, n, false);
+  Tensor r_y = randn64(n.v(), gen, 1.0, false);
+  for (bool normalize : {true, false}) {
+    CAPTURE(normalize);
+    Inputs whole_in = leaves(in);
+    Tensor whole_y =
+        taylor_attention(whole_in.q, whole_in.k, whole_in.v, Tensor(), opts(TaylorImpl::chunked, normalize, 16)).first;
+    sum(mul(whole_y, r_y)).backward();
+    Inputs x = leaves(in);
+    std::vector<Tensor> local_states;
+    Tensor loss;
+    for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+      Tensor q = steps(x.q, cuts[i], cuts[i + 1]), k = steps(x.k, cuts[i], cuts[i + 1]), v = steps(x.v, cuts[i], cuts[i + 1]);
+      Tensor prefix;
+      for (const Tensor& st : local_states) prefix = prefix.defined() ? add(prefix, st) : st;
+      Tensor y = taylor_attention(q, k, v, prefix, opts(TaylorImpl::chunked, normalize, 16)).first;
+      CHECK(rel_error(y.detach(), steps(whole_y.detach(), cuts[i], cuts[i + 1])) < 1e-12);
+      local_states.push_back(taylor_attention(q, k, v, Tensor(), opts(TaylorImpl::chunked, normalize, 16)).second);
+      Tensor part = sum(mul(y, steps(r_y, cuts[i], cuts[i + 1])));
+      loss = loss.defined() ? add(loss, part) : part;
+    }
+    loss.backward();
+    CHECK(rel_error(x.q.grad(), whole_in.q.grad()) < 1e-12);
+    CHECK(rel_error(x.k.grad(), whole_in.k.grad()) < 1e-12);
+    CHECK(rel_error(x.v.grad(), whole_in.v.grad()) < 1e-12);
+  }
+}
