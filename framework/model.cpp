@@ -45,6 +45,12 @@ const std::string& FamilyOptions::get_string(const std::string& name) const {
   return *v;
 }
 
+const IntList& FamilyOptions::get_int_list(const std::string& name) const {
+  const auto* v = std::get_if<IntList>(&at(name));
+  EAT_CHECK(v, "model option '", name, "' is not a list of integers");
+  return *v;
+}
+
 std::string family_list() {
   std::string out;
   for (const auto& n : family_names()) out += (out.empty() ? "" : ", ") + n;
@@ -86,9 +92,14 @@ std::string choice_list(const OptionSpec& option) {
 
 namespace {
 
-// A default as recipes/README.md writes it: 10000.0, 1e-5, true, `"tiled"`.
+// A default as recipes/README.md writes it: 10000.0, 1e-5, true, `"tiled"`, `[1, 6]`.
 std::string default_markdown(const OptionValue& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (const auto* list = std::get_if<IntList>(&v)) {
+    std::string out = "`[";
+    for (size_t k = 0; k < list->size(); ++k) out += (k ? ", " : "") + std::to_string((*list)[k]);
+    return out + "]`";
+  }
   if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   if (const auto* s = std::get_if<std::string>(&v)) return "`\"" + *s + "\"`";
   const double d = std::get<double>(v);
@@ -108,7 +119,8 @@ const char* type_markdown(const OptionValue& v) {
     case 0: return "integer";
     case 1: return "float";
     case 2: return "bool";
-    default: return "string";
+    case 3: return "string";
+    default: return "integer list";
   }
 }
 

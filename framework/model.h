@@ -20,8 +20,10 @@ namespace eat {
 // A family-specific recipe key ([model.<family>] table): its name, default value (whose type is
 // the key's type), one line of documentation and, for a string key, the values it allows (each
 // with a few words of documentation). The recipe parser checks the choices; recipes/README.md's
-// tables are rendered from these (option_table_markdown).
-using OptionValue = std::variant<int64_t, double, bool, std::string>;
+// tables are rendered from these (option_table_markdown). An integer list is a TOML array of
+// integers (`taylor_layers = [1, 6]`, `[]` for none), e.g. the layers that get some mixer.
+using IntList = std::vector<int64_t>;
+using OptionValue = std::variant<int64_t, double, bool, std::string, IntList>;
 struct OptionChoice {
   std::string value;
   std::string doc;
@@ -41,6 +43,7 @@ class FamilyOptions {
   double get_float(const std::string& name) const;
   bool get_bool(const std::string& name) const;
   const std::string& get_string(const std::string& name) const;
+  const IntList& get_int_list(const std::string& name) const;
   // A channel mixer's hidden width: the option, or round(8 d_model / 3) when it is 0 (LLaMA's
   // choice, which keeps a gated mixer's parameters at those of a 4x MLP).
   int64_t hidden_width(const std::string& name, int64_t d_model) const;
@@ -122,7 +125,8 @@ struct FamilySpec {
   // vocabulary 11; tests/models/tiny_model.h): small widths that still exercise every path.
   std::vector<std::pair<std::string, OptionValue>> tiny_test_options;
   // Extra checks that involve the sequence length or several keys; returns "" when fine, else
-  // the message (the recipe parser adds file and key).
+  // the message (the recipe parser adds file and key: the key the message starts with when it
+  // starts with one of the family's option names, else the family's table).
   std::function<std::string(const ModelConfig&, int64_t seq_len)> check;
   std::function<std::unique_ptr<LanguageModel>(const ModelConfig&, Generator&)> build;
 };

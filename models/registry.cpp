@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "framework/model.h"
+#include "models/based.h"
 #include "models/transformer.h"
 #include "models/transnormer.h"
 
@@ -9,7 +10,8 @@ namespace eat {
 
 namespace {
 const std::vector<FamilySpec>& families() {
-  static const std::vector<FamilySpec> all = {models::transformer_family(), models::transnormer_family()};
+  static const std::vector<FamilySpec> all = {models::transformer_family(), models::transnormer_family(),
+                                              models::based_family()};
   return all;
 }
 }  // namespace

@@ -45,15 +45,16 @@ class Reader {
   Reader(const toml::table& root, std::string source, std::map<std::string, std::string> overrides)
       : root_(root), source_(std::move(source)), overrides_(std::move(overrides)) {}
 
-  std::string where(const std::string& key) const {
+  std::string where(const std::string& key) const { return where(key, root_.at_path(key).node(), key); }
+  // The place of node n (a key's value, or an element of it) and the name to print for it.
+  std::string where(const std::string& key, const toml::node* n, const std::string& name) const {
     // A key set (or whose table was created) by an override: its text says it all.
     for (const auto& [path, arg] : overrides_)
-      if (path == key || path.rfind(key + ".", 0) == 0) return "--set " + arg + ": " + key;
-    const toml::node* n = root_.at_path(key).node();
-    if (!n) return source_ + ": " + key;
+      if (path == key || path.rfind(key + ".", 0) == 0) return "--set " + arg + ": " + name;
+    if (!n) return source_ + ": " + name;
     const auto& src = n->source();
     std::string file = src.path ? *src.path : source_;
-    return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column) + ": " + key;
+    return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column) + ": " + name;
   }
 
   template <typename... Args>
@@ -96,6 +97,21 @@ class Reader {
     get(key, v, required);
     if (v < 0) error(key, "must be >= 0, got ", v);
     out = static_cast<uint64_t>(v);
+  }
+  // An array of integers, e.g. taylor_layers = [1, 6]; a bad element is named with its index.
+  void get(const std::string& key, IntList& out, bool required = false) {
+    const toml::node* n = node(key);
+    if (!n) return missing(key, required);
+    const toml::array* arr = n->as_array();
+    if (!arr) error(key, "expected an array of integers like [1, 6], got ", type_name(*n), " (", value_text(*n), ")");
+    out.clear();
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& e = (*arr)[i];
+      if (!e.is_integer())
+        fail(where(key, &e, key + "[" + std::to_string(i) + "]"), ": expected an integer, got ", type_name(e), " (",
+             value_text(e), ")");
+      out.push_back(e.as_integer()->get());
+    }
   }
   // A two-element numeric array, e.g. betas = [0.9, 0.95].
   void get_pair(const std::string& key, double& a, double& b) {
@@ -232,6 +248,16 @@ void read_family_options(Reader& r, ModelConfig& model) {
   }
 }
 
+// Where a family check's message points: the option its message starts with ("window_layers = [2]:
+// ..."), else the family's whole table.
+std::string check_subject(const FamilySpec& spec, const std::string& why) {
+  const std::string table = "model." + spec.name;
+  for (const OptionSpec& o : spec.options)
+    if (why.rfind(o.name, 0) == 0 && (why.size() == o.name.size() || why[o.name.size()] == ' ' || why[o.name.size()] == ':'))
+      return table + "." + o.name;
+  return table;
+}
+
 }  // namespace
 
 void Recipe::check_world(int world_size) const {
@@ -365,7 +391,7 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   const FamilySpec* spec = find_family(m.family);
   if (spec->check) {
     std::string why = spec->check(m, r.data.seq_len);
-    if (!why.empty()) in.error("model." + m.family, why);
+    if (!why.empty()) in.error(check_subject(*spec, why), why);
   }
 
   std::ostringstream os;

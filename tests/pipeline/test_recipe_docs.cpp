@@ -58,13 +58,17 @@ TEST_CASE("option_table_markdown: types, defaults and choices as the README writ
                {"eps", 1e-5, "epsilon"},
                {"theta", 10000.0, "base"},
                {"tie", false, "tied"},
-               {"kernel", std::string("a"), "the kernel", {{"a", "fast"}, {"b", ""}, {"c", "reference"}}}};
+               {"kernel", std::string("a"), "the kernel", {{"a", "fast"}, {"b", ""}, {"c", "reference"}}},
+               {"layers", IntList{1, 6}, "some layers"},
+               {"none", IntList{}, "no layers"}};
   CHECK(option_table_markdown(f) ==
         "| key | type | default | meaning |\n|---|---|---|---|\n"
         "| `width` | integer | 0 | hidden width |\n"
         "| `eps` | float | 1e-5 | epsilon |\n"
         "| `theta` | float | 10000.0 | base |\n"
         "| `tie` | bool | false | tied |\n"
-        "| `kernel` | string | `\"a\"` | the kernel: `\"a\"` (fast), `\"b\"` or `\"c\"` (reference) |\n");
-  CHECK(choice_list(f.options.back()) == "\"a\", \"b\" or \"c\"");
+        "| `kernel` | string | `\"a\"` | the kernel: `\"a\"` (fast), `\"b\"` or `\"c\"` (reference) |\n"
+        "| `layers` | integer list | `[1, 6]` | some layers |\n"
+        "| `none` | integer list | `[]` | no layers |\n");
+  CHECK(choice_list(f.options[4]) == "\"a\", \"b\" or \"c\"");
 }

@@ -1,0 +1,311 @@
+#include "models/based.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "base/error.h"
+#include "framework/autograd.h"
+#include "framework/comm/comm_stats.h"
+#include "framework/flops.h"
+#include "framework/parallel/halo.h"
+#include "framework/parallel/lasp2.h"
+#include "framework/parallel/state_gather.h"
+#include "framework/parallel/time_rows.h"
+
+namespace eat::models {
+
+namespace {
+
+// GPT-2's scaled initialisation of the projections that write into the residual stream
+// (out_proj, fc2): 0.02 / sqrt(2 n_layer), as the reference's _init_weights.
+double residual_std(const ModelConfig& c) { return c.init_std / std::sqrt(2.0 * static_cast<double>(c.n_layers)); }
+
+// a's rows, then b's, on the time axis ([B, Ta, ...] and [B, Tb, ...] -> [B, Ta + Tb, ...]); a may be
+// undefined (no rows yet). Decoding only: not differentiable.
+Tensor append_time(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || a.size(1) == 0) return b;
+  Tensor out = Tensor::empty(with_time(b, a.size(1) + b.size(1)), b.dtype(), b.device());
+  copy_time(a, 0, out, 0, a.size(1));
+  copy_time(b, 0, out, a.size(1), b.size(1));
+  return out;
+}
+
+// The last n rows of x on the time axis (all of them when it has fewer).
+Tensor last_rows(const Tensor& x, int64_t n) { return narrow_time(x, std::max<int64_t>(0, x.size(1) - n), x.size(1)); }
+
+const char* mixer_name(BasedMixer m) {
+  switch (m) {
+    case BasedMixer::taylor: return "taylor";
+    case BasedMixer::window: return "window";
+    default: return "conv";
+  }
+}
+
+// "" when every entry of `list` (the option `key`) is a layer index in [0, n_layers), once.
+std::string check_layer_list(const std::string& key, const IntList& list, int64_t n_layers) {
+  std::set<int64_t> seen;
+  for (int64_t l : list) {
+    if (l < 0 || l >= n_layers)
+      return key + ": layer " + std::to_string(l) + " is out of range (model.n_layers = " + std::to_string(n_layers) +
+             ": layers 0 to " + std::to_string(n_layers - 1) + ")";
+    if (!seen.insert(l).second) return key + ": layer " + std::to_string(l) + " is listed twice";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<BasedMixer> based_schedule(int64_t n_layers, const IntList& taylor_layers, const IntList& window_layers) {
+  std::vector<BasedMixer> schedule(static_cast<size_t>(n_layers), BasedMixer::base_conv);
+  for (int64_t l : taylor_layers) schedule.at(static_cast<size_t>(l)) = BasedMixer::taylor;
+  for (int64_t l : window_layers) schedule.at(static_cast<size_t>(l)) = BasedMixer::window;
+  return schedule;
+}
+
+BasedOptions BasedOptions::from(const ModelConfig& c) {
+  BasedOptions o;
+  o.mlp_hidden = c.options.hidden_width("mlp_hidden", c.d_model);
+  o.norm_eps = c.options.get_float("norm_eps");
+  o.tie_embeddings = c.options.get_bool("tie_embeddings");
+  o.schedule = based_schedule(c.n_layers, c.options.get_int_list("taylor_layers"), c.options.get_int_list("window_layers"));
+  o.feature_dim = c.options.get_int("feature_dim");
+  const std::string& impl = c.options.get_string("taylor_kernel");
+  o.taylor.impl = impl == "parallel"    ? TaylorImpl::parallel
+                  : impl == "recurrent" ? TaylorImpl::recurrent
+                                        : TaylorImpl::chunked;
+  o.taylor.block = c.options.get_int("taylor_block");
+  o.taylor.normalize = c.options.get_bool("taylor_denominator");
+  o.conv_kernel = c.options.get_int("conv_kernel");
+  o.window.mlp_hidden = o.mlp_hidden;
+  o.window.rope_theta = c.options.get_float("rope_theta");
+  o.window.norm_eps = o.norm_eps;
+  o.window.tie_embeddings = o.tie_embeddings;
+  o.window.window = c.options.get_int("window");
+  o.window.attention_impl = AttentionImpl::tiled;
+  return o;
+}
+
+BaseConv::BaseConv(const ModelConfig& c, const BasedOptions& o, Generator& gen)
+    : conv_proj(add_module<Linear>("conv_proj", c.d_model, 2 * c.d_model, true, gen, c.init_std, c.dtype)),
+      gate_proj(add_module<Linear>("gate_proj", c.d_model, 2 * c.d_model, true, gen, c.init_std, c.dtype)),
+      conv(add_module<ShortConv>("conv", 2 * c.d_model, o.conv_kernel, false, gen, c.dtype)),
+      out_proj(add_module<Linear>("out_proj", 2 * c.d_model, c.d_model, true, gen, residual_std(c), c.dtype)) {}
+
+Tensor BaseConv::forward(const Tensor& x, BasedLayerState* state) const {
+  Tensor u1 = conv_proj.forward(x), u2 = gate_proj.forward(x);
+  Tensor weight = like_activations(conv.weight, u1);
+  Tensor c;
+  if (sequence_split()) {
+    EAT_CHECK(!state, "based: decoding with states and sequence parallelism do not mix");
+    CommLabel scope(comm_label());
+    c = short_conv_sp(u1, weight, Tensor(), sp_group());  // a halo of k - 1 rows of u1
+  } else if (state) {
+    // The rows before x are the tail the last call left (zeros, the causal padding, at the start).
+    const int64_t halo = conv.weight.size(1) - 1, T = x.size(1);
+    Tensor tail = state->conv_tail.defined() ? state->conv_tail
+                                             : Tensor::zeros(with_time(u1, halo), u1.dtype(), u1.device());
+    Tensor joined = append_time(tail, u1);
+    c = narrow_time(short_conv(joined, weight), halo, halo + T);
+    state->conv_tail = last_rows(joined, halo);
+  } else {
+    c = short_conv(u1, weight);
+  }
+  return out_proj.forward(glu_gate(c, u2, GateActivation::silu));
+}
+
+TaylorAttention::TaylorAttention(const ModelConfig& c, const BasedOptions& o, Generator& gen)
+    : q_proj(add_module<Linear>("q_proj", c.d_model, c.n_heads * o.feature_dim, false, gen, c.init_std, c.dtype)),
+      k_proj(add_module<Linear>("k_proj", c.d_model, c.n_heads * o.feature_dim, false, gen, c.init_std, c.dtype)),
+      v_proj(add_module<Linear>("v_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
+      out_proj(add_module<Linear>("out_proj", c.d_model, c.d_model, false, gen, residual_std(c), c.dtype)),
+      n_heads(c.n_heads),
+      feature_dim(o.feature_dim),
+      head_dim(c.d_model / c.n_heads),
+      options(o.taylor) {
+  // The no-denominator variant's g_norm: RMSNorm(head_dim, eps 1e-5) over each head's outputs.
+  if (!options.normalize) head_norm = &add_module<RMSNorm>("head_norm", head_dim, o.norm_eps, c.dtype);
+}
+
+Tensor TaylorAttention::forward(const Tensor& x, BasedLayerState* state) const {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  Tensor q = reshape(q_proj.forward(x), {B, T, n_heads, feature_dim});
+  Tensor k = reshape(k_proj.forward(x), {B, T, n_heads, feature_dim});
+  Tensor v = reshape(v_proj.forward(x), {B, T, n_heads, head_dim});
+  Tensor y;
+  if (sequence_split()) {
+    EAT_CHECK(!state, "based: decoding with states and sequence parallelism do not mix");
+    CommLabel scope(comm_label());
+    // This rank's [S | z] from a zero start, [B, H, D', e + 1] whatever T is; the earlier ranks'
+    // states summed are this rank's incoming state (numerator and normaliser alike, so the
+    // division happens once, on the whole prefix).
+    Tensor local_state = taylor_attention(q, k, v, Tensor(), options).second;
+    Tensor incoming = gather_states(
+        local_state, sp_group(), [](const Tensor& states, int rank) { return rank_weighted_sum(states, prefix_weights(states, rank)); },
+        /*reads_every_rank=*/true);
+    y = taylor_attention(q, k, v, incoming, options).first;
+  } else {
+    auto [out, last] = taylor_attention(q, k, v, state ? state->taylor : Tensor(), options);
+    if (state) state->taylor = last;
+    y = out;
+  }
+  if (head_norm) y = head_norm->forward(y);
+  return out_proj.forward(reshape(y, {B, T, D}));
+}
+
+namespace {
+
+// The sliding-window layer one call further: this call's keys and values (RoPE at their global
+// positions) join the cached window, the queries attend from position `position` on, and the last
+// `window` keys and values stay for the next call.
+Tensor window_step(const CausalSelfAttention& attn, const Tensor& x, BasedLayerState& state, int64_t position) {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  const Shape heads{B, T, attn.n_heads, attn.head_dim};
+  Tensor q = rope(reshape(attn.q_proj.forward(x), heads), attn.rope_theta, position);
+  Tensor keys = append_time(state.keys, rope(reshape(attn.k_proj.forward(x), heads), attn.rope_theta, position));
+  Tensor values = append_time(state.values, reshape(attn.v_proj.forward(x), heads));
+  AttentionOptions options = attn.attention_options;
+  options.query_offset = keys.size(1) - T;
+  Tensor a = attention(q, keys, values, options);
+  state.keys = last_rows(keys, options.window_left);
+  state.values = last_rows(values, options.window_left);
+  return attn.o_proj.forward(reshape(a, {B, T, D}));
+}
+
+}  // namespace
+
+BasedBlock::BasedBlock(const ModelConfig& c, const BasedOptions& o, int64_t layer, Generator& gen)
+    : kind(o.schedule.at(static_cast<size_t>(layer))),
+      mixer_norm(add_module<RMSNorm>("mixer_norm", c.d_model, o.norm_eps, c.dtype)),
+      mlp_norm(add_module<RMSNorm>("mlp_norm", c.d_model, o.norm_eps, c.dtype)),
+      // The SwiGLU output projection (fc2) also writes into the residual stream.
+      mlp(add_module<SwiGLU>("mlp", c.d_model, o.mlp_hidden, gen, c.init_std, c.dtype, residual_std(c))) {
+  switch (kind) {
+    case BasedMixer::taylor: taylor = &add_module<TaylorAttention>(mixer_name(kind), c, o, gen); break;
+    case BasedMixer::window: window = &add_module<CausalSelfAttention>(mixer_name(kind), c, o.window, gen); break;
+    case BasedMixer::base_conv: conv = &add_module<BaseConv>(mixer_name(kind), c, o, gen); break;
+  }
+}
+
+Tensor BasedBlock::forward(const Tensor& x, BasedLayerState* state, int64_t position) const {
+  Tensor n = mixer_norm.forward(x);
+  Tensor m = taylor ? taylor->forward(n, state)
+             : conv ? conv->forward(n, state)
+             : state ? window_step(*window, n, *state, position)
+                     : window->forward(n);
+  Tensor h = add(x, m);
+  return add(h, mlp.forward(mlp_norm.forward(h)));
+}
+
+Based::Based(const ModelConfig& c, Generator& gen)
+    : config_(c),
+      options_(BasedOptions::from(c)),
+      embed_(add_module<Embedding>("embed", c.vocab_size, c.d_model, gen, c.init_std, c.dtype)),
+      layers_(add_module<ModuleList<BasedBlock>>("layers")),
+      norm_(add_module<RMSNorm>("norm", c.d_model, options_.norm_eps, c.dtype)) {
+  for (int64_t l = 0; l < c.n_layers; ++l) layers_.append(c, options_, l, gen);
+  if (!options_.tie_embeddings)
+    lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
+}
+
+Tensor Based::head(const Tensor& x) const {
+  Tensor normed = norm_.forward(x);
+  return linear(normed, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, normed));
+}
+
+ModelOutput Based::forward(const Tensor& ids) {
+  EAT_CHECK(ids.dim() == 2, "based: ids must be [batch, time], got ", shape_str(ids.shape()));
+  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
+  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
+  return {head(x)};
+}
+
+Tensor Based::forward_with_state(const Tensor& ids, BasedDecodeState& state) {
+  EAT_CHECK(ids.dim() == 2, "based: ids must be [batch, time], got ", shape_str(ids.shape()));
+  EAT_CHECK(!autograd::grad_enabled(), "based: forward_with_state decodes without gradients (use NoGradGuard)");
+  state.layers.resize(layers_.size());
+  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
+  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x, &state.layers[i], state.position);
+  state.position += ids.size(1);
+  return head(x);
+}
+
+double Based::train_flops_per_token(int64_t T) const {
+  using flops::Pass;
+  const int64_t D = config_.d_model, F = options_.mlp_hidden, H = config_.n_heads, e = D / H;
+  const int64_t f = options_.feature_dim;
+  // The forward per token: every layer's SwiGLU and its mixer's projections and sequence work
+  // (averaged over the sequence's tokens), and the output head.
+  double forward = flops::linear(1, D, config_.vocab_size, Pass::forward);
+  for (BasedMixer kind : options_.schedule) {
+    forward += 3 * flops::linear(1, D, F, Pass::forward);
+    switch (kind) {
+      case BasedMixer::base_conv:
+        forward += flops::linear(1, D, 4 * D, Pass::forward) + flops::linear(1, 2 * D, D, Pass::forward) +
+                   flops::short_conv(1, 1, 2 * D, options_.conv_kernel, Pass::forward);
+        break;
+      case BasedMixer::taylor:
+        forward += 2 * flops::linear(1, D, H * f, Pass::forward) + 2 * flops::linear(1, D, D, Pass::forward) +
+                   (options_.taylor.impl == TaylorImpl::parallel
+                        ? flops::taylor_parallel(1, T, H, f, e, Pass::forward)
+                        : flops::taylor_chunked(1, T, H, f, e, options_.taylor.block, Pass::forward)) /
+                       static_cast<double>(T);
+        break;
+      case BasedMixer::window:
+        forward += 4 * flops::linear(1, D, D, Pass::forward) +
+                   flops::attention(1, T, H, e, e, true, options_.window.window, Pass::forward) / static_cast<double>(T);
+        break;
+    }
+  }
+  return 3 * forward;  // backward is twice the forward
+}
+
+FamilySpec based_family() {
+  FamilySpec f;
+  f.name = "based";
+  f.options = {
+      {"mlp_hidden", int64_t{0}, "SwiGLU hidden width (every block); 0 means `round(8 d_model / 3)`"},
+      {"norm_eps", 1e-5, "RMSNorm epsilon"},
+      {"tie_embeddings", true, "share the token embedding with the output head"},
+      {"taylor_layers", IntList{}, "layers (from 0) whose mixer is Taylor linear attention"},
+      {"window_layers", IntList{}, "layers (from 0) whose mixer is sliding-window attention; every layer in neither list is BaseConv"},
+      {"feature_dim", int64_t{16}, "Taylor q/k width per head (the feature map has `1 + f + f (f + 1) / 2` rows)"},
+      {"taylor_kernel", std::string("chunked"), "Taylor linear-attention kernel",
+       {{"chunked", "the training kernel, O(T)"}, {"parallel", "the O(T^2) form"}, {"recurrent", "token by token"}}},
+      {"taylor_block", int64_t{64}, "chunk size of the chunked Taylor kernel"},
+      {"taylor_denominator", true,
+       "divide by the normaliser (the released checkpoints); false: no denominator, an RMSNorm over each head instead"},
+      {"window", int64_t{128},
+       "sliding-window layers: each query sees itself and `window` earlier keys (the reference's `window_size: 256` is 128)"},
+      {"rope_theta", 10000.0, "RoPE base of the sliding-window layers"},
+      {"conv_kernel", int64_t{3}, "BaseConv kernel size"},
+  };
+  f.sequence_parallel = true;  // Taylor: the [S | z] state gather; windows and convs: halos
+  // Two layers, one Taylor (chunks of 2 over the tests' 5 tokens: several chunks and a partial one)
+  // and one sliding window of 2 keys back; BaseConv gets its own checks in tests/models/test_based.cpp.
+  f.tiny_test_options = {{"mlp_hidden", int64_t{12}},        {"taylor_layers", IntList{0}}, {"window_layers", IntList{1}},
+                         {"feature_dim", int64_t{3}},        {"taylor_block", int64_t{2}},  {"window", int64_t{2}}};
+  f.check = [](const ModelConfig& c, int64_t) -> std::string {
+    const IntList& taylor = c.options.get_int_list("taylor_layers");
+    const IntList& window = c.options.get_int_list("window_layers");
+    for (const auto& [key, list] : {std::pair{"taylor_layers", &taylor}, std::pair{"window_layers", &window}})
+      if (std::string why = check_layer_list(key, *list, c.n_layers); !why.empty()) return why;
+    for (int64_t l : window)
+      if (std::find(taylor.begin(), taylor.end(), l) != taylor.end())
+        return "window_layers: layer " + std::to_string(l) + " is in taylor_layers too (a layer has one mixer)";
+    if (c.options.get_int("mlp_hidden") < 0) return "mlp_hidden must be >= 0";
+    if (c.options.get_int("feature_dim") < 1) return "feature_dim must be >= 1";
+    if (c.options.get_int("taylor_block") < 1) return "taylor_block must be >= 1";
+    if (c.options.get_int("window") < 0) return "window must be >= 0";
+    if (c.options.get_int("conv_kernel") < 1) return "conv_kernel must be >= 1";
+    if (!window.empty() && (c.d_model / c.n_heads) % 2 != 0)
+      return "window_layers: the head dimension d_model / n_heads must be even for RoPE";
+    return "";
+  };
+  f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {
+    return std::make_unique<Based>(c, gen);
+  };
+  return f;
+}
+
+}  // namespace eat::models
