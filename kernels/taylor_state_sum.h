@@ -19,4 +19,10 @@ template <typename T>
 void taylor_state_sum_backward(const HeadShape& s, const T* k, const T* v, const TaylorState<T>* dstate, T* dk, T* dv);
 )
 
+// Instantiates the forward and backward for storage type T, inside eat::cpu or eat::cuda (the
+// kernel files): EAT_TAYLOR_STATE_SUM_INSTANTIATE(float).
+#define EAT_TAYLOR_STATE_SUM_INSTANTIATE(T)                                                                        \
+  template void taylor_state_sum_forward<T>(const HeadShape&, const T*, const T*, TaylorState<T>*);                \
+  template void taylor_state_sum_backward<T>(const HeadShape&, const T*, const T*, const TaylorState<T>*, T*, T*);
+
 }  // namespace eat

@@ -141,14 +141,7 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
 
 Tensor taylor_state_sum(const Tensor& k, const Tensor& v) {
   const char* op = "taylor_state_sum";
-  check_floating(op, k);
-  check_dim(op, k, 4, "k [B, T, H, f]");
-  check_dim(op, v, 4, "v [B, T, H, e]");
-  check_same_dtype(op, k, v);
-  check_same_device(op, k, v);
-  const HeadShape s{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
-  EAT_CHECK(v.size(0) == s.B && v.size(1) == s.T && v.size(2) == s.H, op, ": v ", shape_str(v.shape()),
-            " must share B, T, H with k ", shape_str(k.shape()));
+  const HeadShape s = checked_key_value_inputs(op, k, v);
   Tensor state = Tensor::empty(state_shape(s), state_dtype(k), k.device());
   EAT_KERNEL(op, k, taylor_state_sum_forward, s, k.data<T>(), v.data<T>(), StateData{state});
   if (autograd::needs_record({&k, &v})) {

@@ -38,11 +38,7 @@ void taylor_state_sum_backward(const HeadShape& s, const T* k, const T* v, const
   }
 }
 
-#define EAT_INSTANTIATE(T)                                                                                  \
-  template void taylor_state_sum_forward<T>(const HeadShape&, const T*, const T*, T*);                      \
-  template void taylor_state_sum_backward<T>(const HeadShape&, const T*, const T*, const T*, T*, T*);
-EAT_INSTANTIATE(float)
-EAT_INSTANTIATE(double)
-#undef EAT_INSTANTIATE
+EAT_TAYLOR_STATE_SUM_INSTANTIATE(float)
+EAT_TAYLOR_STATE_SUM_INSTANTIATE(double)
 
 }  // namespace eat::cpu

@@ -132,11 +132,7 @@ void taylor_state_sum_backward(const HeadShape& s, const T* k, const T* v, const
       s, Dp, scale_for(s.d), dev(k), dev(v), dstate, dev(dk), dev(dv));
 }
 
-#define EAT_INSTANTIATE(T)                                                                               \
-  template void taylor_state_sum_forward<T>(const HeadShape&, const T*, const T*, float*);               \
-  template void taylor_state_sum_backward<T>(const HeadShape&, const T*, const T*, const float*, T*, T*);
-EAT_INSTANTIATE(float)
-EAT_INSTANTIATE(bf16)
-#undef EAT_INSTANTIATE
+EAT_TAYLOR_STATE_SUM_INSTANTIATE(float)
+EAT_TAYLOR_STATE_SUM_INSTANTIATE(bf16)
 
 }  // namespace eat::cuda

@@ -88,7 +88,7 @@ TEST_CASE("taylor_state_sum: f32 against f64") {
 TEST_CASE("taylor_state_sum: bad inputs name the tensor and the expected shape") {
   Generator gen(4);
   CHECK_THROWS_WITH_AS(taylor_state_sum(randn64({1, 3, 2}, gen), randn64({1, 3, 2, 4}, gen)),
-                       doctest::Contains("taylor_state_sum: k [B, T, H, f]"), Error);
+                       doctest::Contains("taylor_state_sum: k [B, T, H, d]"), Error);
   CHECK_THROWS_WITH_AS(taylor_state_sum(randn64({1, 3, 2, 4}, gen), randn64({1, 4, 2, 4}, gen)),
                        doctest::Contains("must share B, T, H with k"), Error);
 }
