@@ -70,6 +70,12 @@ OpCase state_sum_row() {
   row.reference = [](auto& in) {
     return taylor_attention(in[0], in[0], in[1], Tensor(), {.impl = TaylorImpl::parallel}).second;
   };
+  // The k^T v state sum with D' feature rows and e + 1 value columns (the feature map itself is
+  // O(T D') next to it).
+  row.flops = [](const std::vector<Shape>& s) {
+    return flops::state_sum(s[0][0], s[0][1], s[0][2], taylor_state_rows(s[0][3]), s[1][3] + 1,
+                            flops::Pass::forward_backward);
+  };
   row.cuda = true;
   return row;
 }
