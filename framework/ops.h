@@ -125,5 +125,10 @@ struct TaylorOptions {
 int64_t taylor_state_rows(int64_t feature_dim);  // D'
 std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                            const Tensor& initial_state = Tensor(), const TaylorOptions& options = {});
+// The state a segment leaves from a zero start: sum_t phi(k_t)^T [v_t, 1] [B, H, D', e + 1] for
+// k [B, T, H, f], v [B, T, H, e] (f32 on CUDA); equals taylor_attention(q, k, v).second (any q)
+// without the outputs, so sequence parallelism can send it before the local attention runs.
+// Gradients flow to k (through the feature map) and v.
+Tensor taylor_state_sum(const Tensor& k, const Tensor& v);
 
 }  // namespace eat

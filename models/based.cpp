@@ -136,10 +136,12 @@ Tensor TaylorAttention::forward(const Tensor& x, BasedLayerState* state) const {
   if (sequence_split()) {
     EAT_CHECK(!state, "based: decoding with states and sequence parallelism do not mix");
     CommLabel scope(comm_label());
-    // This rank's [S | z] from a zero start, [B, H, D', e + 1] whatever T is; the earlier ranks'
-    // states summed are this rank's incoming state (numerator and normaliser alike, so the
-    // division happens once, on the whole prefix).
-    Tensor local_state = taylor_attention(q, k, v, Tensor(), options).second;
+    // This rank's [S | z] from a zero start, [B, H, D', e + 1] whatever T is, summed without the
+    // outputs; the earlier ranks' states summed are this rank's incoming state (numerator and
+    // normaliser alike, so the division happens once, on the whole prefix). Unlike LASP-2 the local
+    // attention cannot run during the gather: the normalised output is not the zero-state output
+    // plus a prefix term, so the attention runs once, after it, from the incoming state.
+    Tensor local_state = taylor_state_sum(k, v);
     Tensor incoming = gather_states(
         local_state, sp_group(), [](const Tensor& states, int rank) { return rank_weighted_sum(states, prefix_weights(states, rank)); },
         /*reads_every_rank=*/true);

@@ -1,5 +1,5 @@
 // Op table rows: Taylor linear attention (BASED), each form's output, the unnormalised variant,
-// and the output and final state after a prefix state. The prefix state is built inside the call
+// the output and final state after a prefix state, and the state sum alone. The prefix state is built inside the call
 // from prefix keys and values (the final state of a run over them), so its normaliser column is
 // what real use sees and its gradient reaches those inputs. References are another form in f64;
 // tests/kernels/test_taylor_attention.cpp checks every form against a loop-by-loop definition.
@@ -53,6 +53,33 @@ OpCase taylor_row(std::string name, TaylorImpl impl, TaylorImpl reference, bool 
   return row;
 }
 
+// The state sum against the final state of the parallel form (q = k: any q gives the same state).
+OpCase state_sum_row() {
+  OpCase row;
+  row.name = "taylor_state_sum";
+  row.small = {{normal({1, 1, 1, 2}, 0.7), normal({1, 1, 1, 3})},
+               {normal({2, 5, 2, 3}, 0.7), normal({2, 5, 2, 2})},
+               {normal({1, 20, 1, 2}, 0.7), normal({1, 20, 1, 3})}};
+  row.medium = {{normal({2, 130, 3, 16}, 0.7), normal({2, 130, 3, 8})},
+                {normal({1, 33, 4, 4}, 0.7), normal({1, 33, 4, 24})}};
+  row.bench = {{normal({1, 4096, 8, 16}, 0.7), normal({1, 4096, 8, 64})}};
+  row.tol.reference = 1e-13;  // one product against the parallel form's tiles: summation order only
+  row.tol.f32 = 2e-6;         // f32 sums of up to 130 feature products (as the final-state row)
+  // The state is f32 on CUDA whatever the inputs; the row's result is compared in the inputs' dtype.
+  row.call = [](auto& in) { return cast(taylor_state_sum(in[0], in[1]), in[0].dtype()); };
+  row.reference = [](auto& in) {
+    return taylor_attention(in[0], in[0], in[1], Tensor(), {.impl = TaylorImpl::parallel}).second;
+  };
+  // The k^T v state sum with D' feature rows and e + 1 value columns (the feature map itself is
+  // O(T D') next to it).
+  row.flops = [](const std::vector<Shape>& s) {
+    return flops::state_sum(s[0][0], s[0][1], s[0][2], taylor_state_rows(s[0][3]), s[1][3] + 1,
+                            flops::Pass::forward_backward);
+  };
+  row.cuda = true;
+  return row;
+}
+
 }  // namespace
 
 std::vector<OpCase> taylor_cases() {
@@ -72,7 +99,7 @@ std::vector<OpCase> taylor_cases() {
           taylor_row("taylor_attention recurrent", I::recurrent, I::parallel, true, 0, false),
           taylor_row("taylor_attention unnormalized", I::chunked, I::parallel, false, 0, false),
           taylor_row("taylor_attention initial state", I::chunked, I::parallel, true, 6, false),
-          taylor_row("taylor_attention final state", I::chunked, I::parallel, true, 6, true)};
+          taylor_row("taylor_attention final state", I::chunked, I::parallel, true, 6, true), state_sum_row()};
 }
 
 }  // namespace eat::op_cases

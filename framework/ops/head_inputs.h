@@ -1,6 +1,6 @@
 #pragma once
 // The input checks shared by the linear-attention ops over heads (lightning_attention,
-// taylor_attention): q, k [B, T, H, d] of one shape and v [B, T, H, e], all floating point of one
+// taylor_attention) and their state sums: q, k [B, T, H, d] of one shape and v [B, T, H, e], all floating point of one
 // dtype on one device, and an optional initial state of the op's own shape.
 #include "framework/tensor.h"
 #include "kernels/head_shape.h"
@@ -21,6 +21,19 @@ inline HeadShape checked_head_inputs(const char* op, const Tensor& q, const Tens
   EAT_CHECK(v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == q.size(2), op, ": v ",
             shape_str(v.shape()), " must match q ", shape_str(q.shape()), " in batch, time and heads");
   return {q.size(0), q.size(1), q.size(2), q.size(3), v.size(3)};
+}
+
+// The keys and values of a state sum (decayed_state_sum, taylor_state_sum): k [B, T, H, d] and
+// v [B, T, H, e], floating point of one dtype on one device.
+inline HeadShape checked_key_value_inputs(const char* op, const Tensor& k, const Tensor& v) {
+  check_floating(op, k);
+  check_dim(op, k, 4, "k [B, T, H, d]");
+  check_dim(op, v, 4, "v [B, T, H, e]");
+  check_same_dtype(op, k, v);
+  check_same_device(op, k, v);
+  EAT_CHECK(v.size(0) == k.size(0) && v.size(1) == k.size(1) && v.size(2) == k.size(2), op, ": v ",
+            shape_str(v.shape()), " must share B, T, H with k ", shape_str(k.shape()));
+  return {k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
 }
 
 // s0 (when defined) must be on q's device, of shape `want` (`layout` names its axes, e.g.

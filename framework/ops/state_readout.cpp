@@ -3,6 +3,7 @@
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/head_inputs.h"
 #include "kernels/state_readout.h"
 
 namespace eat {
@@ -44,14 +45,7 @@ Tensor decayed_state_readout(const Tensor& q, const Tensor& state, const std::ve
 
 Tensor decayed_state_sum(const Tensor& k, const Tensor& v, const std::vector<double>& decay) {
   const char* op = "decayed_state_sum";
-  check_floating(op, k);
-  check_dim(op, k, 4, "k [B, T, H, d]");
-  check_dim(op, v, 4, "v [B, T, H, e]");
-  check_same_dtype(op, k, v);
-  check_same_device(op, k, v);
-  const HeadShape s{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
-  EAT_CHECK(v.size(0) == s.B && v.size(1) == s.T && v.size(2) == s.H, op, ": v ", shape_str(v.shape()),
-            " must share B, T, H with k ", shape_str(k.shape()));
+  const HeadShape s = checked_key_value_inputs(op, k, v);
   check_decay(op, decay, s.H);
   Tensor state = Tensor::empty(s.state(), k.dtype(), k.device());
   EAT_KERNEL(op, k, state_sum_forward, s, decay.data(), k.data<T>(), v.data<T>(), state.data<T>());

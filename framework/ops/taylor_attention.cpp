@@ -1,13 +1,15 @@
 // taylor_attention: BASED's Taylor linear attention through the parallel (quadratic), chunked or
 // recurrent kernel (kernels/taylor_attention.h); on CUDA the chunked one. The forward keeps the
 // denominators Z + eps (RowStat precision: f64 on the CPU, f32 on CUDA) and y for the backward of
-// the normalised variant.
+// the normalised variant. taylor_state_sum: the final state alone, from a zero start
+// (kernels/taylor_state_sum.h).
 
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/head_inputs.h"
 #include "kernels/taylor_attention.h"
+#include "kernels/taylor_state_sum.h"
 
 namespace eat {
 
@@ -43,6 +45,16 @@ void check_cuda_form(TaylorImpl impl) {
   EAT_CHECK(impl == TaylorImpl::chunked, kOp, ": the ", impl_name(impl),
             " form has no CUDA kernel; use the chunked form on CUDA, or run on the CPU");
 }
+
+// A state tensor's data as the kernel's TaylorState<T>* (T on the CPU, f32 on CUDA): converts to
+// whichever the kernel takes, and the tensor's dtype check catches a mismatch.
+struct StateData {
+  const Tensor& t;
+  template <typename S>
+  operator S*() const { return t.data<S>(); }
+  template <typename S>
+  operator const S*() const { return t.data<S>(); }
+};
 
 }  // namespace
 
@@ -125,6 +137,23 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
         });
   }
   return {y, final_state};
+}
+
+Tensor taylor_state_sum(const Tensor& k, const Tensor& v) {
+  const char* op = "taylor_state_sum";
+  const HeadShape s = checked_key_value_inputs(op, k, v);
+  Tensor state = Tensor::empty(state_shape(s), state_dtype(k), k.device());
+  EAT_KERNEL(op, k, taylor_state_sum_forward, s, k.data<T>(), v.data<T>(), StateData{state});
+  if (autograd::needs_record({&k, &v})) {
+    const bool need_k = k.requires_grad(), need_v = v.requires_grad();
+    autograd::record(op, {k, v}, {state}, [s, k = k.detach(), v = v.detach(), need_k, need_v](const std::vector<Tensor>& g) {
+      Tensor dk = empty_like_if(need_k, k), dv = empty_like_if(need_v, v);
+      EAT_KERNEL("taylor_state_sum backward", k, taylor_state_sum_backward, s, k.data<T>(), v.data<T>(),
+                 StateData{g[0]}, data_or_null<T>(dk), data_or_null<T>(dv));
+      return std::vector<Tensor>{dk, dv};
+    });
+  }
+  return state;
 }
 
 }  // namespace eat

@@ -109,6 +109,8 @@ TEST_CASE("op table: the FLOP formulas read the shapes of every form (transposed
   CHECK(op_cases::find("linear").flops({{2, 3, 5}, {4, 5}, {4}}) == 3 * 2.0 * 6 * 5 * 4);
   CHECK(op_cases::find("short_conv").flops({{2, 6, 5}, {5, 3}, {5}}) == 3 * 2.0 * 2 * 6 * 5 * 3);
   CHECK(op_cases::find("decayed_state_sum").flops({{2, 7, 3, 4}, {2, 7, 3, 5}}) == 3 * 2.0 * 2 * 3 * 7 * 4 * 5);
+  // f = 2: D' = 1 + 2 + 3 = 6 feature rows; e + 1 = 6 columns.
+  CHECK(op_cases::find("taylor_state_sum").flops({{2, 7, 3, 2}, {2, 7, 3, 5}}) == 3 * 2.0 * 2 * 3 * 7 * 6 * 6);
   CHECK(op_cases::find("decayed_state_readout").flops({{2, 7, 3, 4}, {2, 3, 4, 5}}) == 3 * 2.0 * 2 * 3 * 7 * 4 * 5);
   // Every row with bench shapes can be timed: a positive FLOP count, or none at all.
   for (const op_cases::OpCase& row : op_cases::all())
