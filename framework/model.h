@@ -33,6 +33,12 @@ struct OptionSpec {
   OptionValue default_value;
   std::string doc;
   std::vector<OptionChoice> choices = {};  // empty: any value of the key's type
+  std::optional<int64_t> min_value = {};   // an integer key's lower bound, checked at the key
+  // The spec with an integer lower bound: {"block", int64_t{64}, "..."}.at_least(1).
+  OptionSpec at_least(int64_t bound) && {
+    min_value = bound;
+    return std::move(*this);
+  }
 };
 
 // Validated family options: every declared key present with the declared type.

@@ -266,21 +266,23 @@ FamilySpec based_family() {
   FamilySpec f;
   f.name = "based";
   f.options = {
-      {"mlp_hidden", int64_t{0}, "SwiGLU hidden width (every block); 0 means `round(8 d_model / 3)`"},
+      OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width (every block); 0 means `round(8 d_model / 3)`"}.at_least(0),
       {"norm_eps", 1e-5, "RMSNorm epsilon"},
       {"tie_embeddings", true, "share the token embedding with the output head"},
       {"taylor_layers", IntList{}, "layers (from 0) whose mixer is Taylor linear attention"},
       {"window_layers", IntList{}, "layers (from 0) whose mixer is sliding-window attention; every layer in neither list is BaseConv"},
-      {"feature_dim", int64_t{16}, "Taylor q/k width per head (the feature map has `1 + f + f (f + 1) / 2` rows)"},
+      OptionSpec{"feature_dim", int64_t{16}, "Taylor q/k width per head (the feature map has `1 + f + f (f + 1) / 2` rows)"}
+          .at_least(1),
       {"taylor_kernel", std::string("chunked"), "Taylor linear-attention kernel",
        {{"chunked", "the training kernel, O(T)"}, {"parallel", "the O(T^2) form"}, {"recurrent", "token by token"}}},
-      {"taylor_block", int64_t{64}, "chunk size of the chunked Taylor kernel"},
+      OptionSpec{"taylor_block", int64_t{64}, "chunk size of the chunked Taylor kernel"}.at_least(1),
       {"taylor_denominator", true,
        "divide by the normaliser (the released checkpoints); false: no denominator, an RMSNorm over each head instead"},
-      {"window", int64_t{128},
-       "sliding-window layers: each query sees itself and `window` earlier keys (the reference's `window_size: 256` is 128)"},
+      OptionSpec{"window", int64_t{128},
+                 "sliding-window layers: each query sees itself and `window` earlier keys (the reference's `window_size: 256` is 128)"}
+          .at_least(0),
       {"rope_theta", 10000.0, "RoPE base of the sliding-window layers"},
-      {"conv_kernel", int64_t{3}, "BaseConv kernel size"},
+      OptionSpec{"conv_kernel", int64_t{3}, "BaseConv kernel size"}.at_least(1),
   };
   f.sequence_parallel = true;  // Taylor: the [S | z] state gather; windows and convs: halos
   // Two layers, one Taylor (chunks of 2 over the tests' 5 tokens: several chunks and a partial one)
@@ -295,11 +297,6 @@ FamilySpec based_family() {
     for (int64_t l : window)
       if (std::find(taylor.begin(), taylor.end(), l) != taylor.end())
         return "window_layers: layer " + std::to_string(l) + " is in taylor_layers too (a layer has one mixer)";
-    if (c.options.get_int("mlp_hidden") < 0) return "mlp_hidden must be >= 0";
-    if (c.options.get_int("feature_dim") < 1) return "feature_dim must be >= 1";
-    if (c.options.get_int("taylor_block") < 1) return "taylor_block must be >= 1";
-    if (c.options.get_int("window") < 0) return "window must be >= 0";
-    if (c.options.get_int("conv_kernel") < 1) return "conv_kernel must be >= 1";
     if (!window.empty() && (c.d_model / c.n_heads) % 2 != 0)
       return "window_layers: the head dimension d_model / n_heads must be even for RoPE";
     return "";

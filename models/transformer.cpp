@@ -110,7 +110,7 @@ FamilySpec transformer_family() {
   FamilySpec f;
   f.name = "transformer";
   f.options = {
-      {"mlp_hidden", int64_t{0}, "SwiGLU hidden width; 0 means `round(8 d_model / 3)`"},
+      OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width; 0 means `round(8 d_model / 3)`"}.at_least(0),
       {"rope_theta", 10000.0, "RoPE base"},
       {"norm_eps", 1e-5, "RMSNorm epsilon"},
       {"tie_embeddings", false, "share the token embedding with the output head"},
@@ -123,7 +123,6 @@ FamilySpec transformer_family() {
   f.tiny_test_options = {{"mlp_hidden", int64_t{12}}};
   f.check = [](const ModelConfig& c, int64_t) -> std::string {
     if (c.options.get_int("window") < -1) return "window must be -1 (full causal) or >= 0";
-    if (c.options.get_int("mlp_hidden") < 0) return "mlp_hidden must be >= 0";
     if ((c.d_model / c.n_heads) % 2 != 0) return "head dimension d_model / n_heads must be even for RoPE";
     return "";
   };

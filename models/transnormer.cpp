@@ -151,11 +151,11 @@ FamilySpec transnormer_family() {
   FamilySpec f;
   f.name = "transnormer";
   f.options = {
-      {"mlp_hidden", int64_t{0}, "SGLU hidden width; 0 means `round(8 d_model / 3)`"},
+      OptionSpec{"mlp_hidden", int64_t{0}, "SGLU hidden width; 0 means `round(8 d_model / 3)`"}.at_least(0),
       {"norm_eps", 1e-6, "SRMSNorm epsilon"},
       {"scale_embedding", true, "multiply the token embedding by `sqrt(d_model)` (the released code's default)"},
       {"tie_embeddings", false, "share the token embedding with the output head"},
-      {"block", int64_t{64}, "Lightning Attention-2 block (chunk) size"},
+      OptionSpec{"block", int64_t{64}, "Lightning Attention-2 block (chunk) size"}.at_least(1),
       {"attention", std::string("chunked"), "linear-attention kernel",
        {{"chunked", "the training kernel"}, {"recurrent", "reference"}, {"naive", "reference"}}},
   };
@@ -163,11 +163,6 @@ FamilySpec transnormer_family() {
   f.sequence_parallel = true;  // LASP-2
   // Blocks of 3 over the tests' 5-token sequences: the inter-block path and a partial block run too.
   f.tiny_test_options = {{"mlp_hidden", int64_t{12}}, {"block", int64_t{3}}};
-  f.check = [](const ModelConfig& c, int64_t) -> std::string {
-    if (c.options.get_int("block") < 1) return "block must be >= 1";
-    if (c.options.get_int("mlp_hidden") < 0) return "mlp_hidden must be >= 0";
-    return "";
-  };
   f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {
     return std::make_unique<TransNormer>(c, gen);
   };

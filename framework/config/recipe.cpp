@@ -244,6 +244,8 @@ void read_family_options(Reader& r, ModelConfig& model) {
       for (const OptionChoice& c : o.choices) allowed |= c.value == *s;
       if (!allowed) r.error(key, "= \"", *s, "\": must be ", choice_list(o));
     }
+    if (const auto* n = std::get_if<int64_t>(&v); n && o.min_value && *n < *o.min_value)
+      r.error(key, o.name, " must be >= ", *o.min_value);
     model.options.set(o.name, v);
   }
 }
