@@ -131,4 +131,32 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
 // Gradients flow to k (through the feature map) and v.
 Tensor taylor_state_sum(const Tensor& k, const Tensor& v);
 
+
+// ---- RAT (Wei et al., CLAIRE-Labo/RAT): recurrence inside chunks, attention across them
+// The chunk-reset gated scan: for x, gate_logit [B, T, C] (C channels), g = sigmoid(gate_logit)
+// (in f32 at least, inside the kernel) and
+//     h_t = g_t * h_{t-1} + (1 - g_t) * x_t,   h_{t-1} = 0 where token t starts a chunk,
+// token t starting a chunk when (phase + t) % chunk == 0 (phase: tokens of the current chunk seen
+// before token 0, decoding; 0 in training). initial [B, C] (optional, zero when undefined) is
+// h_{-1}, read only when token 0 continues a chunk (phase % chunk != 0). Returns h [B, T, C] in
+// x's dtype (accumulated in f32 on CUDA, bf16 included). Gradients flow to x, gate_logit and initial.
+Tensor chunk_scan(const Tensor& x, const Tensor& gate_logit, int64_t chunk, const Tensor& initial = Tensor(),
+                  int64_t phase = 0);
+
+// Softmax attention over chunk summaries with one private key per query (RAT's inter-chunk
+// attention merged with its own-token term). q, k [B, T, H, d], v [B, T, H, e]: each query's own
+// key and value (its chunk's running state); k_sum [B, C, H, d], v_sum [B, C, H, e]: the summaries
+// of chunks 0 .. C-1 (C may be 0). Query t, at global position p = query_offset + t in chunk
+// c = p / chunk, attends with one softmax to the summaries j < min(c, C) and to its own key:
+//     y_t = softmax([scale q_t.k_sum_j (j < c), scale q_t.k_t]) . [v_sum_j (j < c), v_t]
+// (chunk 0's queries see only their own key: y_t = v_t). scale defaults to 1/sqrt(d). Statistics
+// in f32 at least. Gradients flow to all five inputs.
+struct SummaryAttentionOptions {
+  int64_t chunk = 16;
+  int64_t query_offset = 0;  // sequence parallelism: rank * T; decoding: the tokens seen before
+  std::optional<double> scale;
+};
+Tensor summary_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_sum, const Tensor& v_sum,
+                         const SummaryAttentionOptions& options = {});
+
 }  // namespace eat

@@ -88,5 +88,7 @@ std::vector<OpCase> sequence_cases();
 std::vector<OpCase> attention_cases();
 std::vector<OpCase> lightning_cases();
 std::vector<OpCase> taylor_cases();
+std::vector<OpCase> chunk_scan_cases();         // RAT's gated scan
+std::vector<OpCase> summary_attention_cases();  // RAT's attention over chunk summaries
 
 }  // namespace eat::op_cases
