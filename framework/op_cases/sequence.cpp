@@ -38,15 +38,16 @@ OpCase embedding_row() {
   return row;
 }
 
-// Rotate-half RoPE at positions offset + t, base theta.
+// Rotate-half RoPE at positions (offset + t) / chunk, base theta: token RoPE (chunk 1) and RAT's
+// chunk-level RoPE (chunk 3: a position repeats, and the offset is not a multiple of the chunk).
 constexpr double kTheta = 10000.0;
 constexpr int64_t kOffset = 4099;  // far from 0, as a late sequence-parallel share
 
-OpCase rope_row() {
+OpCase rope_row(int64_t chunk) {
   OpCase row;
-  row.name = "rope";
-  row.call = [](auto& in) { return rope(in[0], kTheta, kOffset); };
-  row.reference = [](auto& in) {
+  row.name = chunk == 1 ? "rope" : "rope chunk";
+  row.call = [chunk](auto& in) { return rope(in[0], kTheta, kOffset, chunk); };
+  row.reference = [chunk](auto& in) {
     const Tensor& x = in[0];
     const int64_t B = x.size(0), T = x.size(1), H = x.size(2), d = x.size(3);
     const std::vector<double> xv = x.to_f64_vector();
@@ -56,7 +57,7 @@ OpCase rope_row() {
         for (int64_t h = 0; h < H; ++h)
           for (int64_t i = 0; i < d / 2; ++i) {
             const int64_t base = ((b * T + t) * H + h) * d;
-            const double a = static_cast<double>(kOffset + t) * std::pow(kTheta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+            const double a = static_cast<double>((kOffset + t) / chunk) * std::pow(kTheta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
             y[base + i] = xv[base + i] * std::cos(a) - xv[base + i + d / 2] * std::sin(a);
             y[base + i + d / 2] = xv[base + i + d / 2] * std::cos(a) + xv[base + i] * std::sin(a);
           }
@@ -140,7 +141,7 @@ OpCase cross_entropy_row() {
 }  // namespace
 
 std::vector<OpCase> sequence_cases() {
-  return {embedding_row(), rope_row(), short_conv_row(true), short_conv_row(false), cross_entropy_row()};
+  return {embedding_row(), rope_row(1), rope_row(3), short_conv_row(true), short_conv_row(false), cross_entropy_row()};
 }
 
 }  // namespace eat::op_cases

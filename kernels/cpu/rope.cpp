@@ -7,7 +7,8 @@
 namespace eat::cpu {
 
 template <typename T>
-void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, bool inverse) {
+void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, int64_t chunk,
+                bool inverse) {
   const int64_t half = d / 2;
   std::vector<double> freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
@@ -16,7 +17,7 @@ void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, d
   for (int64_t t = 0; t < T_; ++t) {
     std::vector<T> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
     for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(offset + t) * freq[i];
+      const double angle = static_cast<double>((offset + t) / chunk) * freq[i];
       c[i] = static_cast<T>(std::cos(angle));
       s[i] = static_cast<T>(sign * std::sin(angle));
     }
@@ -34,7 +35,7 @@ void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, d
   }
 }
 
-template void rope_apply<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool);
-template void rope_apply<double>(const double*, double*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool);
+template void rope_apply<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, double, int64_t, int64_t, bool);
+template void rope_apply<double>(const double*, double*, int64_t, int64_t, int64_t, int64_t, double, int64_t, int64_t, bool);
 
 }  // namespace eat::cpu

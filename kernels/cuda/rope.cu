@@ -12,7 +12,8 @@ namespace eat::cuda {
 namespace {
 
 template <typename D>
-__global__ void rope_kernel(const D* x, D* y, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, double sign,
+__global__ void rope_kernel(const D* x, D* y, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, int64_t chunk,
+                            double sign,
                             int64_t pairs) {
   const int64_t half = d / 2;
   EAT_GRID_STRIDE(p, pairs) {
@@ -20,7 +21,7 @@ __global__ void rope_kernel(const D* x, D* y, int64_t T_, int64_t H, int64_t d, 
     const int64_t t = (row / H) % T_;
     const double freq = pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
     double s, c;
-    sincos(static_cast<double>(offset + t) * freq, &s, &c);
+    sincos(static_cast<double>((offset + t) / chunk) * freq, &s, &c);
     const float cf = static_cast<float>(c), sf = static_cast<float>(sign * s);
     const int64_t a = row * d + i, b = a + half;
     const float x1 = to_f32(x[a]), x2 = to_f32(x[b]);
@@ -32,15 +33,17 @@ __global__ void rope_kernel(const D* x, D* y, int64_t T_, int64_t H, int64_t d, 
 }  // namespace
 
 template <typename T>
-void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, bool inverse) {
+void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, int64_t chunk,
+                bool inverse) {
   const cudaStream_t stream = compute_stream();
   const int64_t pairs = B * T_ * H * (d / 2);
   if (pairs == 0) return;
-  rope_kernel<<<grid_for(pairs), 256, 0, stream>>>(dev(x), dev(y), T_, H, d, theta, offset, inverse ? -1.0 : 1.0, pairs);
+  rope_kernel<<<grid_for(pairs), 256, 0, stream>>>(dev(x), dev(y), T_, H, d, theta, offset, chunk,
+                                                                   inverse ? -1.0 : 1.0, pairs);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
-template void rope_apply<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool);
-template void rope_apply<eat::bf16>(const eat::bf16*, eat::bf16*, int64_t, int64_t, int64_t, int64_t, double, int64_t, bool);
+template void rope_apply<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, double, int64_t, int64_t, bool);
+template void rope_apply<eat::bf16>(const eat::bf16*, eat::bf16*, int64_t, int64_t, int64_t, int64_t, double, int64_t, int64_t, bool);
 
 }  // namespace eat::cuda

@@ -2,6 +2,7 @@
 // NaN-poisoned outputs (the Tensor-level ops: test_op_table_cuda.cpp).
 #include <doctest/doctest.h>
 
+#include <utility>
 #include <vector>
 
 #include "framework/ops.h"
@@ -55,19 +56,20 @@ TEST_CASE("gpu embedding kernels match the CPU kernels (poisoned outputs)") {
   });
 }
 
-TEST_CASE("gpu rope kernel matches the CPU kernel, forward and inverse, large offsets (poisoned outputs)") {
+TEST_CASE("gpu rope kernel matches the CPU kernel, forward and inverse, large offsets, chunk positions (poisoned outputs)") {
   test::require_gpu();
   Generator gen(32);
   for_cuda_dtypes([&]<typename T>(DType dt) {
-    for (int64_t offset : {int64_t{0}, int64_t{1000003}}) {
+    for (auto [offset, chunk] : {std::pair<int64_t, int64_t>{0, 1}, {1000003, 1}, {1000003, 16}}) {
       for (bool inverse : {false, true}) {
         CAPTURE(offset);
+        CAPTURE(chunk);
         CAPTURE(inverse);
         const int64_t B = 2, T_ = 37, H = 3, d = 130;
         Tensor x = random_host({B, T_, H, d}, gen), rx = rounded(x, dt), ref = Tensor::empty({B, T_, H, d});
         Tensor y = poisoned_device({B, T_, H, d}, dt);
-        cuda::rope_apply<T>(to_device(x, dt).data<T>(), y.data<T>(), B, T_, H, d, 10000.0, offset, inverse);
-        cpu::rope_apply<float>(rx.data<float>(), ref.data<float>(), B, T_, H, d, 10000.0, offset, inverse);
+        cuda::rope_apply<T>(to_device(x, dt).data<T>(), y.data<T>(), B, T_, H, d, 10000.0, offset, chunk, inverse);
+        cpu::rope_apply<float>(rx.data<float>(), ref.data<float>(), B, T_, H, d, 10000.0, offset, chunk, inverse);
         check_close(y, ref, dt, "rope_apply");
       }
     }
