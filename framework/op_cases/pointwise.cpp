@@ -76,6 +76,25 @@ std::vector<OpCase> pointwise_cases() {
                              [](auto& in) { return zip_values(in[0], in[1], [](double a, double b) { return silu_of(a) * b; }); }));
   rows.push_back(elementwise("glu_gate none", 2, 2.0, [](auto& in) { return glu_gate(in[0], in[1], GateActivation::none); },
                              [](auto& in) { return zip_values(in[0], in[1], [](double a, double b) { return a * b; }); }));
+  // Three copies of the last axis (RAT's q/k groups shared among heads); the gradient sums them.
+  OpCase tile_row;
+  tile_row.name = "tile_last";
+  tile_row.call = [](auto& in) { return tile_last(in[0], 3); };
+  tile_row.reference = [](auto& in) {
+    const int64_t n = in[0].size(in[0].dim() - 1);
+    const std::vector<double> x = in[0].to_f64_vector();
+    std::vector<double> y;
+    for (size_t i = 0; i < x.size(); i += static_cast<size_t>(n))
+      for (int r = 0; r < 3; ++r) y.insert(y.end(), x.begin() + static_cast<int64_t>(i), x.begin() + static_cast<int64_t>(i) + n);
+    Shape shape = in[0].shape();
+    shape.back() *= 3;
+    return Tensor::from_vector<double>(y, shape);
+  };
+  tile_row.small = {{normal({1, 1})}, {normal({2, 3, 4})}};
+  tile_row.medium = {{normal({3, 37, 129})}, {normal({5, 128})}};
+  tile_row.bench = {{normal({8, 4096, 128})}};
+  tile_row.tol.f32 = 1e-7;  // copies, and sums of three copies
+  rows.push_back(std::move(tile_row));
   // Softmax over the last dimension: rows of one element, of a few, and past a block of threads.
   OpCase softmax_row;
   softmax_row.name = "softmax";
