@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 
 #include "base/error.h"
 #include "framework/autograd.h"
@@ -21,37 +20,12 @@ namespace {
 // (out_proj, fc2): 0.02 / sqrt(2 n_layer), as the reference's _init_weights.
 double residual_std(const ModelConfig& c) { return c.init_std / std::sqrt(2.0 * static_cast<double>(c.n_layers)); }
 
-// a's rows, then b's, on the time axis ([B, Ta, ...] and [B, Tb, ...] -> [B, Ta + Tb, ...]); a may be
-// undefined (no rows yet). Decoding only: not differentiable.
-Tensor append_time(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || a.size(1) == 0) return b;
-  Tensor out = Tensor::empty(with_time(b, a.size(1) + b.size(1)), b.dtype(), b.device());
-  copy_time(a, 0, out, 0, a.size(1));
-  copy_time(b, 0, out, a.size(1), b.size(1));
-  return out;
-}
-
-// The last n rows of x on the time axis (all of them when it has fewer).
-Tensor last_rows(const Tensor& x, int64_t n) { return narrow_time(x, std::max<int64_t>(0, x.size(1) - n), x.size(1)); }
-
 const char* mixer_name(BasedMixer m) {
   switch (m) {
     case BasedMixer::taylor: return "taylor";
     case BasedMixer::window: return "window";
     default: return "conv";
   }
-}
-
-// "" when every entry of `list` (the option `key`) is a layer index in [0, n_layers), once.
-std::string check_layer_list(const std::string& key, const IntList& list, int64_t n_layers) {
-  std::set<int64_t> seen;
-  for (int64_t l : list) {
-    if (l < 0 || l >= n_layers)
-      return key + ": layer " + std::to_string(l) + " is out of range (model.n_layers = " + std::to_string(n_layers) +
-             ": layers 0 to " + std::to_string(n_layers - 1) + ")";
-    if (!seen.insert(l).second) return key + ": layer " + std::to_string(l) + " is listed twice";
-  }
-  return "";
 }
 
 }  // namespace
@@ -155,27 +129,6 @@ Tensor TaylorAttention::forward(const Tensor& x, BasedLayerState* state) const {
   return out_proj.forward(reshape(y, {B, T, D}));
 }
 
-namespace {
-
-// The sliding-window layer one call further: this call's keys and values (RoPE at their global
-// positions) join the cached window, the queries attend from position `position` on, and the last
-// `window` keys and values stay for the next call.
-Tensor window_step(const CausalSelfAttention& attn, const Tensor& x, BasedLayerState& state, int64_t position) {
-  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  const Shape heads{B, T, attn.n_heads, attn.head_dim};
-  Tensor q = rope(reshape(attn.q_proj.forward(x), heads), attn.rope_theta, position);
-  Tensor keys = append_time(state.keys, rope(reshape(attn.k_proj.forward(x), heads), attn.rope_theta, position));
-  Tensor values = append_time(state.values, reshape(attn.v_proj.forward(x), heads));
-  AttentionOptions options = attn.attention_options;
-  options.query_offset = keys.size(1) - T;
-  Tensor a = attention(q, keys, values, options);
-  state.keys = last_rows(keys, options.window_left);
-  state.values = last_rows(values, options.window_left);
-  return attn.o_proj.forward(reshape(a, {B, T, D}));
-}
-
-}  // namespace
-
 BasedBlock::BasedBlock(const ModelConfig& c, const BasedOptions& o, int64_t layer, Generator& gen)
     : kind(o.schedule.at(static_cast<size_t>(layer))),
       mixer_norm(add_module<RMSNorm>("mixer_norm", c.d_model, o.norm_eps, c.dtype)),
@@ -193,7 +146,7 @@ Tensor BasedBlock::forward(const Tensor& x, BasedLayerState* state, int64_t posi
   Tensor n = mixer_norm.forward(x);
   Tensor m = taylor ? taylor->forward(n, state)
              : conv ? conv->forward(n, state)
-             : state ? window_step(*window, n, *state, position)
+             : state ? window->forward_cached(n, state->window, position)
                      : window->forward(n);
   Tensor h = add(x, m);
   return add(h, mlp.forward(mlp_norm.forward(h)));
@@ -289,7 +242,7 @@ FamilySpec based_family() {
   // and one sliding window of 2 keys back; BaseConv gets its own checks in tests/models/test_based.cpp.
   f.tiny_test_options = {{"mlp_hidden", int64_t{12}},        {"taylor_layers", IntList{0}}, {"window_layers", IntList{1}},
                          {"feature_dim", int64_t{3}},        {"taylor_block", int64_t{2}},  {"window", int64_t{2}}};
-  f.check = [](const ModelConfig& c, int64_t) -> std::string {
+  f.check = [](const ModelConfig& c, int64_t, int64_t) -> std::string {
     const IntList& taylor = c.options.get_int_list("taylor_layers");
     const IntList& window = c.options.get_int_list("window_layers");
     for (const auto& [key, list] : {std::pair{"taylor_layers", &taylor}, std::pair{"window_layers", &window}})

@@ -42,7 +42,7 @@ std::vector<BasedMixer> based_schedule(int64_t n_layers, const IntList& taylor_l
 // BaseConv layer's last k - 1 conv inputs; and the number of tokens seen.
 struct BasedLayerState {
   Tensor taylor;
-  Tensor keys, values;
+  WindowCache window;
   Tensor conv_tail;
 };
 struct BasedDecodeState {

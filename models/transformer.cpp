@@ -5,6 +5,7 @@
 #include "framework/comm/comm_stats.h"
 #include "base/error.h"
 #include "framework/flops.h"
+#include "framework/parallel/time_rows.h"
 
 namespace eat::models {
 
@@ -55,6 +56,22 @@ Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) co
   } else {
     a = attention(q, k, v, attention_options);
   }
+  return o_proj.forward(reshape(a, {B, T, D}));
+}
+
+Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
+  EAT_CHECK(!sequence_split(), "attention: decoding with a cache and sequence parallelism do not mix");
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  const Shape heads{B, T, n_heads, head_dim};
+  Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position);
+  Tensor keys = append_time(cache.keys, rope(reshape(k_proj.forward(x), heads), rope_theta, position));
+  Tensor values = append_time(cache.values, reshape(v_proj.forward(x), heads));
+  AttentionOptions options = attention_options;
+  options.query_offset = keys.size(1) - T;
+  Tensor a = attention(q, keys, values, options);
+  // A window keeps its last window_left keys (-1, full attention: all of them).
+  cache.keys = last_rows(keys, options.window_left);
+  cache.values = last_rows(values, options.window_left);
   return o_proj.forward(reshape(a, {B, T, D}));
 }
 
@@ -121,7 +138,7 @@ FamilySpec transformer_family() {
   f.renamed_options = {{"ffn_hidden", "mlp_hidden"}};
   f.sequence_parallel = true;  // LASP-2H, or a halo exchange with a window
   f.tiny_test_options = {{"mlp_hidden", int64_t{12}}};
-  f.check = [](const ModelConfig& c, int64_t) -> std::string {
+  f.check = [](const ModelConfig& c, int64_t, int64_t) -> std::string {
     if (c.options.get_int("window") < -1) return "window must be -1 (full causal) or >= 0";
     if ((c.d_model / c.n_heads) % 2 != 0) return "head dimension d_model / n_heads must be even for RoPE";
     return "";

@@ -20,11 +20,20 @@ struct TransformerOptions {
   static TransformerOptions from(const ModelConfig& config);
 };
 
+// What decoding keeps of an attention layer between calls: the keys (RoPE applied) and values of
+// the tokens seen, the last `window` of them for a sliding window.
+struct WindowCache {
+  Tensor keys, values;
+};
+
 class CausalSelfAttention : public SequenceMixer {
  public:
   CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
   // x [B, T, D] -> [B, T, D]; position_offset is the global position of token 0.
   Tensor forward(const Tensor& x, int64_t position_offset = 0) const;
+  // Decoding: x's tokens (at positions from `position` on) attend to the cached keys and values
+  // and their own; the cache then keeps what the next call needs. Whole sequences only.
+  Tensor forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const;
   // LASP-2H (and its halo form for a window) runs the tiled kernel only.
   std::string sequence_parallel_refusal() const override;
 

@@ -48,6 +48,21 @@ void copy_time(const Tensor& from, int64_t from_t, const Tensor& to, int64_t to_
               static_cast<size_t>(count) * row, from.size(0), from.device());
 }
 
+Tensor append_time(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || a.size(1) == 0) return b;
+  Tensor out = Tensor::empty(with_time(b, a.size(1) + b.size(1)), b.dtype(), b.device());
+  copy_time(a, 0, out, 0, a.size(1));
+  copy_time(b, 0, out, a.size(1), b.size(1));
+  return out;
+}
+
+Tensor last_rows(const Tensor& x, int64_t n) {
+  if (n < 0 || n >= x.size(1)) return x;
+  Tensor out = Tensor::empty(with_time(x, n), x.dtype(), x.device());
+  copy_time(x, x.size(1) - n, out, 0, n);
+  return out;
+}
+
 void add_time(const Tensor& from, const Tensor& to, int64_t to_t) {
   const int64_t n = from.size(1);
   Tensor part = Tensor::empty(from.shape(), to.dtype(), to.device());

@@ -22,6 +22,12 @@ Shape with_time(const Tensor& x, int64_t T);
 // [to_t, to_t + count) of `to`. Both share the dtype, the device, B and the trailing shape.
 void copy_time(const Tensor& from, int64_t from_t, const Tensor& to, int64_t to_t, int64_t count);
 
+// Decoding caches (not differentiable): a's rows, then b's ([B, Ta, ...] and [B, Tb, ...] ->
+// [B, Ta + Tb, ...]; a may be undefined: no rows yet), and the last n rows of x (all of them when
+// it has fewer, or when n < 0).
+Tensor append_time(const Tensor& a, const Tensor& b);
+Tensor last_rows(const Tensor& x, int64_t n);
+
 // to[:, to_t + i] += from[:, i] for the n tokens of `from` [B, n, ...]: the rows are taken out,
 // summed by the add op (so on the tensors' device and in their dtype, bf16 on CUDA included) and
 // put back. Not differentiable: it accumulates gradients inside backward functions.
