@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 #include "base/error.h"
 #include "framework/nn/sequence_mixer.h"
@@ -81,6 +82,17 @@ void LanguageModel::set_sequence_parallel(Communicator* sp_group) {
     }
   }
   for (const auto& [path, mixer] : mixers) mixer->set_sequence_parallel(sp_group, path);
+}
+
+std::string check_layer_list(const std::string& key, const IntList& list, int64_t n_layers) {
+  std::set<int64_t> seen;
+  for (int64_t l : list) {
+    if (l < 0 || l >= n_layers)
+      return key + ": layer " + std::to_string(l) + " is out of range (model.n_layers = " + std::to_string(n_layers) +
+             ": layers 0 to " + std::to_string(n_layers - 1) + ")";
+    if (!seen.insert(l).second) return key + ": layer " + std::to_string(l) + " is listed twice";
+  }
+  return "";
 }
 
 std::string choice_list(const OptionSpec& option) {

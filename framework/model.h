@@ -130,12 +130,17 @@ struct FamilySpec {
   // The options the model-level tests use on their tiny model (d_model 8, 2 layers, 2 heads,
   // vocabulary 11; tests/models/tiny_model.h): small widths that still exercise every path.
   std::vector<std::pair<std::string, OptionValue>> tiny_test_options;
-  // Extra checks that involve the sequence length or several keys; returns "" when fine, else
-  // the message (the recipe parser adds file and key: the key the message starts with when it
-  // starts with one of the family's option names, else the family's table).
-  std::function<std::string(const ModelConfig&, int64_t seq_len)> check;
+  // Extra checks that involve the sequence length, the sequence-parallel ranks sharing it
+  // (parallel.sp, which divides seq_len) or several keys; returns "" when fine, else the message
+  // (the recipe parser adds file and key: the key the message starts with when it starts with one
+  // of the family's option names, else the family's table).
+  std::function<std::string(const ModelConfig&, int64_t seq_len, int64_t sp)> check;
   std::function<std::unique_ptr<LanguageModel>(const ModelConfig&, Generator&)> build;
 };
+
+// "" when every entry of `list` (the option `key`) is a layer index in [0, n_layers), once; else
+// the message, starting with the key (for FamilySpec::check of options that list layers).
+std::string check_layer_list(const std::string& key, const IntList& list, int64_t n_layers);
 
 // nullptr when unknown.
 const FamilySpec* find_family(const std::string& name);

@@ -40,6 +40,10 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);  // x / rms(
 Tensor simple_rms_norm(const Tensor& x, double eps);                 // x / rms(x)
 Tensor l2_normalize(const Tensor& x, double eps);                    // x / max(||x||, eps)
 
+// ---- copies: x [..., n] -> [..., times n], `times` copies of the last axis side by side
+// (torch's repeat on the last axis); the gradient sums the copies.
+Tensor tile_last(const Tensor& x, int64_t times);
+
 // ---- linear maps
 // y = x W^T + b for x [..., in], W [out, in], b [out] (optional).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
@@ -50,8 +54,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool t
 // ---- embeddings and positions
 Tensor embedding(const Tensor& ids, const Tensor& weight);  // ids i32/i64 [...] -> [..., D]
 // Rotary embedding on x [B, T, H, d] (d even), rotate-half pairing (i, i + d/2), position of
-// token t is position_offset + t (sequence parallelism passes the global offset).
-Tensor rope(const Tensor& x, double theta = 10000.0, int64_t position_offset = 0);
+// token t is (position_offset + t) / chunk: with chunk 1 (the default) the token's position
+// (sequence parallelism passes the global offset), with chunk L the index of its L-token chunk
+// (RAT's chunk-level RoPE; position_offset still counts tokens).
+Tensor rope(const Tensor& x, double theta = 10000.0, int64_t position_offset = 0, int64_t chunk = 1);
 
 // ---- causal depthwise short convolution over time
 // x [B, T, C], weight [C, k], bias [C] (optional): y[t, c] = b[c] + sum_i w[c, i] x[t - k + 1 + i, c].

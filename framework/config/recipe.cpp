@@ -392,7 +392,7 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   // Checks a family makes on the whole config (e.g. seq_len a multiple of its block size).
   const FamilySpec* spec = find_family(m.family);
   if (spec->check) {
-    std::string why = spec->check(m, r.data.seq_len);
+    std::string why = spec->check(m, r.data.seq_len, r.parallel.sp);
     if (!why.empty()) in.error(check_subject(*spec, why), why);
   }
 

@@ -38,6 +38,10 @@ Tensor SGLU::forward(const Tensor& x) const {
   return l3.forward(glu_gate(l1.forward(x), l2.forward(x), GateActivation::none));
 }
 
+GeluMLP::GeluMLP(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype, double fc2_init_std)
+    : fc1(add_module<Linear>("fc1", dim, hidden, false, gen, init_std, dtype)),
+      fc2(add_module<Linear>("fc2", hidden, dim, false, gen, fc2_init_std > 0 ? fc2_init_std : init_std, dtype)) {}
+
 ShortConv::ShortConv(int64_t channels, int64_t kernel_size, bool has_bias, Generator& gen, DType dtype) {
   EAT_CHECK(channels > 0 && kernel_size > 0, "ShortConv: sizes must be positive, got channels=", channels,
             " kernel_size=", kernel_size);

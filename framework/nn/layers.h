@@ -56,6 +56,15 @@ class SGLU : public Module {
   Linear &l1, &l2, &l3;
 };
 
+// GELU MLP (GPT-2, RAT): fc2(gelu(fc1(x))) with exact GELU, no biases.
+class GeluMLP : public Module {
+ public:
+  GeluMLP(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32,
+          double fc2_init_std = 0);
+  Tensor forward(const Tensor& x) const { return fc2.forward(gelu(fc1.forward(x))); }
+  Linear &fc1, &fc2;
+};
+
 // Causal depthwise convolution over time with kernel size k (BASED k = 3, Titans k = 4);
 // weight [C, k] and bias [C] start as torch's Conv1d default, U(-1/sqrt(k), 1/sqrt(k)).
 class ShortConv : public Module {
