@@ -364,7 +364,7 @@ TEST_CASE("based: decoding token by token (Taylor states, the window's keys and 
     }
     CHECK(rel_error(stepped, full) < 1e-10);
     CHECK(state.position == 9);
-    CHECK(state.layers[2].keys.size(1) == 2);       // the window: 2 keys back
+    CHECK(state.layers[2].window.keys.size(1) == 2);       // the window: 2 keys back
     CHECK(state.layers[0].conv_tail.size(1) == 2);  // kernel 3: 2 inputs back
     // A prompt of 5 in one call, then one token at a time.
     models::BasedDecodeState st2;
