@@ -73,8 +73,10 @@ OpCase summary_row(std::string name, int64_t chunk, int64_t offset) {
   // summaries at all (C = 0: every query sees its own key only).
   row.small = {sizes(1, 1, 1, 3, 2), sizes(2, 2 * chunk + 3, 2, 3, 4), sizes(1, 3 * chunk + 1, 1, 2, 3),
                inputs(1, 5, 1, 2, 2, 0)};
-  // Several query tiles, head widths of the models (64) and odd ones, d != e both ways.
-  row.medium = {sizes(1, 130, 2, 32, 16), sizes(2, 77, 3, 64, 64), sizes(2, 33, 2, 40, 24), sizes(1, 100, 2, 16, 48)};
+  // Several query tiles, head widths of the models (64), the widest the device takes (128) and odd
+  // ones, d != e both ways.
+  row.medium = {sizes(1, 130, 2, 32, 16), sizes(2, 77, 3, 64, 64), sizes(2, 33, 2, 40, 24), sizes(1, 100, 2, 16, 48),
+                sizes(1, 70, 1, 128, 96)};
   row.tol.reference = 1e-14;  // whole-row softmax against the loop: summation order only (3.2e-16 seen)
   row.tol.f32 = 1e-6;         // f32 scores, softmax and sums over up to 131 keys (2.2e-7 to 2.7e-7 seen)
   row.flops = [chunk, offset](const std::vector<Shape>& s) {

@@ -100,15 +100,52 @@ __device__ __forceinline__ float warp_dot(const float* row, int w, int lane, con
   return warp_sum(s);
 }
 
+// Lane `lane`'s columns (c = lane + 32 i) of a global row of `width` elements, in f32; 0 past it.
+template <typename D>
+__device__ __forceinline__ void row_to_regs(const D* row, int width, int lane, float (&r)[kCols]) {
+#pragma unroll
+  for (int i = 0; i < kCols; ++i) r[i] = lane + kWarp * i < width ? to_f32(row[lane + kWarp * i]) : 0.f;
+}
+
+// acc (lane-strided columns of a width-w row) += sum_j w_j rows[j] over j < n, w_j held by lane j.
+__device__ __forceinline__ void add_weighted_rows(float (&acc)[kCols], float w, int n, const float* rows, int stride,
+                                                  int width, int lane) {
+  for (int j = 0; j < n; ++j) {
+    const float wj = __shfl_sync(0xffffffffu, w, j);
+#pragma unroll
+    for (int i = 0; i < kCols; ++i)
+      if (lane + kWarp * i < width) acc[i] = fmaf(wj, rows[j * stride + lane + kWarp * i], acc[i]);
+  }
+}
+
+// Summaries [j0, j0 + nc) of head (b, h) into the tile (zero rows past nc), once every thread is
+// done with the previous tile.
+template <typename D>
+__device__ void load_summary_tile(const Args<D>& a, const Smem& sm, int b, int h, int j0, int nc) {
+  __syncthreads();
+  load_rows(sm.ks, a.d + 1, a.k_sum, b, a.C, a.H, h, a.d, j0, kKeys, nc);
+  load_rows(sm.vs, a.e + 1, a.v_sum, b, a.C, a.H, h, a.e, j0, kKeys, nc);
+  __syncthreads();
+}
+
+// A query-side block's tile: queries [t0, t0 + nr) (blockIdx.x) of head (b, h) (blockIdx.y), the
+// summaries its last query sees (n_max), and this thread's lane and warp.
+struct QueryTile {
+  int t0, bh, b, h, nr, n_max, lane, warp;
+  template <typename D>
+  __device__ explicit QueryTile(const Args<D>& a)
+      : t0(blockIdx.x * kRows), bh(blockIdx.y), b(bh / a.H), h(bh % a.H), nr(min(kRows, a.T - t0)),
+        n_max(a.visible(t0 + nr - 1)), lane(threadIdx.x % kWarp), warp(threadIdx.x / kWarp) {}
+};
+
 template <typename D>
 __global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> a) {
   extern __shared__ float smem[];
   const Smem sm(smem, a.d, a.e);
-  const int t0 = blockIdx.x * kRows, bh = blockIdx.y, b = bh / a.H, h = bh % a.H;
-  const int nr = min(kRows, a.T - t0), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int n_max = a.visible(t0 + nr - 1);
+  const auto [t0, bh, b, h, nr, n_max, lane, warp] = QueryTile(a);
   const int dp = a.d + 1, ep = a.e + 1;
   load_rows(sm.q, dp, a.q, b, a.T, a.H, h, a.d, t0, kRows, nr);
+  __syncthreads();
   // Each warp's rows: the running max, sum and output columns, started from the own key.
   constexpr int kMine = kRows / kWarps;
   float m[kMine], l[kMine], acc[kMine][kCols];
@@ -120,25 +157,18 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> a) {
     for (int c = 0; c < kCols; ++c) acc[i][c] = 0.f;
     if (r >= nr) continue;
     float kr[kCols];
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      const int col = lane + kWarp * c;
-      kr[c] = col < a.d ? to_f32(a.k[a.at(b, a.T, h, a.d, t) + col]) : 0.f;
-      acc[i][c] = col < a.e ? to_f32(a.v[a.at(b, a.T, h, a.e, t) + col]) : 0.f;
-    }
+    row_to_regs(a.k + a.at(b, a.T, h, a.d, t), a.d, lane, kr);
+    row_to_regs(a.v + a.at(b, a.T, h, a.e, t), a.e, lane, acc[i]);
     m[i] = a.scale * warp_dot(sm.q + r * dp, a.d, lane, kr);
   }
   for (int j0 = 0; j0 < n_max; j0 += kKeys) {
     const int nc = min(kKeys, n_max - j0);
-    __syncthreads();  // the previous tile is no longer read
-    load_rows(sm.ks, dp, a.k_sum, b, a.C, a.H, h, a.d, j0, kKeys, nc);
-    load_rows(sm.vs, ep, a.v_sum, b, a.C, a.H, h, a.e, j0, kKeys, nc);
-    __syncthreads();
+    load_summary_tile(a, sm, b, h, j0, nc);
 #pragma unroll
     for (int i = 0; i < kMine; ++i) {
       const int r = warp * kMine + i;
       if (r >= nr) continue;  // warp-uniform
-      const int seen = a.visible(t0 + r) - j0;  // summaries of this tile the row sees
+      const int seen = min(a.visible(t0 + r) - j0, nc);  // summaries of this tile the row sees
       if (seen <= 0) continue;
       const float s = lane < seen ? a.scale * dot(sm.q + r * dp, sm.ks + lane * dp, a.d) : -INFINITY;
       const float m_new = fmaxf(m[i], warp_max(s));
@@ -148,12 +178,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> a) {
       m[i] = m_new;
 #pragma unroll
       for (int c = 0; c < kCols; ++c) acc[i][c] *= alpha;
-      for (int jj = 0; jj < seen; ++jj) {
-        const float pj = __shfl_sync(0xffffffffu, p, jj);
-#pragma unroll
-        for (int c = 0; c < kCols; ++c)
-          if (lane + kWarp * c < a.e) acc[i][c] = fmaf(pj, sm.vs[jj * ep + lane + kWarp * c], acc[i][c]);
-      }
+      add_weighted_rows(acc[i], p, seen, sm.vs, ep, a.e, lane);
     }
   }
 #pragma unroll
@@ -176,9 +201,7 @@ template <typename D>
 __global__ void __launch_bounds__(kThreads) query_grad_kernel(Args<D> a) {
   extern __shared__ float smem[];
   const Smem sm(smem, a.d, a.e);
-  const int t0 = blockIdx.x * kRows, bh = blockIdx.y, b = bh / a.H, h = bh % a.H;
-  const int nr = min(kRows, a.T - t0), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int n_max = a.visible(t0 + nr - 1);
+  const auto [t0, bh, b, h, nr, n_max, lane, warp] = QueryTile(a);
   const int dp = a.d + 1, ep = a.e + 1;
   load_rows(sm.q, dp, a.q, b, a.T, a.H, h, a.d, t0, kRows, nr);
   load_rows(sm.x, ep, a.dy, b, a.T, a.H, h, a.e, t0, kRows, nr);
@@ -195,11 +218,7 @@ __global__ void __launch_bounds__(kThreads) query_grad_kernel(Args<D> a) {
     const int r = warp * kMine + i, t = t0 + r;
     if (r >= nr) continue;
     float yr[kCols];
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      const int col = lane + kWarp * c;
-      yr[c] = col < a.e ? to_f32(a.y[a.at(b, a.T, h, a.e, t) + col]) : 0.f;
-    }
+    row_to_regs(a.y + a.at(b, a.T, h, a.e, t), a.e, lane, yr);
     const float rd = warp_dot(sm.x + r * ep, a.e, lane, yr);
     if (lane == 0) {
       sm.rowdot[r] = rd;
@@ -210,27 +229,19 @@ __global__ void __launch_bounds__(kThreads) query_grad_kernel(Args<D> a) {
   __syncthreads();  // the row statistics are read by every lane
   for (int j0 = 0; j0 < n_max; j0 += kKeys) {
     const int nc = min(kKeys, n_max - j0);
-    __syncthreads();  // the previous tile is no longer read
-    load_rows(sm.ks, dp, a.k_sum, b, a.C, a.H, h, a.d, j0, kKeys, nc);
-    load_rows(sm.vs, ep, a.v_sum, b, a.C, a.H, h, a.e, j0, kKeys, nc);
-    __syncthreads();
+    load_summary_tile(a, sm, b, h, j0, nc);
 #pragma unroll
     for (int i = 0; i < kMine; ++i) {
       const int r = warp * kMine + i;
       if (r >= nr) continue;  // warp-uniform
-      const int seen = a.visible(t0 + r) - j0;
+      const int seen = min(a.visible(t0 + r) - j0, nc);
       if (seen <= 0) continue;
       float ds = 0.f;
       if (lane < seen) {
         const float p = expf(a.scale * dot(sm.q + r * dp, sm.ks + lane * dp, a.d) - sm.lse[r]);
         ds = p * (dot(sm.x + r * ep, sm.vs + lane * ep, a.e) - sm.rowdot[r]);
       }
-      for (int jj = 0; jj < seen; ++jj) {
-        const float dsj = __shfl_sync(0xffffffffu, ds, jj);
-#pragma unroll
-        for (int c = 0; c < kCols; ++c)
-          if (lane + kWarp * c < a.d) dq[i][c] = fmaf(dsj, sm.ks[jj * dp + lane + kWarp * c], dq[i][c]);
-      }
+      add_weighted_rows(dq[i], ds, seen, sm.ks, dp, a.d, lane);
     }
   }
 #pragma unroll
@@ -238,12 +249,8 @@ __global__ void __launch_bounds__(kThreads) query_grad_kernel(Args<D> a) {
     const int r = warp * kMine + i, t = t0 + r;
     if (r >= nr) continue;
     float kr[kCols], vr[kCols];
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      const int col = lane + kWarp * c;
-      kr[c] = col < a.d ? to_f32(a.k[a.at(b, a.T, h, a.d, t) + col]) : 0.f;
-      vr[c] = col < a.e ? to_f32(a.v[a.at(b, a.T, h, a.e, t) + col]) : 0.f;
-    }
+    row_to_regs(a.k + a.at(b, a.T, h, a.d, t), a.d, lane, kr);
+    row_to_regs(a.v + a.at(b, a.T, h, a.e, t), a.e, lane, vr);
     const float own_p = expf(a.scale * warp_dot(sm.q + r * dp, a.d, lane, kr) - sm.lse[r]);
     const float own_ds = own_p * (warp_dot(sm.x + r * ep, a.e, lane, vr) - sm.rowdot[r]);
 #pragma unroll
@@ -301,15 +308,8 @@ __global__ void __launch_bounds__(kThreads) summary_grad_kernel(Args<D> a) {
         p = expf(a.scale * dot(sm.q + lane * dp, sm.ks + jl * dp, a.d) - sm.lse[lane]);
         ds = p * (dot(sm.x + lane * ep, sm.vs + jl * ep, a.e) - sm.rowdot[lane]);
       }
-      for (int r = 0; r < nr; ++r) {
-        const float pr = __shfl_sync(0xffffffffu, p, r), dsr = __shfl_sync(0xffffffffu, ds, r);
-#pragma unroll
-        for (int c = 0; c < kCols; ++c) {
-          const int col = lane + kWarp * c;
-          if (col < a.d) dks[i][c] = fmaf(dsr, sm.q[r * dp + col], dks[i][c]);
-          if (col < a.e) dvs[i][c] = fmaf(pr, sm.x[r * ep + col], dvs[i][c]);
-        }
-      }
+      add_weighted_rows(dks[i], ds, nr, sm.q, dp, a.d, lane);
+      add_weighted_rows(dvs[i], p, nr, sm.x, ep, a.e, lane);
     }
   }
 #pragma unroll
@@ -356,7 +356,7 @@ void launch(void (*kernel)(Args<D>), const Args<D>& a, int64_t tiles, int64_t he
 template <typename T>
 void summary_attention_forward(const HeadShape& s, const SummaryAttentionArgs& sa, const T* q, const T* k, const T* v,
                                const T* k_sum, const T* v_sum, T* y, RowStat* lse) {
-  if (s.B * s.H * s.T == 0 || s.e == 0) return;
+  if (s.B * s.H * s.T == 0) return;
   using D = device_t<T>;
   Args<D> a = make_args<D>(s, sa);
   a.q = dev(q), a.k = dev(k), a.v = dev(v), a.k_sum = dev(k_sum), a.v_sum = dev(v_sum), a.y_out = dev(y);
@@ -370,10 +370,11 @@ void summary_attention_backward(const HeadShape& s, const SummaryAttentionArgs& 
                                 const T* dy, T* dq, T* dk, T* dv, T* dk_sum, T* dv_sum) {
   using D = device_t<T>;
   const int64_t heads = s.B * s.H;
-  // Summaries no query sees (and all of them when there are no queries) get a zero gradient.
-  if (sa.summaries > 0) zero(dk_sum, static_cast<size_t>(heads * sa.summaries * s.d) * sizeof(T));
-  if (sa.summaries > 0) zero(dv_sum, static_cast<size_t>(heads * sa.summaries * s.e) * sizeof(T));
-  if (heads * s.T == 0) return;
+  if (heads * s.T == 0) {  // no query sees a summary (the summary side writes every row otherwise)
+    if (sa.summaries > 0) zero(dk_sum, static_cast<size_t>(heads * sa.summaries * s.d) * sizeof(T));
+    if (sa.summaries > 0) zero(dv_sum, static_cast<size_t>(heads * sa.summaries * s.e) * sizeof(T));
+    return;
+  }
   Args<D> a = make_args<D>(s, sa);
   a.q = dev(q), a.k = dev(k), a.v = dev(v), a.k_sum = dev(k_sum), a.v_sum = dev(v_sum), a.y = dev(y), a.dy = dev(dy);
   a.dq = dev(dq), a.dk = dev(dk), a.dv = dev(dv), a.dk_sum = dev(dk_sum), a.dv_sum = dev(dv_sum);

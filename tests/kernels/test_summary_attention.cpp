@@ -4,7 +4,10 @@
 // the chunk-0 rows, the strict mask (a query never sees its own chunk's summary), the
 // sequence-parallel split (later queries with a query offset against all summaries), and bad
 // inputs.
-#include <cmath>
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "framework/ops.h"
@@ -87,6 +90,16 @@ TEST_CASE("summary_attention: a chunk as long as the sequence gives y = v exactl
   CHECK(same_values(none.q.grad(), Tensor::zeros(none.q.shape(), DType::f64)));
 }
 
+TEST_CASE("summary_attention: an empty sequence gives an empty output and zero summary gradients") {
+  Generator gen(7);
+  const Inputs in = make_inputs(gen, 2, 0, 3, 4, 5, 2);
+  Tensor y = run(in, 4, 8);
+  CHECK(y.shape() == Shape{2, 0, 3, 5});
+  y.backward(Tensor::zeros(y.shape(), DType::f64));
+  CHECK(same_values(in.k_sum.grad(), Tensor::zeros(in.k_sum.shape(), DType::f64)));
+  CHECK(same_values(in.v_sum.grad(), Tensor::zeros(in.v_sum.shape(), DType::f64)));
+}
+
 TEST_CASE("summary_attention: a query never sees its own chunk's summary, nor a later one") {
   // Chunk 4, 14 tokens, summaries of chunks 0-3. Changing summary c must leave every query of
   // chunks 0 .. c unchanged and change those of chunk c + 1 on (the mask is j < c(t), strictly).
@@ -140,16 +153,16 @@ TEST_CASE("summary_attention: later queries with a query offset equal the rows o
 }
 
 TEST_CASE("summary_attention: an explicit scale replaces 1/sqrt(d)") {
+  // Scale 0.25 on q gives the logits of the default 1/sqrt(4) = 0.5 on q / 2.
   Generator gen(5);
   const Inputs in = make_inputs(gen, 1, 9, 2, 4, 3, 3);
-  SummaryAttentionOptions half{.chunk = 3};
-  half.scale = 0.25;  // twice the default 1/sqrt(4) = 0.5 on inputs scaled by 1/2 gives the same logits
-  const Tensor q_half = Tensor::from_vector<double>(in.q.to_f64_vector(), in.q.shape());
-  std::vector<double> q2 = in.q.to_f64_vector();
-  for (double& x : q2) x *= 0.5;
-  const Tensor y_default = summary_attention(Tensor::from_vector<double>(q2, in.q.shape()), in.k, in.v, in.k_sum,
-                                             in.v_sum, {.chunk = 3});
-  CHECK(rel_error(summary_attention(q_half, in.k, in.v, in.k_sum, in.v_sum, half), y_default) < 1e-15);
+  SummaryAttentionOptions quarter{.chunk = 3};
+  quarter.scale = 0.25;
+  std::vector<double> half_q = in.q.to_f64_vector();
+  for (double& x : half_q) x *= 0.5;
+  const Tensor want = summary_attention(Tensor::from_vector<double>(half_q, in.q.shape()), in.k, in.v, in.k_sum,
+                                        in.v_sum, {.chunk = 3});
+  CHECK(rel_error(summary_attention(in.q, in.k, in.v, in.k_sum, in.v_sum, quarter), want) < 1e-15);
 }
 
 TEST_CASE("summary_attention: bad inputs name the op, the tensor and the expected shape") {
