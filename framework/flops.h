@@ -6,6 +6,7 @@
 // FLOPs are 3x the forward, the usual MFU convention); `Pass::forward_backward` is the work of
 // the forward and backward kernels as they run, recomputation included, which is what a
 // benchmark of one op divides its time into.
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cpu/attention_flops.h"
@@ -53,6 +54,20 @@ inline double taylor_chunked(int64_t B, int64_t T, int64_t H, int64_t f, int64_t
 }
 inline double taylor_parallel(int64_t B, int64_t T, int64_t H, int64_t f, int64_t e, Pass pass) {
   return cpu::taylor_flops(B, T, H, f, e, T, false, pass == Pass::forward_backward);
+}
+
+// RAT's attention over chunk summaries (summary_attention): query t attends the
+// min((query_offset + t) / chunk, C) summaries it sees and its own key, each pair costing what a
+// softmax attention pair costs (kernels/cpu/attention_flops.h: 2 (d + e) forward, 2 (3d + 2e)
+// more backward).
+inline double summary_attention(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, int64_t C, int64_t chunk,
+                                int64_t query_offset, Pass pass) {
+  double pairs = 0;
+  for (int64_t t = 0; t < T; ++t) pairs += static_cast<double>(std::min((query_offset + t) / chunk, C) + 1);
+  pairs *= static_cast<double>(B) * static_cast<double>(H);
+  double flops = pairs * (2.0 * d + 2.0 * e);
+  if (pass == Pass::forward_backward) flops += pairs * 2.0 * (3.0 * d + 2.0 * e);
+  return flops;
 }
 
 // The state readout q_t S (a [d] x [d, e] product per token and head); the backward forms dq = dO
