@@ -1,7 +1,7 @@
 // chunk_scan beyond the op table's rows (test_op_table.cpp: the reference, gradients and f32 in
 // training, decoding, chunk 1 and one chunk): the two reductions against their own formulas, the
 // reset at chunk starts, a sequence run in two calls equal to one call (values and gradients),
-// initial ignored where token 0 starts a chunk, and bad inputs named.
+// gradient subsets, initial ignored where token 0 starts a chunk, T = 0, and bad inputs named.
 #include <cmath>
 
 #include "base/error.h"
@@ -104,6 +104,29 @@ TEST_CASE("chunk_scan: two calls, the second from the first's phase and last sta
     add(sum(mul(first, tokens(weights, 0, split))), sum(mul(second, tokens(weights, split, T)))).backward();
     CHECK(rel_error(x.grad(), dx) < 1e-15);
     CHECK(rel_error(logit.grad(), dlogit) < 1e-15);
+  }
+}
+
+TEST_CASE("chunk_scan: any subset of the gradients equals the same gradients of the full backward") {
+  Generator gen(9);
+  const Tensor x0 = randn64({2, 11, 3}, gen, 1.0, false), logit0 = randn64({2, 11, 3}, gen, 2.0, false),
+               initial0 = randn64({2, 3}, gen, 1.0, false);
+  // Gradients of x, gate_logit and initial for the inputs named by the bits of `wanted`.
+  auto gradients = [&](int wanted) {
+    std::vector<Tensor> in{x0.clone(), logit0.clone(), initial0.clone()};
+    for (int k = 0; k < 3; ++k)
+      if (wanted >> k & 1) in[k].requires_grad_();
+    weighted_sum(chunk_scan(in[0], in[1], 4, in[2], 3), 10).backward();
+    std::vector<Tensor> grads;
+    for (const Tensor& t : in) grads.push_back(t.requires_grad() ? t.grad() : Tensor());
+    return grads;
+  };
+  const std::vector<Tensor> all = gradients(7);
+  for (int wanted = 1; wanted < 7; ++wanted) {
+    CAPTURE(wanted);
+    const std::vector<Tensor> some = gradients(wanted);
+    for (int k = 0; k < 3; ++k)
+      if (wanted >> k & 1) CHECK(some[k].to_f64_vector() == all[k].to_f64_vector());
   }
 }
 
