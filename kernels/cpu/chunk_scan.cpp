@@ -57,9 +57,10 @@ void chunk_scan_forward(const ChunkScanShape& s, const T* x, const T* gate_logit
   });
 }
 
-// Two walks per segment: backwards, dtot_t = dh_t + g_{t+1} dtot_{t+1} (zero past the segment
-// end), kept in dx's rows (or scratch); forwards, h recomputed, dgate_logit_t = dtot_t (h_{t-1} -
-// x_t) g_t (1 - g_t) and dx_t = (1 - g_t) dtot_t in place. dinitial = g_0 dtot_0 when token 0
+// Two walks per segment, one sigmoid per token. Forwards, h recomputed: g_t is kept in dx's row
+// (or scratch) and h_{t-1} - x_t in dgate_logit's. Backwards, dtot_t = dh_t + g_{t+1} dtot_{t+1}
+// (zero past the segment end) turns them in place into dx_t = (1 - g_t) dtot_t and
+// dgate_logit_t = dtot_t (h_{t-1} - x_t) g_t (1 - g_t). dinitial = g_0 dtot_0 when token 0
 // continues a chunk.
 template <typename T>
 void chunk_scan_backward(const ChunkScanShape& s, const T* x, const T* gate_logit, const T* initial, const T* dh, T* dx,
@@ -68,40 +69,41 @@ void chunk_scan_backward(const ChunkScanShape& s, const T* x, const T* gate_logi
   if (dinitial) std::fill(dinitial, dinitial + s.B * C, T(0));
   if (!dx && !dgate_logit && !(dinitial && s.continues())) return;
   std::vector<T> scratch(dx ? 0 : static_cast<size_t>(s.B * s.T * C));
-  T* dtot = dx ? dx : scratch.data();
-  for_segments<T>(s, [&](int64_t b, int64_t segment, T* g, T* h_prev) {
+  T* gates = dx ? dx : scratch.data();
+  T* diffs = dgate_logit;  // h_{t-1} - x_t, needed only for dgate_logit
+  for_segments<T>(s, [&](int64_t b, int64_t segment, T* g, T* state) {
     const int64_t t0 = s.begin(segment), t1 = s.end(segment);
-    for (int64_t t = t1 - 1; t >= t0; --t) {
-      const int64_t row = (b * s.T + t) * C;
-      T* dr = dtot + row;
-      const T* dhr = dh + row;
-      if (t == t1 - 1) {
-        std::copy(dhr, dhr + C, dr);
-      } else {
-        sigmoid_block(gate_logit + row + C, g, C);
-        const T* next = dr + C;
-        for (int64_t c = 0; c < C; ++c) dr[c] = dhr[c] + g[c] * next[c];
-      }
-    }
-    if (segment == 0 && s.continues() && dinitial) {
-      sigmoid_block(gate_logit + b * s.T * C, g, C);
-      const T* d0 = dtot + b * s.T * C;
-      for (int64_t c = 0; c < C; ++c) dinitial[b * C + c] = g[c] * d0[c];
-    }
     const T* prev = state_before(s, initial, b, segment);
-    for (int64_t c = 0; c < C; ++c) h_prev[c] = prev ? prev[c] : T(0);
+    for (int64_t c = 0; c < C; ++c) state[c] = prev ? prev[c] : T(0);  // h_{t-1}
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t row = (b * s.T + t) * C;
       sigmoid_block(gate_logit + row, g, C);
       const T* xr = x + row;
-      T* dr = dtot + row;
-      T* dlr = dgate_logit ? dgate_logit + row : nullptr;
+      T* gr = gates + row;
+      if (diffs)
+        for (int64_t c = 0; c < C; ++c) diffs[row + c] = state[c] - xr[c];
       for (int64_t c = 0; c < C; ++c) {
-        if (dlr) dlr[c] = dr[c] * (h_prev[c] - xr[c]) * g[c] * (T(1) - g[c]);
-        dr[c] *= T(1) - g[c];
-        h_prev[c] = g[c] * h_prev[c] + (T(1) - g[c]) * xr[c];
+        gr[c] = g[c];
+        state[c] = g[c] * state[c] + (T(1) - g[c]) * xr[c];
       }
     }
+    std::fill(state, state + C, T(0));  // now g_{t+1} dtot_{t+1}
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      const int64_t row = (b * s.T + t) * C;
+      const T* dhr = dh + row;
+      T* gr = gates + row;
+      if (diffs)
+        for (int64_t c = 0; c < C; ++c) {
+          const T gc = gr[c], dtot = dhr[c] + state[c];
+          diffs[row + c] *= dtot * gc * (T(1) - gc);
+        }
+      for (int64_t c = 0; c < C; ++c) {
+        const T gc = gr[c], dtot = dhr[c] + state[c];
+        gr[c] = (T(1) - gc) * dtot;
+        state[c] = gc * dtot;
+      }
+    }
+    if (segment == 0 && s.continues() && dinitial) std::copy(state, state + C, dinitial + b * C);
   });
 }
 

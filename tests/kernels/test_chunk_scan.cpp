@@ -1,7 +1,9 @@
 // chunk_scan beyond the op table's rows (test_op_table.cpp: the reference, gradients and f32 in
 // training, decoding, chunk 1 and one chunk): the two reductions against their own formulas, the
 // reset at chunk starts, a sequence run in two calls equal to one call (values and gradients),
-// gradient subsets, initial ignored where token 0 starts a chunk, T = 0, and bad inputs named.
+// gradient subsets, the same bits on any number of threads, initial ignored where token 0 starts a chunk, T = 0, and bad inputs named.
+#include <omp.h>
+
 #include <cmath>
 
 #include "base/error.h"
@@ -128,6 +130,32 @@ TEST_CASE("chunk_scan: any subset of the gradients equals the same gradients of 
     for (int k = 0; k < 3; ++k)
       if (wanted >> k & 1) CHECK(some[k].to_f64_vector() == all[k].to_f64_vector());
   }
+}
+
+TEST_CASE("chunk_scan: the same bits on three threads, twice, and on one (f32)") {
+  Generator gen(11);
+  const Shape shape{2, 300, 70};  // enough work for the threads to share it
+  const Tensor x = Tensor::randn(shape, gen, 1.0, DType::f32), logit = Tensor::randn(shape, gen, 2.0, DType::f32);
+  const Tensor initial = Tensor::randn({2, 70}, gen, 1.0, DType::f32), dh = Tensor::randn(shape, gen, 1.0, DType::f32);
+  auto bits = [&] {
+    Tensor xl = x.clone().requires_grad_(), ll = logit.clone().requires_grad_(), il = initial.clone().requires_grad_();
+    Tensor h = chunk_scan(xl, ll, 16, il, 5);
+    h.backward(dh);
+    std::vector<double> all;
+    for (const Tensor& t : {h, xl.grad(), ll.grad(), il.grad()}) {
+      const std::vector<double> v = t.to_f64_vector();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(3);
+  const std::vector<double> first = bits(), second = bits();
+  omp_set_num_threads(1);
+  const std::vector<double> single = bits();
+  omp_set_num_threads(threads);
+  CHECK(first == second);
+  CHECK(first == single);
 }
 
 TEST_CASE("chunk_scan: initial is ignored, with a zero gradient, when token 0 starts a chunk") {
