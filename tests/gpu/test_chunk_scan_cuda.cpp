@@ -1,7 +1,7 @@
 // The CUDA chunk-reset gated scan beyond the op table's comparisons with the CPU (sequences of
 // at most 50 tokens, every gradient wanted): long sequences (one chunk of 3000 tokens, whose
-// backward keeps dtot in scratch, and chunk 16 with a phase, in registers), each subset of the gradients (the kernel skips the unwanted ones),
-// bit-identical results from run to run, and T = 0.
+// backward keeps dtot in scratch, and chunk 16 with a phase, in registers), each subset of the
+// gradients (the kernel skips the unwanted ones), bit-identical results from run to run, T = 0.
 #include <doctest/doctest.h>
 
 #include <vector>
