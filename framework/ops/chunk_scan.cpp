@@ -1,5 +1,7 @@
 // chunk_scan: RAT's chunk-reset gated scan (kernels/chunk_scan.h). The backward recomputes the
 // scan from the inputs, so nothing but the inputs is kept for it.
+#include <utility>
+
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
@@ -25,8 +27,8 @@ ChunkScanShape checked_shape(const Tensor& x, const Tensor& gate_logit, int64_t 
   if (initial.defined()) {
     check_same_dtype(kOp, x, initial);
     check_same_device(kOp, x, initial);
-    EAT_CHECK(initial.shape() == (Shape{s.B, s.C}), kOp, ": initial ", shape_str(initial.shape()), " must be [B, C] = [",
-              s.B, ", ", s.C, "] (x ", shape_str(x.shape()), ")");
+    EAT_CHECK(initial.shape() == (Shape{s.B, s.C}), kOp, ": initial ", shape_str(initial.shape()),
+              " must be [B, C] = [", s.B, ", ", s.C, "] (x ", shape_str(x.shape()), ")");
   }
   return s;
 }
@@ -38,9 +40,11 @@ Tensor chunk_scan(const Tensor& x, const Tensor& gate_logit, int64_t chunk, cons
   Tensor h = Tensor::empty_like(x);
   EAT_KERNEL(kOp, x, chunk_scan_forward, s, x.data<T>(), gate_logit.data<T>(), data_or_null<T>(initial), h.data<T>());
   if (autograd::needs_record({&x, &gate_logit, &initial})) {
-    const bool nx = x.requires_grad(), ng = gate_logit.requires_grad(), ni = initial.defined() && initial.requires_grad();
+    const bool nx = x.requires_grad(), ng = gate_logit.requires_grad();
+    const bool ni = initial.defined() && initial.requires_grad();
+    Tensor saved_initial = initial.defined() ? initial.detach() : Tensor();
     autograd::record(kOp, {x, gate_logit, initial}, {h},
-                     [s, x = x.detach(), gate_logit = gate_logit.detach(), initial = initial.defined() ? initial.detach() : Tensor(), nx, ng,
+                     [s, x = x.detach(), gate_logit = gate_logit.detach(), initial = std::move(saved_initial), nx, ng,
                       ni](const std::vector<Tensor>& g) {
                        Tensor dx = empty_like_if(nx, x), dlogit = empty_like_if(ng, gate_logit);
                        Tensor dinitial = empty_like_if(ni, initial);

@@ -97,7 +97,8 @@ template <int kHeld, typename T>
 void launch_backward(const ChunkScanShape& s, int64_t segments, const T* x, const T* gate_logit, const T* initial,
                      const T* dh, T* dx, T* dgate_logit, T* dinitial, float* scratch, int64_t n) {
   chunk_scan_backward_kernel<device_t<T>, kHeld><<<grid_for(n, kThreads), kThreads, 0, compute_stream()>>>(
-      s, segments, dev(x), dev(gate_logit), dev(initial), dev(dh), dev(dx), dev(dgate_logit), dev(dinitial), scratch, n);
+      s, segments, dev(x), dev(gate_logit), dev(initial), dev(dh), dev(dx), dev(dgate_logit), dev(dinitial), scratch,
+      n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 
@@ -111,8 +112,8 @@ template <typename T>
 void chunk_scan_forward(const ChunkScanShape& s, const T* x, const T* gate_logit, const T* initial, T* h) {
   const int64_t segments = s.segments(), n = s.B * segments * s.C;
   if (n == 0) return;
-  chunk_scan_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, compute_stream()>>>(s, segments, dev(x), dev(gate_logit),
-                                                                                      dev(initial), dev(h), n);
+  chunk_scan_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, compute_stream()>>>(
+      s, segments, dev(x), dev(gate_logit), dev(initial), dev(h), n);
   EAT_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,7 +1,8 @@
 // chunk_scan beyond the op table's rows (test_op_table.cpp: the reference, gradients and f32 in
 // training, decoding, chunk 1 and one chunk): the two reductions against their own formulas, the
 // reset at chunk starts, a sequence run in two calls equal to one call (values and gradients),
-// gradient subsets, the same bits on any number of threads, initial ignored where token 0 starts a chunk, T = 0, and bad inputs named.
+// gradient subsets, the same bits on any number of threads, initial ignored where token 0 starts
+// a chunk, T = 0, and bad inputs named.
 #include <omp.h>
 
 #include <cmath>
@@ -173,15 +174,17 @@ TEST_CASE("chunk_scan: bad inputs are named") {
   Tensor x = randn64({2, 5, 3}, gen), logit = randn64({2, 5, 3}, gen);
   CHECK_THROWS_WITH_AS(chunk_scan(x, randn64({2, 5, 4}, gen), 4),
                        doctest::Contains("chunk_scan: gate_logit [2, 5, 4] must have x's shape [2, 5, 3]"), Error);
-  CHECK_THROWS_WITH_AS(chunk_scan(randn64({5, 3}, gen), randn64({5, 3}, gen), 4), doctest::Contains("chunk_scan"), Error);
-  CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 0), doctest::Contains("chunk_scan: chunk must be at least 1, got 0"), Error);
-  CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 4, Tensor(), -1), doctest::Contains("chunk_scan: phase must be at least 0, got -1"),
+  CHECK_THROWS_WITH_AS(chunk_scan(randn64({5, 3}, gen), randn64({5, 3}, gen), 4),
+                       doctest::Contains("chunk_scan: x [B, T, C] must have 3 dimensions, got [5, 3]"), Error);
+  CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 0), doctest::Contains("chunk_scan: chunk must be at least 1, got 0"),
                        Error);
+  CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 4, Tensor(), -1),
+                       doctest::Contains("chunk_scan: phase must be at least 0, got -1"), Error);
   CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 4, randn64({2, 5, 3}, gen), 1),
                        doctest::Contains("chunk_scan: initial [2, 5, 3] must be [B, C] = [2, 3] (x [2, 5, 3])"), Error);
-  CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 4, randn64({3, 3}, gen), 1), doctest::Contains("initial [3, 3] must be [B, C]"),
-                       Error);
-  CHECK_THROWS_WITH_AS(chunk_scan(x, logit.to(DType::f32), 4), doctest::Contains("chunk_scan"), Error);
+  CHECK_THROWS_WITH_AS(chunk_scan(x, logit, 4, randn64({3, 3}, gen), 1),
+                       doctest::Contains("chunk_scan: initial [3, 3] must be [B, C] = [2, 3]"), Error);
+  CHECK_THROWS_WITH_AS(chunk_scan(x, logit.to(DType::f32), 4), doctest::Contains("chunk_scan: dtype mismatch"), Error);
 }
 
 TEST_CASE("chunk_scan: an empty sequence gives an empty output and a zero initial gradient") {
