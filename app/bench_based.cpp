@@ -62,15 +62,6 @@ struct FormCase : CallTimes {
   }
 };
 
-// Rounds over every length of one form, each sample as many tokens as the longest length.
-void sweep(std::vector<FormCase>& cases, int rounds) {
-  const int64_t tokens = cases.back().T;
-  for (FormCase& c : cases) c.time(0);  // warm-up: first touch of every buffer
-  for (FormCase& c : cases) c.reset();
-  for (int r = 0; r < rounds; ++r)
-    for (FormCase& c : cases) c.time(tokens);
-}
-
 void bench_based(bool quick, int rounds) {
   if (rounds <= 0) rounds = quick ? 1 : 3;
   std::printf("eat bench based: %d OpenMP threads, f32, block %lld\n", omp_get_max_threads(),
@@ -87,8 +78,8 @@ void bench_based(bool quick, int rounds) {
   std::vector<FormCase> chunked, parallel;
   for (int64_t T : chunked_lengths) chunked.emplace_back(TaylorImpl::chunked, T);
   for (int64_t T : parallel_lengths) parallel.emplace_back(TaylorImpl::parallel, T);
-  sweep(chunked, rounds);
-  sweep(parallel, rounds);
+  sweep_lengths(chunked, rounds);
+  sweep_lengths(parallel, rounds);
   for (const FormCase& c : chunked) c.print(peak);
   for (const FormCase& c : parallel) c.print(peak);
   const FormCase &first = chunked.front(), &last = chunked.back();

@@ -67,4 +67,17 @@ struct CallTimes {
   }
 };
 
+// Rounds over every length of one kernel (cases ordered by length, each a CallTimes with its T and
+// a time(tokens) that samples calls until `tokens` tokens have gone through): a warm-up call each
+// (the first touch of every buffer), then `rounds` rounds, every sample as many tokens as the
+// longest length.
+template <typename Case>
+void sweep_lengths(std::vector<Case>& cases, int rounds) {
+  const int64_t tokens = cases.back().T;
+  for (Case& c : cases) c.time(0);
+  for (Case& c : cases) c.reset();
+  for (int r = 0; r < rounds; ++r)
+    for (Case& c : cases) c.time(tokens);
+}
+
 }  // namespace eat::cli

@@ -14,5 +14,6 @@ void add_info_command(CLI::App& app);
 void add_bench_lightning_command(CLI::App& bench);  // under `eat bench`
 void add_bench_lightning_cuda_command(CLI::App& bench);
 void add_bench_based_command(CLI::App& bench);
+void add_bench_rat_command(CLI::App& bench);
 
 }  // namespace eat::cli

@@ -35,13 +35,6 @@ inline double attention(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, b
   return cpu::attention_flops(B, T, H, d, e, causal, window_left, pass == Pass::forward_backward);
 }
 
-// RAT's attention over chunk summaries (a query scores its earlier chunks' summaries and its own
-// key; kernels/cpu/attention_flops.h): the same work per (query, key) pair as softmax attention.
-inline double summary_attention(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, int64_t chunk, Pass pass) {
-  return cpu::attention_pair_flops(static_cast<double>(B) * H * cpu::summary_attention_pairs(T, chunk), d, e,
-                                   pass == Pass::forward_backward);
-}
-
 // Lightning Attention-2's chunked kernel with blocks of `block` tokens (kernels/cpu/lightning_flops.h).
 inline double lightning(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, int64_t block, Pass pass) {
   return cpu::lightning_flops(B, T, H, d, e, block, pass == Pass::forward_backward);
@@ -64,10 +57,8 @@ inline double summary_attention(int64_t B, int64_t T, int64_t H, int64_t d, int6
                                 int64_t query_offset, Pass pass) {
   double pairs = 0;
   for (int64_t t = 0; t < T; ++t) pairs += static_cast<double>(std::min((query_offset + t) / chunk, C) + 1);
-  pairs *= static_cast<double>(B) * static_cast<double>(H);
-  double flops = pairs * (2.0 * d + 2.0 * e);
-  if (pass == Pass::forward_backward) flops += pairs * 2.0 * (3.0 * d + 2.0 * e);
-  return flops;
+  return cpu::attention_pair_flops(pairs * static_cast<double>(B) * static_cast<double>(H), d, e,
+                                   pass == Pass::forward_backward);
 }
 
 // The state readout q_t S (a [d] x [d, e] product per token and head); the backward forms dq = dO

@@ -17,14 +17,6 @@ inline int64_t attention_pairs(int64_t T, bool causal, int64_t window_left) {
   return w * (w + 1) / 2 + (T - w) * (w + 1);
 }
 
-// Number of (query, key) pairs of RAT's attention over chunk summaries (ops.h summary_attention)
-// over T tokens from a chunk start: a query of chunk c scores the c earlier chunks' summaries and
-// its own key.
-inline int64_t summary_attention_pairs(int64_t T, int64_t chunk) {
-  const int64_t C = T / chunk, rest = T % chunk;
-  return chunk * C * (C + 1) / 2 + rest * (C + 1);
-}
-
 // The work of `pairs` (query, key) pairs (over every batch and head). Forward: S = Q K^T (2d per
 // pair) and P V (2e per pair). Backward recomputes S (2d), then dV = P^T dO (2e), dP = dO V^T (2e),
 // dQ = dS K (2d) and dK = dS^T Q (2d). Softmax and elementwise work is not counted (it is not GEMM
