@@ -105,6 +105,21 @@ void bench_ops(const BenchOptions& opt) {
 
 }  // namespace
 
+void add_sweep_bench(CLI::App& bench, const std::string& name, const std::string& help, const std::string& rounds_help,
+                     std::function<void(bool quick, int rounds)> run) {
+  auto* cmd = bench.add_subcommand(name, help);
+  auto quick = std::make_shared<bool>(false);
+  cmd->add_flag("--quick", *quick, "Smaller sizes (a smoke run)");
+  auto threads = std::make_shared<int>(0);
+  cmd->add_option("--threads", *threads, "OpenMP threads (default: all cores)");
+  auto rounds = std::make_shared<int>(0);
+  cmd->add_option("--rounds", *rounds, rounds_help)->check(CLI::PositiveNumber);
+  cmd->callback([quick, threads, rounds, run = std::move(run)] {
+    if (*threads > 0) omp_set_num_threads(*threads);
+    run(*quick, *rounds);
+  });
+}
+
 void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Measure kernel speed (time, GFLOP/s, fraction of peak)");
   bench->require_subcommand(1);

@@ -95,17 +95,8 @@ void bench_based(bool quick, int rounds) {
 }  // namespace
 
 void add_bench_based_command(CLI::App& bench) {
-  auto* cmd = bench.add_subcommand("based", "BASED's Taylor attention: time per token from 1K to 64K, chunked vs parallel");
-  auto quick = std::make_shared<bool>(false);
-  cmd->add_flag("--quick", *quick, "Smaller sizes (a smoke run)");
-  auto threads = std::make_shared<int>(0);
-  cmd->add_option("--threads", *threads, "OpenMP threads (default: all cores)");
-  auto rounds = std::make_shared<int>(0);
-  cmd->add_option("--rounds", *rounds, "Rounds (default 3, --quick 1)")->check(CLI::PositiveNumber);
-  cmd->callback([quick, threads, rounds] {
-    if (*threads > 0) omp_set_num_threads(*threads);
-    bench_based(*quick, *rounds);
-  });
+  add_sweep_bench(bench, "based", "BASED's Taylor attention: time per token from 1K to 64K, chunked vs parallel",
+                  "Rounds (default 3, --quick 1)", bench_based);
 }
 
 }  // namespace eat::cli

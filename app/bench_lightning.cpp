@@ -100,17 +100,8 @@ void bench_lightning(bool quick, int rounds) {
 }  // namespace
 
 void add_bench_lightning_command(CLI::App& bench) {
-  auto* cmd = bench.add_subcommand("lightning", "Lightning Attention-2: time per token from 1K to 64K, chunked vs naive");
-  auto quick = std::make_shared<bool>(false);
-  cmd->add_flag("--quick", *quick, "Smaller sizes (a smoke run)");
-  auto threads = std::make_shared<int>(0);
-  cmd->add_option("--threads", *threads, "OpenMP threads (default: all cores)");
-  auto rounds = std::make_shared<int>(0);
-  cmd->add_option("--rounds", *rounds, "Rounds to take the best of (default 9, --quick 1)")->check(CLI::PositiveNumber);
-  cmd->callback([quick, threads, rounds] {
-    if (*threads > 0) omp_set_num_threads(*threads);
-    bench_lightning(*quick, *rounds);
-  });
+  add_sweep_bench(bench, "lightning", "Lightning Attention-2: time per token from 1K to 64K, chunked vs naive",
+                  "Rounds to take the best of (default 9, --quick 1)", bench_lightning);
 }
 
 }  // namespace eat::cli

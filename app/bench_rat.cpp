@@ -41,7 +41,8 @@ struct LayerCase : CallTimes {
   std::shared_ptr<Module> layer;
   Tensor x, seed;
 
-  LayerCase(int64_t chunk_, int64_t T_, std::shared_ptr<Module> layer_) : chunk(chunk_), T(T_), layer(std::move(layer_)) {
+  LayerCase(int64_t chunk_, int64_t T_, std::shared_ptr<Module> layer_)
+      : chunk(chunk_), T(T_), layer(std::move(layer_)) {
     Generator gen(7);
     x = Tensor::randn({1, T, kModel}, gen).requires_grad_();
     seed = Tensor::randn({1, T, kModel}, gen, 1e-3);
@@ -86,12 +87,15 @@ void bench_rat(bool quick, int rounds) {
               omp_get_max_threads());
   const double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
   std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
-  std::printf("%d rounds; a round runs every length of a layer in turn, each for as many tokens as its longest.\n"
-              "Times are the median call. Softmax attention is O(T^2): it stops at %s.\n\n",
-              rounds, quick ? "4K" : "16K");
+  std::printf(
+      "%d rounds; a round runs every length of a layer in turn, each for as many tokens as its longest.\n"
+      "Times are the median call. Softmax attention is O(T^2): it stops at %s.\n\n",
+      rounds, quick ? "4K" : "16K");
   std::printf("%-34s %-26s %10s %10s %8s\n", "layer", "shape", "ms", "GFLOP/s", "of peak");
-  const std::vector<int64_t> rat_lengths = quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
-  const std::vector<int64_t> softmax_lengths = quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384};
+  const std::vector<int64_t> rat_lengths =
+      quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
+  const std::vector<int64_t> softmax_lengths =
+      quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384};
   ModelConfig c = layer_config();
   Generator gen(1);
   std::vector<std::vector<LayerCase>> kernels;
@@ -126,17 +130,8 @@ void bench_rat(bool quick, int rounds) {
 }  // namespace
 
 void add_bench_rat_command(CLI::App& bench) {
-  auto* cmd = bench.add_subcommand("rat", "One RAT layer (L = 16, 64) against softmax attention, time per token from 1K to 64K");
-  auto quick = std::make_shared<bool>(false);
-  cmd->add_flag("--quick", *quick, "Smaller sizes (a smoke run)");
-  auto threads = std::make_shared<int>(0);
-  cmd->add_option("--threads", *threads, "OpenMP threads (default: all cores)");
-  auto rounds = std::make_shared<int>(0);
-  cmd->add_option("--rounds", *rounds, "Rounds (default 3, --quick 1)")->check(CLI::PositiveNumber);
-  cmd->callback([quick, threads, rounds] {
-    if (*threads > 0) omp_set_num_threads(*threads);
-    bench_rat(*quick, *rounds);
-  });
+  add_sweep_bench(bench, "rat", "One RAT layer (L = 16, 64) against softmax attention, time per token from 1K to 64K",
+                  "Rounds (default 3, --quick 1)", bench_rat);
 }
 
 }  // namespace eat::cli

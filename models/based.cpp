@@ -153,36 +153,9 @@ Tensor BasedBlock::forward(const Tensor& x, BasedLayerState* state, int64_t posi
 }
 
 Based::Based(const ModelConfig& c, Generator& gen)
-    : config_(c),
-      options_(BasedOptions::from(c)),
-      embed_(add_module<Embedding>("embed", c.vocab_size, c.d_model, gen, c.init_std, c.dtype)),
-      layers_(add_module<ModuleList<BasedBlock>>("layers")),
-      norm_(add_module<RMSNorm>("norm", c.d_model, options_.norm_eps, c.dtype)) {
-  for (int64_t l = 0; l < c.n_layers; ++l) layers_.append(c, options_, l, gen);
-  if (!options_.tie_embeddings)
-    lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
-}
-
-Tensor Based::head(const Tensor& x) const {
-  Tensor normed = norm_.forward(x);
-  return linear(normed, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, normed));
-}
-
-ModelOutput Based::forward(const Tensor& ids) {
-  EAT_CHECK(ids.dim() == 2, "based: ids must be [batch, time], got ", shape_str(ids.shape()));
-  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
-  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
-  return {head(x)};
-}
-
-Tensor Based::forward_with_state(const Tensor& ids, BasedDecodeState& state) {
-  EAT_CHECK(ids.dim() == 2, "based: ids must be [batch, time], got ", shape_str(ids.shape()));
-  EAT_CHECK(!autograd::grad_enabled(), "based: forward_with_state decodes without gradients (use NoGradGuard)");
-  state.layers.resize(layers_.size());
-  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
-  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x, &state.layers[i], state.position);
-  state.position += ids.size(1);
-  return head(x);
+    : BlockStack("based", c, c.options.get_float("norm_eps"), gen), config_(c), options_(BasedOptions::from(c)) {
+  for (int64_t l = 0; l < c.n_layers; ++l) layers().append(c, options_, l, gen);
+  add_head(c, options_.tie_embeddings, gen);
 }
 
 double Based::train_flops_per_token(int64_t T) const {

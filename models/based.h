@@ -15,6 +15,7 @@
 #include "framework/nn/layers.h"
 #include "framework/nn/sequence_mixer.h"
 #include "framework/ops.h"
+#include "models/block_stack.h"
 #include "models/transformer.h"
 
 namespace eat::models {
@@ -37,17 +38,13 @@ struct BasedOptions {
 // says, BaseConv elsewhere (the lists are checked by the family: in range and disjoint).
 std::vector<BasedMixer> based_schedule(int64_t n_layers, const IntList& taylor_layers, const IntList& window_layers);
 
-// What decoding carries per layer between calls (forward_with_state): the Taylor layer's
-// [B, H, D', e + 1] state, the window layer's last `window` keys and values (RoPE applied), the
-// BaseConv layer's last k - 1 conv inputs; and the number of tokens seen.
+// What decoding carries per layer between calls (Based::forward_with_state, block_stack.h): the
+// Taylor layer's [B, H, D', e + 1] state, the window layer's last `window` keys and values (RoPE
+// applied), the BaseConv layer's last k - 1 conv inputs.
 struct BasedLayerState {
   Tensor taylor;
   WindowCache window;
   Tensor conv_tail;
-};
-struct BasedDecodeState {
-  std::vector<BasedLayerState> layers;
-  int64_t position = 0;
 };
 
 // BaseConv (the spec's section 4, the LM configs' form): [u1; u2] = x W_in + b_in (D -> 4D), c =
@@ -98,26 +95,17 @@ class BasedBlock : public Module {
   SwiGLU& mlp;
 };
 
-class Based : public LanguageModel {
+class Based : public BlockStack<BasedBlock, BasedLayerState> {
  public:
   Based(const ModelConfig& c, Generator& gen);
-  ModelOutput forward(const Tensor& ids) override;
-  // The same network carried across calls (decoding, under NoGradGuard): state is empty before the
-  // first call and is updated in place; ids [B, T] may hold one token or a whole prompt.
-  Tensor forward_with_state(const Tensor& ids, BasedDecodeState& state);
   double train_flops_per_token(int64_t seq_len) const override;
   const BasedOptions& options() const { return options_; }
 
  private:
-  Tensor head(const Tensor& x) const;
-
   ModelConfig config_;
   BasedOptions options_;
-  Embedding& embed_;
-  ModuleList<BasedBlock>& layers_;
-  RMSNorm& norm_;
-  Linear* lm_head_ = nullptr;  // absent when tied to the embedding
 };
+using BasedDecodeState = Based::DecodeState;
 
 FamilySpec based_family();
 

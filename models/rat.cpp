@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "base/error.h"
-#include "framework/autograd.h"
 #include "framework/comm/comm_stats.h"
 #include "framework/flops.h"
 #include "framework/parallel/halo.h"
@@ -72,8 +71,10 @@ RatLayer::RatLayer(const ModelConfig& c, const RatOptions& o, Generator& gen)
     : z_proj(add_module<Linear>("z_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
       v_proj(add_module<Linear>("v_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
       g_proj(add_module<Linear>("g_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
-      q_proj(add_module<Linear>("q_proj", c.d_model, o.ngroups * (c.d_model / c.n_heads), false, gen, c.init_std, c.dtype)),
-      k_proj(add_module<Linear>("k_proj", c.d_model, o.ngroups * (c.d_model / c.n_heads), false, gen, c.init_std, c.dtype)),
+      q_proj(add_module<Linear>("q_proj", c.d_model, o.ngroups * (c.d_model / c.n_heads), false, gen, c.init_std,
+                                c.dtype)),
+      k_proj(add_module<Linear>("k_proj", c.d_model, o.ngroups * (c.d_model / c.n_heads), false, gen, c.init_std,
+                                c.dtype)),
       out_proj(add_module<Linear>("out_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
       n_heads(c.n_heads),
       head_dim(c.d_model / c.n_heads),
@@ -149,7 +150,7 @@ RatBlock::RatBlock(const ModelConfig& c, const RatOptions& o, int64_t layer, Gen
 
 Tensor RatBlock::forward(const Tensor& x, RatLayerState* state, int64_t position) const {
   Tensor n = mixer_norm.forward(x);
-  Tensor m = rat ? rat->forward(n, state, position)
+  Tensor m = rat     ? rat->forward(n, state, position)
              : state ? window->forward_cached(n, state->window, position)
                      : window->forward(n);
   Tensor h = add(x, m);
@@ -157,36 +158,9 @@ Tensor RatBlock::forward(const Tensor& x, RatLayerState* state, int64_t position
 }
 
 Rat::Rat(const ModelConfig& c, Generator& gen)
-    : config_(c),
-      options_(RatOptions::from(c)),
-      embed_(add_module<Embedding>("embed", c.vocab_size, c.d_model, gen, c.init_std, c.dtype)),
-      layers_(add_module<ModuleList<RatBlock>>("layers")),
-      norm_(add_module<RMSNorm>("norm", c.d_model, options_.norm_eps, c.dtype)) {
-  for (int64_t l = 0; l < c.n_layers; ++l) layers_.append(c, options_, l, gen);
-  if (!options_.tie_embeddings)
-    lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
-}
-
-Tensor Rat::head(const Tensor& x) const {
-  Tensor normed = norm_.forward(x);
-  return linear(normed, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, normed));
-}
-
-ModelOutput Rat::forward(const Tensor& ids) {
-  EAT_CHECK(ids.dim() == 2, "rat: ids must be [batch, time], got ", shape_str(ids.shape()));
-  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
-  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
-  return {head(x)};
-}
-
-Tensor Rat::forward_with_state(const Tensor& ids, RatDecodeState& state) {
-  EAT_CHECK(ids.dim() == 2, "rat: ids must be [batch, time], got ", shape_str(ids.shape()));
-  EAT_CHECK(!autograd::grad_enabled(), "rat: forward_with_state decodes without gradients (use NoGradGuard)");
-  state.layers.resize(layers_.size());
-  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
-  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x, &state.layers[i], state.position);
-  state.position += ids.size(1);
-  return head(x);
+    : BlockStack("rat", c, c.options.get_float("norm_eps"), gen), config_(c), options_(RatOptions::from(c)) {
+  for (int64_t l = 0; l < c.n_layers; ++l) layers().append(c, options_, l, gen);
+  add_head(c, options_.tie_embeddings, gen);
 }
 
 double Rat::train_flops_per_token(int64_t T) const {
@@ -203,7 +177,8 @@ double Rat::train_flops_per_token(int64_t T) const {
                  flops::attention(1, T, H, d, d, true, options_.window.window, Pass::forward) / static_cast<double>(T);
     } else {
       forward += flops::linear(1, D, 3 * D + 2 * qk, Pass::forward) + flops::linear(1, D, D, Pass::forward) +
-                 flops::summary_attention(1, T, H, d, d, T / options_.chunk, options_.chunk, 0, Pass::forward) / static_cast<double>(T);
+                 flops::summary_attention(1, T, H, d, d, T / options_.chunk, options_.chunk, 0, Pass::forward) /
+                     static_cast<double>(T);
     }
   }
   return 3 * forward;  // backward is twice the forward
@@ -216,21 +191,28 @@ FamilySpec rat_family() {
       OptionSpec{"mlp_hidden", int64_t{0}, "GELU MLP hidden width (every block); 0 means `4 d_model`"}.at_least(0),
       {"norm_eps", 1e-6, "RMSNorm epsilon"},
       {"tie_embeddings", true, "share the token embedding with the output head"},
-      OptionSpec{"chunk", int64_t{16},
-                 "RAT chunk length L: the gated scan restarts every L tokens and attention runs over the chunks' summaries"}
+      OptionSpec{
+          "chunk", int64_t{16},
+          "RAT chunk length L: the gated scan restarts every L tokens and attention runs over the chunks' summaries"}
           .at_least(1),
-      OptionSpec{"ngroups", int64_t{2}, "low-rank q/k groups shared by the heads (head h reads group h % ngroups); divides n_heads"}
+      OptionSpec{"ngroups", int64_t{2},
+                 "low-rank q/k groups shared by the heads (head h reads group h % ngroups); divides n_heads"}
           .at_least(1),
       {"rope_theta", 10000.0, "RoPE base (chunk-level RoPE of the RAT layers, token RoPE of the window layers)"},
       {"window_layers", IntList{},
-       "layers (from 0) whose mixer is sliding-window softmax attention (the RAT-SWA hybrid); every other layer is RAT"},
-      OptionSpec{"window", int64_t{1024}, "sliding-window layers: each query sees itself and `window` earlier keys"}.at_least(0),
+       "layers (from 0) whose mixer is sliding-window softmax attention (the RAT-SWA hybrid); every other layer is "
+       "RAT"},
+      OptionSpec{"window", int64_t{1024}, "sliding-window layers: each query sees itself and `window` earlier keys"}
+          .at_least(0),
   };
   f.sequence_parallel = true;  // RAT: the chunk summaries' AllGather; windows: the K/V halo
   // Two layers, RAT (chunks of 2 over the tests' 5 tokens: several chunks and a partial one, the
   // two heads sharing one q/k group) and a sliding window of 2 keys back.
-  f.tiny_test_options = {{"mlp_hidden", int64_t{12}}, {"chunk", int64_t{2}},  {"ngroups", int64_t{1}},
-                         {"window_layers", IntList{1}}, {"window", int64_t{2}}};
+  f.tiny_test_options = {{"mlp_hidden", int64_t{12}},
+                         {"chunk", int64_t{2}},
+                         {"ngroups", int64_t{1}},
+                         {"window_layers", IntList{1}},
+                         {"window", int64_t{2}}};
   f.check = [](const ModelConfig& c, int64_t seq_len, int64_t sp) -> std::string {
     const int64_t ngroups = c.options.get_int("ngroups"), chunk = c.options.get_int("chunk");
     if (c.n_heads % ngroups != 0)

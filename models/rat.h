@@ -18,6 +18,7 @@
 #include "framework/nn/layers.h"
 #include "framework/nn/sequence_mixer.h"
 #include "framework/ops.h"
+#include "models/block_stack.h"
 #include "models/transformer.h"
 
 namespace eat::models {
@@ -34,18 +35,14 @@ struct RatOptions {
   static RatOptions from(const ModelConfig& config);
 };
 
-// What decoding carries per layer between calls (Rat::forward_with_state): for a RAT layer, the
-// running k~, v~ of the current chunk ([B, D], before RoPE) and the summaries of every finished
-// chunk ([B, C, H, d], k after RoPE), so memory grows as T / L; for a window layer, its keys and
-// values.
+// What decoding carries per layer between calls (Rat::forward_with_state, block_stack.h): for a
+// RAT layer, the running k~, v~ of the current chunk ([B, D], before RoPE) and the summaries of
+// every finished chunk ([B, C, H, d], k after RoPE), so memory grows as T / L; for a window layer,
+// its keys and values.
 struct RatLayerState {
   Tensor key_run, value_run;
   Tensor key_summaries, value_summaries;
   WindowCache window;
-};
-struct RatDecodeState {
-  std::vector<RatLayerState> layers;
-  int64_t position = 0;  // tokens seen
 };
 
 class RatLayer : public SequenceMixer {
@@ -79,26 +76,17 @@ class RatBlock : public Module {
   GeluMLP& mlp;
 };
 
-class Rat : public LanguageModel {
+class Rat : public BlockStack<RatBlock, RatLayerState> {
  public:
   Rat(const ModelConfig& c, Generator& gen);
-  ModelOutput forward(const Tensor& ids) override;
-  // The same network carried across calls (decoding, under NoGradGuard): state is empty before the
-  // first call and is updated in place; ids [B, T] may hold one token or a whole prompt.
-  Tensor forward_with_state(const Tensor& ids, RatDecodeState& state);
   double train_flops_per_token(int64_t seq_len) const override;
   const RatOptions& options() const { return options_; }
 
  private:
-  Tensor head(const Tensor& x) const;
-
   ModelConfig config_;
   RatOptions options_;
-  Embedding& embed_;
-  ModuleList<RatBlock>& layers_;
-  RMSNorm& norm_;
-  Linear* lm_head_ = nullptr;  // absent when tied to the embedding
 };
+using RatDecodeState = Rat::DecodeState;
 
 FamilySpec rat_family();
 

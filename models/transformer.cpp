@@ -86,28 +86,18 @@ TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOption
       // The SwiGLU output projection also writes into the residual stream.
       mlp(add_module<SwiGLU>("mlp", c.d_model, o.mlp_hidden, gen, c.init_std, c.dtype, residual_std(c))) {}
 
-Tensor TransformerBlock::forward(const Tensor& x) const {
-  Tensor h = add(x, attn.forward(attn_norm.forward(x)));
+Tensor TransformerBlock::forward(const Tensor& x, WindowCache* cache, int64_t position) const {
+  Tensor n = attn_norm.forward(x);
+  Tensor h = add(x, cache ? attn.forward_cached(n, *cache, position) : attn.forward(n));
   return add(h, mlp.forward(mlp_norm.forward(h)));
 }
 
 Transformer::Transformer(const ModelConfig& c, Generator& gen)
-    : config_(c),
-      options_(TransformerOptions::from(c)),
-      embed_(add_module<Embedding>("embed", c.vocab_size, c.d_model, gen, c.init_std, c.dtype)),
-      layers_(add_module<ModuleList<TransformerBlock>>("layers")),
-      norm_(add_module<RMSNorm>("norm", c.d_model, options_.norm_eps, c.dtype)) {
-  for (int64_t i = 0; i < c.n_layers; ++i) layers_.append(c, options_, gen);
-  if (!options_.tie_embeddings)
-    lm_head_ = &add_module<Linear>("lm_head", c.d_model, c.vocab_size, false, gen, c.init_std, c.dtype);
-}
-
-ModelOutput Transformer::forward(const Tensor& ids) {
-  EAT_CHECK(ids.dim() == 2, "transformer: ids must be [batch, time], got ", shape_str(ids.shape()));
-  Tensor x = cast(embed_.forward(ids), config_.activation_dtype());
-  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i].forward(x);
-  x = norm_.forward(x);
-  return {linear(x, like_activations(lm_head_ ? lm_head_->weight : embed_.weight, x))};
+    : BlockStack("transformer", c, c.options.get_float("norm_eps"), gen),
+      config_(c),
+      options_(TransformerOptions::from(c)) {
+  for (int64_t i = 0; i < c.n_layers; ++i) layers().append(c, options_, gen);
+  add_head(c, options_.tie_embeddings, gen);
 }
 
 double Transformer::train_flops_per_token(int64_t T) const {

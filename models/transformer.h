@@ -7,6 +7,7 @@
 #include "framework/nn/sequence_mixer.h"
 #include "framework/parallel/lasp2.h"
 #include "framework/ops.h"
+#include "models/block_stack.h"
 
 namespace eat::models {
 
@@ -46,7 +47,8 @@ class CausalSelfAttention : public SequenceMixer {
 class TransformerBlock : public Module {
  public:
   TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
-  Tensor forward(const Tensor& x) const;
+  // cache (decoding): the attention's keys and values so far, `position` tokens in.
+  Tensor forward(const Tensor& x, WindowCache* cache = nullptr, int64_t position = 0) const;
 
   RMSNorm& attn_norm;
   CausalSelfAttention& attn;
@@ -54,19 +56,15 @@ class TransformerBlock : public Module {
   SwiGLU& mlp;
 };
 
-class Transformer : public LanguageModel {
+// Decoding (forward_with_state, block_stack.h) keeps every layer's keys and values.
+class Transformer : public BlockStack<TransformerBlock, WindowCache> {
  public:
   Transformer(const ModelConfig& c, Generator& gen);
-  ModelOutput forward(const Tensor& ids) override;
   double train_flops_per_token(int64_t seq_len) const override;
 
  private:
   ModelConfig config_;
   TransformerOptions options_;
-  Embedding& embed_;
-  ModuleList<TransformerBlock>& layers_;
-  RMSNorm& norm_;
-  Linear* lm_head_ = nullptr;  // absent when tied to the embedding
 };
 
 FamilySpec transformer_family();

@@ -117,11 +117,13 @@ models::Rat& as_rat(std::unique_ptr<LanguageModel>& model) {
 
 }  // namespace
 
-TEST_CASE("rat: the RAT layer equals the spec's formulas written out (groups, gate bias, scan, chunk RoPE, summaries; f64)") {
+TEST_CASE(
+    "rat: the RAT layer equals the spec's formulas written out (groups, gate bias, scan, chunk RoPE, summaries; f64)") {
   // Chunks of 3 over 8 tokens (a partial last chunk); 4 heads sharing 2 q/k groups and 2 heads with
   // one group; chunk 1 (attention over every earlier token) and a chunk longer than the sequence
   // (the gated RNN alone).
-  for (auto [chunk, ngroups, heads] : {std::tuple<int64_t, int64_t, int64_t>{3, 2, 4}, {3, 1, 2}, {1, 2, 2}, {16, 1, 2}}) {
+  for (auto [chunk, ngroups, heads] :
+       {std::tuple<int64_t, int64_t, int64_t>{3, 2, 4}, {3, 1, 2}, {1, 2, 2}, {16, 1, 2}}) {
     CAPTURE(chunk);
     CAPTURE(ngroups);
     CAPTURE(heads);
@@ -182,11 +184,13 @@ TEST_CASE("rat: decoding with the running state and the summary cache gives the 
     CAPTURE(prompt);
     models::RatDecodeState st;
     std::vector<int32_t> head(seq.begin(), seq.begin() + prompt);
-    std::vector<double> mixed = rat.forward_with_state(Tensor::from_vector<int32_t>(head, {1, prompt}), st).to_f64_vector();
+    std::vector<double> mixed =
+        rat.forward_with_state(Tensor::from_vector<int32_t>(head, {1, prompt}), st).to_f64_vector();
     for (size_t i = static_cast<size_t>(prompt); i < seq.size();) {
       const size_t n = std::min<size_t>(i % 2 ? 1 : 2, seq.size() - i);
       std::vector<int32_t> part(seq.begin() + static_cast<int64_t>(i), seq.begin() + static_cast<int64_t>(i + n));
-      auto v = rat.forward_with_state(Tensor::from_vector<int32_t>(part, {1, static_cast<int64_t>(n)}), st).to_f64_vector();
+      auto v =
+          rat.forward_with_state(Tensor::from_vector<int32_t>(part, {1, static_cast<int64_t>(n)}), st).to_f64_vector();
       mixed.insert(mixed.end(), v.begin(), v.end());
       i += n;
     }
@@ -208,7 +212,9 @@ TEST_CASE("rat: the family's checks name the key and the numbers") {
   ModelConfig c = rat_config(16, 2, 4);
   CHECK(rat->check(c, 512, 1) == "");
   CHECK(rat->check(c, 512, 2) == "");  // 256 tokens per rank: 16 chunks each
-  CHECK(rat->check(c, 96, 4) == "chunk = 16: under parallel.sp = 4 each rank holds whole chunks, but data.seq_len / sp = 24 tokens is not a multiple of it");
+  CHECK(rat->check(c, 96, 4) ==
+        "chunk = 16: under parallel.sp = 4 each rank holds whole chunks, but data.seq_len / sp = 24 tokens is not a "
+        "multiple of it");
   c.options.set("ngroups", int64_t{3});
   CHECK(rat->check(c, 512, 1) == "ngroups = 3 must divide model.n_heads = 4");
   c.options.set("ngroups", int64_t{2});
@@ -223,14 +229,15 @@ TEST_CASE("rat: FLOPs per token count the summaries each query sees, which grow 
   Generator gen(7);
   auto model = build_model(c, gen);
   const int64_t D = 8, F = 12, V = 11, H = 2, d = 4, G = 4;
-  const double per_layer = 2 * flops::linear(1, D, F, Pass::forward) + flops::linear(1, D, 3 * D + 2 * G, Pass::forward) +
-                           flops::linear(1, D, D, Pass::forward);
+  const double per_layer = 2 * flops::linear(1, D, F, Pass::forward) +
+                           flops::linear(1, D, 3 * D + 2 * G, Pass::forward) + flops::linear(1, D, D, Pass::forward);
   for (int64_t T : {16, 64}) {
     CAPTURE(T);
     // A query of chunk c sees c summaries and its own key: sum over the T / 4 chunks of 4 (c + 1).
     double pairs = 0;
     for (int64_t t = 0; t < T; ++t) pairs += static_cast<double>(t / 4 + 1);
     const double attention = pairs * H * (2.0 * d + 2.0 * d) / static_cast<double>(T);
-    CHECK(model->train_flops_per_token(T) == doctest::Approx(3 * (flops::linear(1, D, V, Pass::forward) + 2 * (per_layer + attention))));
+    CHECK(model->train_flops_per_token(T) ==
+          doctest::Approx(3 * (flops::linear(1, D, V, Pass::forward) + 2 * (per_layer + attention))));
   }
 }

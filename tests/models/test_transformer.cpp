@@ -5,6 +5,8 @@
 #include "framework/model.h"
 #include "framework/ops.h"
 #include "gradcheck.h"
+#include "models/transformer.h"
+#include "rel_error.h"
 #include "tiny_model.h"
 
 using namespace eat;
@@ -75,4 +77,27 @@ TEST_CASE("transformer: FLOPs per token follow 6N plus causal attention") {
   const double matmul_params = 2 * (4 * 64 + 3 * 8 * 12) + 8 * 11;
   const double T = 6, keys = (T + 1) / 2;
   CHECK(model->train_flops_per_token(6) == doctest::Approx(6 * matmul_params + 3 * 2 * 4 * 8 * keys));
+}
+
+TEST_CASE("transformer: decoding with the key/value cache gives the full forward's logits, full and windowed (f64)") {
+  for (int64_t window : {int64_t{-1}, int64_t{2}}) {
+    CAPTURE(window);
+    ModelConfig c = tiny_config(DType::f64);
+    c.options.set("window", window);
+    Generator gen(9);
+    auto model = build_model(c, gen);
+    auto& transformer = dynamic_cast<models::Transformer&>(*model);
+    const std::vector<int32_t> seq = {1, 5, 2, 7, 3, 0, 10, 4};
+    NoGradGuard no_grad;
+    const auto full = model->forward(ids_tensor(seq, 1, 8)).logits.to_f64_vector();
+    models::Transformer::DecodeState state;
+    std::vector<double> stepped = transformer.forward_with_state(ids_tensor({1, 5, 2}, 1, 3), state).to_f64_vector();
+    for (size_t i = 3; i < seq.size(); ++i) {
+      auto v = transformer.forward_with_state(ids_tensor({seq[i]}, 1, 1), state).to_f64_vector();
+      stepped.insert(stepped.end(), v.begin(), v.end());
+    }
+    CHECK(rel_error(stepped, full) < 1e-10);
+    // Every key for full attention, the last `window` for a window.
+    CHECK(state.layers[0].keys.size(1) == (window < 0 ? 8 : window));
+  }
 }

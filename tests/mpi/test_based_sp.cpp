@@ -8,7 +8,7 @@
 #include "framework/model.h"
 #include "framework/ops.h"
 #include "models/tiny_model.h"
-#include "sequence_share.h"
+#include "model_share.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -26,48 +26,15 @@ ModelConfig three_mixers(int64_t window, bool denominator = true) {
   return c;
 }
 
-// Random ids [B, T], the same on every rank.
-Tensor random_ids(int64_t B, int64_t T, uint64_t seed) {
-  Generator gen(seed);
-  std::vector<int32_t> ids;
-  for (int64_t i = 0; i < B * T; ++i) ids.push_back(static_cast<int32_t>(gen.next_u64() % 11));
-  return Tensor::from_vector<int32_t>(ids, {B, T});
-}
-
 }  // namespace
 
 TEST_CASE("based: sequence-parallel training equals the whole sequence, logits and every gradient (f64)") {
-  Communicator& w = world();
-  const int S = w.size(), r = w.rank();
   // L = 3 tokens per rank: chunks of 2 cross the share boundary; windows of 2 (inside the previous
   // share) and 7 (several ranks back); the Taylor layer with its denominator and without.
   for (const auto& [window, denominator] : {std::pair<int64_t, bool>{2, true}, {7, false}}) {
     CAPTURE(window);
     CAPTURE(denominator);
-    const int64_t B = 2, L = 3, T = S * L;
-    Tensor ids = random_ids(B, T, 11);
-    Generator seed_gen(12);
-    Tensor seed = Tensor::randn({B, T, 11}, seed_gen, 1.0, DType::f64);
-
-    Generator g1(13);
-    auto whole = build_model(three_mixers(window, denominator), g1);
-    Tensor full = whole->forward(ids).logits;
-    sum(mul(full, seed)).backward();
-
-    Generator g2(13);
-    auto split = build_model(three_mixers(window, denominator), g2);
-    split->set_sequence_parallel(&w);
-    Tensor mine = split->forward(time_slice(ids, r * L, L)).logits;
-    CHECK(rel_error(mine, time_slice(full, r * L, L)) < 1e-12);
-    sum(mul(mine, time_slice(seed, r * L, L))).backward();
-    const auto whole_params = whole->parameters(), split_params = split->parameters();
-    REQUIRE(whole_params.size() == split_params.size());
-    for (size_t i = 0; i < whole_params.size(); ++i) {
-      CAPTURE(whole_params[i].name);
-      Tensor g = split_params[i].tensor.grad().clone();
-      w.all_reduce_sum(g);  // a replicated parameter's gradient: the sum over the ranks' shares
-      CHECK(rel_error(g, whole_params[i].tensor.grad()) < 1e-12);
-    }
+    check_split_model_equals_whole(three_mixers(window, denominator), 2, 3, 11);
   }
 }
 
@@ -79,7 +46,7 @@ TEST_CASE("based: the Taylor layer sends one [B, H, D', e + 1] state per rank wh
     Generator gen(14);
     auto model = build_model(three_mixers(2), gen);
     model->set_sequence_parallel(&w);
-    Tensor ids = random_ids(B, L, 15);
+    Tensor ids = random_ids(B, L, 11, 15);
     reset_comm_counts();
     sum(model->forward(ids).logits).backward();
     auto counts = comm_counts();
