@@ -2,7 +2,8 @@
 # Data and sequence parallelism under mpirun, for every registered family (`eat info --families`,
 # each with its recipes/<family>_tiny.toml): np=2 and np=4 (sp=1), and sp=2 on 2 and 4 ranks for
 # the families that support sequence parallelism, take the same steps as one process with the same global batch; a run checkpointed at np=2
-# resumes at np=1 and np=4 with the same sample order; bad layouts fail on every rank with one clear line, never hang.
+# resumes at np=1 and np=4 with the same sample order, and every family's run checkpointed at np=2
+# (sp=2 where it splits sequences) resumes in one process; bad layouts fail on every rank with one clear line, never hang.
 # Usage: test_data_parallel.sh path/to/eat   (from the repository root)
 set -euo pipefail
 EAT=$1
@@ -36,6 +37,21 @@ resume_case resume_np1 1
 resume_case resume_np4 4
 same_losses "$tmp/runs/straight" "$tmp/runs/resume_np1" "np=2 -> np=1 resume"
 same_losses "$tmp/runs/straight" "$tmp/runs/resume_np4" "np=2 -> np=4 resume"
+
+# Every family: a run checkpointed at np=2 (sp=2 where the family splits sequences) resumes in one
+# process and takes the same steps as one straight run.
+while read -r family sp_support <&3; do
+  eight=("recipes/${family}_tiny.toml" "${common[@]}" --set train.steps=8 --set checkpoint.every=4 --set eval.every=0
+         --set train.micro_batch=1)
+  sp=1
+  [ "$sp_support" = sp ] && sp=2
+  "$EAT" train "${eight[@]}" --set "run.name=${family}_straight" > /dev/null
+  "${MPIRUN[@]}" -np 2 "$EAT" train "${eight[@]}" --set "run.name=${family}_split" --set parallel.sp=$sp > /dev/null
+  rm -rf "$tmp/runs/${family}_split/checkpoints/step_00000008"
+  "$EAT" train "${eight[@]}" --set "run.name=${family}_split" > "$tmp/resume.log"
+  grep -q "resumed from .*step_00000004" "$tmp/resume.log" || fail "$family did not resume from step 4"
+  same_losses "$tmp/runs/${family}_straight" "$tmp/runs/${family}_split" "$family np=2 sp=$sp -> np=1 resume"
+done 3<<< "$(registered_families)"
 
 # Bad layouts: every rank exits non-zero with the reason; nothing hangs (ctest's timeout would say so).
 if err=$("${MPIRUN[@]}" -np 2 "$EAT" train recipes/transformer_tiny.toml "${common[@]}" --set run.name=bad \

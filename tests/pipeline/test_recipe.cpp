@@ -140,6 +140,16 @@ TEST_CASE("recipe: the family manifest checks choices and renamed keys, naming f
   }
 }
 
+TEST_CASE("recipe: a family check that spans keys names the key it starts with (rat's chunk under parallel.sp)") {
+  const std::string rat = replace(replace(kValid, "family = \"transformer\"", "family = \"rat\""),
+                                  "[model.transformer]\nmlp_hidden = 48\ntie_embeddings = true", "[model.rat]\nchunk = 16");
+  CHECK(error_of(rat, {"parallel.sp=2"}) == "(no error)");  // 32 tokens per rank: 2 chunks each
+  CHECK_CONTAINS(error_of(rat, {"parallel.sp=8"}),
+                 "r.toml:13:9: model.rat.chunk: chunk = 16: under parallel.sp = 8 each rank holds whole chunks, but "
+                 "data.seq_len / sp = 8 tokens is not a multiple of it");
+  CHECK_CONTAINS(error_of(rat, {"model.rat.ngroups=3"}), "model.rat.ngroups: ngroups = 3 must divide model.n_heads = 4");
+}
+
 TEST_CASE("recipe: --set overrides go through the same validation") {
   Recipe r = parse_recipe(kValid, "r.toml", {"train.steps=50", "run.name=other", "model.transformer.rope_theta=500000",
                                             "optimizer.betas=[0.8, 0.9]", "parallel.sp=2"});
