@@ -75,11 +75,12 @@ void bench_based(bool quick, int rounds) {
   const std::vector<int64_t> chunked_lengths =
       quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{1024, 4096, 16384, 65536};
   const std::vector<int64_t> parallel_lengths = quick ? std::vector<int64_t>{1024} : std::vector<int64_t>{1024, 4096, 8192};
-  std::vector<FormCase> chunked, parallel;
-  for (int64_t T : chunked_lengths) chunked.emplace_back(TaylorImpl::chunked, T);
-  for (int64_t T : parallel_lengths) parallel.emplace_back(TaylorImpl::parallel, T);
-  sweep_lengths(chunked, rounds);
-  sweep_lengths(parallel, rounds);
+  std::vector<std::vector<FormCase>> forms(2);
+  for (int64_t T : chunked_lengths) forms[0].emplace_back(TaylorImpl::chunked, T);
+  for (int64_t T : parallel_lengths) forms[1].emplace_back(TaylorImpl::parallel, T);
+  sweep_lengths(forms, rounds);
+  const std::vector<FormCase>& chunked = forms[0];
+  const std::vector<FormCase>& parallel = forms[1];
   for (const FormCase& c : chunked) c.print(peak);
   for (const FormCase& c : parallel) c.print(peak);
   const FormCase &first = chunked.front(), &last = chunked.back();

@@ -109,7 +109,7 @@ void bench_rat(bool quick, int rounds) {
   softmax->attention_options.window_left = -1;
   kernels.emplace_back();
   for (int64_t T : softmax_lengths) kernels.back().emplace_back(0, T, softmax);
-  for (auto& cases : kernels) sweep_lengths(cases, rounds);
+  sweep_lengths(kernels, rounds);
   for (const auto& cases : kernels)
     for (const LayerCase& k : cases) k.print(peak);
   std::printf("\n");

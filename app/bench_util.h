@@ -67,17 +67,21 @@ struct CallTimes {
   }
 };
 
-// Rounds over every length of one kernel (cases ordered by length, each a CallTimes with its T and
-// a time(tokens) that samples calls until `tokens` tokens have gone through): a warm-up call each
-// (the first touch of every buffer), then `rounds` rounds, every sample as many tokens as the
-// longest length.
+// Rounds over every length of several kernels (kernels[k]: one kernel's cases ordered by length,
+// each a CallTimes with its T and a time(tokens) that samples calls until `tokens` tokens have gone
+// through): a warm-up call each (the first touch of every buffer), then `rounds` rounds, each
+// running every kernel's lengths in turn, every sample as many tokens as that kernel's longest
+// length. Interleaving the kernels within each round exposes them to a shared machine's slow
+// spells alike, so their ratios hold.
 template <typename Case>
-void sweep_lengths(std::vector<Case>& cases, int rounds) {
-  const int64_t tokens = cases.back().T;
-  for (Case& c : cases) c.time(0);
-  for (Case& c : cases) c.reset();
+void sweep_lengths(std::vector<std::vector<Case>>& kernels, int rounds) {
+  for (auto& cases : kernels)
+    for (Case& c : cases) c.time(0);
+  for (auto& cases : kernels)
+    for (Case& c : cases) c.reset();
   for (int r = 0; r < rounds; ++r)
-    for (Case& c : cases) c.time(tokens);
+    for (auto& cases : kernels)
+      for (Case& c : cases) c.time(cases.back().T);
 }
 
 }  // namespace eat::cli

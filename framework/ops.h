@@ -165,4 +165,29 @@ struct SummaryAttentionOptions {
 Tensor summary_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_sum, const Tensor& v_sum,
                          const SummaryAttentionOptions& options = {});
 
+// ---- MoH (Jin et al., "MoH: Multi-Head Attention as Mixture-of-Head Attention", arXiv 2410.11842)
+// The two-stage router's gates per token (N tokens as rows), from its three logit sets, the router
+// projections of each token's attention input (linear ops): shared_logits [N, h_s],
+// routed_logits [N, R] and mix_logits [N, 2]. With p = softmax(routed_logits), sel the top_k
+// entries of p (ties to the lower index) and a = 2 softmax(mix_logits), as the reference code:
+//   g_i       = a_0 h_s softmax(shared_logits)_i                  for the h_s shared heads,
+//   g_{h_s+i} = a_1 top_k p_i / sum_{j in sel} p_j  (i in sel), 0 otherwise, for the R routed heads,
+// so that the mean gate is 1. With h_s = 0 the routed gates stand alone (no a_1 factor;
+// shared_logits and mix_logits undefined). Softmaxes, top-k and renormalisation in f32 at least.
+// Returns gates [N, h_s + R], routed_probs p [N, R] (for the load-balance loss) and selected
+// [N, R] (1 where selected, else 0), all in routed_logits' dtype. Gradients flow from gates and
+// routed_probs to the three logit sets; none through the selection (as in MoE routers).
+struct MohGates {
+  Tensor gates, routed_probs, selected;
+};
+MohGates moh_gates(const Tensor& shared_logits, const Tensor& routed_logits, const Tensor& mix_logits, int64_t top_k);
+
+// Softmax attention whose (query token, head) pairs are weighted by gates [B, T, H] (MoH's gated
+// heads): y[b, t, h] = gates[b, t, h] * attention(q, k, v, options)[b, t, h]. A pair whose gate is
+// exactly 0 is not computed, forward or backward (its key and value still serve every other
+// query). Options as attention's (causal, window, scale, query_offset with longer keys); tiled
+// kernels only. Gradients flow to q, k, v and gates: dgates = <dy, the attention output>.
+Tensor gated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& gates,
+                       const AttentionOptions& options = {});
+
 }  // namespace eat

@@ -90,5 +90,7 @@ std::vector<OpCase> lightning_cases();
 std::vector<OpCase> taylor_cases();
 std::vector<OpCase> chunk_scan_cases();         // RAT's gated scan
 std::vector<OpCase> summary_attention_cases();  // RAT's attention over chunk summaries
+std::vector<OpCase> moh_gates_cases();          // MoH's router
+std::vector<OpCase> gated_attention_cases();    // MoH's query-sparse attention
 
 }  // namespace eat::op_cases
