@@ -52,11 +52,19 @@ Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) co
   Tensor a;
   if (split) {
     CommLabel scope(comm_label());
-    a = attention_sp(q, k, v, sp_group(), attention_options);
+    const AttentionKeys all = attention_sp_keys(k, v, sp_group(), attention_options);
+    AttentionOptions options = attention_options;
+    options.query_offset = all.query_offset;
+    a = attend_heads(x, q, all.keys, all.values, options);
   } else {
-    a = attention(q, k, v, attention_options);
+    a = attend_heads(x, q, k, v, attention_options);
   }
   return o_proj.forward(reshape(a, {B, T, D}));
+}
+
+Tensor CausalSelfAttention::attend_heads(const Tensor&, const Tensor& q, const Tensor& keys, const Tensor& values,
+                                         const AttentionOptions& options) const {
+  return attention(q, keys, values, options);
 }
 
 Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
@@ -68,7 +76,7 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, 
   Tensor values = append_time(cache.values, reshape(v_proj.forward(x), heads));
   AttentionOptions options = attention_options;
   options.query_offset = keys.size(1) - T;
-  Tensor a = attention(q, keys, values, options);
+  Tensor a = attend_heads(x, q, keys, values, options);
   // A window keeps its last window_left keys (-1, full attention: all of them).
   cache.keys = last_rows(keys, options.window_left);
   cache.values = last_rows(values, options.window_left);

@@ -37,6 +37,11 @@ class CausalSelfAttention : public SequenceMixer {
   Tensor forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const;
   // LASP-2H (and its halo form for a window) runs the tiled kernel only.
   std::string sequence_parallel_refusal() const override;
+  // The heads' outputs [B, T, H, e] of this call's queries q against keys and values that may
+  // start before them (options.query_offset: a sequence-parallel gather or halo, a decoding
+  // cache); x is the layer's input. Softmax attention here; MoH weighs the heads by its router.
+  virtual Tensor attend_heads(const Tensor& x, const Tensor& q, const Tensor& keys, const Tensor& values,
+                              const AttentionOptions& options) const;
 
   Linear &q_proj, &k_proj, &v_proj, &o_proj;
   int64_t n_heads, head_dim;

@@ -77,29 +77,25 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
   return add(local, decayed_state_readout(q, incoming, decay));
 }
 
-Tensor windowed_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
-                             AttentionOptions options) {
-  EAT_CHECK(options.window_left >= 0, "windowed_attention_sp: needs a sliding window, got window_left = ",
-            options.window_left);
-  // The first query of this rank reaches window_left keys back; rows before the sequence start
-  // (zeros from the exchange) must not become keys, so they are cut off here.
-  const int64_t W = options.window_left, L = q.size(1), t0 = static_cast<int64_t>(sp_group.rank()) * L;
-  const int64_t valid = std::min(W, t0);
-  Tensor keys = narrow_time(halo_exchange(k, W, sp_group), W - valid, W + L);
-  Tensor values = narrow_time(halo_exchange(v, W, sp_group), W - valid, W + L);
-  options.query_offset = valid;
-  return attention(q, keys, values, options);
+AttentionKeys attention_sp_keys(const Tensor& k, const Tensor& v, Communicator& sp_group, const AttentionOptions& options) {
+  EAT_CHECK(options.causal, "attention_sp: sequence parallelism splits causal attention only");
+  EAT_CHECK(options.impl == AttentionImpl::tiled, "attention_sp: needs the tiled kernel");
+  const int64_t L = k.size(1), t0 = static_cast<int64_t>(sp_group.rank()) * L;
+  if (sp_group.size() == 1) return {k, v, 0};
+  if (options.window_left >= 0) {
+    // The first query of this rank reaches window_left keys back; rows before the sequence start
+    // (zeros from the exchange) must not become keys, so they are cut off here.
+    const int64_t W = options.window_left, valid = std::min(W, t0);
+    return {narrow_time(halo_exchange(k, W, sp_group), W - valid, W + L),
+            narrow_time(halo_exchange(v, W, sp_group), W - valid, W + L), valid};
+  }
+  return {gather_time(k, sp_group), gather_time(v, sp_group), t0};
 }
 
 Tensor attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group, AttentionOptions options) {
-  EAT_CHECK(options.causal, "attention_sp: sequence parallelism splits causal attention only");
-  EAT_CHECK(options.impl == AttentionImpl::tiled, "attention_sp: needs the tiled kernel");
-  if (sp_group.size() == 1) return attention(q, k, v, options);
-  if (options.window_left >= 0) return windowed_attention_sp(q, k, v, sp_group, options);
-  Tensor keys = gather_time(k, sp_group);
-  Tensor values = gather_time(v, sp_group);
-  options.query_offset = static_cast<int64_t>(sp_group.rank()) * q.size(1);
-  return attention(q, keys, values, options);
+  const AttentionKeys keys = attention_sp_keys(k, v, sp_group, options);
+  options.query_offset = keys.query_offset;
+  return attention(q, keys.keys, keys.values, options);
 }
 
 }  // namespace eat

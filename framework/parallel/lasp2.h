@@ -36,15 +36,23 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
 // are all-gathered into the whole sequence's [B, S L, H, *] (RoPE already applied at global
 // positions), and this rank's queries attend causally at positions [r L, (r + 1) L). Backward:
 // the gradients of the gathered k and v are reduce-scattered back to their ranks. Tiled kernel.
-// With a sliding window (options.window_left >= 0) it runs windowed_attention_sp instead.
+// With a sliding window (options.window_left >= 0) a query sees window_left keys back, so rank r
+// needs only that many keys and values before its share, which a halo exchange (halo.h) brings
+// from the earlier ranks: B W H (d + e) numbers per rank whatever the sequence length (windows
+// wider than a share reach several ranks back).
 Tensor attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
                     AttentionOptions options = {});
 
-// Sliding-window attention of a sequence split over the group: a query sees window_left keys
-// back, so rank r needs only that many keys and values before its share, which a halo exchange
-// (halo.h) brings from the earlier ranks; the traffic per rank is B W H (d + e) numbers whatever
-// the sequence length. Windows wider than a share reach several ranks back.
-Tensor windowed_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v, Communicator& sp_group,
-                             AttentionOptions options);
+// The keys and values this rank's queries attend to under sequence parallelism (k, v [B, L, H, *]:
+// its share; RoPE already applied at global positions), and the position of its query 0 among
+// them: with a sliding window the window_left rows before its share (a halo exchange, halo.h,
+// from the earlier ranks; fewer at the sequence start) and its own, else every rank's (an
+// AllGather, LASP-2H). attention_sp is attention over these; a mixer that weighs its heads (MoH)
+// runs its own kernel over them. Differentiable: the gradients go back to their ranks.
+struct AttentionKeys {
+  Tensor keys, values;
+  int64_t query_offset = 0;
+};
+AttentionKeys attention_sp_keys(const Tensor& k, const Tensor& v, Communicator& sp_group, const AttentionOptions& options);
 
 }  // namespace eat
