@@ -82,6 +82,8 @@ struct ModelConfig {
 // micro-batch and rank is the global batch's mean. A term that needs statistics of the whole
 // sequence-parallel group (or batch) reduces them itself inside forward, differentiably, and then
 // returns the group's value on every rank of it. metrics.jsonl logs it unweighted as aux_<name>.
+// A term of weight 0 is a statistic (MoH's head use, say): logged and averaged like the others,
+// never added to the loss (its value needs no gradient).
 struct AuxLoss {
   std::string name;  // lower case, digits and '_'; not "loss"
   Tensor value;      // one element, differentiable

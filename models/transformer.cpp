@@ -87,9 +87,10 @@ std::string CausalSelfAttention::sequence_parallel_refusal() const {
   return attention_options.impl == AttentionImpl::tiled ? "" : "needs model.transformer.attention = \"tiled\"";
 }
 
-TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen)
+TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen,
+                                   const AttentionMaker& make)
     : attn_norm(add_module<RMSNorm>("attn_norm", c.d_model, o.norm_eps, c.dtype)),
-      attn(add_module<CausalSelfAttention>("attn", c, o, gen)),
+      attn(make ? adopt_module("attn", make()) : add_module<CausalSelfAttention>("attn", c, o, gen)),
       mlp_norm(add_module<RMSNorm>("mlp_norm", c.d_model, o.norm_eps, c.dtype)),
       // The SwiGLU output projection also writes into the residual stream.
       mlp(add_module<SwiGLU>("mlp", c.d_model, o.mlp_hidden, gen, c.init_std, c.dtype, residual_std(c))) {}

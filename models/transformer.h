@@ -2,6 +2,9 @@
 // The baseline: a Llama-style causal Transformer. Pre-norm blocks of RMSNorm -> multi-head
 // softmax attention with RoPE (the tiled kernel) -> residual, RMSNorm -> SwiGLU -> residual; a
 // final RMSNorm and an output head, optionally tied to the token embedding.
+#include <functional>
+#include <memory>
+
 #include "framework/model.h"
 #include "framework/nn/layers.h"
 #include "framework/nn/sequence_mixer.h"
@@ -51,7 +54,10 @@ class CausalSelfAttention : public SequenceMixer {
 
 class TransformerBlock : public Module {
  public:
-  TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
+  // The block's attention (module "attn"), made by the family: CausalSelfAttention by default, or
+  // a mixer derived from it (MoH).
+  using AttentionMaker = std::function<std::unique_ptr<CausalSelfAttention>()>;
+  TransformerBlock(const ModelConfig& c, const TransformerOptions& o, Generator& gen, const AttentionMaker& make = {});
   // cache (decoding): the attention's keys and values so far, `position` tokens in.
   Tensor forward(const Tensor& x, WindowCache* cache = nullptr, int64_t position = 0) const;
 

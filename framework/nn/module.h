@@ -46,7 +46,11 @@ class Module {
   Tensor add_parameter(const std::string& name, Tensor value, ParamKind kind);
   template <typename M, typename... Args>
   M& add_module(const std::string& name, Args&&... args) {
-    auto child = std::make_unique<M>(std::forward<Args>(args)...);
+    return adopt_module(name, std::make_unique<M>(std::forward<Args>(args)...));
+  }
+  // A child made elsewhere (by a factory a family passes in), registered like add_module's.
+  template <typename M>
+  M& adopt_module(const std::string& name, std::unique_ptr<M> child) {
     M& ref = *child;
     children_.emplace_back(name, std::move(child));
     return ref;

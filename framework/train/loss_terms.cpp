@@ -29,7 +29,8 @@ Tensor in_loss_type(const Tensor& t) { return t.dtype() == DType::bf16 ? cast(t,
 Tensor add_aux_terms(const Tensor& cross_entropy, const std::vector<AuxLoss>& aux) {
   Tensor total = cross_entropy;
   for (const AuxLoss& a : aux)
-    total = add(total, scale(reshape(cast(a.value, cross_entropy.dtype()), cross_entropy.shape()), a.weight));
+    if (a.weight != 0)  // weight 0: a statistic, logged only
+      total = add(total, scale(reshape(cast(a.value, cross_entropy.dtype()), cross_entropy.shape()), a.weight));
   return total;
 }
 
