@@ -66,16 +66,18 @@ template <typename Num, typename T>
 struct GateRow {
   using A = typename Num::A;
   MohGatesShape s;
-  int64_t n;             // the row
-  RowSoftmax<Num, T> p;  // routed probabilities
-  uint64_t sel;
-  A mass = 0;           // P
-  A routed_scale;       // a_1 K
-  A shared_scale = 0;   // a_0 h_s
-  A m0 = 0, m1 = 0;     // softmax(mix_logits)
+  int64_t n;           // the row
+  uint64_t sel;        // bit i: routed head i selected
+  A p[kMohMaxRouted];  // routed probabilities, computed once (exp dominates the row's cost)
+  A mass = 0;          // P
+  A routed_scale;      // a_1 K
+  A shared_scale = 0;  // a_0 h_s
+  A m0 = 0, m1 = 0;    // softmax(mix_logits)
 
   EAT_MOH_HD GateRow(const MohGatesShape& shape, int64_t row, const T* routed_logits, const T* mix_logits)
-      : s(shape), n(row), p(routed_logits + row * shape.R, shape.R), sel(top_k_mask<Num>(routed_logits + row * shape.R, shape.R, shape.K)) {
+      : s(shape), n(row), sel(top_k_mask<Num>(routed_logits + row * shape.R, shape.R, shape.K)) {
+    const RowSoftmax<Num, T> routed(routed_logits + row * s.R, s.R);
+    for (int64_t i = 0; i < s.R; ++i) p[i] = routed[i];
     for (int64_t i = 0; i < s.R; ++i)
       if (selected(i)) mass += p[i];
     A a1 = 1;
