@@ -135,7 +135,7 @@ TEST_CASE("moh_gates: every row selects exactly K heads, the K largest logits") 
   }
 }
 
-TEST_CASE("moh_gates: routed_probs' gradient alone is a softmax's; with the gates' it adds") {
+TEST_CASE("moh_gates: routed_probs' gradient alone is a softmax's, and the gates' adds to it") {
   Generator gen(4);
   const int64_t N = 7, h_s = 3, R = 6, K = 3;
   auto leaves = [&](const std::vector<double>& s, const std::vector<double>& r, const std::vector<double>& m) {
@@ -169,7 +169,7 @@ TEST_CASE("moh_gates: routed_probs' gradient alone is a softmax's; with the gate
   CHECK(!g.selected.requires_grad());
 }
 
-TEST_CASE("moh_gates: token rows may carry [B, T] dimensions; no rows at all give empty outputs") {
+TEST_CASE("moh_gates: token rows may carry [B, T] dimensions, and no rows give empty outputs") {
   Generator gen(5);
   const Tensor shared = randn64({2, 5, 2}, gen, 1.5, false), routed = randn64({2, 5, 6}, gen, 1.5, false);
   const Tensor mix = randn64({2, 5, 2}, gen, 1.5, false);
