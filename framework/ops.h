@@ -166,9 +166,10 @@ Tensor summary_attention(const Tensor& q, const Tensor& k, const Tensor& v, cons
                          const SummaryAttentionOptions& options = {});
 
 // ---- MoH (Jin et al., "MoH: Multi-Head Attention as Mixture-of-Head Attention", arXiv 2410.11842)
-// The two-stage router's gates per token (N tokens as rows), from its three logit sets, the router
-// projections of each token's attention input (linear ops): shared_logits [N, h_s],
-// routed_logits [N, R] and mix_logits [N, 2]. With p = softmax(routed_logits), sel the top_k
+// The two-stage router's gates per token (N tokens as rows, or any leading shape such as [B, T]),
+// from its three logit sets, the router projections of each token's attention input (linear
+// ops): shared_logits [N, h_s], routed_logits [N, R] (1 <= R <= 64, 1 <= top_k <= R) and
+// mix_logits [N, 2]. With p = softmax(routed_logits), sel the top_k
 // entries of p (ties to the lower index) and a = 2 softmax(mix_logits), as the reference code:
 //   g_i       = a_0 h_s softmax(shared_logits)_i                  for the h_s shared heads,
 //   g_{h_s+i} = a_1 top_k p_i / sum_{j in sel} p_j  (i in sel), 0 otherwise, for the R routed heads,
