@@ -3,6 +3,10 @@
 // sequence parallelism ("transformer sp" / "name no-sp"), for scripts that loop over them.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "app/commands.h"
 #include "framework/io/checkpoint_dir.h"
@@ -11,6 +15,30 @@
 #include "framework/train/checkpoint.h"
 
 namespace eat::cli {
+
+namespace {
+
+// The model's aux terms and statistics (MoH's balance loss and head use, say) as the run logged
+// them at the last training step up to the checkpoint's, from RUN_DIR/metrics.jsonl beside the
+// checkpoints; nothing when the run logged none or the file is gone.
+void print_logged_aux(const std::filesystem::path& checkpoint, int64_t step) {
+  std::ifstream in(checkpoint.parent_path().parent_path() / "metrics.jsonl");
+  nlohmann::json last;
+  for (std::string text; std::getline(in, text);) {
+    const nlohmann::json line = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (line.is_object() && line.contains("loss") && line.value("step", int64_t{-1}) <= step) last = line;
+  }
+  if (!last.is_object()) return;
+  bool header = false;
+  for (const auto& [key, value] : last.items()) {
+    if (key.rfind("aux_", 0) != 0 || !value.is_number()) continue;
+    if (!header) std::printf("\n# aux terms and model statistics logged at step %lld\n", last["step"].get<long long>());
+    header = true;
+    std::printf("%-24s %.6g\n", key.c_str(), value.get<double>());
+  }
+}
+
+}  // namespace
 
 void add_info_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Describe a checkpoint (model, step, parameters, recipe), or list the model families");
@@ -40,6 +68,7 @@ void add_info_command(CLI::App& app) {
                 static_cast<long long>(r.data.seq_len));
     std::printf("trained on   world size %d (sp %lld), recipe hash %s\n", s.world_size, static_cast<long long>(s.sp),
                 s.recipe_hash.c_str());
+    print_logged_aux(path, s.step);
     std::printf("\n# recipe\n%s\n", r.text.c_str());
   });
 }
