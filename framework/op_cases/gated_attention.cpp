@@ -108,7 +108,6 @@ OpCase gated_row(std::string name, const AttentionOptions& options, Pattern patt
   for (int64_t T : {2048, 4096}) row.bench.push_back(inputs(1, T, 8, 64, 64));
   row.tol.reference = 1e-14;  // online softmax over 64-wide tiles against the loop (6.5e-16 seen)
   row.tol.f32 = 2e-6;  // f32 scores, running max and sums over 64-wide tiles (5.3e-7 seen)
-  row.cuda = false;  // the device kernels come next
   row.flops = [options, pattern](const std::vector<Shape>& s) { return active_flops(s, options, pattern); };
   return row;
 }

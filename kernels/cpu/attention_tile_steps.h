@@ -12,9 +12,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "kernels/attention_band.h"
+#include "kernels/cpu/attention_tiled.h"
 
 namespace eat::cpu::attention_tiles {
 
@@ -97,6 +99,35 @@ void fold_key_tile(const TileBand& band, Scores&& S, Acc&& A, T scale, T* row_ma
     row_max[r] = new_max;
   }
 }
+
+// The forward's state for one tile of query rows: each row's running max and sum and its
+// unnormalised output, with the scores' buffer; one per thread, restarted for every tile.
+template <typename T>
+struct OnlineSoftmax {
+  RowMajor<T> S, acc;
+  T row_max[kAttentionQueryTile], row_sum[kAttentionQueryTile];
+
+  explicit OnlineSoftmax(int64_t v_dim) : S(kAttentionQueryTile, kAttentionKeyTile), acc(kAttentionQueryTile, v_dim) {}
+
+  void start(int64_t nr) {
+    acc.topRows(nr).setZero();
+    std::fill(row_max, row_max + nr, -std::numeric_limits<T>::infinity());
+    std::fill(row_sum, row_sum + nr, T(0));
+  }
+  // Folds key tile K, V (band.nc rows) into the tile's band.nr query rows Q.
+  template <typename QRows, typename KRows, typename VRows>
+  void attend(const TileBand& band, const QRows& Q, const KRows& K, const VRows& V, T scale) {
+    auto s = S.topLeftCorner(band.nr, band.nc);
+    auto A = acc.topRows(band.nr);
+    s.noalias() = Q * K.transpose();
+    fold_key_tile(band, s, A, scale, row_max, row_sum);
+    A.noalias() += s * V;
+  }
+  // Row r's output and log-sum-exp once every key tile is in. Every query attends at least one
+  // key, so row_sum > 0.
+  auto output(int64_t r) const { return acc.row(r) / row_sum[r]; }
+  T lse(int64_t r) const { return row_max[r] + std::log(row_sum[r]); }
+};
 
 // The backward's inner step for one tile of query rows and key tile [k0, k0 + nc): rebuilds
 // P = exp(scale * Q K^T - L) inside the band (0 outside) into P_buf, and leaves

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "kernels/cpu/attention_tile_steps.h"
@@ -33,7 +32,6 @@ template <typename T>
 void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse, const AttentionDims& dims) {
   const int64_t n = dims.seq, nk = dims.key_len(), n_qt = tiles(n, Br), tasks = dims.batch * dims.heads * n_qt;
   const T scale = static_cast<T>(dims.scale);
-  const T neg_inf = -std::numeric_limits<T>::infinity();
   // One task per (batch, head, query tile); each task owns its output rows outright. Under the
   // causal mask later query tiles visit more key tiles, so tasks are dealt out round-robin
   // (static, 1) to keep threads level. Which thread runs a task never changes its arithmetic:
@@ -41,35 +39,23 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
   // depend on the thread count either.
 #pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
   {
-    RowMajor<T> S(Br, Bc), acc(Br, dims.v_dim);
-    T row_max[Br], row_sum[Br];
+    OnlineSoftmax<T> rows(dims.v_dim);
 #pragma omp for schedule(static, 1)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t qt = task % n_qt, bh = task / n_qt;
       const Head head{dims, bh / dims.heads, bh % dims.heads};
       const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
       const auto Q = head.qk(q, q0, nr);
-      auto A = acc.topRows(nr);
-      A.setZero();
-      std::fill(row_max, row_max + nr, neg_inf);
-      std::fill(row_sum, row_sum + nr, T(0));
-
+      rows.start(nr);
       for (int64_t kt = first_key_tile(dims, q0); kt < end_key_tile(dims, q0, nr); ++kt) {
         const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
-        auto s = S.topLeftCorner(nr, nc);
-        s.noalias() = Q * head.kk(k, k0, nc).transpose();
-        // Online softmax: fold this tile into each row's running max and sum, rescaling what was
-        // accumulated so far when the max grows.
-        fold_key_tile(TileBand{dims, q0, nr, k0, nc}, s, A, scale, row_max, row_sum);
-        A.noalias() += s * head.kv(v, k0, nc);
+        rows.attend(TileBand{dims, q0, nr, k0, nc}, Q, head.kk(k, k0, nc), head.kv(v, k0, nc), scale);
       }
-
-      // Every query attends at least its own key (or all keys), so row_sum > 0.
       auto O = head.vv(out, q0, nr);
       T* L = lse + bh * n + q0;
       for (int64_t r = 0; r < nr; ++r) {
-        O.row(r) = A.row(r) / row_sum[r];
-        L[r] = row_max[r] + std::log(row_sum[r]);
+        O.row(r) = rows.output(r);
+        L[r] = rows.lse(r);
       }
     }
   }

@@ -9,7 +9,6 @@
 // adds into dq, dk and dv in a fixed order: bit-identical results for any thread count, no races.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "kernels/cpu/attention_tile_steps.h"
@@ -71,12 +70,11 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
                              RowStat* lse) {
   const int64_t n = dims.seq, nk = dims.key_len(), tasks = dims.batch * dims.heads;
   const T scale = static_cast<T>(dims.scale);
-  const T neg_inf = -std::numeric_limits<T>::infinity();
 #pragma omp parallel if(worth_threads(dims))
   {
     std::vector<int64_t> positions;
-    RowMajor<T> Qa, S(Br, Bc), acc(Br, dims.v_dim);
-    T row_max[Br], row_sum[Br];
+    RowMajor<T> Qa;
+    OnlineSoftmax<T> rows(dims.v_dim);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < tasks; ++bh) {
       const int64_t b = bh / dims.heads, h = bh % dims.heads;
@@ -96,24 +94,15 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
         const int64_t nr = std::min(Br, m - i0);
         const int64_t* p = positions.data() + i0;
         const auto Q = Qa.middleRows(i0, nr);
-        auto A = acc.topRows(nr);
-        A.setZero();
-        std::fill(row_max, row_max + nr, neg_inf);
-        std::fill(row_sum, row_sum + nr, T(0));
+        rows.start(nr);
         for (int64_t kt = first_key_tile(dims, p); kt < end_key_tile(dims, p, nr); ++kt) {
           const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
           const TileBand band{dims, 0, nr, k0, nc, p};
-          if (!any_attended(band)) continue;
-          auto s = S.topLeftCorner(nr, nc);
-          s.noalias() = Q * head.kk(k, k0, nc).transpose();
-          fold_key_tile(band, s, A, scale, row_max, row_sum);
-          A.noalias() += s * head.kv(v, k0, nc);
+          if (any_attended(band)) rows.attend(band, Q, head.kk(k, k0, nc), head.kv(v, k0, nc), scale);
         }
-        // Every query attends at least one key, so row_sum > 0.
         for (int64_t r = 0; r < nr; ++r) {
-          const T gate = gates[gate_index(dims, b, p[r], h)];
-          head.vv(y, p[r], 1).row(0) = (A.row(r) / row_sum[r]) * gate;
-          L[p[r]] = static_cast<RowStat>(row_max[r] + std::log(row_sum[r]));
+          head.vv(y, p[r], 1).row(0) = rows.output(r) * gates[gate_index(dims, b, p[r], h)];
+          L[p[r]] = static_cast<RowStat>(rows.lse(r));
         }
       }
     }

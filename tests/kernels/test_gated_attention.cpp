@@ -167,3 +167,17 @@ TEST_CASE("gated_attention: bad inputs name the op and the shapes") {
                        doctest::Contains("gated_attention: q [2, 6, 3, 4] and k [2, 6, 3, 5] must have the same shape"),
                        Error);
 }
+
+TEST_CASE("gated_attention: no queries give an empty output and zero key gradients") {
+  // A rank without queries of its own still holds keys (keys longer than the queries).
+  Generator gen(6);
+  Inputs in = make_inputs(gen, 2, 0, 3, 4, 5, 0, 9);
+  AttentionOptions o;
+  o.query_offset = 0;
+  o.causal = false;
+  const Result got = run(in, gated_attention(in.q, in.k, in.v, in.gates, o), Tensor::zeros({2, 0, 3, 5}, DType::f64));
+  CHECK(got.y.empty());
+  CHECK(got.dk.size() == 2 * 9 * 3 * 4);
+  CHECK(all_zero(got.dk));
+  CHECK(all_zero(got.dv));
+}
