@@ -20,6 +20,7 @@
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/cuda/smem_budget.h"
+#include "kernels/cuda/warp_rows.cuh"
 #include "kernels/summary_attention.h"
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/memory.h"
@@ -29,12 +30,12 @@ namespace eat::cuda {
 
 namespace {
 
+using namespace warp_rows;
+
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * kWarp;
 constexpr int kRows = 32;  // query rows of a tile (a warp takes kRows / kWarps of them)
 constexpr int kKeys = kWarp;  // summaries of a tile: one per lane
-constexpr int kMaxWidth = 128;
-constexpr int kCols = kMaxWidth / kWarp;  // columns a lane owns in a row of up to 128
 constexpr const char* kOp = "summary_attention (CUDA)";
 
 template <typename D> struct Args {
@@ -55,18 +56,6 @@ template <typename D> struct Args {
   }
 };
 
-// Rows [r0, r0 + n) of head (b, h) of a [B, N, H, width] tensor into smem (row stride `stride`),
-// as f32; rows past `valid` are zero.
-template <typename D>
-__device__ void load_rows(float* dst, int stride, const D* src, int b, int N, int H, int h, int width, int r0, int n,
-                          int valid) {
-  for (int i = threadIdx.x; i < n * width; i += blockDim.x) {
-    const int r = i / width, c = i % width;
-    dst[r * stride + c] =
-        r < valid ? to_f32(src[((static_cast<long long>(b) * N + r0 + r) * H + h) * width + c]) : 0.f;
-  }
-}
-
 // The smem layout of a query tile and a summary tile; padded strides where a lane reads a row of
 // its own (conflict-free).
 struct Smem {
@@ -84,39 +73,6 @@ struct Smem {
     return sizeof(float) * (static_cast<size_t>(kRows) * (d + 1 + e + 1) + kKeys * (d + 1 + e + 1) + 2 * kRows);
   }
 };
-
-__device__ __forceinline__ float dot(const float* a, const float* b, int n) {
-  float s = 0.f;
-  for (int c = 0; c < n; ++c) s = fmaf(a[c], b[c], s);
-  return s;
-}
-
-// The row dot of a smem row with a lane-strided row of registers, reduced over the warp.
-__device__ __forceinline__ float warp_dot(const float* row, int w, int lane, const float (&r)[kCols]) {
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < kCols; ++i)
-    if (lane + kWarp * i < w) s = fmaf(row[lane + kWarp * i], r[i], s);
-  return warp_sum(s);
-}
-
-// Lane `lane`'s columns (c = lane + 32 i) of a global row of `width` elements, in f32; 0 past it.
-template <typename D>
-__device__ __forceinline__ void row_to_regs(const D* row, int width, int lane, float (&r)[kCols]) {
-#pragma unroll
-  for (int i = 0; i < kCols; ++i) r[i] = lane + kWarp * i < width ? to_f32(row[lane + kWarp * i]) : 0.f;
-}
-
-// acc (lane-strided columns of a width-w row) += sum_j w_j rows[j] over j < n, w_j held by lane j.
-__device__ __forceinline__ void add_weighted_rows(float (&acc)[kCols], float w, int n, const float* rows, int stride,
-                                                  int width, int lane) {
-  for (int j = 0; j < n; ++j) {
-    const float wj = __shfl_sync(0xffffffffu, w, j);
-#pragma unroll
-    for (int i = 0; i < kCols; ++i)
-      if (lane + kWarp * i < width) acc[i] = fmaf(wj, rows[j * stride + lane + kWarp * i], acc[i]);
-  }
-}
 
 // Summaries [j0, j0 + nc) of head (b, h) into the tile (zero rows past nc), once every thread is
 // done with the previous tile.
@@ -303,25 +259,16 @@ __global__ void __launch_bounds__(kThreads) summary_grad_kernel(Args<D> a) {
     for (int i = 0; i < kMine; ++i) {
       const int jl = warp + kWarps * i, j = j0 + jl;
       if (jl >= nc) continue;  // warp-uniform
-      float p = 0.f, ds = 0.f;
-      if (j < seen_by_lane) {
-        p = expf(a.scale * dot(sm.q + lane * dp, sm.ks + jl * dp, a.d) - sm.lse[lane]);
-        ds = p * (dot(sm.x + lane * ep, sm.vs + jl * ep, a.e) - sm.rowdot[lane]);
-      }
-      add_weighted_rows(dks[i], ds, nr, sm.q, dp, a.d, lane);
-      add_weighted_rows(dvs[i], p, nr, sm.x, ep, a.e, lane);
+      add_key_row_grads(j < seen_by_lane, sm.ks + jl * dp, sm.vs + jl * ep, sm.q, sm.x, sm.lse, sm.rowdot, a.d, a.e,
+                        a.scale, nr, lane, dks[i], dvs[i]);
     }
   }
 #pragma unroll
   for (int i = 0; i < kMine; ++i) {
     const int jl = warp + kWarps * i, j = j0 + jl;
     if (jl >= nc) continue;
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      const int col = lane + kWarp * c;
-      if (col < a.d) a.dk_sum[a.at(b, a.C, h, a.d, j) + col] = from_f32<D>(a.scale * dks[i][c]);
-      if (col < a.e) a.dv_sum[a.at(b, a.C, h, a.e, j) + col] = from_f32<D>(dvs[i][c]);
-    }
+    store_row(a.dk_sum + a.at(b, a.C, h, a.d, j), dks[i], a.scale, a.d, lane);
+    store_row(a.dv_sum + a.at(b, a.C, h, a.e, j), dvs[i], 1.f, a.e, lane);
   }
 }
 

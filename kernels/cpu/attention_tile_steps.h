@@ -1,0 +1,167 @@
+#pragma once
+// The steps of the tiled online-softmax attention (FlashAttention-2 style) on the CPU, shared by
+// softmax attention (kernels/cpu/attention_tiled.cpp) and MoH's gated attention
+// (kernels/cpu/gated_attention.cpp): views of one head's rows read in place, the part of a key
+// tile each query row attends, the forward's fold of one key tile into the running softmax, and
+// the backward's recomputation of one tile's probabilities and score gradients.
+//
+// A tile's query rows are either consecutive tokens (q0, q0 + 1, ...) or a list of positions (the
+// active queries of gated attention, increasing); either way row r's keys are the contiguous band
+// of AttentionDims at its position.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "kernels/attention_band.h"
+#include "kernels/cpu/attention_tiled.h"
+
+namespace eat::cpu::attention_tiles {
+
+template <typename T>
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// A run of one head's rows inside a [B, T, H, width] tensor, read in place: consecutive tokens
+// are H*width elements apart.
+template <typename T>
+using ConstHeadRows = Eigen::Map<const RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
+
+// Tokens [first, first + count) of head (b, h): query-side tensors (q, out, dout, dq; seq rows)
+// and key-side ones (k, v, dk, dv; key_len() rows, more than the queries under sequence
+// parallelism). Const pointers give read-only views, others writable ones.
+struct Head {
+  const AttentionDims& dims;
+  int64_t b, h;
+
+  template <typename P>
+  auto rows(P base, int64_t offset, int64_t width, int64_t first, int64_t count) const {
+    using T = std::remove_const_t<std::remove_pointer_t<P>>;
+    using Map = std::conditional_t<std::is_const_v<std::remove_pointer_t<P>>, ConstHeadRows<T>, HeadRows<T>>;
+    const int64_t stride = dims.heads * width;
+    return Map(base + offset + first * stride, count, width, Eigen::OuterStride<>(stride));
+  }
+  template <typename P> auto qk(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.qk_offset(b, h), dims.qk_dim, first, count);
+  }
+  template <typename P> auto vv(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.v_offset(b, h), dims.v_dim, first, count);
+  }
+  template <typename P> auto kk(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.key_offset(b, h), dims.qk_dim, first, count);
+  }
+  template <typename P> auto kv(P base, int64_t first, int64_t count) const {
+    return rows(base, dims.value_offset(b, h), dims.v_dim, first, count);
+  }
+};
+
+// The part of a key tile [k0, k0 + nc) that the tile's query row r attends, as columns
+// [lo(r), hi(r)) of the tile (empty when lo >= hi). Row r is query q0 + r, or positions[r] when a
+// position list is given. A tile wholly inside every row's band needs no per-row mask.
+struct TileBand {
+  const AttentionDims& dims;
+  int64_t q0, nr, k0, nc;
+  const int64_t* positions = nullptr;
+
+  int64_t query(int64_t r) const { return positions ? positions[r] : q0 + r; }
+  bool full() const { return k0 >= dims.first_key(query(nr - 1)) && k0 + nc - 1 <= dims.last_key(query(0)); }
+  int64_t lo(int64_t r) const { return std::clamp<int64_t>(dims.first_key(query(r)) - k0, 0, nc); }
+  int64_t hi(int64_t r) const { return std::clamp<int64_t>(dims.last_key(query(r)) + 1 - k0, 0, nc); }
+};
+
+// The forward's online-softmax step for one key tile: S (nr x nc) holds the raw scores Q K^T on
+// entry and exp(scale * S - new row max) inside each row's band (0 outside) on exit; each row's
+// running max and sum absorb the tile, and the rows of the accumulator A (the unnormalised output
+// so far) are rescaled when their max grows. The caller then adds S V to A.
+template <typename T, typename Scores, typename Acc>
+void fold_key_tile(const TileBand& band, Scores&& S, Acc&& A, T scale, T* row_max, T* row_sum) {
+  const bool full = band.full();
+  for (int64_t r = 0; r < band.nr; ++r) {
+    const int64_t lo = full ? 0 : band.lo(r), hi = full ? band.nc : band.hi(r);
+    auto row = S.row(r);
+    if (lo >= hi) {  // this row sees no key of this tile
+      row.setZero();
+      continue;
+    }
+    auto seg = row.segment(lo, hi - lo);
+    seg *= scale;
+    const T new_max = std::max(row_max[r], seg.maxCoeff());
+    const T rescale = std::exp(row_max[r] - new_max);  // exp(-inf) = 0 on the row's first tile
+    seg = (seg.array() - new_max).exp().matrix();
+    row.head(lo).setZero();
+    row.tail(band.nc - hi).setZero();
+    row_sum[r] = row_sum[r] * rescale + seg.sum();
+    if (rescale != T(1)) A.row(r) *= rescale;
+    row_max[r] = new_max;
+  }
+}
+
+// The forward's state for one tile of query rows: each row's running max and sum and its
+// unnormalised output, with the scores' buffer; one per thread, restarted for every tile.
+template <typename T>
+struct OnlineSoftmax {
+  RowMajor<T> S, acc;
+  T row_max[kAttentionQueryTile], row_sum[kAttentionQueryTile];
+
+  explicit OnlineSoftmax(int64_t v_dim) : S(kAttentionQueryTile, kAttentionKeyTile), acc(kAttentionQueryTile, v_dim) {}
+
+  void start(int64_t nr) {
+    acc.topRows(nr).setZero();
+    std::fill(row_max, row_max + nr, -std::numeric_limits<T>::infinity());
+    std::fill(row_sum, row_sum + nr, T(0));
+  }
+  // Folds key tile K, V (band.nc rows) into the tile's band.nr query rows Q.
+  template <typename QRows, typename KRows, typename VRows>
+  void attend(const TileBand& band, const QRows& Q, const KRows& K, const VRows& V, T scale) {
+    auto s = S.topLeftCorner(band.nr, band.nc);
+    auto A = acc.topRows(band.nr);
+    s.noalias() = Q * K.transpose();
+    fold_key_tile(band, s, A, scale, row_max, row_sum);
+    A.noalias() += s * V;
+  }
+  // Row r's output and log-sum-exp once every key tile is in. Every query attends at least one
+  // key, so row_sum > 0.
+  auto output(int64_t r) const { return acc.row(r) / row_sum[r]; }
+  T lse(int64_t r) const { return row_max[r] + std::log(row_sum[r]); }
+};
+
+// The backward's inner step for one tile of query rows and key tile [k0, k0 + nc): rebuilds
+// P = exp(scale * Q K^T - L) inside the band (0 outside) into P_buf, and leaves
+// dS = P * (dO V^T - D) in dS_buf, both in their top-left nr x nc corners. L and D are the rows'
+// log-sum-exps and dO . O, indexed from the tile's first row.
+template <typename T, typename QRows, typename KRows, typename VRows, typename DORows>
+void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& band, const QRows& Q, const KRows& K,
+                                    const VRows& V, const DORows& dO, const T* L, const T* D, RowMajor<T>& P_buf,
+                                    RowMajor<T>& dS_buf) {
+  const int64_t nr = band.nr, nc = band.nc;
+  const T scale = static_cast<T>(dims.scale);
+  const bool full = band.full();
+  auto P = P_buf.topLeftCorner(nr, nc);
+  auto dS = dS_buf.topLeftCorner(nr, nc);
+  P.noalias() = Q * K.transpose();
+  dS.noalias() = dO * V.transpose();
+  for (int64_t r = 0; r < nr; ++r) {
+    const int64_t lo = full ? 0 : band.lo(r), hi = full ? nc : band.hi(r);
+    auto p = P.row(r);
+    auto g = dS.row(r);
+    if (lo >= hi) {
+      p.setZero();
+      g.setZero();
+      continue;
+    }
+    auto ps = p.segment(lo, hi - lo);
+    auto gs = g.segment(lo, hi - lo);
+    ps = (ps.array() * scale - L[r]).exp().matrix();
+    gs = (ps.array() * (gs.array() - D[r])).matrix();
+    p.head(lo).setZero();
+    p.tail(nc - hi).setZero();
+    g.head(lo).setZero();
+    g.tail(nc - hi).setZero();
+  }
+}
+
+}  // namespace eat::cpu::attention_tiles
