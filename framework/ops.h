@@ -187,7 +187,9 @@ MohGates moh_gates(const Tensor& shared_logits, const Tensor& routed_logits, con
 // heads): y[b, t, h] = gates[b, t, h] * attention(q, k, v, options)[b, t, h]. A pair whose gate is
 // exactly 0 is not computed, forward or backward (its key and value still serve every other
 // query). Options as attention's (causal, window, scale, query_offset with longer keys); tiled
-// kernels only. Gradients flow to q, k, v and gates: dgates = <dy, the attention output>.
+// kernels only. Gradients flow to q, k, v and gates: dgates = <dy, the attention output> where the
+// gate is non-zero and 0 where it is 0 (that output was never computed; MoH's router passes no
+// gradient through an unselected head's gate, which is 0 by selection).
 Tensor gated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& gates,
                        const AttentionOptions& options = {});
 

@@ -1,7 +1,5 @@
 // attention: softmax attention over [B, T, H, d] heads, with a naive reference kernel and a tiled
 // (online-softmax) kernel behind one op. The whole core is one autograd node.
-#include <cmath>
-
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
