@@ -3,6 +3,7 @@
 
 #include "framework/model.h"
 #include "models/based.h"
+#include "models/moh.h"
 #include "models/rat.h"
 #include "models/transformer.h"
 #include "models/transnormer.h"
@@ -12,7 +13,8 @@ namespace eat {
 namespace {
 const std::vector<FamilySpec>& families() {
   static const std::vector<FamilySpec> all = {models::transformer_family(), models::transnormer_family(),
-                                              models::based_family(), models::rat_family()};
+                                              models::based_family(), models::rat_family(),
+                                              models::moh_family()};
   return all;
 }
 }  // namespace

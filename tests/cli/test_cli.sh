@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON), inspect, the one-line errors of bad input, and the
+# overrides, resume, evaluate (table and JSON), inspect (a model's logged aux terms too), the one-line errors of bad input, and the
 # op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
 set -euo pipefail
@@ -35,6 +35,14 @@ for key in loss ppl bpb tokens ppl_stderr; do echo "$json" | grep -q "\"$key\":"
 "$EAT" eval --checkpoint "$run" --max-tokens 100 | grep -q "perplexity" || fail "eval table"
 "$EAT" info "$run" | grep -q "step         6 of 6" || fail "info"
 "$EAT" info --families | grep -qx "transformer sp" || fail "info --families"
+
+# A model with aux terms (MoH: the balance loss and each routed head's use): logged, and shown by info.
+"$EAT" train recipes/moh_tiny.toml "${small[@]/model.transformer./model.moh.}" --set model.n_heads=4 \
+  --set train.steps=2 --set train.global_batch=2 --set train.micro_batch=0 > /dev/null
+grep -q '"aux_use_l0_h1"' "$tmp/runs/moh_tiny/metrics.jsonl" || fail "moh logs no head use"
+info=$("$EAT" info "$tmp/runs/moh_tiny")
+echo "$info" | grep -Eq "^aux_balance +[0-9.]" || fail "info shows no balance loss: $info"
+echo "$info" | grep -Eq "^aux_use_l3_h3 +[0-9.]" || fail "info shows no head use: $info"
 
 # Errors: non-zero exit and one line naming the file, key or value.
 printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"

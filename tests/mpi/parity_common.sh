@@ -11,7 +11,7 @@ for i in $(seq 1 3000); do echo "line $((i % 17)) the king went up to the city o
 "$EAT" data tokenize --text "$tmp/text.txt" --out "$tmp/data" > /dev/null
 
 common=(--set "run.out_dir=$tmp/runs" --set "data.train=$tmp/data/train.tok" --set "data.val=$tmp/data/val.tok"
-        --set model.d_model=32 --set model.n_heads=2 --set data.seq_len=32 --set schedule.warmup=1
+        --set model.d_model=32 --set model.n_heads=4 --set data.seq_len=32 --set schedule.warmup=1
         --set train.global_batch=4 --set train.micro_batch=0 --set eval.max_tokens=256 --set log.peak_gflops=100)
 
 losses() { grep '"loss"' "$1/metrics.jsonl" | sed 's/.*"loss":\([^,}]*\).*/\1/'; }
@@ -26,7 +26,8 @@ same_losses() {
 # Trains `family` 5 steps in one process, then under mpirun on 2 ranks (sp=1, and sp=2 when the
 # family supports sequence parallelism: LASP-2 / LASP-2H, 2 ranks share each sequence) and, when
 # max_np >= 4, on 4 ranks (sp=1, and sp=2 x dp=2): every run takes the same steps as the single
-# process with the same global batch. Runs land in $tmp/runs/<family>_<layout>.
+# process with the same global batch, one sequence per forward as there (a model whose aux loss is
+# per micro-batch, MoH's load balance, depends on it). Runs land in $tmp/runs/<family>_<layout>.
 # Usage: family_parity family sp_support max_np [--set key=value ...]
 family_parity() {
   local family=$1 sp_support=$2 max_np=$3
@@ -47,7 +48,8 @@ family_parity() {
     --set train.micro_batch=1 > /dev/null
   same_losses "$one" "$tmp/runs/${family}_sp2" "$family np=2 sp=2 vs np=1"
   if [ "$max_np" -ge 4 ]; then
-    "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_sp2dp2" --set parallel.sp=2 > /dev/null
+    "${MPIRUN[@]}" -np 4 "$EAT" train "${five[@]}" --set "run.name=${family}_sp2dp2" --set parallel.sp=2 \
+      --set train.micro_batch=1 > /dev/null
     same_losses "$one" "$tmp/runs/${family}_sp2dp2" "$family np=4 sp=2 vs np=1"
   fi
 }
