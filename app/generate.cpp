@@ -5,7 +5,6 @@
 #include "app/checkpoint_model.h"
 #include "app/commands.h"
 #include "base/error.h"
-#include "data/tokenizer.h"
 #include "framework/decode/generate.h"
 
 namespace eat::cli {
@@ -23,15 +22,10 @@ void run_generate(const GenerateArgs& a) {
   // Flags first: a bad one is reported before the model loads.
   const std::string error = sampling_options_error(a.options.sampling);
   EAT_CHECK(error.empty(), "generate: ", error);
-  EAT_CHECK(!a.prompt.empty(), "generate: --prompt is empty; give the text to continue");
   CheckpointModel loaded = load_checkpoint_model(a.checkpoint, a.device, "generate");
   // The byte tokenizer is the one token files are written with (`eat data tokenize`).
   auto tokenizer = data::make_tokenizer("byte");
-  const int64_t vocab = loaded.recipe.model.vocab_size;
-  std::vector<int32_t> prompt = tokenizer->encode(a.prompt);
-  for (int32_t id : prompt)
-    EAT_CHECK(id < vocab, "generate: the prompt's byte ", id, " is outside the model's vocabulary of ", vocab, " ids");
-  EAT_CHECK(loaded.model->decoder() != nullptr, "generate: the ", loaded.recipe.model.family, " family has no decoder");
+  std::vector<int32_t> prompt = encode_prompt(*tokenizer, a.prompt, loaded.recipe.model.vocab_size);
 
   GenerateOptions options = a.options;
   options.stop_id = static_cast<int32_t>(tokenizer->end_of_text());

@@ -20,6 +20,15 @@ std::vector<double> last_row(const Tensor& logits) {
 
 }  // namespace
 
+std::vector<int32_t> encode_prompt(const data::Tokenizer& tokenizer, std::string_view text, int64_t vocab) {
+  EAT_CHECK(!text.empty(), "generate: the prompt is empty; give the text to continue");
+  std::vector<int32_t> ids = tokenizer.encode(text);
+  for (int32_t id : ids)
+    EAT_CHECK(id < vocab, "generate: the prompt's token ", id, " (", tokenizer.name(), " tokenizer) is outside the model's vocabulary of ",
+              vocab, " ids");
+  return ids;
+}
+
 GenerateStats generate(LanguageModel& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                        const std::function<void(int32_t)>& emit) {
   EAT_CHECK(!prompt.empty(), "generate: the prompt is empty");

@@ -3,7 +3,10 @@
 // step, each handed to a callback as soon as it is drawn (streaming).
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <vector>
+
+#include "data/tokenizer.h"
 
 #include "framework/decode/sampling.h"
 #include "framework/model.h"
@@ -25,6 +28,10 @@ struct GenerateStats {
   int64_t state_bytes = 0;                          // the decoder's state at the end
   bool stopped = false;                             // ended at stop_id before max_new_tokens
 };
+
+// The prompt's ids: an error for an empty prompt, and for a token outside the model's vocabulary
+// (a byte model trained with fewer than 256 ids, say), naming it.
+std::vector<int32_t> encode_prompt(const data::Tokenizer& tokenizer, std::string_view text, int64_t vocab);
 
 // Continues prompt (ids, at least one) with at most max_new_tokens tokens, calling emit(id) for
 // each. The model must have a decoder (an error otherwise).

@@ -47,6 +47,8 @@ cmp -s "$tmp/gen1.txt" "$tmp/gen2.txt" || fail "generate: the same seed gave ano
 cmp -s "$tmp/greedy1.txt" "$tmp/greedy2.txt" || fail "generate: greedy is not deterministic"
 if err=$("${gen[@]}" --top-p 1.5 2>&1); then fail "generate --top-p 1.5 accepted"; fi
 [ "$err" = "eat: error: generate: --top-p must be in (0, 1], got 1.5" ] || fail "generate --top-p error: $err"
+if err=$("$EAT" generate --checkpoint "$run" --prompt "" 2>&1); then fail "generate: empty prompt accepted"; fi
+[ "$err" = "eat: error: generate: the prompt is empty; give the text to continue" ] || fail "generate: empty prompt error: $err"
 if err=$("$EAT" generate --checkpoint "$tmp/nowhere" --prompt x 2>&1); then fail "generate: missing checkpoint accepted"; fi
 echo "$err" | grep -q "nowhere" || fail "generate: missing checkpoint error: $err"
 "$EAT" info "$run" | grep -q "step         6 of 6" || fail "info"

@@ -102,6 +102,14 @@ TEST_CASE("decoder: generation ends before the stop id, emitting nothing of it")
   CHECK_THROWS_WITH_AS(generate(*model, {}, options, [](int32_t) {}), "generate: the prompt is empty", Error);
 }
 
+TEST_CASE("decoder: a prompt is refused when empty or with a token outside the model's vocabulary") {
+  data::ByteTokenizer bytes;
+  CHECK(encode_prompt(bytes, "\x01\x0a", 11) == std::vector<int32_t>{1, 10});
+  CHECK_THROWS_WITH_AS(encode_prompt(bytes, "", 257), "generate: the prompt is empty; give the text to continue", Error);
+  CHECK_THROWS_WITH_AS(encode_prompt(bytes, "\x01k", 11),
+                       "generate: the prompt's token 107 (byte tokenizer) is outside the model's vocabulary of 11 ids", Error);
+}
+
 TEST_CASE("decoder: a sliding window's keys stay bounded past the window; a full cache grows by one token a step") {
   ModelConfig c = tiny_model_config("transformer", DType::f64);
   c.options.set("window", int64_t{3});
