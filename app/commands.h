@@ -10,6 +10,7 @@ std::string build_features();  // "cpu+cuda, mpi, 2 threads"
 void add_bench_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_bench_lightning_command(CLI::App& bench);  // under `eat bench`

@@ -3,12 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "data/token_file.h"
+#include "app/checkpoint_model.h"
 #include "app/commands.h"
 #include "base/error.h"
-#include "framework/io/checkpoint_dir.h"
-#include "framework/train/checkpoint.h"
 #include "framework/train/evaluate.h"
-#include "framework/train/placement.h"
 
 namespace eat::cli {
 
@@ -21,20 +19,11 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  std::string dir = resolve_checkpoint(a.checkpoint);  // a run directory stands for its newest checkpoint
-  Recipe recipe = checkpoint_recipe(dir);
-  if (!a.device.empty() && a.device != recipe.train.device) {
-    // Another device than the run's. bf16 runs store f32 masters, evaluated in f32 on the CPU;
-    // f64 weights have no CUDA kernels.
-    EAT_CHECK(!(a.device == "cuda" && recipe.train.precision == "f64"), "eval --device cuda: ", dir,
-              " holds f64 weights (train.precision = \"f64\"), which the CUDA kernels do not run; use --device cpu");
-    recipe.train.device = a.device;
-    recipe.train.device_where = "--device " + a.device;
-    if (recipe.train.precision == "bf16") recipe.train.precision = "f32";
-    recipe.train.tf32 = false;
-  }
-  auto model = build_placed_model(recipe);
-  TrainState state = load_checkpoint_files(dir, *model, nullptr);
+  CheckpointModel loaded = load_checkpoint_model(a.checkpoint, a.device, "eval");
+  const std::string& dir = loaded.dir;
+  const Recipe& recipe = loaded.recipe;
+  LanguageModel* model = loaded.model.get();
+  const TrainState& state = loaded.state;
 
   std::string data = a.data.empty() ? recipe.data.val : a.data;
   EAT_CHECK(!data.empty(), "eval: the checkpoint's recipe has no data.val; pass --data FILE");

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "Print the version and build features, then exit");
   eat::cli::add_train_command(app);
   eat::cli::add_eval_command(app);
+  eat::cli::add_generate_command(app);
   eat::cli::add_data_command(app);
   eat::cli::add_info_command(app);
   eat::cli::add_bench_command(app);

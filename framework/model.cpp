@@ -84,6 +84,13 @@ void LanguageModel::set_sequence_parallel(Communicator* sp_group) {
   for (const auto& [path, mixer] : mixers) mixer->set_sequence_parallel(sp_group, path);
 }
 
+int64_t defined_bytes(std::initializer_list<Tensor> tensors) {
+  int64_t bytes = 0;
+  for (const Tensor& t : tensors)
+    if (t.defined()) bytes += static_cast<int64_t>(t.nbytes());
+  return bytes;
+}
+
 std::string check_layer_list(const std::string& key, const IntList& list, int64_t n_layers) {
   std::set<int64_t> seen;
   for (int64_t l : list) {

@@ -3,6 +3,7 @@
 // up in. The families themselves live in models/ and are listed in models/registry.cpp.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <memory>
@@ -98,6 +99,23 @@ struct ModelOutput {
 
 struct FamilySpec;
 
+// Autoregressive decoding of one batch of sequences: each step() continues them with the next
+// tokens, carrying the model's decoding state (keys and values, recurrent states) from call to
+// call, without gradients.
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // ids [B, T] (i32, on the host): a prompt, or the one token each sequence sampled last; returns
+  // the logits [B, T, vocab] of those positions, as the full forward of the whole sequence so far
+  // gives them.
+  virtual Tensor step(const Tensor& ids) = 0;
+  // The bytes the decoding state holds now (what grows, or not, with the sequence).
+  virtual int64_t state_bytes() const = 0;
+};
+
+// The bytes the defined ones of these tensors hold (a decoding state's size).
+int64_t defined_bytes(std::initializer_list<Tensor> tensors);
+
 class LanguageModel : public Module {
  public:
   // ids [B, T] (i32) -> logits [B, T, vocab] and the aux terms.
@@ -105,6 +123,8 @@ class LanguageModel : public Module {
   // Model FLOPs per trained token (forward + backward, matmuls and attention), at this length;
   // the numerator of MFU.
   virtual double train_flops_per_token(int64_t seq_len) const = 0;
+  // A fresh decoder of this model (which must outlive it); nullptr for a family without one.
+  virtual std::unique_ptr<Decoder> decoder() { return nullptr; }
 
   // Sequence parallelism: from now on forward() sees only this rank's tokens of each sequence
   // (rank r of the group holds [r L, (r + 1) L)) and every SequenceMixer among the model's modules

@@ -45,6 +45,7 @@ struct BasedLayerState {
   Tensor taylor;
   WindowCache window;
   Tensor conv_tail;
+  int64_t bytes() const { return defined_bytes({taylor, conv_tail}) + window.bytes(); }
 };
 
 // BaseConv (the spec's section 4, the LM configs' form): [u1; u2] = x W_in + b_in (D -> 4D), c =

@@ -5,7 +5,9 @@
 // decoding, which carries one LayerState per block from call to call. A family derives from
 // BlockStack<Block, LayerState>, appends its blocks to layers() in its constructor and then calls
 // add_head(). Block needs forward(x) for whole sequences and, for decoding,
-// forward(x, LayerState*, position): the call's tokens start `position` tokens into the sequence.
+// forward(x, LayerState*, position): the call's tokens start `position` tokens into the sequence;
+// LayerState needs bytes(), what it holds (Decoder::state_bytes).
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,8 @@ class BlockStack : public LanguageModel {
     return head(x);
   }
 
+  std::unique_ptr<Decoder> decoder() override { return std::make_unique<StackDecoder>(*this); }
+
  protected:
   // The embedding (drawn first), the empty block list and the final norm, in the parameter order
   // checkpoints keep: embed, layers, norm, lm_head.
@@ -63,6 +67,25 @@ class BlockStack : public LanguageModel {
   ModuleList<Block>& layers() { return layers_; }
 
  private:
+  // forward_with_state behind the Decoder interface: the state starts empty.
+  class StackDecoder : public Decoder {
+   public:
+    explicit StackDecoder(BlockStack& model) : model_(model) {}
+    Tensor step(const Tensor& ids) override {
+      NoGradGuard no_grad;
+      return model_.forward_with_state(ids, state_);
+    }
+    int64_t state_bytes() const override {
+      int64_t bytes = 0;
+      for (const LayerState& layer : state_.layers) bytes += layer.bytes();
+      return bytes;
+    }
+
+   private:
+    BlockStack& model_;
+    DecodeState state_;
+  };
+
   Tensor embed(const Tensor& ids) const {
     EAT_CHECK(ids.dim() == 2, family_, ": ids must be [batch, time], got ", shape_str(ids.shape()));
     return cast(embed_.forward(ids), compute_dtype_);

@@ -43,6 +43,7 @@ struct RatLayerState {
   Tensor key_run, value_run;
   Tensor key_summaries, value_summaries;
   WindowCache window;
+  int64_t bytes() const { return defined_bytes({key_run, value_run, key_summaries, value_summaries}) + window.bytes(); }
 };
 
 class RatLayer : public SequenceMixer {

@@ -28,6 +28,7 @@ struct TransformerOptions {
 // the tokens seen, the last `window` of them for a sliding window.
 struct WindowCache {
   Tensor keys, values;
+  int64_t bytes() const { return defined_bytes({keys, values}); }
 };
 
 class CausalSelfAttention : public SequenceMixer {

@@ -4,6 +4,7 @@
 
 #include "framework/comm/comm_stats.h"
 #include "base/error.h"
+#include "framework/autograd.h"
 #include "framework/flops.h"
 
 namespace eat::models {
@@ -131,6 +132,31 @@ Tensor TransNormer::forward_with_state(const Tensor& ids, std::vector<Tensor>& s
   }
   return head(x);
 }
+
+namespace {
+
+class TransNormerDecoder : public Decoder {
+ public:
+  explicit TransNormerDecoder(TransNormer& model) : model_(model) {}
+  Tensor step(const Tensor& ids) override {
+    NoGradGuard no_grad;
+    const LightningImpl impl = ids.size(1) == 1 ? LightningImpl::recurrent : LightningImpl::chunked;
+    return model_.forward_with_state(ids, states_, impl);
+  }
+  int64_t state_bytes() const override {
+    int64_t bytes = 0;
+    for (const Tensor& s : states_) bytes += defined_bytes({s});
+    return bytes;
+  }
+
+ private:
+  TransNormer& model_;
+  std::vector<Tensor> states_;
+};
+
+}  // namespace
+
+std::unique_ptr<Decoder> TransNormer::decoder() { return std::make_unique<TransNormerDecoder>(*this); }
 
 double TransNormer::train_flops_per_token(int64_t T) const {
   using flops::Pass;

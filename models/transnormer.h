@@ -6,6 +6,7 @@
 // (Lightning Attention-2) with the released code's fixed per-head, per-layer decay; SRMSNorm
 // over all heads jointly; times u; output projection. No LRPE (pure exponential decay in every
 // layer, the spec's first variant).
+#include <memory>
 #include <vector>
 
 #include "framework/model.h"
@@ -64,6 +65,9 @@ class TransNormer : public LanguageModel {
   // The same network carried across calls through per-layer states (decoding): states holds one
   // [B, H, d, d] tensor per layer, empty before the first call, updated in place.
   Tensor forward_with_state(const Tensor& ids, std::vector<Tensor>& states, LightningImpl impl);
+  // Decoding state: one [B, H, d, d] state per layer, the same size at any length. A prompt runs
+  // through the chunked kernel, one token through the recurrent one.
+  std::unique_ptr<Decoder> decoder() override;
   double train_flops_per_token(int64_t seq_len) const override;
 
  private:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON), inspect (a model's logged aux terms too), the one-line errors of bad input, and the
+# overrides, resume, evaluate (table and JSON), generate text, inspect (a model's logged aux terms too), the one-line errors of bad input, and the
 # op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
 set -euo pipefail
@@ -33,6 +33,24 @@ echo "$out" | grep -q "resumed from .*step_00000004" || fail "did not resume fro
 json=$("$EAT" eval --checkpoint "$run" --json)
 for key in loss ppl bpb tokens ppl_stderr; do echo "$json" | grep -q "\"$key\":" || fail "eval --json lacks $key: $json"; done
 "$EAT" eval --checkpoint "$run" --max-tokens 100 | grep -q "perplexity" || fail "eval table"
+# Generate: the text on stdout (any bytes, so compared as files), the throughput and state line on
+# stderr; a seed fixes the text.
+gen=("$EAT" generate --checkpoint "$run" --prompt "line 3 the" --max-new-tokens 24)
+"${gen[@]}" --seed 3 --top-k 50 --top-p 0.9 > "$tmp/gen1.txt" 2> "$tmp/gen.err"
+[ -s "$tmp/gen1.txt" ] || fail "generate printed nothing"
+grep -Eq "^prompt 10 tokens at [0-9.]+ tokens/s \| generated [0-9]+ tokens at [0-9.]+ tokens/s.* \| decoding state [0-9]+ bytes$" \
+  "$tmp/gen.err" || fail "generate stats line: $(cat "$tmp/gen.err")"
+"${gen[@]}" --seed 3 --top-k 50 --top-p 0.9 > "$tmp/gen2.txt" 2> /dev/null
+cmp -s "$tmp/gen1.txt" "$tmp/gen2.txt" || fail "generate: the same seed gave another text"
+"${gen[@]}" --temperature 0 > "$tmp/greedy1.txt" 2> /dev/null
+"${gen[@]}" --temperature 0 --seed 9 > "$tmp/greedy2.txt" 2> /dev/null
+cmp -s "$tmp/greedy1.txt" "$tmp/greedy2.txt" || fail "generate: greedy is not deterministic"
+if err=$("${gen[@]}" --top-p 1.5 2>&1); then fail "generate --top-p 1.5 accepted"; fi
+[ "$err" = "eat: error: generate: --top-p must be in (0, 1], got 1.5" ] || fail "generate --top-p error: $err"
+if err=$("$EAT" generate --checkpoint "$run" --prompt "" 2>&1); then fail "generate: empty prompt accepted"; fi
+[ "$err" = "eat: error: generate: the prompt is empty; give the text to continue" ] || fail "generate: empty prompt error: $err"
+if err=$("$EAT" generate --checkpoint "$tmp/nowhere" --prompt x 2>&1); then fail "generate: missing checkpoint accepted"; fi
+echo "$err" | grep -q "nowhere" || fail "generate: missing checkpoint error: $err"
 "$EAT" info "$run" | grep -q "step         6 of 6" || fail "info"
 "$EAT" info --families | grep -qx "transformer sp" || fail "info --families"
 
