@@ -1,10 +1,5 @@
 #include "data/mask_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,42 +54,21 @@ void write_mask_file(const std::string& path, const std::vector<uint8_t>& scored
   std::filesystem::rename(tmp, path);
 }
 
-MaskFile::MaskFile(const std::string& path, const TokenFile& tokens) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  EAT_CHECK(fd >= 0, "mask file ", path, ": cannot open (", std::strerror(errno), ")");
-  struct stat st {};
-  ::fstat(fd, &st);
-  const size_t size = static_cast<size_t>(st.st_size);
-  if (size < kHeaderBytes) {
-    ::close(fd);
-    fail("mask file ", path, ": ", size, " bytes is too short for the 64-byte header (truncated or not a mask file)");
-  }
-  map_ = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  EAT_CHECK(map_ != MAP_FAILED, "mask file ", path, ": mmap failed (", std::strerror(errno), ")");
-  map_size_ = size;
+MaskFile::MaskFile(const std::string& path, const TokenFile& tokens) : path_(path), map_("mask file", path, kHeaderBytes) {
   Header h;
-  std::memcpy(&h, map_, sizeof h);
-  auto refuse = [&](auto... why) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
-    fail("mask file ", path, ": ", why...);
-  };
+  std::memcpy(&h, map_.bytes(), sizeof h);
+  auto refuse = [&](auto... why) { fail("mask file ", path, ": ", why...); };
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) refuse("not an eat mask file (bad magic)");
   if (h.version != kVersion) refuse("format version ", h.version, ", this eat reads version ", kVersion);
-  if (size != kHeaderBytes + h.count)
-    refuse("header says ", h.count, " bytes but the file holds ", size - kHeaderBytes, " (truncated or corrupt)");
+  if (map_.size() != kHeaderBytes + h.count)
+    refuse("header says ", h.count, " bytes but the file holds ", map_.size() - kHeaderBytes, " (truncated or corrupt)");
   if (static_cast<int64_t>(h.count) != tokens.size())
     refuse(h.count, " mask bytes for the ", tokens.size(), " ids of ", tokens.path(), " (they must match one to one)");
   if (h.record_len < 2 || h.count % h.record_len != 0)
     refuse("record length ", h.record_len, " does not cut its ", h.count, " bytes into whole examples");
   count_ = static_cast<int64_t>(h.count);
   record_len_ = h.record_len;
-  bytes_ = static_cast<const uint8_t*>(map_) + kHeaderBytes;
-}
-
-MaskFile::~MaskFile() {
-  if (map_) ::munmap(map_, map_size_);
+  bytes_ = map_.bytes() + kHeaderBytes;
 }
 
 std::unique_ptr<MaskFile> open_mask_beside(const TokenFile& tokens) {

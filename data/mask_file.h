@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "data/mapped_file.h"
 #include "data/token_file.h"
 
 namespace eat::data {
@@ -31,9 +32,6 @@ void write_mask_file(const std::string& path, const std::vector<uint8_t>& scored
 class MaskFile {
  public:
   MaskFile(const std::string& path, const TokenFile& tokens);
-  ~MaskFile();
-  MaskFile(const MaskFile&) = delete;
-  MaskFile& operator=(const MaskFile&) = delete;
 
   const std::string& path() const { return path_; }
   int64_t size() const { return count_; }
@@ -42,9 +40,8 @@ class MaskFile {
 
  private:
   std::string path_;
+  MappedFile map_;
   int64_t count_ = 0, record_len_ = 0;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
   const uint8_t* bytes_ = nullptr;
 };
 
