@@ -65,7 +65,7 @@ void run_eval(const EvalArgs& a) {
     std::printf("tokens      %lld in %lld windows\n", static_cast<long long>(r.tokens), static_cast<long long>(r.windows));
     std::printf("loss        %.4f nats/token\n", r.loss);
     std::printf("perplexity  %.3f +- %.3f\n", r.ppl, r.ppl_stderr);
-    std::printf("bits/byte   %.4f\n", r.bpb);
+    std::printf(mask ? "bits/answer %.4f\n" : "bits/byte   %.4f\n", r.bpb);  // masked: bits per scored target
     if (mask) std::printf("accuracy    %.4f (argmax over %lld answers)\n", r.accuracy, static_cast<long long>(r.tokens));
     for (const AuxValue& aux : r.aux) std::printf("aux %-7s %.4f (weight %g)\n", aux.name.c_str(), aux.value, aux.weight);
   }
