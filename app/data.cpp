@@ -1,7 +1,8 @@
-// eat data prepare kjv --out DIR | eat data tokenize --text FILE... --out DIR
+// eat data prepare kjv --out DIR | eat data prepare mqar --out DIR | eat data tokenize --text FILE... --out DIR
 #include <cstdio>
 
 #include "data/corpus.h"
+#include "data/mqar.h"
 #include "app/commands.h"
 
 namespace eat::cli {
@@ -28,6 +29,26 @@ void add_data_command(CLI::App& app) {
   kjv->add_option("--out", *kjv_out, "Output directory")->capture_default_str();
   kjv->add_option("--val-fraction", *kjv_val, "Fraction of the text held out for validation")->capture_default_str();
   kjv->callback([=] { report(data::tokenize_texts({data::read_kjv_text()}, *kjv_out, "byte", *kjv_val)); });
+
+  auto* mqar = prepare->add_subcommand("mqar", "Multi-query associative recall examples (Zoology's MQAR) with a loss mask");
+  auto mq = std::make_shared<data::MqarOptions>();
+  auto mq_out = std::make_shared<std::string>();
+  mqar->add_option("--out", *mq_out, "Output directory")->required();
+  mqar->add_option("--vocab", mq->vocab, "Vocabulary size: keys below vocab/2, values above")->capture_default_str();
+  mqar->add_option("--seq-len", mq->seq_len, "Tokens per example input (even, 64..512); examples are seq-len + 1 ids")
+      ->capture_default_str();
+  mqar->add_option("--kv-pairs", mq->kv_pairs, "Key-value pairs per example (default seq-len / 16)");
+  mqar->add_option("--train-examples", mq->train_examples, "Training examples")->capture_default_str();
+  mqar->add_option("--val-examples", mq->val_examples, "Validation examples (seed + 10)")->capture_default_str();
+  mqar->add_option("--seed", mq->seed, "Seed: the same seed writes the same files")->capture_default_str();
+  mqar->callback([=] {
+    data::PreparedMqar p = data::prepare_mqar(*mq, *mq_out);
+    std::printf("wrote %s and %s with their masks (.mask): %lld and %lld examples of %lld + 1 ids, %lld key-value pairs, "
+                "vocab %lld\n",
+                p.train_path.c_str(), p.val_path.c_str(), static_cast<long long>(mq->train_examples),
+                static_cast<long long>(mq->val_examples), static_cast<long long>(mq->seq_len),
+                static_cast<long long>(p.kv_pairs), static_cast<long long>(mq->vocab));
+  });
 
   auto* tok = data->add_subcommand("tokenize", "Tokenize text files (one document each) into train/val token files");
   auto texts = std::make_shared<std::vector<std::string>>();

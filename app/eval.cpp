@@ -1,7 +1,8 @@
-// eat eval --checkpoint DIR [--data FILE] [--seq-len N] [--stride N] [--max-tokens N] [--json]
+// eat eval --checkpoint DIR [--data FILE] [--seq-len N] [--stride N] [--max-tokens N] [--task mqar] [--json]
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "data/mask_file.h"
 #include "data/token_file.h"
 #include "app/checkpoint_model.h"
 #include "app/commands.h"
@@ -13,7 +14,7 @@ namespace eat::cli {
 namespace {
 
 struct EvalArgs {
-  std::string checkpoint, data, device;
+  std::string checkpoint, data, device, task;
   int64_t seq_len = 0, stride = 0, max_tokens = -1, batch = 8;
   bool json = false;
 };
@@ -28,16 +29,21 @@ void run_eval(const EvalArgs& a) {
   std::string data = a.data.empty() ? recipe.data.val : a.data;
   EAT_CHECK(!data.empty(), "eval: the checkpoint's recipe has no data.val; pass --data FILE");
   data::TokenFile file(data);
+  // A mask beside the data scores only its targets; the recall task needs one.
+  std::unique_ptr<data::MaskFile> mask = data::open_mask_beside(file);
+  EAT_CHECK(!(a.task == "mqar" && !mask), "eval --task mqar: ", data, " has no mask beside it (", data::mask_path_for(data),
+            "); make the data with `eat data prepare mqar`");
   EvalOptions opt;
   opt.window = a.seq_len > 0 ? a.seq_len : recipe.data.seq_len;
   opt.stride = a.stride > 0 ? a.stride : opt.window;
   opt.max_tokens = a.max_tokens >= 0 ? a.max_tokens : 0;  // the whole split unless asked
   opt.batch = a.batch;
-  EvalResult r = evaluate(*model, file, opt);
+  EvalResult r = evaluate(*model, file, opt, mask.get());
   if (a.json) {
     nlohmann::ordered_json j = {{"loss", r.loss},     {"ppl", r.ppl},       {"bpb", r.bpb},
                                 {"tokens", r.tokens}, {"ppl_stderr", r.ppl_stderr}, {"windows", r.windows},
                                 {"step", state.step}, {"checkpoint", dir},  {"data", data}};
+    if (mask) j["accuracy"] = r.accuracy;
     add_aux_fields(j, r.aux);
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -48,7 +54,8 @@ void run_eval(const EvalArgs& a) {
     std::printf("tokens      %lld in %lld windows\n", static_cast<long long>(r.tokens), static_cast<long long>(r.windows));
     std::printf("loss        %.4f nats/token\n", r.loss);
     std::printf("perplexity  %.3f +- %.3f\n", r.ppl, r.ppl_stderr);
-    std::printf("bits/byte   %.4f\n", r.bpb);
+    std::printf(mask ? "bits/answer %.4f\n" : "bits/byte   %.4f\n", r.bpb);  // masked: bits per scored target
+    if (mask) std::printf("accuracy    %.4f (argmax over %lld answers)\n", r.accuracy, static_cast<long long>(r.tokens));
     for (const AuxValue& aux : r.aux) std::printf("aux %-7s %.4f (weight %g)\n", aux.name.c_str(), aux.value, aux.weight);
   }
 }
@@ -69,6 +76,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "Windows per forward")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's train.device, in its precision)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--task", a->task,
+                  "mqar: the data must carry a loss mask (eat data prepare mqar); adds the accuracy of the answers")
+      ->check(CLI::IsMember({"mqar"}));
   cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr (and aux_<name>, aux_loss of a model with aux terms)");
   cmd->callback([a] { run_eval(*a); });
 }

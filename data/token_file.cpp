@@ -1,10 +1,5 @@
 #include "data/token_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -72,46 +67,24 @@ void write_token_file(const std::string& path, const std::vector<int32_t>& ids, 
   std::filesystem::rename(tmp, path);
 }
 
-TokenFile::TokenFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  EAT_CHECK(fd >= 0, "token file ", path, ": cannot open (", std::strerror(errno), ")");
-  struct stat st {};
-  ::fstat(fd, &st);
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size < kHeaderBytes) {
-    ::close(fd);
-    fail("token file ", path, ": ", size, " bytes is too short for the 64-byte header (truncated or not a token file)");
-  }
-  map_ = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  EAT_CHECK(map_ != MAP_FAILED, "token file ", path, ": mmap failed (", std::strerror(errno), ")");
-  map_size_ = size;
-
+TokenFile::TokenFile(const std::string& path) : path_(path), map_("token file", path, kHeaderBytes) {
   Header h;
-  std::memcpy(&h, map_, sizeof h);
-  auto refuse = [&](auto... why) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
-    fail("token file ", path, ": ", why...);
-  };
+  std::memcpy(&h, map_.bytes(), sizeof h);
+  auto refuse = [&](auto... why) { fail("token file ", path, ": ", why...); };
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
     refuse("not an eat token file (bad magic; make one with `eat data tokenize` or `eat data prepare`)");
   if (h.version != kVersion) refuse("format version ", h.version, ", this eat reads version ", kVersion);
   if (h.bytes_per_id != 2 && h.bytes_per_id != 4) refuse("bad id width ", h.bytes_per_id);
   size_t expected = kHeaderBytes + h.count * h.bytes_per_id;
-  if (size != expected)
-    refuse("header says ", h.count, " ids (", expected, " bytes) but the file has ", size,
+  if (map_.size() != expected)
+    refuse("header says ", h.count, " ids (", expected, " bytes) but the file has ", map_.size(),
            " bytes (truncated or corrupt)");
   info_.count = static_cast<int64_t>(h.count);
   info_.raw_bytes = static_cast<int64_t>(h.raw_bytes);
   info_.vocab_size = h.vocab_size;
   info_.bytes_per_id = static_cast<int>(h.bytes_per_id);
   info_.tokenizer = std::string(h.tokenizer, strnlen(h.tokenizer, sizeof h.tokenizer));
-  ids_ = static_cast<const unsigned char*>(map_) + kHeaderBytes;
-}
-
-TokenFile::~TokenFile() {
-  if (map_) ::munmap(map_, map_size_);
+  ids_ = map_.bytes() + kHeaderBytes;
 }
 
 void TokenFile::read(int64_t begin, int64_t n, int32_t* out) const {

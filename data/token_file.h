@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "data/mapped_file.h"
+
 namespace eat::data {
 
 struct TokenFileInfo {
@@ -35,9 +37,6 @@ void write_token_file(const std::string& path, const std::vector<int32_t>& ids, 
 class TokenFile {
  public:
   explicit TokenFile(const std::string& path);
-  ~TokenFile();
-  TokenFile(const TokenFile&) = delete;
-  TokenFile& operator=(const TokenFile&) = delete;
 
   const std::string& path() const { return path_; }
   const TokenFileInfo& info() const { return info_; }
@@ -51,9 +50,8 @@ class TokenFile {
 
  private:
   std::string path_;
+  MappedFile map_;
   TokenFileInfo info_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
   const unsigned char* ids_ = nullptr;
 };
 

@@ -19,7 +19,9 @@ struct Window {
 
 }  // namespace
 
-EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& opt) {
+EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& opt,
+                    const data::MaskFile* mask) {
+  if (mask) return evaluate_examples(model, file, *mask, opt);
   EAT_CHECK(opt.window > 0 && opt.stride > 0 && opt.stride <= opt.window, "eval: need 0 < stride <= window, got window ",
             opt.window, " stride ", opt.stride);
   EAT_CHECK(opt.batch > 0, "eval: batch must be positive");

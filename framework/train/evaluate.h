@@ -3,8 +3,10 @@
 // windows. The trainer's periodic validation and `eat eval` call the same function with the
 // same settings, so they agree.
 #include <cstdint>
+#include <limits>
 #include <vector>
 
+#include "data/mask_file.h"
 #include "data/token_file.h"
 #include "framework/model.h"
 #include "framework/train/loss_terms.h"
@@ -25,6 +27,9 @@ struct EvalResult {
   double ppl_stderr = 0;  // delta method on the standard error of per-window mean losses
   int64_t tokens = 0;     // scored tokens
   int64_t windows = 0;
+  // Masked data (a mask beside the token file): tokens counts the scored targets, and accuracy is
+  // the share of them the model's argmax predicts exactly. NaN without a mask.
+  double accuracy = std::numeric_limits<double>::quiet_NaN();
   // The model's aux terms, each the mean over the windows of its value on a forward (whole
   // windows, context included); empty for most families.
   std::vector<AuxValue> aux;
@@ -32,6 +37,13 @@ struct EvalResult {
 
 // The model on any device: ids and targets stay on the host (ops upload them), the loss of a
 // window comes back as one number.
-EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& options);
+// With a mask, each example of the file is one window (options.window must be its length minus
+// one; stride is unused) and only the scored targets count; max_tokens > 0 keeps the first
+// max(1, max_tokens / window) examples.
+EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& options,
+                    const data::MaskFile* mask = nullptr);
+// The masked case of evaluate() (evaluate_examples.cpp).
+EvalResult evaluate_examples(LanguageModel& model, const data::TokenFile& file, const data::MaskFile& mask,
+                             const EvalOptions& options);
 
 }  // namespace eat

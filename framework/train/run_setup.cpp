@@ -59,7 +59,9 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
             recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
             train_file->info().vocab_size, ", tokenizer ", train_file->info().tokenizer, ")");
   if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
-  stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed);
+  train_mask = data::open_mask_beside(*train_file);
+  if (val_file) val_mask = data::open_mask_beside(*val_file);
+  stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed, train_mask.get());
 
   model_config = placed_model_config(recipe);
   device = recipe.device();

@@ -11,6 +11,8 @@ namespace eat {
 
 namespace {
 
+constexpr int32_t kIgnoredTarget = -100;  // cross_entropy's ignore_index
+
 // Every rank holds a full replica: data-parallel ranks saw other samples, sequence-parallel ranks
 // other positions; the sum over all of them is the global gradient. A parameter no path reached on
 // this rank still joins the collective, with zeros.
@@ -52,12 +54,29 @@ MicroBatch read_micro_batch(const TrainingRun& run, int64_t m) {
     std::copy(s, s + L, b.ids.data<int32_t>() + r * L);
     std::copy(s + 1, s + L + 1, b.targets.data<int32_t>() + r * L);
   }
+  b.scored = rows * L;
+  if (run.stream->mask()) {
+    std::vector<uint8_t> mask(buf.size());
+    run.stream->read_mask(first, rows, mask.data());
+    int32_t* targets = b.targets.data<int32_t>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < L; ++i)
+        if (!mask[static_cast<size_t>(r * (T + 1) + l.local_t0 + 1 + i)]) {
+          targets[r * L + i] = kIgnoredTarget;
+          --b.scored;
+        }
+  }
   return b;
 }
 
 MicroBatchSums backward_micro_batches(TrainingRun& run) {
   const BatchLayout& l = run.layout;
   const int64_t rows = l.micro * l.local_len;
+  const bool masked = run.stream->mask() != nullptr;
+  const int64_t global_scored =
+      masked ? run.stream->scored_targets(run.state.samples_consumed, run.recipe.train.global_batch) : 0;
+  EAT_CHECK(!masked || global_scored > 0, "step ", run.state.step + 1, ": ", run.stream->mask()->path(),
+            " scores no target in the step's ", run.recipe.train.global_batch, " samples; nothing to train on");
   MicroBatchSums sums;
   for (int64_t m = 0; m < l.n_micro; ++m) {
     MicroBatch b = read_micro_batch(run, m);
@@ -65,7 +84,9 @@ MicroBatchSums backward_micro_batches(TrainingRun& run) {
     sums.aux.add(out.aux);  // checks the terms before anything else uses them
     // The loss is computed in f32 even when the model computes in bf16.
     Tensor logits = in_loss_type(out.logits);
-    Tensor loss = cross_entropy(reshape(logits, {rows, logits.size(-1)}), reshape(b.targets, {rows}));
+    Tensor loss = cross_entropy(reshape(logits, {rows, logits.size(-1)}), reshape(b.targets, {rows}), kIgnoredTarget);
+    // Masked: this micro-batch's share of the scored targets, in units of 1/shares (see step.h).
+    if (masked) loss = scale(loss, static_cast<double>(b.scored * l.shares()) / static_cast<double>(global_scored));
     scale(add_aux_terms(loss, out.aux), 1.0 / static_cast<double>(l.shares())).backward();
     sums.loss.add(loss);
   }

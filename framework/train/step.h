@@ -10,9 +10,11 @@
 
 namespace eat {
 
-// This rank's micro-batch m of the next step: ids and targets [micro, local_len] (i32).
+// This rank's micro-batch m of the next step: ids and targets [micro, local_len] (i32). Targets the
+// data's mask does not score are the loss's ignore_index (-100).
 struct MicroBatch {
   Tensor ids, targets;
+  int64_t scored = 0;  // targets not ignored
 };
 MicroBatch read_micro_batch(const TrainingRun& run, int64_t m);
 
@@ -25,7 +27,12 @@ struct MicroBatchSums {
 // The step's first half on this rank: forward and backward of every micro-batch of the next step.
 // Each micro-batch's cross-entropy + sum of weight * aux weighs 1/layout.shares(): summed over the
 // micro-batches and all ranks, the gradient is that of the global batch's mean. The gradients
-// accumulate in the parameters.
+// accumulate in the parameters. With a loss mask the micro-batches score different numbers of
+// targets, so a micro-batch's cross-entropy (its mean over its scored targets) weighs
+// scored / (the global batch's scored targets) instead: the loss is the mean over every scored
+// target of the global batch, however they fall on micro-batches and ranks. Every rank counts the
+// global batch's scored targets from the sample stream itself (no collective). A global batch
+// without a scored target is an error.
 MicroBatchSums backward_micro_batches(TrainingRun& run);
 
 // What a step reports.

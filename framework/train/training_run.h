@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "data/mask_file.h"
 #include "data/token_file.h"
 #include "framework/comm/communicator.h"
 #include "framework/config/recipe.h"
@@ -66,6 +67,7 @@ struct TrainingRun {
   TrainResult result;
 
   std::unique_ptr<data::TokenFile> train_file, val_file;  // val_file: null without data.val
+  std::unique_ptr<data::MaskFile> train_mask, val_mask;  // the masks beside them, null where none
   std::unique_ptr<data::SampleStream> stream;
   BatchLayout layout;
 

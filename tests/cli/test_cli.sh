@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON), generate text, inspect (a model's logged aux terms too), the one-line errors of bad input, and the
+# overrides, resume, evaluate (table and JSON), generate text, inspect (a model's logged aux terms
+# too), MQAR data and eval --task mqar, the one-line errors of bad input, and the
 # op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
 set -euo pipefail
@@ -61,6 +62,22 @@ grep -q '"aux_use_l0_h1"' "$tmp/runs/moh_tiny/metrics.jsonl" || fail "moh logs n
 info=$("$EAT" info "$tmp/runs/moh_tiny")
 echo "$info" | grep -Eq "^aux_balance +[0-9.]" || fail "info shows no balance loss: $info"
 echo "$info" | grep -Eq "^aux_use_l3_h3 +[0-9.]" || fail "info shows no head use: $info"
+
+# MQAR: examples with a loss mask, a *_mqar recipe trains on them, eval --task mqar reports the
+# answers' accuracy; unmasked data have no answers to score.
+"$EAT" data prepare mqar --out "$tmp/mqar" --vocab 128 --seq-len 64 --train-examples 64 --val-examples 8 | grep -q "4 key-value pairs" ||
+  fail "data prepare mqar"
+[ -f "$tmp/mqar/train.mask" ] && [ -f "$tmp/mqar/val.mask" ] || fail "data prepare mqar wrote no masks"
+"$EAT" train recipes/transformer_mqar.toml --set "run.out_dir=$tmp/runs" --set "data.train=$tmp/mqar/train.tok" \
+  --set "data.val=$tmp/mqar/val.tok" --set data.seq_len=64 --set model.vocab_size=128 --set model.d_model=32 \
+  --set model.transformer.mlp_hidden=64 --set train.steps=2 --set train.global_batch=4 --set train.micro_batch=2 \
+  --set schedule.warmup=1 --set eval.every=2 --set checkpoint.every=2 | grep -q "val loss .* accuracy [0-9.]" || fail "mqar validation shows no accuracy"
+json=$("$EAT" eval --checkpoint "$tmp/runs/transformer_mqar" --task mqar --json)
+echo "$json" | grep -q '"tokens":32,' || fail "eval --task mqar should score the 8 x 4 answers: $json"
+echo "$json" | grep -q '"accuracy":' || fail "eval --task mqar --json lacks accuracy: $json"
+"$EAT" eval --checkpoint "$tmp/runs/transformer_mqar" --task mqar | grep -q "^accuracy .* over 32 answers" || fail "eval --task mqar table"
+if err=$("$EAT" eval --checkpoint "$run" --task mqar 2>&1); then fail "eval --task mqar accepted data without a mask"; fi
+echo "$err" | grep -q "has no mask beside it ($tmp/data/val.mask)" || fail "eval --task mqar without a mask: $err"
 
 # Errors: non-zero exit and one line naming the file, key or value.
 printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"
