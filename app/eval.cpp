@@ -49,7 +49,8 @@ void run_eval(const EvalArgs& a) {
   if (a.json) {
     nlohmann::ordered_json j = {{"loss", r.loss},     {"ppl", r.ppl},       {"bpb", r.bpb},
                                 {"tokens", r.tokens}, {"ppl_stderr", r.ppl_stderr}, {"windows", r.windows},
-                                {"step", state.step}, {"checkpoint", dir},  {"data", data}};
+                                {"step", state.step}, {"checkpoint", dir},  {"data", data},
+                                {"window", opt.window}, {"train_seq_len", recipe.data.seq_len}};
     add_aux_fields(j, r.aux);
     if (a.by_position) {
       j["by_position"] = nlohmann::ordered_json::array();
@@ -62,6 +63,9 @@ void run_eval(const EvalArgs& a) {
     std::printf("device      %s, %s\n", recipe.train.device.c_str(), recipe.train.precision.c_str());
     std::printf("data        %s (window %lld, stride %lld)\n", data.c_str(), static_cast<long long>(opt.window),
                 static_cast<long long>(opt.stride));
+    if (opt.window > recipe.data.seq_len)
+      std::printf("            the window is longer than the training length %lld: positions past it were never trained on\n",
+                  static_cast<long long>(recipe.data.seq_len));
     std::printf("tokens      %lld in %lld windows\n", static_cast<long long>(r.tokens), static_cast<long long>(r.windows));
     std::printf("loss        %.4f nats/token\n", r.loss);
     std::printf("perplexity  %.3f +- %.3f\n", r.ppl, r.ppl_stderr);
