@@ -31,7 +31,7 @@ void add_compare_command(CLI::App& app) {
       std::printf("%s\n", compare_json(runs).dump(2).c_str());
     } else {
       std::printf("%s", compare_markdown(runs).c_str());
-      std::printf("\nloss curves: %s\n", out->c_str());
+      std::fprintf(stderr, "loss curves: %s\n", out->c_str());  // stdout stays the table alone
     }
   });
 }

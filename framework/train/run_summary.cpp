@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <type_traits>
 
 #include "base/error.h"
 #include "framework/io/checkpoint_dir.h"
@@ -64,7 +66,7 @@ RunSummary summarize_run(const std::string& run_dir) {
   std::optional<int64_t> tokens_per_step;
   read_checkpoint(run_dir, s, tokens_per_step);
 
-  std::vector<double> losses, tokens_per_s, mfu, steps, val_steps;
+  std::vector<double> losses, tokens_per_s, mfu, steps, val_steps, val_losses;
   double wall = 0;
   bool timed = false;
   for (const nlohmann::json& j : read_metrics(metrics)) {
@@ -75,7 +77,10 @@ RunSummary summarize_run(const std::string& run_dir) {
       losses.push_back(j["loss"].get<double>());
       if (has_number(j, "tokens_per_s")) tokens_per_s.push_back(j["tokens_per_s"].get<double>());
       if (has_number(j, "mfu")) mfu.push_back(j["mfu"].get<double>());
-      if (has_number(j, "step_seconds")) wall += j["step_seconds"].get<double>(), timed = true;
+      if (has_number(j, "step_seconds")) {
+        wall += j["step_seconds"].get<double>();
+        timed = true;
+      }
       if (has_number(j, "device_peak_allocated"))
         s.peak_memory_bytes = std::max(s.peak_memory_bytes.value_or(0), j["device_peak_allocated"].get<int64_t>());
     }
@@ -85,7 +90,7 @@ RunSummary summarize_run(const std::string& run_dir) {
       s.val_ppl = has_number(j, "val_ppl") ? std::optional<double>(j["val_ppl"].get<double>()) : std::nullopt;
       s.val_bpb = has_number(j, "val_bpb") ? std::optional<double>(j["val_bpb"].get<double>()) : std::nullopt;
       val_steps.push_back(static_cast<double>(step));
-      s.val_losses.push_back(*s.val_loss);
+      val_losses.push_back(*s.val_loss);
     }
   }
   if (!losses.empty()) {
@@ -103,8 +108,7 @@ RunSummary summarize_run(const std::string& run_dir) {
     for (double step : steps) s.train_tokens.push_back(step * per_step);
     s.train_losses = losses;
     for (double step : val_steps) s.val_tokens.push_back(step * per_step);
-  } else {
-    s.val_losses.clear();  // no token axis to draw them on
+    s.val_losses = val_losses;
   }
   return s;
 }

@@ -97,7 +97,7 @@ TEST_CASE("gpu training: resume on cuda is bit-exact, and a cuda checkpoint resu
   }
 }
 
-TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's validation") {
+TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's validation, and by position sums to it") {
   test::require_gpu();
   Run run("transformer");
   Recipe r = run.recipe({"train.device=cuda", "train.precision=bf16"});
@@ -112,6 +112,20 @@ TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's 
   EvalResult ev = evaluate(*model, val, {stored.data.seq_len, stored.data.seq_len, stored.eval.max_tokens, 8});
   CHECK(ev.loss == res.last_val_loss);
   CHECK(ev.tokens == 2048);
+  // By position on the device: the overall loss unchanged, the buckets' token-weighted mean equal
+  // to it up to the f32 rounding of each bucket's mean.
+  EvalOptions per_position{stored.data.seq_len, stored.data.seq_len, stored.eval.max_tokens, 8};
+  per_position.by_position = true;
+  EvalResult pos = evaluate(*model, val, per_position);
+  CHECK(pos.loss == ev.loss);
+  double sum = 0;
+  int64_t tokens = 0;
+  for (const PositionBucket& b : pos.by_position) {
+    sum += b.loss * static_cast<double>(b.tokens);
+    tokens += b.tokens;
+  }
+  CHECK(tokens == ev.tokens);
+  CHECK(sum / static_cast<double>(tokens) == doctest::Approx(ev.loss).epsilon(1e-5));
 }
 
 TEST_CASE("gpu training: Module::to_ moves every parameter in place") {
