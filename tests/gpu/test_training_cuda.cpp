@@ -16,6 +16,7 @@
 #include "framework/train/trainer.h"
 #include "gpu/gpu_guard.h"
 #include "temp_dir.h"
+#include "training/bucket_mean.h"
 #include "training/tiny_run.h"
 
 using namespace eat;
@@ -118,14 +119,9 @@ TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's 
   per_position.by_position = true;
   EvalResult pos = evaluate(*model, val, per_position);
   CHECK(pos.loss == ev.loss);
-  double sum = 0;
-  int64_t tokens = 0;
-  for (const PositionBucket& b : pos.by_position) {
-    sum += b.loss * static_cast<double>(b.tokens);
-    tokens += b.tokens;
-  }
+  const auto [mean, tokens] = test::bucket_mean(pos.by_position);
   CHECK(tokens == ev.tokens);
-  CHECK(sum / static_cast<double>(tokens) == doctest::Approx(ev.loss).epsilon(1e-5));
+  CHECK(mean == doctest::Approx(ev.loss).epsilon(1e-5));
 }
 
 TEST_CASE("gpu training: Module::to_ moves every parameter in place") {

@@ -10,6 +10,7 @@
 #include "framework/ops.h"
 #include "framework/train/evaluate.h"
 #include "framework/train/placement.h"
+#include "bucket_mean.h"
 #include "temp_dir.h"
 #include "tiny_run.h"
 
@@ -58,14 +59,9 @@ TEST_CASE("eval by position: the buckets' token-weighted mean is the overall los
     CHECK(r.loss == plain.loss);  // bit for bit: the overall loss is computed as without buckets
     CHECK(plain.by_position.empty());
     REQUIRE(r.by_position.size() == 5);  // 1, 2-3, 4-7, 8-15, 16-24
-    double sum = 0;
-    int64_t tokens = 0;
-    for (const PositionBucket& b : r.by_position) {
-      sum += b.loss * static_cast<double>(b.tokens);
-      tokens += b.tokens;
-    }
+    const auto [mean, tokens] = eat::test::bucket_mean(r.by_position);
     CHECK(tokens == r.tokens);
-    CHECK(std::fabs(sum / static_cast<double>(tokens) - r.loss) <= 1e-12 * r.loss);
+    CHECK(std::fabs(mean - r.loss) <= 1e-12 * r.loss);
     // Position 1 only in the first window when windows overlap; one per window otherwise.
     CHECK(r.by_position[0].tokens == (stride == 24 ? r.windows : 1));
   }
