@@ -1,4 +1,5 @@
-// eat eval --checkpoint DIR [--data FILE] [--seq-len N] [--stride N] [--max-tokens N] [--task mqar] [--json]
+// eat eval --checkpoint DIR [--data FILE] [--seq-len N] [--stride N] [--max-tokens N] [--task mqar] [--by-position]
+//          [--json]
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -16,7 +17,7 @@ namespace {
 struct EvalArgs {
   std::string checkpoint, data, device, task;
   int64_t seq_len = 0, stride = 0, max_tokens = -1, batch = 8;
-  bool json = false;
+  bool json = false, by_position = false;
 };
 
 void run_eval(const EvalArgs& a) {
@@ -38,25 +39,46 @@ void run_eval(const EvalArgs& a) {
   opt.stride = a.stride > 0 ? a.stride : opt.window;
   opt.max_tokens = a.max_tokens >= 0 ? a.max_tokens : 0;  // the whole split unless asked
   opt.batch = a.batch;
+  opt.by_position = a.by_position;
   EvalResult r = evaluate(*model, file, opt, mask.get());
   if (a.json) {
     nlohmann::ordered_json j = {{"loss", r.loss},     {"ppl", r.ppl},       {"bpb", r.bpb},
                                 {"tokens", r.tokens}, {"ppl_stderr", r.ppl_stderr}, {"windows", r.windows},
-                                {"step", state.step}, {"checkpoint", dir},  {"data", data}};
+                                {"step", state.step}, {"checkpoint", dir},  {"data", data},
+                                {"window", opt.window}, {"train_seq_len", recipe.data.seq_len}};
     if (mask) j["accuracy"] = r.accuracy;
     add_aux_fields(j, r.aux);
+    if (a.by_position) {
+      j["by_position"] = nlohmann::ordered_json::array();
+      for (const PositionBucket& p : r.by_position)
+        j["by_position"].push_back({{"first", p.first}, {"last", p.last}, {"loss", p.loss}, {"tokens", p.tokens}});
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("checkpoint  %s (step %lld, %s)\n", dir.c_str(), static_cast<long long>(state.step), state.family.c_str());
     std::printf("device      %s, %s\n", recipe.train.device.c_str(), recipe.train.precision.c_str());
     std::printf("data        %s (window %lld, stride %lld)\n", data.c_str(), static_cast<long long>(opt.window),
                 static_cast<long long>(opt.stride));
+    if (opt.window > recipe.data.seq_len)
+      std::printf("            the window is longer than the training length %lld: positions past it were never trained on\n",
+                  static_cast<long long>(recipe.data.seq_len));
     std::printf("tokens      %lld in %lld windows\n", static_cast<long long>(r.tokens), static_cast<long long>(r.windows));
     std::printf("loss        %.4f nats/token\n", r.loss);
     std::printf("perplexity  %.3f +- %.3f\n", r.ppl, r.ppl_stderr);
     std::printf(mask ? "bits/answer %.4f\n" : "bits/byte   %.4f\n", r.bpb);  // masked: bits per scored target
     if (mask) std::printf("accuracy    %.4f (argmax over %lld answers)\n", r.accuracy, static_cast<long long>(r.tokens));
     for (const AuxValue& aux : r.aux) std::printf("aux %-7s %.4f (weight %g)\n", aux.name.c_str(), aux.value, aux.weight);
+    if (a.by_position) {
+      std::printf("\nloss by position in the window (position p predicts token p + 1 from p tokens of context)\n");
+      std::printf("%-13s %10s %10s\n", "positions", "loss", "tokens");
+      for (const PositionBucket& p : r.by_position) {
+        char range[32];
+        if (p.first == p.last) std::snprintf(range, sizeof range, "%lld", static_cast<long long>(p.first));
+        else std::snprintf(range, sizeof range, "%lld-%lld", static_cast<long long>(p.first), static_cast<long long>(p.last));
+        if (p.tokens > 0) std::printf("%-13s %10.4f %10lld\n", range, p.loss, static_cast<long long>(p.tokens));
+        else std::printf("%-13s %10s %10d\n", range, "n/a", 0);
+      }
+    }
   }
 }
 
@@ -79,7 +101,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--task", a->task,
                   "mqar: the data must carry a loss mask (eat data prepare mqar); adds the accuracy of the answers")
       ->check(CLI::IsMember({"mqar"}));
-  cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr (and aux_<name>, aux_loss of a model with aux terms)");
+  cmd->add_flag("--by-position", a->by_position,
+                "Also the mean loss in log2 buckets of the position in the window (1, 2-3, 4-7, ... up to the window)");
+  cmd->add_flag("--json", a->json, "Print one JSON object: loss, ppl, bpb, tokens, ppl_stderr (and aux_<name>, aux_loss of a model with aux terms; by_position: [{first, last, loss, tokens}])");
   cmd->callback([a] { run_eval(*a); });
 }
 

@@ -19,6 +19,12 @@ struct Window {
 
 }  // namespace
 
+std::vector<PositionBucket> position_buckets(int64_t window) {
+  std::vector<PositionBucket> buckets;
+  for (int64_t first = 1; first <= window; first *= 2) buckets.push_back({first, std::min(2 * first - 1, window)});
+  return buckets;
+}
+
 EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const EvalOptions& opt,
                     const data::MaskFile* mask) {
   if (mask) return evaluate_examples(model, file, *mask, opt);
@@ -45,6 +51,8 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
   NoGradGuard no_grad;
   std::vector<double> window_loss(windows.size()), window_tokens(windows.size());
   AuxSums aux;
+  std::vector<PositionBucket> buckets = opt.by_position ? position_buckets(opt.window) : std::vector<PositionBucket>{};
+  std::vector<double> bucket_loss(buckets.size());
   for (size_t w0 = 0; w0 < windows.size();) {
     // Batch consecutive windows of equal length.
     size_t w1 = w0 + 1;
@@ -71,21 +79,36 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
         EAT_CHECK(t >= 0 && t < V, "eval: token id ", t, " in ", file.path(), " is outside the model's vocabulary ", V);
         scored[static_cast<size_t>(i)] = t;
       }
-      if (logits.device() == Device::cpu) {
-        // The training loss's own kernel: per-row log-sum-exp in double, rows summed in order.
-        std::vector<double> lse(static_cast<size_t>(rows));
-        int64_t counted = 0;
-        dispatch_floating("eval", logits.dtype(), [&]<typename T>() {
-          window_loss[w0 + b] = cpu::cross_entropy_forward<T>(logits.data<T>() + (b * L + w.first_scored) * V,
-                                                              scored.data(), lse.data(), rows, V, -1, &counted);
-        });
-      } else {
-        // On the device the logits stay there: the training loss op over the window's scored rows
-        // (a free view), its mean read back once and scaled to the window's sum.
-        Tensor rows_logits = slice_outer(reshape(logits, {B * L, V}), b * L + w.first_scored, (b + 1) * L);
-        Tensor mean_loss = cross_entropy(rows_logits, Tensor::from_vector<int64_t>(scored, {rows}));
-        window_loss[w0 + b] = mean_loss.item() * static_cast<double>(rows);
-      }
+      // The loss summed over the window's scored rows [r0, r1) (row i predicts position i + 1).
+      auto rows_loss = [&](int64_t r0, int64_t r1) {
+        const int64_t n = r1 - r0;
+        const int64_t* row_targets = scored.data() + (r0 - w.first_scored);
+        if (logits.device() == Device::cpu) {
+          // The training loss's own kernel: per-row log-sum-exp in double, rows summed in order.
+          std::vector<double> lse(static_cast<size_t>(n));
+          int64_t counted = 0;
+          double sum = 0;
+          dispatch_floating("eval", logits.dtype(), [&]<typename T>() {
+            sum = cpu::cross_entropy_forward<T>(logits.data<T>() + (b * L + r0) * V, row_targets, lse.data(), n, V, -1,
+                                                &counted);
+          });
+          return sum;
+        }
+        // On the device the logits stay there: the training loss op over the rows (a free view),
+        // its mean read back once and scaled to the sum.
+        Tensor rows_logits = slice_outer(reshape(logits, {B * L, V}), b * L + r0, b * L + r1);
+        std::vector<int64_t> targets_of_rows(row_targets, row_targets + n);
+        Tensor mean_loss = cross_entropy(rows_logits, Tensor::from_vector<int64_t>(targets_of_rows, {n}));
+        return mean_loss.item() * static_cast<double>(n);
+      };
+      window_loss[w0 + b] = rows_loss(w.first_scored, L);
+      if (opt.by_position)
+        for (size_t k = 0; k < buckets.size(); ++k) {
+          const int64_t r0 = std::max(buckets[k].first - 1, w.first_scored), r1 = std::min(buckets[k].last, L);
+          if (r0 >= r1) continue;
+          bucket_loss[k] += rows_loss(r0, r1);
+          buckets[k].tokens += r1 - r0;
+        }
       window_tokens[w0 + b] = static_cast<double>(L - w.first_scored);
     }
     w0 = w1;
@@ -102,6 +125,9 @@ EvalResult evaluate(LanguageModel& model, const data::TokenFile& file, const Eva
   r.tokens = static_cast<int64_t>(tokens);
   r.loss = total / tokens;
   r.ppl = std::exp(r.loss);
+  for (size_t k = 0; k < buckets.size(); ++k)
+    if (buckets[k].tokens > 0) buckets[k].loss = bucket_loss[k] / static_cast<double>(buckets[k].tokens);
+  r.by_position = std::move(buckets);
   double bytes_per_token = file.info().raw_bytes > 0 ? static_cast<double>(file.info().raw_bytes) / N : 1.0;
   r.bpb = r.loss / std::log(2.0) / bytes_per_token;
   if (windows.size() > 1) {

@@ -18,7 +18,19 @@ struct EvalOptions {
   int64_t stride = 512;    // distance between window starts; < window scores only the new tokens
   int64_t max_tokens = 0;  // 0: the whole file
   int64_t batch = 8;       // windows per forward (fixed, so results do not depend on anything else)
+  bool by_position = false;  // also the loss in log2 position buckets (EvalResult::by_position)
 };
+
+// The scored tokens whose position in their window lies in [first, last]: position p (1-based) is
+// the prediction made from the window's first p tokens, so position 1 sees one token of context.
+struct PositionBucket {
+  int64_t first = 0, last = 0;
+  double loss = 0;  // mean nats per token
+  int64_t tokens = 0;
+};
+
+// The buckets 1, 2-3, 4-7, ..., the last one cut at the window: [2^k, min(2^(k+1) - 1, window)].
+std::vector<PositionBucket> position_buckets(int64_t window);
 
 struct EvalResult {
   double loss = 0;        // mean negative log-likelihood, nats per token
@@ -33,6 +45,9 @@ struct EvalResult {
   // The model's aux terms, each the mean over the windows of its value on a forward (whole
   // windows, context included); empty for most families.
   std::vector<AuxValue> aux;
+  // With EvalOptions::by_position: every bucket of the window, those without scored tokens
+  // included (loss 0, tokens 0). Their token-weighted mean is `loss`.
+  std::vector<PositionBucket> by_position;
 };
 
 // The model on any device: ids and targets stay on the host (ops upload them), the loss of a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON), generate text, inspect (a model's logged aux terms
-# too), MQAR data and eval --task mqar, the one-line errors of bad input, and the
+# overrides, resume, evaluate (table and JSON, loss by position), generate text, compare runs,
+# inspect (a model's logged aux terms too), MQAR data and eval --task mqar, the one-line errors of bad input, and the
 # op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
 set -euo pipefail
@@ -52,6 +52,14 @@ if err=$("$EAT" generate --checkpoint "$run" --prompt "" 2>&1); then fail "gener
 [ "$err" = "eat: error: generate: the prompt is empty; give the text to continue" ] || fail "generate: empty prompt error: $err"
 if err=$("$EAT" generate --checkpoint "$tmp/nowhere" --prompt x 2>&1); then fail "generate: missing checkpoint accepted"; fi
 echo "$err" | grep -q "nowhere" || fail "generate: missing checkpoint error: $err"
+
+# Loss by position: log2 buckets in the JSON and the table, at twice the training window too.
+json=$("$EAT" eval --checkpoint "$run" --by-position --seq-len 64 --max-tokens 640 --json)
+echo "$json" | grep -q '"by_position":\[{"first":1,"last":1,"loss":[0-9.]*,"tokens":10},{"first":2,"last":3,' ||
+  fail "eval --by-position --json: $json"
+echo "$json" | grep -q '{"first":64,"last":64,' || fail "eval --by-position at --seq-len 64 lacks the last bucket: $json"
+out=$("$EAT" eval --checkpoint "$run" --by-position --max-tokens 320)
+echo "$out" | grep -Eq "^16-31 +[0-9.]+ +160$" || fail "eval --by-position table: $out"
 "$EAT" info "$run" | grep -q "step         6 of 6" || fail "info"
 "$EAT" info --families | grep -qx "transformer sp" || fail "info --families"
 
@@ -78,6 +86,18 @@ echo "$json" | grep -q '"accuracy":' || fail "eval --task mqar --json lacks accu
 "$EAT" eval --checkpoint "$tmp/runs/transformer_mqar" --task mqar | grep -q "^accuracy .* over 32 answers" || fail "eval --task mqar table"
 if err=$("$EAT" eval --checkpoint "$run" --task mqar 2>&1); then fail "eval --task mqar accepted data without a mask"; fi
 echo "$err" | grep -q "has no mask beside it ($tmp/data/val.mask)" || fail "eval --task mqar without a mask: $err"
+
+# Compare two runs: the table (markdown), JSON, and the plot naming both.
+eat_path=$(cd "$(dirname "$EAT")" && pwd)/$(basename "$EAT")  # compare.svg lands in the current directory
+out=$(cd "$tmp" && "$eat_path" compare runs/transformer_tiny runs/moh_tiny)
+echo "$out" | grep -Eq "^\| transformer_tiny \| transformer \| [0-9]+ \| 1536 \| [0-9.]+ \| [0-9.]+ \|" || fail "compare table: $out"
+echo "$out" | grep -Eq "^\| moh_tiny \| moh \| [0-9]+ \| 128 \|" || fail "compare table lacks the moh run: $out"
+grep -q ">transformer_tiny</text>" "$tmp/compare.svg" && grep -q ">moh_tiny</text>" "$tmp/compare.svg" || fail "compare.svg"
+json=$("$EAT" compare "$run" --json --out "$tmp/one.svg")
+echo "$json" | grep -q '"tokens_seen": 1536' || fail "compare --json: $json"
+[ -f "$tmp/one.svg" ] || fail "compare --out"
+if err=$("$EAT" compare "$run" "$tmp/data" 2>&1); then fail "compare accepted a directory that is not a run"; fi
+[ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "$tmp/data is not a run directory" || fail "compare error: $err"
 
 # Errors: non-zero exit and one line naming the file, key or value.
 printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"

@@ -16,6 +16,7 @@
 #include "framework/train/trainer.h"
 #include "gpu/gpu_guard.h"
 #include "temp_dir.h"
+#include "training/bucket_mean.h"
 #include "training/tiny_run.h"
 
 using namespace eat;
@@ -97,7 +98,7 @@ TEST_CASE("gpu training: resume on cuda is bit-exact, and a cuda checkpoint resu
   }
 }
 
-TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's validation") {
+TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's validation, and by position sums to it") {
   test::require_gpu();
   Run run("transformer");
   Recipe r = run.recipe({"train.device=cuda", "train.precision=bf16"});
@@ -112,6 +113,15 @@ TEST_CASE("gpu training: eval of a cuda checkpoint on cuda equals the trainer's 
   EvalResult ev = evaluate(*model, val, {stored.data.seq_len, stored.data.seq_len, stored.eval.max_tokens, 8});
   CHECK(ev.loss == res.last_val_loss);
   CHECK(ev.tokens == 2048);
+  // By position on the device: the overall loss unchanged, the buckets' token-weighted mean equal
+  // to it up to the f32 rounding of each bucket's mean.
+  EvalOptions per_position{stored.data.seq_len, stored.data.seq_len, stored.eval.max_tokens, 8};
+  per_position.by_position = true;
+  EvalResult pos = evaluate(*model, val, per_position);
+  CHECK(pos.loss == ev.loss);
+  const auto [mean, tokens] = test::bucket_mean(pos.by_position);
+  CHECK(tokens == ev.tokens);
+  CHECK(mean == doctest::Approx(ev.loss).epsilon(1e-5));
 }
 
 TEST_CASE("gpu training: Module::to_ moves every parameter in place") {
