@@ -34,6 +34,8 @@ void run_eval(const EvalArgs& a) {
   std::unique_ptr<data::MaskFile> mask = data::open_mask_beside(file);
   EAT_CHECK(!(a.task == "mqar" && !mask), "eval --task mqar: ", data, " has no mask beside it (", data::mask_path_for(data),
             "); make the data with `eat data prepare mqar`");
+  EAT_CHECK(!(a.by_position && mask), "eval --by-position: ", data, " has a loss mask (", data::mask_path_for(data),
+            "), so only its answers are scored; the position buckets need every position of a window");
   EvalOptions opt;
   opt.window = a.seq_len > 0 ? a.seq_len : recipe.data.seq_len;
   opt.stride = a.stride > 0 ? a.stride : opt.window;

@@ -84,6 +84,8 @@ json=$("$EAT" eval --checkpoint "$tmp/runs/transformer_mqar" --task mqar --json)
 echo "$json" | grep -q '"tokens":32,' || fail "eval --task mqar should score the 8 x 4 answers: $json"
 echo "$json" | grep -q '"accuracy":' || fail "eval --task mqar --json lacks accuracy: $json"
 "$EAT" eval --checkpoint "$tmp/runs/transformer_mqar" --task mqar | grep -q "^accuracy .* over 32 answers" || fail "eval --task mqar table"
+if err=$("$EAT" eval --checkpoint "$tmp/runs/transformer_mqar" --by-position 2>&1); then fail "eval --by-position accepted masked data"; fi
+echo "$err" | grep -q "has a loss mask" || fail "eval --by-position on masked data: $err"
 if err=$("$EAT" eval --checkpoint "$run" --task mqar 2>&1); then fail "eval --task mqar accepted data without a mask"; fi
 echo "$err" | grep -q "has no mask beside it ($tmp/data/val.mask)" || fail "eval --task mqar without a mask: $err"
 
