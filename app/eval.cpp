@@ -30,6 +30,8 @@ void run_eval(const EvalArgs& a) {
   std::string data = a.data.empty() ? recipe.data.val : a.data;
   EAT_CHECK(!data.empty(), "eval: the checkpoint's recipe has no data.val; pass --data FILE");
   data::TokenFile file(data);
+  file.check_ids(recipe.model.vocab_size,
+                 "the checkpoint's model.vocab_size = " + std::to_string(recipe.model.vocab_size));
   // A mask beside the data scores only its targets; the recall task needs one.
   std::unique_ptr<data::MaskFile> mask = data::open_mask_beside(file);
   EAT_CHECK(!(a.task == "mqar" && !mask), "eval --task mqar: ", data, " has no mask beside it (", data::mask_path_for(data),

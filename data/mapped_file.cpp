@@ -13,6 +13,10 @@
 namespace eat::data {
 
 MappedFile::MappedFile(const std::string& kind, const std::string& path, size_t header_bytes) {
+  // A FIFO or a device would block open() or read as something else: only regular files.
+  struct stat before {};
+  EAT_CHECK(::stat(path.c_str(), &before) == 0, kind, " ", path, ": cannot open (", std::strerror(errno), ")");
+  EAT_CHECK(S_ISREG(before.st_mode), kind, " ", path, ": not a regular file");
   int fd = ::open(path.c_str(), O_RDONLY);
   EAT_CHECK(fd >= 0, kind, " ", path, ": cannot open (", std::strerror(errno), ")");
   struct stat st {};

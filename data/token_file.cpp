@@ -1,5 +1,6 @@
 #include "data/token_file.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -75,6 +76,9 @@ TokenFile::TokenFile(const std::string& path) : path_(path), map_("token file", 
     refuse("not an eat token file (bad magic; make one with `eat data tokenize` or `eat data prepare`)");
   if (h.version != kVersion) refuse("format version ", h.version, ", this eat reads version ", kVersion);
   if (h.bytes_per_id != 2 && h.bytes_per_id != 4) refuse("bad id width ", h.bytes_per_id);
+  // A count whose byte size would wrap around cannot match any file's size.
+  if (h.count > static_cast<uint64_t>(INT64_MAX) / h.bytes_per_id)
+    refuse("header says ", h.count, " ids, more than any file can hold (corrupt header)");
   size_t expected = kHeaderBytes + h.count * h.bytes_per_id;
   if (map_.size() != expected)
     refuse("header says ", h.count, " ids (", expected, " bytes) but the file has ", map_.size(),
@@ -85,6 +89,15 @@ TokenFile::TokenFile(const std::string& path) : path_(path), map_("token file", 
   info_.bytes_per_id = static_cast<int>(h.bytes_per_id);
   info_.tokenizer = std::string(h.tokenizer, strnlen(h.tokenizer, sizeof h.tokenizer));
   ids_ = map_.bytes() + kHeaderBytes;
+}
+
+void TokenFile::check_ids(int64_t vocab_size, const std::string& vocab_key) const {
+  for (int64_t i = 0; i < info_.count; ++i) {
+    const int32_t id = (*this)[i];
+    if (id < 0 || id >= vocab_size)
+      fail("token file ", path_, ": id ", id, " at position ", i, " is outside the vocabulary [0, ", vocab_size, ") of ",
+           vocab_key);
+  }
 }
 
 void TokenFile::read(int64_t begin, int64_t n, int32_t* out) const {

@@ -45,6 +45,10 @@ class TokenFile {
     return info_.bytes_per_id == 2 ? static_cast<int32_t>(reinterpret_cast<const uint16_t*>(ids_)[i])
                                    : reinterpret_cast<const int32_t*>(ids_)[i];
   }
+  // Every id in [0, vocab_size), else an error naming the file, the first bad id, its position
+  // and vocab_key (where the vocabulary comes from, e.g. "model.vocab_size = 257"). A linear scan:
+  // training checks its files before the first step, so a bad id never surfaces mid-run.
+  void check_ids(int64_t vocab_size, const std::string& vocab_key) const;
   // Copies ids [begin, begin + n) into out.
   void read(int64_t begin, int64_t n, int32_t* out) const;
 

@@ -293,8 +293,10 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   in.get("run.name", r.run.name, true);
   in.get("run.out_dir", r.run.out_dir);
   in.get("run.seed", r.run.seed);
-  in.require(!r.run.name.empty() && r.run.name.find('/') == std::string::npos, "run.name", r.run.name,
-             "must be a non-empty name without '/'");
+  // One plain path component: the run directory is out_dir/name, never out_dir itself or outside it.
+  in.require(!r.run.name.empty() && r.run.name.find('/') == std::string::npos && r.run.name.find('\\') == std::string::npos &&
+                 r.run.name != "." && r.run.name != "..",
+             "run.name", r.run.name, "must be a plain name: not empty, not \".\" or \"..\", without '/' or '\\'");
 
   ModelConfig& m = r.model;
   in.get("model.family", m.family, true);

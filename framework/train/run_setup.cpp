@@ -59,6 +59,15 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
             recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
             train_file->info().vocab_size, ", tokenizer ", train_file->info().tokenizer, ")");
   if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
+  // Both files whole, before the first step: a bad id or a validation split with nothing to score
+  // must not surface at a validation after hours of training.
+  const std::string vocab_key = "model.vocab_size = " + std::to_string(recipe.model.vocab_size);
+  train_file->check_ids(recipe.model.vocab_size, vocab_key);
+  if (val_file) {
+    val_file->check_ids(recipe.model.vocab_size, vocab_key);
+    EAT_CHECK(val_file->size() >= 2, recipe.source, ": data.val = ", recipe.data.val, " holds ", val_file->size(),
+              " tokens, too few to score anything (at least 2)");
+  }
   train_mask = data::open_mask_beside(*train_file);
   if (val_file) val_mask = data::open_mask_beside(*val_file);
   stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed, train_mask.get());

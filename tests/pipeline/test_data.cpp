@@ -1,4 +1,7 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include <filesystem>
 #include <fstream>
@@ -70,6 +73,31 @@ TEST_CASE("data: truncated, foreign and missing token files are refused") {
   eat::test::write_text(dir / "short.tok", "EATTOK");
   CHECK_THROWS_WITH_AS(TokenFile(dir / "short.tok"), doctest::Contains("too short for the 64-byte header"), Error);
   CHECK_THROWS_WITH_AS(TokenFile(dir / "missing.tok"), doctest::Contains("missing.tok: cannot open"), Error);
+  // A count whose byte size wraps around 2^64 (2^63 ids of 2 bytes) is a corrupt header, whatever the file size.
+  {
+    std::filesystem::copy_file(dir / "ok.tok", dir / "wrap.tok");
+    std::fstream f(dir / "wrap.tok", std::ios::in | std::ios::out | std::ios::binary);
+    const uint64_t count = uint64_t{1} << 63;
+    f.seekp(16);
+    f.write(reinterpret_cast<const char*>(&count), sizeof count);
+  }
+  CHECK_THROWS_WITH_AS(TokenFile(dir / "wrap.tok"), doctest::Contains("more than any file can hold (corrupt header)"), Error);
+  // A FIFO would block open() forever: only regular files are read.
+  REQUIRE(::mkfifo((dir / "pipe.tok").c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(TokenFile(dir / "pipe.tok"), doctest::Contains("pipe.tok: not a regular file"), Error);
+}
+
+TEST_CASE("data: check_ids names the first id outside the vocabulary and its position") {
+  TempDir dir("tokids");
+  std::vector<int32_t> ids(50, 65);
+  ids[37] = 300;
+  write_token_file(dir / "wide.tok", ids, 512, "byte", 50);
+  TokenFile file(dir / "wide.tok");
+  file.check_ids(512, "the file's own");
+  CHECK_THROWS_WITH_AS(file.check_ids(257, "model.vocab_size = 257"),
+                       doctest::Contains("wide.tok: id 300 at position 37 is outside the vocabulary [0, 257) of "
+                                         "model.vocab_size = 257"),
+                       Error);
 }
 
 TEST_CASE("data: the sample stream is a pure function of (seed, sample index)") {

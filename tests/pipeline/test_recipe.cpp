@@ -150,6 +150,14 @@ TEST_CASE("recipe: a family check that spans keys names the key it starts with (
   CHECK_CONTAINS(error_of(rat, {"model.rat.ngroups=3"}), "model.rat.ngroups: ngroups = 3 must divide model.n_heads = 4");
 }
 
+TEST_CASE("recipe: run.name is one plain path component") {
+  for (const char* name : {".", "..", "a/b", "a\\b"}) {
+    CAPTURE(name);
+    CHECK_CONTAINS(error_of(kValid, {std::string("run.name=") + name}), "run.name");
+  }
+  CHECK(error_of(kValid, {"run.name=..x"}) == "(no error)");
+}
+
 TEST_CASE("recipe: --set overrides go through the same validation") {
   Recipe r = parse_recipe(kValid, "r.toml", {"train.steps=50", "run.name=other", "model.transformer.rope_theta=500000",
                                             "optimizer.betas=[0.8, 0.9]", "parallel.sp=2"});

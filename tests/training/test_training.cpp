@@ -152,6 +152,17 @@ TEST_CASE("training: checkpoints of another model, damaged checkpoints and bad d
   CHECK_THROWS_WITH_AS(train(fx.recipe({"data.train=" + fx.dir / "nope.tok"}), quiet()),
                        doctest::Contains("nope.tok: cannot open"), Error);
   CHECK_THROWS_WITH_AS(train(fx.recipe(), quiet(fx.dir / "no_such_checkpoint")), doctest::Contains("no such checkpoint"), Error);
+  // Validation files are checked whole before the first step: an id the model cannot embed, or
+  // too few tokens to score, stops the run at once, not at its first validation.
+  std::vector<int32_t> ids(100, 65);
+  ids[90] = 400;
+  data::write_token_file(fx.dir / "bad_val.tok", ids, 512, "byte", 100);
+  Recipe bad_val = fx.recipe({"data.val=" + fx.dir / "bad_val.tok", "eval.every=0"});
+  CHECK_THROWS_WITH_AS(train(bad_val, quiet()), doctest::Contains("bad_val.tok: id 400 at position 90 is outside the vocabulary"),
+                       Error);
+  data::write_token_file(fx.dir / "one.tok", {65}, 257, "byte", 1);
+  CHECK_THROWS_WITH_AS(train(fx.recipe({"data.val=" + fx.dir / "one.tok"}), quiet()),
+                       doctest::Contains("one.tok holds 1 tokens, too few to score anything"), Error);
 }
 
 TEST_CASE("training: a diverging run stops with the step named and keeps the last good checkpoint") {
