@@ -1,5 +1,7 @@
 #include "framework/config/recipe.h"
 
+#include <cmath>
+
 // Debian ships the header as toml++/toml.h; upstream single-header installs have toml.hpp.
 #if __has_include(<toml++/toml.hpp>)
 #include <toml++/toml.hpp>
@@ -79,6 +81,8 @@ class Reader {
     if (n->is_integer()) out = static_cast<double>(n->as_integer()->get());
     else if (n->is_floating_point()) out = n->as_floating_point()->get();
     else error(key, "expected a number, got ", type_name(*n), " (", value_text(*n), ")");
+    // No key of a recipe means anything by inf or nan (TOML spells them): refused at the key.
+    if (!std::isfinite(out)) error(key, "= ", value_text(*n), ": must be a finite number");
   }
   void get(const std::string& key, bool& out, bool required = false) {
     const toml::node* n = node(key);
@@ -122,6 +126,7 @@ class Reader {
       error(key, "expected two numbers like [0.9, 0.95], got ", value_text(*n));
     a = (*arr)[0].value<double>().value();
     b = (*arr)[1].value<double>().value();
+    if (!std::isfinite(a) || !std::isfinite(b)) error(key, "= ", value_text(*n), ": must be finite numbers");
   }
 
   template <typename T>

@@ -150,6 +150,14 @@ TEST_CASE("recipe: a family check that spans keys names the key it starts with (
   CHECK_CONTAINS(error_of(rat, {"model.rat.ngroups=3"}), "model.rat.ngroups: ngroups = 3 must divide model.n_heads = 4");
 }
 
+TEST_CASE("recipe: inf and nan are refused at every float key, the family's options too") {
+  CHECK_CONTAINS(error_of(kValid, {"optimizer.lr=inf"}), "optimizer.lr: = inf: must be a finite number");
+  CHECK_CONTAINS(error_of(kValid, {"optimizer.weight_decay=nan"}), "optimizer.weight_decay: = nan: must be a finite number");
+  CHECK_CONTAINS(error_of(kValid, {"model.init_std=inf"}), "model.init_std: = inf: must be a finite number");
+  CHECK_CONTAINS(error_of(kValid, {"model.transformer.rope_theta=nan"}), "model.transformer.rope_theta: = nan");
+  CHECK_CONTAINS(error_of(kValid, {"optimizer.betas=[0.9, inf]"}), "inf ]: must be finite numbers");
+}
+
 TEST_CASE("recipe: run.name is one plain path component") {
   for (const char* name : {".", "..", "a/b", "a\\b"}) {
     CAPTURE(name);
