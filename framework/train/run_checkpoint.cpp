@@ -1,12 +1,38 @@
 #include "framework/train/run_checkpoint.h"
 
+#include <cmath>
 #include <filesystem>
+#include <string>
+#include <utility>
 
+#include "framework/autograd.h"
 #include "framework/io/checkpoint_dir.h"
+#include "framework/ops.h"
 
 namespace eat {
 
+namespace {
+
+// The first of the weights and AdamW moments that holds an inf or a nan ("" when all are finite):
+// its sum is then not finite (a sum of finite weights overflowing to inf would be as unusable).
+std::string first_non_finite(const TrainingRun& run) {
+  NoGradGuard no_grad;
+  for (const Parameter& p : run.params)
+    if (!std::isfinite(sum(p.tensor).item())) return "weight " + p.name;
+  for (const auto& [name, s] : run.optimizer->states())
+    for (const auto& [what, t] : {std::pair{"first", &s.m}, std::pair{"second", &s.v}})
+      if (t->defined() && !std::isfinite(sum(*t).item())) return std::string(what) + " moment of " + name;
+  return "";
+}
+
+}  // namespace
+
 void checkpoint_run(TrainingRun& run) {
+  // A checkpoint is a state to resume or evaluate: never one whose numbers are already lost.
+  const std::string bad = first_non_finite(run);
+  EAT_CHECK(bad.empty(), "step ", run.state.step, ": the ", bad, " is not finite (the update diverged); stopping without ",
+            "writing a checkpoint. ",
+            last_good_checkpoint(run));
   run.state.num_parameters = run.model->num_parameters();
   if (run.leader) {
     run.result.last_checkpoint = write_checkpoint(run.result.run_dir, run.state.step, run.recipe.checkpoint.keep_last,
@@ -17,6 +43,11 @@ void checkpoint_run(TrainingRun& run) {
     write_run_loss_curve(run);
   }
   run.world.barrier();  // nobody runs ahead of (or exits before) a checkpoint that is still being written
+}
+
+std::string last_good_checkpoint(const TrainingRun& run) {
+  return run.result.last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
+                                            : "The last good checkpoint is " + run.result.last_checkpoint;
 }
 
 void write_run_loss_curve(const TrainingRun& run) {

@@ -1,5 +1,7 @@
 #include "framework/train/step.h"
 
+#include "framework/train/run_checkpoint.h"
+
 #include <chrono>
 #include <cmath>
 
@@ -32,10 +34,6 @@ std::vector<double> all_reduce_sums(TrainingRun& run, std::vector<double> sums) 
   return total.to_f64_vector();
 }
 
-std::string last_good_checkpoint(const TrainingRun& run) {
-  return run.result.last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
-                                            : "The last good checkpoint is " + run.result.last_checkpoint;
-}
 
 }  // namespace
 

@@ -101,6 +101,14 @@ echo "$json" | grep -q '"tokens_seen": 1536' || fail "compare --json: $json"
 if err=$("$EAT" compare "$run" "$tmp/data" 2>&1); then fail "compare accepted a directory that is not a run"; fi
 [ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "$tmp/data is not a run directory" || fail "compare error: $err"
 
+# A checkpoint whose weights hold an inf is refused by eval and generate, naming the weight.
+cp -r "$run" "$tmp/inf_run"
+st=$(ls -d "$tmp"/inf_run/checkpoints/step_*/ | tail -n 1)model.safetensors
+header=$(od -An -t u8 -N 8 "$st" | tr -d ' ')
+printf '\x00\x00\x80\x7f' | dd of="$st" bs=1 seek=$((8 + header)) conv=notrunc 2> /dev/null  # f32 inf
+if err=$("$EAT" eval --checkpoint "$tmp/inf_run" 2>&1); then fail "eval accepted inf weights"; fi
+echo "$err" | grep -q "holds inf or nan values" || fail "eval of inf weights: $err"
+
 # Errors: non-zero exit and one line naming the file, key or value.
 printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"
 if err=$("$EAT" train "$tmp/bad.toml" 2>&1); then fail "bad recipe accepted"; fi

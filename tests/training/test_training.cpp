@@ -181,6 +181,14 @@ TEST_CASE("training: a diverging run stops with the step named and keeps the las
   auto cks = list_checkpoints(res.run_dir);
   REQUIRE(!cks.empty());
   CHECK(cks.back().step == 4);
+  // A learning rate that overflows f32 makes every weight inf in one update: that state is never
+  // written as a checkpoint, and the error names it and the last good one.
+  Recipe overflow = fx.recipe({"train.steps=6", "optimizer.lr=1e300", "checkpoint.every=1", "eval.every=0"});
+  CHECK_THROWS_WITH_AS(train(overflow, quiet("auto")),
+                       doctest::Contains("step 5: the weight embed.weight is not finite (the update diverged); stopping "
+                                         "without writing a checkpoint. The last good checkpoint is"),
+                       Error);
+  CHECK(list_checkpoints(res.run_dir).back().step == 4);
 }
 
 TEST_CASE("training: SIGINT finishes the step, checkpoints, and the run resumes from there") {
