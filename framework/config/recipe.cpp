@@ -426,9 +426,11 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   return parse_recipe(ss.str(), path, overrides);
 }
 
-std::string recipe_hash(const Recipe& recipe) {
+std::string recipe_hash(const Recipe& recipe) { return text_hash(recipe.text); }
+
+std::string text_hash(const std::string& text) {
   uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : recipe.text) h = (h ^ c) * 0x100000001b3ull;
+  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;

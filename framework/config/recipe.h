@@ -84,5 +84,7 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
 
 // 64-bit FNV-1a of the effective recipe text, as hex: stored in checkpoints.
 std::string recipe_hash(const Recipe& recipe);
+// The same FNV-1a hash of any text (a checkpoint's recipe.toml as written: recipe.text).
+std::string text_hash(const std::string& text);
 
 }  // namespace eat

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "framework/io/checkpoint_dir.h"
 #include "framework/io/safetensors.h"
 #include "framework/version.h"
 
@@ -30,6 +31,10 @@ TrainState TrainState::from_json(const nlohmann::json& j, const std::string& pat
   EAT_CHECK(j.value("format", "") == "eat-checkpoint", path, ": not an eat checkpoint state file");
   EAT_CHECK(j.value("format_version", 0) == 1, path, ": checkpoint format version ", j.value("format_version", 0),
             ", this eat reads version 1");
+  // Counts must be whole numbers: nlohmann would truncate 1.5 to 1 without a word.
+  for (const char* key : {"step", "samples_consumed", "world_size", "sp", "num_parameters"})
+    EAT_CHECK(!j.contains(key) || j.at(key).is_number_integer(), path, ": ", key, " = ", j.at(key).dump(),
+              " must be a whole number");
   TrainState s;
   try {
     s.step = j.at("step").get<int64_t>();
@@ -42,6 +47,12 @@ TrainState TrainState::from_json(const nlohmann::json& j, const std::string& pat
   } catch (const nlohmann::json::exception& e) {
     fail(path, ": missing or malformed field (", e.what(), ")");
   }
+  EAT_CHECK(s.step >= 0, path, ": step = ", s.step, " must be >= 0");
+  // No step trains more than 2^24 sequences: a larger count is a damaged file, not a position.
+  EAT_CHECK(s.samples_consumed >= 0 && s.samples_consumed <= s.step * (int64_t{1} << 24), path,
+            ": samples_consumed = ", s.samples_consumed, " is impossible after ", s.step, " steps");
+  EAT_CHECK(s.world_size >= 1 && s.sp >= 1 && s.num_parameters >= 0, path, ": world_size = ", s.world_size, ", sp = ",
+            s.sp, ", num_parameters = ", s.num_parameters, " are not a training layout");
   return s;
 }
 
@@ -94,12 +105,26 @@ TrainState checkpoint_state(const std::string& dir) {
   std::string path = (fs::path(dir) / "state.json").string();
   nlohmann::json j = nlohmann::json::parse(read_text(path), nullptr, false);
   EAT_CHECK(!j.is_discarded(), path, ": not valid JSON");
-  return TrainState::from_json(j, path);
+  TrainState s = TrainState::from_json(j, path);
+  // A step_XXXXXXXX directory holds that step's state.
+  fs::path normal = fs::path(dir).lexically_normal();
+  if (!normal.has_filename()) normal = normal.parent_path();  // "step_00000003/"
+  const std::string name = normal.filename().string();
+  if (name.rfind("step_", 0) == 0)
+    EAT_CHECK(name == checkpoint_name(s.step), path, ": says step ", s.step, " inside ", name);
+  return s;
 }
 
 Recipe checkpoint_recipe(const std::string& dir) {
   std::string path = (fs::path(dir) / "recipe.toml").string();
-  return parse_recipe(read_text(path), path, {}, RenamedKeys::migrate);
+  const std::string text = read_text(path);
+  // state.json keeps the hash of the recipe the checkpoint was saved with: an edited recipe.toml
+  // would rebuild another model, or read the weights with another meaning.
+  const TrainState state = checkpoint_state(dir);
+  EAT_CHECK(text_hash(text) == state.recipe_hash, path, ": edited after the checkpoint was saved (its hash ",
+            text_hash(text), " is not state.json's recipe_hash ", state.recipe_hash,
+            "); restore it, or train from a recipe file of your own with --resume");
+  return parse_recipe(text, path, {}, RenamedKeys::migrate);
 }
 
 TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, AdamW* optimizer) {

@@ -165,6 +165,36 @@ TEST_CASE("training: checkpoints of another model, damaged checkpoints and bad d
                        doctest::Contains("one.tok holds 1 tokens, too few to score anything"), Error);
 }
 
+TEST_CASE("training: a checkpoint whose state.json or recipe.toml was changed is refused, naming the field") {
+  Fixture fx;
+  TrainResult res = train(fx.recipe({"train.steps=3"}), quiet());
+  const std::string ck = res.last_checkpoint, state_path = ck + "/state.json", recipe_path = ck + "/recipe.toml";
+  const std::string state = eat::test::read_text(state_path), recipe = eat::test::read_text(recipe_path);
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = state;
+    const size_t at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    return s.replace(at, from.size(), to);
+  };
+  const std::vector<std::pair<std::string, std::string>> damaged = {
+      {with("\"step\": 3", "\"step\": 1"), "says step 1 inside step_00000003"},
+      {with("\"step\": 3", "\"step\": 2.5"), "step = 2.5 must be a whole number"},
+      {with("\"step\": 3", "\"step\": -3"), "step = -3 must be >= 0"},
+      {with("\"samples_consumed\": 12", "\"samples_consumed\": 4611686018427387904"),
+       "samples_consumed = 4611686018427387904 is impossible after 3 steps"}};
+  for (const auto& [text, message] : damaged) {
+    CAPTURE(message);
+    eat::test::write_text(state_path, text);
+    CHECK_THROWS_WITH_AS(checkpoint_state(ck), doctest::Contains(message.c_str()), Error);
+  }
+  eat::test::write_text(state_path, state);
+  // recipe.toml edited after saving (a shape that still loads): refused by its hash.
+  eat::test::write_text(recipe_path, recipe + "\n");
+  CHECK_THROWS_WITH_AS(checkpoint_recipe(ck), doctest::Contains("recipe.toml: edited after the checkpoint was saved"), Error);
+  eat::test::write_text(recipe_path, recipe);
+  CHECK(checkpoint_recipe(ck).text == recipe);
+}
+
 TEST_CASE("training: a diverging run stops with the step named and keeps the last good checkpoint") {
   Fixture fx;
   TrainResult res = train(fx.recipe({"train.steps=4"}), quiet());
