@@ -40,15 +40,18 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const Transformer
   attention_options.impl = o.attention_impl;
 }
 
+CausalSelfAttention::Heads CausalSelfAttention::project_heads(const Tensor& x, int64_t position) const {
+  const Shape heads{x.size(0), x.size(1), n_heads, head_dim};
+  return {rope(reshape(q_proj.forward(x), heads), rope_theta, position),
+          rope(reshape(k_proj.forward(x), heads), rope_theta, position), reshape(v_proj.forward(x), heads)};
+}
+
 Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  Shape heads{B, T, n_heads, head_dim};
   const bool split = sequence_split();
   // Under sequence parallelism this rank's tokens start at position rank * T.
   if (split) position_offset += static_cast<int64_t>(sp_group().rank()) * T;
-  Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position_offset);
-  Tensor k = rope(reshape(k_proj.forward(x), heads), rope_theta, position_offset);
-  Tensor v = reshape(v_proj.forward(x), heads);
+  const auto [q, k, v] = project_heads(x, position_offset);
   Tensor a;
   if (split) {
     CommLabel scope(comm_label());
@@ -70,10 +73,9 @@ Tensor CausalSelfAttention::attend_heads(const Tensor&, const Tensor& q, const T
 Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
   EAT_CHECK(!sequence_split(), "attention: decoding with a cache and sequence parallelism do not mix");
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  const Shape heads{B, T, n_heads, head_dim};
-  Tensor q = rope(reshape(q_proj.forward(x), heads), rope_theta, position);
-  Tensor keys = append_time(cache.keys, rope(reshape(k_proj.forward(x), heads), rope_theta, position));
-  Tensor values = append_time(cache.values, reshape(v_proj.forward(x), heads));
+  const auto [q, k, v] = project_heads(x, position);
+  Tensor keys = append_time(cache.keys, k);
+  Tensor values = append_time(cache.values, v);
   AttentionOptions options = attention_options;
   options.query_offset = keys.size(1) - T;
   Tensor a = attend_heads(x, q, keys, values, options);

@@ -49,6 +49,15 @@ class CausalSelfAttention : public SequenceMixer {
 
   Linear &q_proj, &k_proj, &v_proj, &o_proj;
   int64_t n_heads, head_dim;
+
+ private:
+  // q, k (RoPE at positions from `position` on) and v of x's tokens, [B, T, H, d] each.
+  struct Heads {
+    Tensor q, k, v;
+  };
+  Heads project_heads(const Tensor& x, int64_t position) const;
+
+ public:
   double rope_theta;
   AttentionOptions attention_options;
 };
