@@ -1,11 +1,8 @@
 #include "app/checkpoint_model.h"
 
-#include <cmath>
-
 #include "base/error.h"
-#include "framework/autograd.h"
-#include "framework/ops.h"
 #include "framework/io/checkpoint_dir.h"
+#include "framework/train/checkpoint.h"
 #include "framework/train/placement.h"
 
 namespace eat::cli {
@@ -28,9 +25,8 @@ CheckpointModel load_checkpoint_model(const std::string& checkpoint, const std::
   c.model = build_placed_model(recipe);
   c.state = load_checkpoint_files(c.dir, *c.model, nullptr);
   // Weights with an inf or a nan give no loss and no text worth reading: refused, named.
-  NoGradGuard no_grad;
   for (const Parameter& p : c.model->parameters())
-    EAT_CHECK(std::isfinite(sum(p.tensor).item()), command, ": ", c.dir, ": weight '", p.name,
+    EAT_CHECK(finite_values(p.tensor), command, ": ", c.dir, ": weight '", p.name,
               "' holds inf or nan values; this checkpoint cannot be evaluated");
   return c;
 }

@@ -1,11 +1,14 @@
 #include "framework/train/checkpoint.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "base/error.h"
+#include "framework/ops.h"
+#include "framework/autograd.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/io/safetensors.h"
 #include "framework/version.h"
@@ -152,6 +155,11 @@ TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, A
     }
   }
   return state;
+}
+
+bool finite_values(const Tensor& t) {
+  NoGradGuard no_grad;
+  return std::isfinite(sum(t).item());
 }
 
 }  // namespace eat

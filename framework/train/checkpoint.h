@@ -38,6 +38,11 @@ TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, A
 
 // The recipe stored in a checkpoint (for `eat eval` and `eat info`).
 Recipe checkpoint_recipe(const std::string& dir);
+
+// Whether t (any device) holds no inf or nan: its sum is finite (a sum of finite values that
+// overflows to inf marks weights as unusable as an inf would). What training will not checkpoint
+// and eval and generate will not load.
+bool finite_values(const Tensor& t);
 TrainState checkpoint_state(const std::string& dir);
 
 }  // namespace eat

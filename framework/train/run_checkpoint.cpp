@@ -1,27 +1,22 @@
 #include "framework/train/run_checkpoint.h"
 
-#include <cmath>
 #include <filesystem>
 #include <string>
 #include <utility>
 
-#include "framework/autograd.h"
 #include "framework/io/checkpoint_dir.h"
-#include "framework/ops.h"
 
 namespace eat {
 
 namespace {
 
-// The first of the weights and AdamW moments that holds an inf or a nan ("" when all are finite):
-// its sum is then not finite (a sum of finite weights overflowing to inf would be as unusable).
+// The first of the weights and AdamW moments that holds an inf or a nan ("" when all are finite).
 std::string first_non_finite(const TrainingRun& run) {
-  NoGradGuard no_grad;
   for (const Parameter& p : run.params)
-    if (!std::isfinite(sum(p.tensor).item())) return "weight " + p.name;
+    if (!finite_values(p.tensor)) return "weight " + p.name;
   for (const auto& [name, s] : run.optimizer->states())
     for (const auto& [what, t] : {std::pair{"first", &s.m}, std::pair{"second", &s.v}})
-      if (t->defined() && !std::isfinite(sum(*t).item())) return std::string(what) + " moment of " + name;
+      if (t->defined() && !finite_values(*t)) return std::string(what) + " moment of " + name;
   return "";
 }
 
