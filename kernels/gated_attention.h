@@ -30,4 +30,12 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
                               const T* y, const RowStat* lse, const T* dy, T* dq, T* dk, T* dv, T* dgates);
 )
 
+// Instantiates the forward and backward for storage type T, inside eat::cpu or eat::cuda (the
+// kernel files): EAT_GATED_ATTENTION_INSTANTIATE(float).
+#define EAT_GATED_ATTENTION_INSTANTIATE(T)                                                                           \
+  template void gated_attention_forward<T>(const AttentionDims&, const T*, const T*, const T*, const T*, T*,        \
+                                           RowStat*);                                                               \
+  template void gated_attention_backward<T>(const AttentionDims&, const T*, const T*, const T*, const T*, const T*, \
+                                            const RowStat*, const T*, T*, T*, T*, T*);
+
 }  // namespace eat

@@ -174,12 +174,7 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
   }
 }
 
-#define EAT_INSTANTIATE(T)                                                                                           \
-  template void gated_attention_forward<T>(const AttentionDims&, const T*, const T*, const T*, const T*, T*,        \
-                                           RowStat*);                                                               \
-  template void gated_attention_backward<T>(const AttentionDims&, const T*, const T*, const T*, const T*, const T*, \
-                                            const RowStat*, const T*, T*, T*, T*, T*);
-EAT_INSTANTIATE(float)
-EAT_INSTANTIATE(double)
+EAT_GATED_ATTENTION_INSTANTIATE(float)
+EAT_GATED_ATTENTION_INSTANTIATE(double)
 
 }  // namespace eat::cpu

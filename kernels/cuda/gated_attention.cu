@@ -431,13 +431,8 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
   device_free(a.rowdot);
 }
 
-#define EAT_INSTANTIATE(T)                                                                                           \
-  template void gated_attention_forward<T>(const AttentionDims&, const T*, const T*, const T*, const T*, T*,        \
-                                           RowStat*);                                                               \
-  template void gated_attention_backward<T>(const AttentionDims&, const T*, const T*, const T*, const T*, const T*, \
-                                            const RowStat*, const T*, T*, T*, T*, T*);
-EAT_INSTANTIATE(float)
-EAT_INSTANTIATE(bf16)
+EAT_GATED_ATTENTION_INSTANTIATE(float)
+EAT_GATED_ATTENTION_INSTANTIATE(bf16)
 #undef EAT_INSTANTIATE
 
 }  // namespace eat::cuda
