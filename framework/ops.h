@@ -79,6 +79,11 @@ struct AttentionOptions {
   // Sequence parallelism (tiled kernel only): k and v may hold more tokens than q, whose token 0
   // sits at key position query_offset (causal masks use these global positions).
   int64_t query_offset = 0;
+  // Persistent keys (Titans' persistent memory, attention sinks): the first `prefix` rows of k and
+  // v are seen by every query whatever the causal mask and window; the sequence's keys follow
+  // them, so k and v hold prefix + (key) tokens and positions (query_offset included) count from
+  // the first row after the prefix.
+  int64_t prefix = 0;
   AttentionImpl impl = AttentionImpl::tiled;
 };
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
@@ -192,5 +197,58 @@ MohGates moh_gates(const Tensor& shared_logits, const Tensor& routed_logits, con
 // gradient through an unselected head's gate, which is 0 by selection).
 Tensor gated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& gates,
                        const AttentionOptions& options = {});
+
+
+// ---- Titans neural long-term memory (Behrouz et al., arXiv 2501.00663; ../specs titans.md 1-3)
+// Per head, a memory M learned at test time: for each token, with u_t the gradient of the inner
+// loss ||M(k_t) - v_t||^2 (the sum over the e outputs) with respect to M's weights,
+//     S_t = eta_t S_{t-1} - theta_t u_t            (momentum, the "surprise")
+//     M_t = (1 - alpha_t) M_{t-1} + S_t            (forgetting)
+//     y_t = M_t(q_t)                               (read after token t's update)
+// where every gradient of a chunk of `chunk` tokens (b) is taken at the chunk-start state (the
+// paper's mini-batch form; chunk 1 is the exact online rule; chunks are counted from token 0 and
+// the last one may be shorter). Gates per token and head, from logits [B, T, H]:
+//     theta = max_lr * sigmoid(theta_logit), eta = sigmoid(eta_logit), alpha = sigmoid(alpha_logit),
+// so log(eta) = -softplus(-eta_logit) and log(1 - alpha) = -softplus(alpha_logit) are formed in log
+// space and every product of gates over a segment is exp of a segment sum <= 0.
+// q, k [B, T, H, d], v [B, T, H, e]. States are [B, H, ...] (or the initial weights [H, ...], shared
+// by every sequence of the batch, their gradient summed over it); an undefined momentum starts at
+// 0. States in and out are in q's dtype on the CPU and f32 on CUDA (bf16 inputs included); the
+// inner math (gates, segment products, states) runs in f32 at least. Gradients flow to q, k, v,
+// the three logit sets and the initial states.
+// The backward keeps only the state at every `checkpoint_chunks`-th chunk boundary from the forward
+// (0: about sqrt(chunks)) and recomputes the others, so saved memory is not T/b states.
+struct MemoryGateLogits {
+  Tensor theta, eta, alpha;  // [B, T, H] each
+};
+struct NeuralMemoryOptions {
+  int64_t chunk = 16;       // b
+  double max_lr = 0.1;      // theta's upper bound
+  int64_t checkpoint_chunks = 0;
+};
+// Linear memory M(k) = k W, W [d, e]: the chunked dual form (titans.md 2.2, backward 3.1).
+// State {W, S}, each [B, H, d, e]; initial W [B, H, d, e] or [H, d, e] (undefined: 0).
+struct LinearMemoryState {
+  Tensor w, s;
+};
+struct LinearMemoryResult {
+  Tensor y;                 // [B, T, H, e]
+  LinearMemoryState state;  // after the last token
+};
+LinearMemoryResult linear_memory(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
+                                 const LinearMemoryState& initial = {}, const NeuralMemoryOptions& options = {});
+
+// Two-layer MLP memory M(k) = silu(k W1) W2, W1 [d, h], W2 [h, e] (h = the hidden width): the
+// chunked dual form (titans.md 2.3, backward 3.2 with silu''). State {W1, W2, S1, S2}; initial W1
+// and W2 are required ([B, H, ...] or [H, ...]: a zero memory never learns), S1 and S2 optional.
+struct MlpMemoryState {
+  Tensor w1, w2, s1, s2;  // [B, H, d, h], [B, H, h, e], momenta alike
+};
+struct MlpMemoryResult {
+  Tensor y;              // [B, T, H, e]
+  MlpMemoryState state;  // after the last token
+};
+MlpMemoryResult mlp_memory(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
+                           const MlpMemoryState& initial, const NeuralMemoryOptions& options = {});
 
 }  // namespace eat

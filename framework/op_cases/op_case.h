@@ -92,5 +92,7 @@ std::vector<OpCase> chunk_scan_cases();         // RAT's gated scan
 std::vector<OpCase> summary_attention_cases();  // RAT's attention over chunk summaries
 std::vector<OpCase> moh_gates_cases();          // MoH's router
 std::vector<OpCase> gated_attention_cases();    // MoH's query-sparse attention
+std::vector<OpCase> linear_memory_cases();      // Titans' linear memory
+std::vector<OpCase> mlp_memory_cases();         // Titans' two-layer MLP memory
 
 }  // namespace eat::op_cases
