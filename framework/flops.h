@@ -80,4 +80,22 @@ inline double short_conv(int64_t B, int64_t T, int64_t C, int64_t k, Pass pass) 
   return pass == Pass::forward ? forward : 3 * forward;
 }
 
+// Titans' linear memory (kernels/linear_memory.h), per head and chunk of L tokens: the forward's
+// K W0, Q W0, Q S0 and the two state updates K^T diag(.) E (10 L d e) and its causal L x L products
+// Q K^T and A E (L (L + 1) (d + e)); the backward's 26 L d e and L (L + 1) (3 d + 2 e) plus the
+// recomputed chunk-start states (6 L d e). The gates' L x L products (G = P N) are not counted.
+inline double linear_memory(int64_t B, int64_t T, int64_t H, int64_t d, int64_t e, int64_t chunk, Pass pass) {
+  const bool backward = pass == Pass::forward_backward;
+  auto per_chunk = [&](double L) {
+    const double de = static_cast<double>(d) * static_cast<double>(e), sq = L * (L + 1);
+    double work = 10 * L * de + sq * static_cast<double>(d + e);
+    if (backward) work += 32 * L * de + sq * static_cast<double>(3 * d + 2 * e);
+    return work;
+  };
+  const int64_t full = T / chunk, rest = T % chunk;
+  return static_cast<double>(B) * static_cast<double>(H) *
+         (static_cast<double>(full) * per_chunk(static_cast<double>(chunk)) +
+          (rest > 0 ? per_chunk(static_cast<double>(rest)) : 0.0));
+}
+
 }  // namespace eat::flops
