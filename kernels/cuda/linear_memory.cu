@@ -1,20 +1,464 @@
-// Titans' linear memory on the device: not yet written; the op refuses to run on CUDA.
-#include "base/error.h"
+// Titans' linear memory on the device (kernels/linear_memory.h; the formulas are the CPU kernel's,
+// kernels/cpu/linear_memory.cpp). One thread block per (batch, head) walks its chunks in time
+// order (forward) or in reverse (backward). The block's f32 workspace holds the states (W, S and,
+// backwards, dW, dS), the chunk's rows of q, k, the error E = K W0 - V and the gates' L x L
+// matrices (kernels/cuda/memory_gates.cuh); it lives in shared memory when smem_budget() allows
+// (d = e = 64 at chunk 16: 48 KiB forward, 109 KiB backward) and in a global scratch slice per
+// block otherwise. Every value is computed by one thread in a fixed order (each product a plain
+// loop), so there are no atomics and every run gives the same bits; a shared initial state's
+// gradient is written per sequence and summed over the batch, in batch order, by a second kernel.
+// The backward recomputes the chunk-start states between two kept ones into a global scratch
+// [B * H, every, 2, d, e] before walking those chunks in reverse.
+#include <memory>
+
+#include "kernels/cuda/memory_gates.cuh"
+#include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/scalar.cuh"
+#include "kernels/cuda/smem_budget.h"
 #include "kernels/linear_memory.h"
-#include "base/dtype.h"
+#include "runtime/cuda/check.h"
+#include "runtime/cuda/memory.h"
+#include "runtime/cuda/stream.h"
 
 namespace eat::cuda {
 
-template <typename T>
-void linear_memory_forward(const HeadShape&, const LinearMemoryArgs&, const T*, const T*, const T*, const T*,
-                           const T*, const T*, const float*, const float*, T*, float*, float*, float*) {
-  fail("linear_memory: no CUDA kernel yet");
+namespace {
+
+constexpr const char* kOp = "linear_memory";
+constexpr int kThreads = 256;
+
+using memory_gates::carve;
+using memory_gates::ChunkGates;
+using memory_gates::GateGrads;
+
+template <typename D>
+struct Args {
+  long long T;
+  int H, d, e, cap, every, checkpoints;  // cap: the chunk length (the last chunk may be shorter)
+  float max_lr;
+  bool w0_shared, s0_shared;
+  const D *q, *k, *v, *theta_logit, *eta_logit, *alpha_logit;
+  float* workspace;  // null: dynamic shared memory
+  long long workspace_floats;
+  // Forward.
+  const float *w0, *s0;
+  D* y;
+  float *w_final, *s_final, *kept;
+  // Backward.
+  const D* dy;
+  const float *dw_final, *ds_final;
+  D *dq, *dk, *dv, *dtheta_logit, *deta_logit, *dalpha_logit;
+  float *dw0, *ds0;  // per (batch, head) when the initial state is shared, summed afterwards
+  float* states;     // [B * H, every, 2, d, e]
+
+  __host__ __device__ long long de() const { return static_cast<long long>(d) * e; }
+  __device__ long long chunks() const { return (T + cap - 1) / cap; }
+  // Row t of head bh in a [B, T, H, width] tensor, and of a [B, T, H] logit tensor.
+  __device__ long long row(long long bh, long long t, int width) const {
+    return ((bh / H * T + t) * H + bh % H) * width;
+  }
+};
+
+extern __shared__ float smem[];
+
+__device__ __forceinline__ float* block_workspace(float* workspace, long long floats) {
+  return workspace ? workspace + blockIdx.x * floats : smem;
 }
+
+// One chunk's rows and gates; L rows of at most cap.
+struct Chunk {
+  int L;
+  long long t0;
+  float *Q, *K, *E;  // [cap, d], [cap, d], [cap, e] (E holds V until it is formed)
+  float* A;          // [cap, cap]
+  ChunkGates gates;
+};
+
+struct ForwardWs {
+  float *W, *S;
+  Chunk c;
+  static long long floats(int d, int e, int cap) {
+    return 2ll * d * e + 2ll * cap * d + 1ll * cap * e + 1ll * cap * cap + ChunkGates::floats(cap);
+  }
+  __device__ ForwardWs(float* p, int d, int e, int cap) {
+    W = carve(p, 1ll * d * e), S = carve(p, 1ll * d * e);
+    c.Q = carve(p, 1ll * cap * d), c.K = carve(p, 1ll * cap * d), c.E = carve(p, 1ll * cap * e);
+    c.A = carve(p, 1ll * cap * cap);
+    c.gates.carve_from(p, cap);
+  }
+};
+
+// Loads chunk j's q, k, v rows (f32) and builds its gates; ends synchronised.
+template <typename D>
+__device__ void load_chunk(const Args<D>& a, long long bh, long long j, Chunk& c) {
+  c.t0 = j * a.cap;
+  c.L = static_cast<int>(min(static_cast<long long>(a.cap), a.T - c.t0));
+  for (int idx = threadIdx.x; idx < c.L * a.d; idx += blockDim.x) {
+    const int r = idx / a.d, x = idx % a.d;
+    c.Q[idx] = to_f32(a.q[a.row(bh, c.t0 + r, a.d) + x]);
+    c.K[idx] = to_f32(a.k[a.row(bh, c.t0 + r, a.d) + x]);
+  }
+  for (int idx = threadIdx.x; idx < c.L * a.e; idx += blockDim.x)
+    c.E[idx] = to_f32(a.v[a.row(bh, c.t0 + idx / a.e, a.e) + idx % a.e]);
+  const long long lo = a.row(bh, c.t0, 1);
+  memory_gates::build_gates(c.gates, c.L, a.cap, a.theta_logit + lo, a.eta_logit + lo, a.alpha_logit + lo, a.H,
+                            a.max_lr);  // synchronises
+}
+
+// E = K W - V in place (each element reads only its own V); ends synchronised.
+__device__ void form_error(const Chunk& c, const float* W, int d, int e) {
+  for (int idx = threadIdx.x; idx < c.L * e; idx += blockDim.x) {
+    const int j = idx / e, x = idx % e;
+    float acc = -c.E[idx];
+    for (int r = 0; r < d; ++r) acc += c.K[j * d + r] * W[r * e + x];
+    c.E[idx] = acc;
+  }
+  __syncthreads();
+}
+
+// The chunk's outputs from its start state (W, S) (E formed), then W, S replaced by its end state:
+//     W <- beta_L W + f_L S - 2 K^T diag(g) E,   S <- m_L S - 2 K^T diag(n) E.
+// Ends synchronised.
+template <typename D>
+__device__ void chunk_forward(const Args<D>& a, long long bh, const Chunk& c, float* W, float* S, bool outputs) {
+  const int L = c.L, d = a.d, e = a.e, cap = a.cap;
+  const ChunkGates& g = c.gates;
+  if (outputs) {
+    for (int idx = threadIdx.x; idx < L * L; idx += blockDim.x) {
+      const int i = idx / L, j = idx % L;
+      float dot = 0.f;
+      if (j <= i)
+        for (int r = 0; r < d; ++r) dot += c.Q[i * d + r] * c.K[j * d + r];
+      c.A[i * cap + j] = g.G[i * cap + j] * dot;
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < L * e; idx += blockDim.x) {
+      const int i = idx / e, x = idx % e;
+      float qw = 0.f, qs = 0.f, ae = 0.f;
+      for (int r = 0; r < d; ++r) qw += c.Q[i * d + r] * W[r * e + x], qs += c.Q[i * d + r] * S[r * e + x];
+      for (int j = 0; j <= i; ++j) ae += c.A[i * cap + j] * c.E[j * e + x];
+      a.y[a.row(bh, c.t0 + i, e) + x] = from_f32<D>(g.beta[i] * qw + g.f[i] * qs - 2.f * ae);
+    }
+    __syncthreads();
+  }
+  const float* gl = g.G + (L - 1) * cap;  // g: G's last row
+  const float* nl = g.N + (L - 1) * cap;  // n: N's last row
+  for (int idx = threadIdx.x; idx < d * e; idx += blockDim.x) {
+    const int r = idx / e, x = idx % e;
+    float ag = 0.f, an = 0.f;
+    for (int j = 0; j < L; ++j) {
+      const float ke = c.K[j * d + r] * c.E[j * e + x];
+      ag += gl[j] * ke, an += nl[j] * ke;
+    }
+    const float w = W[idx], s = S[idx];
+    W[idx] = g.beta[L - 1] * w + g.f[L - 1] * s - 2.f * ag;
+    S[idx] = g.m[L - 1] * s - 2.f * an;
+  }
+  __syncthreads();
+}
+
+// Copies a d x e state (n floats) between workspace, global buffers; every thread its own elements.
+__device__ __forceinline__ void copy_state(float* to, const float* from, long long n) {
+  for (long long idx = threadIdx.x; idx < n; idx += blockDim.x) to[idx] = from ? from[idx] : 0.f;
+}
+
+template <typename D>
+__global__ void __launch_bounds__(kThreads) forward_kernel(Args<D> a) {
+  const long long bh = blockIdx.x, n = a.de();
+  ForwardWs ws(block_workspace(a.workspace, a.workspace_floats), a.d, a.e, a.cap);
+  const long long h = bh % a.H;
+  copy_state(ws.W, a.w0 ? a.w0 + (a.w0_shared ? h : bh) * n : nullptr, n);
+  copy_state(ws.S, a.s0 ? a.s0 + (a.s0_shared ? h : bh) * n : nullptr, n);
+  __syncthreads();
+  float* kept = a.kept + bh * a.checkpoints * 2 * n;
+  const long long chunks = a.chunks();
+  copy_state(kept, ws.W, n);  // chunk 0's start (also for an empty sequence)
+  copy_state(kept + n, ws.S, n);
+  for (long long j = 0; j < chunks; ++j) {
+    if (j > 0 && j % a.every == 0) {
+      copy_state(kept + (j / a.every) * 2 * n, ws.W, n);
+      copy_state(kept + (j / a.every) * 2 * n + n, ws.S, n);
+    }
+    load_chunk(a, bh, j, ws.c);
+    form_error(ws.c, ws.W, a.d, a.e);
+    chunk_forward(a, bh, ws.c, ws.W, ws.S, true);
+  }
+  copy_state(a.w_final + bh * n, ws.W, n);
+  copy_state(a.s_final + bh * n, ws.S, n);
+}
+
+struct BackwardWs {
+  float *W, *S, *dW, *dS;
+  Chunk c;
+  float *dO, *dE, *KdW, *KdS, *QW, *QS;  // [cap, e]
+  float* DOE;                            // tril(dO E^T) [cap, cap]
+  GateGrads grads;
+  static long long floats(int d, int e, int cap) {
+    return 4ll * d * e + 2ll * cap * d + 7ll * cap * e + 2ll * cap * cap + ChunkGates::floats(cap) +
+           GateGrads::floats(cap);
+  }
+  __device__ BackwardWs(float* p, int d, int e, int cap) {
+    W = carve(p, 1ll * d * e), S = carve(p, 1ll * d * e), dW = carve(p, 1ll * d * e), dS = carve(p, 1ll * d * e);
+    c.Q = carve(p, 1ll * cap * d), c.K = carve(p, 1ll * cap * d), c.E = carve(p, 1ll * cap * e);
+    c.A = carve(p, 1ll * cap * cap);
+    c.gates.carve_from(p, cap);
+    dO = carve(p, 1ll * cap * e), dE = carve(p, 1ll * cap * e), KdW = carve(p, 1ll * cap * e);
+    KdS = carve(p, 1ll * cap * e), QW = carve(p, 1ll * cap * e), QS = carve(p, 1ll * cap * e);
+    DOE = carve(p, 1ll * cap * cap);
+    grads.carve_from(p, cap);
+  }
+};
+
+// One chunk backward (loaded, E formed, its start state in W, S): the input gradients of its rows,
+// and dW, dS replaced by the gradients of its start state. Ends synchronised.
+template <typename D>
+__device__ void chunk_backward(const Args<D>& a, long long bh, BackwardWs& ws) {
+  const Chunk& c = ws.c;
+  const ChunkGates& g = c.gates;
+  const GateGrads& gr = ws.grads;
+  const int L = c.L, d = a.d, e = a.e, cap = a.cap;
+  const float *W = ws.W, *S = ws.S, *gl = g.G + (L - 1) * cap, *nl = g.N + (L - 1) * cap;
+  for (int idx = threadIdx.x; idx < L * e; idx += blockDim.x)
+    ws.dO[idx] = to_f32(a.dy[a.row(bh, c.t0 + idx / e, e) + idx % e]);
+  __syncthreads();
+  // A = tril(Q K^T), DOE = tril(dO E^T), K dW, K dS, Q W, Q S; <dW, W>, <dW, S>, <dS, S>.
+  for (int idx = threadIdx.x; idx < L * L; idx += blockDim.x) {
+    const int i = idx / L, j = idx % L;
+    float qk = 0.f, oe = 0.f;
+    if (j <= i) {
+      for (int r = 0; r < d; ++r) qk += c.Q[i * d + r] * c.K[j * d + r];
+      for (int x = 0; x < e; ++x) oe += ws.dO[i * e + x] * c.E[j * e + x];
+    }
+    c.A[i * cap + j] = qk;
+    ws.DOE[i * cap + j] = oe;
+  }
+  for (int idx = threadIdx.x; idx < L * e; idx += blockDim.x) {
+    const int i = idx / e, x = idx % e;
+    float kdw = 0.f, kds = 0.f, qw = 0.f, qs = 0.f;
+    for (int r = 0; r < d; ++r) {
+      const float kr = c.K[i * d + r], qr = c.Q[i * d + r];
+      kdw += kr * ws.dW[r * e + x], kds += kr * ws.dS[r * e + x];
+      qw += qr * W[r * e + x], qs += qr * S[r * e + x];
+    }
+    ws.KdW[idx] = kdw, ws.KdS[idx] = kds, ws.QW[idx] = qw, ws.QS[idx] = qs;
+  }
+  float pw = 0.f, ps = 0.f, pss = 0.f;
+  for (long long idx = threadIdx.x; idx < a.de(); idx += blockDim.x)
+    pw += ws.dW[idx] * W[idx], ps += ws.dW[idx] * S[idx], pss += ws.dS[idx] * S[idx];
+  const float dw_w = block_reduce(pw, SumOp{}), dw_s = block_reduce(ps, SumOp{}), ds_s = block_reduce(pss, SumOp{});
+  __syncthreads();
+  // dE, and the gates' gradients.
+  for (int idx = threadIdx.x; idx < L * e; idx += blockDim.x) {
+    const int j = idx / e, x = idx % e;
+    float acc = 0.f;
+    for (int i = j; i < L; ++i) acc += g.G[i * cap + j] * c.A[i * cap + j] * ws.dO[i * e + x];
+    ws.dE[idx] = -2.f * acc - 2.f * gl[j] * ws.KdW[idx] - 2.f * nl[j] * ws.KdS[idx];
+  }
+  for (int idx = threadIdx.x; idx < L * L; idx += blockDim.x) {
+    const int i = idx / L, j = idx % L;
+    float dg = -2.f * c.A[i * cap + j] * ws.DOE[i * cap + j];
+    if (i == L - 1) {
+      float kdw_e = 0.f;
+      for (int x = 0; x < e; ++x) kdw_e += ws.KdW[j * e + x] * c.E[j * e + x];
+      dg -= 2.f * kdw_e;
+    }
+    gr.dG[i * cap + j] = j <= i ? dg : 0.f;
+  }
+  for (int i = threadIdx.x; i < L; i += blockDim.x) {
+    float kds_e = 0.f, qw_o = 0.f, qs_o = 0.f;
+    for (int x = 0; x < e; ++x) {
+      kds_e += ws.KdS[i * e + x] * c.E[i * e + x];
+      qw_o += ws.QW[i * e + x] * ws.dO[i * e + x];
+      qs_o += ws.QS[i * e + x] * ws.dO[i * e + x];
+    }
+    gr.dn[i] = -2.f * kds_e;
+    gr.dbeta[i] = qw_o + (i == L - 1 ? dw_w : 0.f);
+    gr.df[i] = qs_o + (i == L - 1 ? dw_s : 0.f);
+  }
+  if (threadIdx.x == 0) gr.dm_last[0] = ds_s;
+  __syncthreads();
+  const long long lo = a.row(bh, c.t0, 1);
+  auto at = [lo](D* p) { return p ? p + lo : nullptr; };
+  memory_gates::gate_logit_grads(g, gr, L, cap, a.theta_logit + lo, a.eta_logit + lo, a.alpha_logit + lo, a.H,
+                                 at(a.dtheta_logit), at(a.deta_logit), at(a.dalpha_logit));  // synchronises
+  // dQ = diag(beta) dO W^T + diag(f) dO S^T - 2 B K and dK = dE W^T - 2 B^T Q - 2 diag(g) E dW^T
+  // - 2 diag(n) E dS^T, with B = G o DOE; dV = -dE.
+  for (int idx = threadIdx.x; idx < L * d; idx += blockDim.x) {
+    const int i = idx / d, r = idx % d;
+    if (a.dq) {
+      float ow = 0.f, os = 0.f, bk = 0.f;
+      for (int x = 0; x < e; ++x) ow += ws.dO[i * e + x] * W[r * e + x], os += ws.dO[i * e + x] * S[r * e + x];
+      for (int j = 0; j <= i; ++j) bk += g.G[i * cap + j] * ws.DOE[i * cap + j] * c.K[j * d + r];
+      a.dq[a.row(bh, c.t0 + i, d) + r] = from_f32<D>(g.beta[i] * ow + g.f[i] * os - 2.f * bk);
+    }
+    if (a.dk) {
+      const int j = i;
+      float ew = 0.f, edw = 0.f, eds = 0.f, bq = 0.f;
+      for (int x = 0; x < e; ++x) {
+        ew += ws.dE[j * e + x] * W[r * e + x];
+        edw += c.E[j * e + x] * ws.dW[r * e + x];
+        eds += c.E[j * e + x] * ws.dS[r * e + x];
+      }
+      for (int i2 = j; i2 < L; ++i2) bq += g.G[i2 * cap + j] * ws.DOE[i2 * cap + j] * c.Q[i2 * d + r];
+      a.dk[a.row(bh, c.t0 + j, d) + r] = from_f32<D>(ew - 2.f * bq - 2.f * gl[j] * edw - 2.f * nl[j] * eds);
+    }
+  }
+  if (a.dv)
+    for (int idx = threadIdx.x; idx < L * e; idx += blockDim.x)
+      a.dv[a.row(bh, c.t0 + idx / e, e) + idx % e] = from_f32<D>(-ws.dE[idx]);
+  __syncthreads();
+  // dW0 = beta_L dW + Q^T diag(beta) dO + K^T dE, dS0 = f_L dW + m_L dS + Q^T diag(f) dO.
+  for (long long idx = threadIdx.x; idx < a.de(); idx += blockDim.x) {
+    const int r = static_cast<int>(idx / e), x = static_cast<int>(idx % e);
+    float qbo = 0.f, ke = 0.f, qfo = 0.f;
+    for (int i = 0; i < L; ++i) {
+      const float qo = c.Q[i * d + r] * ws.dO[i * e + x];
+      qbo += g.beta[i] * qo, qfo += g.f[i] * qo, ke += c.K[i * d + r] * ws.dE[i * e + x];
+    }
+    const float dw = ws.dW[idx], ds = ws.dS[idx];
+    ws.dW[idx] = g.beta[L - 1] * dw + qbo + ke;
+    ws.dS[idx] = g.f[L - 1] * dw + g.m[L - 1] * ds + qfo;
+  }
+  __syncthreads();
+}
+
+template <typename D>
+__global__ void __launch_bounds__(kThreads) backward_kernel(Args<D> a) {
+  const long long bh = blockIdx.x, n = a.de(), chunks = a.chunks();
+  BackwardWs ws(block_workspace(a.workspace, a.workspace_floats), a.d, a.e, a.cap);
+  copy_state(ws.dW, a.dw_final + bh * n, n);
+  copy_state(ws.dS, a.ds_final + bh * n, n);
+  const float* kept = a.kept + bh * a.checkpoints * 2 * n;
+  float* states = a.states + bh * a.every * 2 * n;
+  for (long long cp = chunks > 0 ? a.checkpoints - 1 : -1; cp >= 0; --cp) {
+    const long long j0 = cp * a.every, j1 = min(chunks, j0 + a.every);
+    // The start states of chunks j0 .. j1 - 1, from the kept one.
+    copy_state(ws.W, kept + cp * 2 * n, n);
+    copy_state(ws.S, kept + cp * 2 * n + n, n);
+    __syncthreads();
+    for (long long j = j0; j < j1; ++j) {
+      copy_state(states + (j - j0) * 2 * n, ws.W, n);
+      copy_state(states + (j - j0) * 2 * n + n, ws.S, n);
+      if (j + 1 == j1) break;
+      load_chunk(a, bh, j, ws.c);
+      form_error(ws.c, ws.W, a.d, a.e);
+      chunk_forward(a, bh, ws.c, ws.W, ws.S, false);
+    }
+    __syncthreads();
+    for (long long j = j1 - 1; j >= j0; --j) {
+      copy_state(ws.W, states + (j - j0) * 2 * n, n);
+      copy_state(ws.S, states + (j - j0) * 2 * n + n, n);
+      __syncthreads();
+      load_chunk(a, bh, j, ws.c);
+      form_error(ws.c, ws.W, a.d, a.e);
+      chunk_backward(a, bh, ws);
+    }
+  }
+  if (a.dw0) copy_state(a.dw0 + bh * n, ws.dW, n);
+  if (a.ds0) copy_state(a.ds0 + bh * n, ws.dS, n);
+}
+
+// out[h, i] = sum_b per_sequence[b, h, i], in batch order.
+__global__ void sum_over_batch_kernel(const float* per_sequence, float* out, long long B, long long per_batch) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < per_batch;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float acc = 0.f;
+    for (long long b = 0; b < B; ++b) acc += per_sequence[b * per_batch + i];
+    out[i] = acc;
+  }
+}
+
+struct DeviceFree {
+  void operator()(void* p) const { device_free(p); }
+};
+using Scratch = std::unique_ptr<void, DeviceFree>;
+
+Scratch scratch_floats(long long n) { return Scratch(n > 0 ? device_alloc(static_cast<size_t>(n) * sizeof(float)) : nullptr); }
+
+template <typename D>
+Args<D> make_args(const HeadShape& s, const LinearMemoryArgs& la) {
+  EAT_CHECK(s.d <= (1 << 14) && s.e <= (1 << 14) && la.chunk <= (1 << 14), kOp,
+            ": head widths and chunk up to 16384, got d = ", s.d, ", e = ", s.e, ", chunk ", la.chunk);
+  Args<D> a{};
+  a.T = s.T, a.H = static_cast<int>(s.H), a.d = static_cast<int>(s.d), a.e = static_cast<int>(s.e);
+  a.cap = static_cast<int>(std::min<int64_t>(la.chunk, std::max<int64_t>(s.T, 1)));
+  a.every = static_cast<int>(std::min<int64_t>(la.checkpoint_every, int64_t{1} << 30));
+  a.checkpoints = static_cast<int>(memory_checkpoints(s.T, la.chunk, la.checkpoint_every));
+  a.max_lr = static_cast<float>(la.max_lr);
+  a.w0_shared = la.w0_shared, a.s0_shared = la.s0_shared;
+  return a;
+}
+
+// Runs kernel over B * H blocks with its workspace in shared memory when it fits, else in
+// `global` (allocated here, one slice per block).
+template <typename D>
+void launch(void (*kernel)(Args<D>), Args<D>& a, long long heads, long long floats, Scratch& global) {
+  a.workspace_floats = floats;
+  const long long bytes = floats * static_cast<long long>(sizeof(float));
+  constexpr long long kStaticSmem = 1024;  // block_reduce's slots, with room to spare
+  size_t dynamic = 0;
+  if (bytes + kStaticSmem <= smem_budget()) {
+    dynamic = static_cast<size_t>(bytes);
+    EAT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  } else {
+    global = scratch_floats(heads * floats);
+    a.workspace = static_cast<float*>(global.get());
+  }
+  kernel<<<static_cast<unsigned>(heads), kThreads, dynamic, compute_stream()>>>(a);
+  EAT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
 template <typename T>
-void linear_memory_backward(const HeadShape&, const LinearMemoryArgs&, const T*, const T*, const T*, const T*,
-                            const T*, const T*, const float*, const T*, const float*, const float*, T*, T*, T*, T*,
-                            T*, T*, float*, float*) {
-  fail("linear_memory: no CUDA kernel yet");
+void linear_memory_forward(const HeadShape& s, const LinearMemoryArgs& la, const T* q, const T* k, const T* v,
+                           const T* theta_logit, const T* eta_logit, const T* alpha_logit, const float* w0,
+                           const float* s0, T* y, float* w_final, float* s_final, float* checkpoints) {
+  const long long heads = s.B * s.H;
+  if (heads == 0) return;
+  using D = device_t<T>;
+  Args<D> a = make_args<D>(s, la);
+  a.q = dev(q), a.k = dev(k), a.v = dev(v);
+  a.theta_logit = dev(theta_logit), a.eta_logit = dev(eta_logit), a.alpha_logit = dev(alpha_logit);
+  a.w0 = w0, a.s0 = s0, a.y = dev(y), a.w_final = w_final, a.s_final = s_final, a.kept = checkpoints;
+  // Given back after the launch: the caching allocator reuses it only for work queued after it.
+  Scratch workspace;
+  launch<D>(forward_kernel<D>, a, heads, ForwardWs::floats(a.d, a.e, a.cap), workspace);
+}
+
+template <typename T>
+void linear_memory_backward(const HeadShape& s, const LinearMemoryArgs& la, const T* q, const T* k, const T* v,
+                            const T* theta_logit, const T* eta_logit, const T* alpha_logit, const float* checkpoints,
+                            const T* dy, const float* dw_final, const float* ds_final, T* dq, T* dk, T* dv,
+                            T* dtheta_logit, T* deta_logit, T* dalpha_logit, float* dw0, float* ds0) {
+  const long long heads = s.B * s.H, n = s.d * s.e;
+  if (heads == 0) {
+    if (dw0) zero(dw0, static_cast<size_t>((la.w0_shared ? s.H : 0) * n) * sizeof(float));
+    if (ds0) zero(ds0, static_cast<size_t>((la.s0_shared ? s.H : 0) * n) * sizeof(float));
+    return;
+  }
+  using D = device_t<T>;
+  Args<D> a = make_args<D>(s, la);
+  a.q = dev(q), a.k = dev(k), a.v = dev(v);
+  a.theta_logit = dev(theta_logit), a.eta_logit = dev(eta_logit), a.alpha_logit = dev(alpha_logit);
+  a.kept = const_cast<float*>(checkpoints);  // read only by the backward
+  a.dy = dev(dy), a.dw_final = dw_final, a.ds_final = ds_final;
+  a.dq = dev(dq), a.dk = dev(dk), a.dv = dev(dv);
+  a.dtheta_logit = dev(dtheta_logit), a.deta_logit = dev(deta_logit), a.dalpha_logit = dev(dalpha_logit);
+  // Shared initial states get per-sequence gradients first, summed over the batch below.
+  Scratch dw_seq = scratch_floats(dw0 && la.w0_shared ? heads * n : 0);
+  Scratch ds_seq = scratch_floats(ds0 && la.s0_shared ? heads * n : 0);
+  a.dw0 = la.w0_shared ? static_cast<float*>(dw_seq.get()) : dw0;
+  a.ds0 = la.s0_shared ? static_cast<float*>(ds_seq.get()) : ds0;
+  Scratch states = scratch_floats(heads * a.every * 2 * n), workspace;
+  a.states = static_cast<float*>(states.get());
+  launch<D>(backward_kernel<D>, a, heads, BackwardWs::floats(a.d, a.e, a.cap), workspace);
+  for (auto [seq, out] : {std::pair{dw_seq.get(), dw0}, std::pair{ds_seq.get(), ds0}}) {
+    if (!seq) continue;
+    sum_over_batch_kernel<<<grid_for(s.H * n), 256, 0, compute_stream()>>>(static_cast<const float*>(seq), out, s.B,
+                                                                            s.H * n);
+    EAT_CUDA_CHECK_LAUNCH();
+  }
 }
 
 EAT_LINEAR_MEMORY_INSTANTIATE(float)
