@@ -98,4 +98,21 @@ inline double linear_memory(int64_t B, int64_t T, int64_t H, int64_t d, int64_t 
           (rest > 0 ? per_chunk(static_cast<double>(rest)) : 0.0));
 }
 
+// Titans' MLP memory (kernels/mlp_memory.h) per head and chunk of L tokens: the forward's
+// products with the d x h and h x e weights (5 L d h + 6 L h e multiply-adds) and its masked
+// L x L scores and their products (L^2 (d + 2 h + e)); the backward recomputes that forward and
+// adds 10 L d h + 12 L h e + L^2 (2 d + 4 h + 2 e) (the states recomputed between kept ones, part
+// of one more forward, are not counted).
+inline double mlp_memory(int64_t B, int64_t T, int64_t H, int64_t d, int64_t h, int64_t e, int64_t chunk, Pass pass) {
+  const double dd = static_cast<double>(d), hh = static_cast<double>(h), ee = static_cast<double>(e);
+  double forward = 0, backward = 0;
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const double L = static_cast<double>(std::min(chunk, T - t0));
+    forward += L * (5 * dd * hh + 6 * hh * ee) + L * L * (dd + 2 * hh + ee);
+    backward += L * (10 * dd * hh + 12 * hh * ee) + L * L * (2 * dd + 4 * hh + 2 * ee);
+  }
+  const double heads = 2.0 * static_cast<double>(B) * static_cast<double>(H);  // 2 FLOPs per multiply-add
+  return heads * (pass == Pass::forward ? forward : 2 * forward + backward);
+}
+
 }  // namespace eat::flops
