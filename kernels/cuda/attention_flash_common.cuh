@@ -80,6 +80,7 @@ template <typename D> struct Params {
 };
 
 inline void check_dims(const AttentionDims& dims) {
+  EAT_CHECK(dims.prefix == 0, "attention (CUDA): persistent keys (prefix = ", dims.prefix, ") are not supported yet");
   EAT_CHECK(dims.qk_dim <= kFlashMaxHeadDim && dims.v_dim <= kFlashMaxHeadDim, "attention (CUDA): head widths d = ",
             dims.qk_dim, " and e = ", dims.v_dim, " must be at most ", kFlashMaxHeadDim);
   constexpr int64_t kPositions = int64_t{1} << 30;
