@@ -82,7 +82,8 @@ struct AttentionOptions {
   // Persistent keys (Titans' persistent memory, attention sinks): the first `prefix` rows of k and
   // v are seen by every query whatever the causal mask and window; the sequence's keys follow
   // them, so k and v hold prefix + (key) tokens and positions (query_offset included) count from
-  // the first row after the prefix.
+  // the first row after the prefix. Gradients reach the prefix rows of k and v. Both kernels;
+  // causal or not.
   int64_t prefix = 0;
   AttentionImpl impl = AttentionImpl::tiled;
 };
@@ -191,10 +192,11 @@ MohGates moh_gates(const Tensor& shared_logits, const Tensor& routed_logits, con
 // Softmax attention whose (query token, head) pairs are weighted by gates [B, T, H] (MoH's gated
 // heads): y[b, t, h] = gates[b, t, h] * attention(q, k, v, options)[b, t, h]. A pair whose gate is
 // exactly 0 is not computed, forward or backward (its key and value still serve every other
-// query). Options as attention's (causal, window, scale, query_offset with longer keys); tiled
-// kernels only. Gradients flow to q, k, v and gates: dgates = <dy, the attention output> where the
-// gate is non-zero and 0 where it is 0 (that output was never computed; MoH's router passes no
-// gradient through an unselected head's gate, which is 0 by selection).
+// query). Options as attention's (causal, window, scale, query_offset with longer keys; no
+// persistent keys: prefix must be 0); tiled kernels only. Gradients flow to q, k, v and gates:
+// dgates = <dy, the attention output> where the gate is non-zero and 0 where it is 0 (that output
+// was never computed; MoH's router passes no gradient through an unselected head's gate, which is
+// 0 by selection).
 Tensor gated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& gates,
                        const AttentionOptions& options = {});
 

@@ -17,6 +17,8 @@ constexpr const char* kOp = "gated_attention";
 
 AttentionDims checked_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& gates,
                            const AttentionOptions& options) {
+  EAT_CHECK(options.prefix == 0, kOp, ": persistent keys (prefix = ", options.prefix,
+            ") are not supported; k and v must hold the sequence's keys only");
   const AttentionDims dims = checked_attention_dims(kOp, q, k, v, options);
   EAT_CHECK(options.impl == AttentionImpl::tiled, kOp, ": only the tiled kernels skip inactive heads; impl must be "
             "AttentionImpl::tiled");

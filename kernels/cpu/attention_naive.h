@@ -1,12 +1,12 @@
 #pragma once
-// Reference softmax attention: for each (batch, head) the whole T x T score matrix is formed,
-// masked, normalised and multiplied by V. O(T^2) memory per thread; simple enough to trust, and
+// Reference softmax attention: for each (batch, head) the whole T x (prefix + T) score matrix is
+// formed, masked, normalised and multiplied by V. O(T^2) memory per thread; simple enough to trust, and
 // the yardstick the tiled kernel is tested against.
 #include "kernels/attention_band.h"
 
 namespace eat::cpu {
 
-// out [B, T, H, e] = softmax(scale * q k^T, masked to the band) v, per (batch, head).
+// out [B, T, H, e] = softmax(scale * q k^T, masked to the band and the persistent keys) v, per (batch, head).
 template <typename T>
 void attention_naive_forward(const T* q, const T* k, const T* v, T* out, const AttentionDims& dims);
 

@@ -32,8 +32,8 @@ using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>
 inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
 // Tokens [first, first + count) of head (b, h): query-side tensors (q, out, dout, dq; seq rows)
-// and key-side ones (k, v, dk, dv; key_len() rows, more than the queries under sequence
-// parallelism). Const pointers give read-only views, others writable ones.
+// and key-side ones (k, v, dk, dv; key_rows() rows: the persistent keys, then the sequence's,
+// more than the queries under sequence parallelism; `first` counts rows of k). Const pointers give read-only views, others writable ones.
 struct Head {
   const AttentionDims& dims;
   int64_t b, h;
@@ -61,16 +61,22 @@ struct Head {
 
 // The part of a key tile [k0, k0 + nc) that the tile's query row r attends, as columns
 // [lo(r), hi(r)) of the tile (empty when lo >= hi). Row r is query q0 + r, or positions[r] when a
-// position list is given. A tile wholly inside every row's band needs no per-row mask.
+// position list is given. A tile wholly inside every row's band needs no per-row mask. A tile of
+// persistent keys (k0: its first row of k) is seen whole by every row.
 struct TileBand {
   const AttentionDims& dims;
   int64_t q0, nr, k0, nc;
   const int64_t* positions = nullptr;
+  bool persistent = false;
 
   int64_t query(int64_t r) const { return positions ? positions[r] : q0 + r; }
-  bool full() const { return k0 >= dims.first_key(query(nr - 1)) && k0 + nc - 1 <= dims.last_key(query(0)); }
-  int64_t lo(int64_t r) const { return std::clamp<int64_t>(dims.first_key(query(r)) - k0, 0, nc); }
-  int64_t hi(int64_t r) const { return std::clamp<int64_t>(dims.last_key(query(r)) + 1 - k0, 0, nc); }
+  bool full() const {
+    return persistent || (k0 >= dims.first_key(query(nr - 1)) && k0 + nc - 1 <= dims.last_key(query(0)));
+  }
+  int64_t lo(int64_t r) const { return persistent ? 0 : std::clamp<int64_t>(dims.first_key(query(r)) - k0, 0, nc); }
+  int64_t hi(int64_t r) const {
+    return persistent ? nc : std::clamp<int64_t>(dims.last_key(query(r)) + 1 - k0, 0, nc);
+  }
 };
 
 // The forward's online-softmax step for one key tile: S (nr x nc) holds the raw scores Q K^T on

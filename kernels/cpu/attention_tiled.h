@@ -2,8 +2,9 @@
 // Tiled softmax attention with an online softmax (FlashAttention-2 style): O(T) extra memory.
 // Queries are taken kAttentionQueryTile rows at a time and keys kAttentionKeyTile at a time; key
 // tiles wholly outside the causal / sliding-window band are skipped and only tiles cut by the
-// band's edge are masked. The forward keeps just the output and each row's log-sum-exp L; the
-// backward recomputes the probabilities tile by tile from L.
+// band's edge are masked. Persistent keys (AttentionDims::prefix) come in key tiles of their own,
+// visited first by every query tile and never masked. The forward keeps just the output and each
+// row's log-sum-exp L; the backward recomputes the probabilities tile by tile from L.
 //
 // Work is split over (batch, head, tile) so even one head keeps every thread busy, and every
 // output element is summed by one thread in a fixed order: results are bit-identical from run to

@@ -2,7 +2,8 @@
 // log-sum-exp L, and rowdot_t = dO_t . O_t:
 //     dV = P^T dO,  dS = P o (dO V^T - rowdot),  dK = scale dS^T Q,  dQ = scale dS K.
 // Two kernels, each the sole writer of its outputs (no atomics, deterministic):
-//  - key pass: one thread block per (batch * head, key tile) walks the query tiles that see it,
+//  - key pass: one thread block per (batch * head, key tile: the persistent keys' tiles, then the
+//    sequence's) walks the query tiles that see it (all of them for persistent keys),
 //    accumulating dK and dV for its keys in shared memory;
 //  - query pass: one thread block per (batch * head, query tile) walks its key tiles for dQ.
 // Both recompute S and dO V^T; that is the price of having no atomics.
@@ -65,17 +66,16 @@ __device__ void load_query_side(const Params<D>& P, const StepSmem<D>& sm, int b
 }
 
 template <typename D>
-__device__ void load_key_side(const Params<D>& P, const StepSmem<D>& sm, int b, int h, int k0, int Bc) {
-  const int nc = min(Bc, P.band.keys - k0);
-  load_tile(sm.k, P.k + P.key_row(b, h, k0, P.d), int64_t{P.heads} * P.d, Bc, nc, P.dp, P.d);
-  load_tile(sm.v, P.v + P.key_row(b, h, k0, P.e), int64_t{P.heads} * P.e, Bc, nc, P.ep, P.e);
+__device__ void load_key_side(const Params<D>& P, const StepSmem<D>& sm, int b, int h, const KeyTile& tile, int Bc) {
+  load_tile(sm.k, P.k + P.key_row(b, h, tile.row, P.d), int64_t{P.heads} * P.d, Bc, tile.nc, P.dp, P.d);
+  load_tile(sm.v, P.v + P.key_row(b, h, tile.row, P.e), int64_t{P.heads} * P.e, Bc, tile.nc, P.ep, P.e);
 }
 
 // With Q, dO, K, V, L and rowdot loaded: S = Q K^T and dP = dO V^T, then P (into p when given)
 // and dS = P o (dP - rowdot), both zero outside the band. Fences before and after.
 template <typename D>
-__device__ void probabilities_and_dscores(const Params<D>& P, const StepSmem<D>& sm, SmemTile<D>* p, int q0, int k0,
-                                          int Br, int Bc) {
+__device__ void probabilities_and_dscores(const Params<D>& P, const StepSmem<D>& sm, SmemTile<D>* p, int q0,
+                                          const KeyTile& tile, int Br, int Bc) {
   __syncthreads();
   tile_gemm<false, true>(sm.s, sm.q, sm.k, Br, Bc, P.dp, false);
   tile_gemm<false, true>(sm.dp, sm.dout, sm.v, Br, Bc, P.ep, false);
@@ -83,7 +83,7 @@ __device__ void probabilities_and_dscores(const Params<D>& P, const StepSmem<D>&
   for (int i = threadIdx.x; i < Br * Bc; i += blockDim.x) {
     const int r = i / Bc, c = i % Bc;
     float prob = 0.f, ds = 0.f;
-    if (P.band.attends(q0 + r, k0 + c)) {
+    if (tile.attended(P.band, q0 + r, c)) {
       prob = exp2f(sm.s.at(r, c) * P.scale_log2 - sm.lse2[r]);
       ds = prob * (sm.dp.at(r, c) - sm.rowdot[r]);
     }
@@ -112,26 +112,27 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(Params<D> P) {
   const S sm = smem_layout<S>(P.dp, P.ep);
   const Band& band = P.band;
   const int bh = blockIdx.x, b = bh / P.heads, h = bh % P.heads;
-  const int k0 = blockIdx.y * Bc, nc = min(Bc, band.keys - k0);
-  load_key_side(P, sm.step, b, h, k0, Bc);
+  const KeyTile tile = KeyTile::of(band, blockIdx.y, Bc);
+  load_key_side(P, sm.step, b, h, tile, Bc);
   fill_tile(sm.dk, Bc, P.dp, 0.f);
   fill_tile(sm.dv, Bc, P.ep, 0.f);
-  // Query tiles [first, end) hold every query that sees a key of this tile; the range may be
-  // empty (keys after the last local query) or hold only masked pairs (the window's far side),
-  // which contribute zeros.
-  const int first = band.first_query(k0) / Br, end = band.last_query(k0 + nc - 1) / Br + 1;
+  // Query tiles [first, end) hold every query that sees a key of this tile (all of them for
+  // persistent keys); the range may be empty (keys after the last local query) or hold only
+  // masked pairs (the window's far side), which contribute zeros.
+  const int first = tile.persistent ? 0 : band.first_query(tile.k0) / Br;
+  const int end = tile.persistent ? (band.seq + Br - 1) / Br : band.last_query(tile.k0 + tile.nc - 1) / Br + 1;
   for (int qt = first; qt < end && qt * Br < band.seq; ++qt) {
     const int q0 = qt * Br;
     __syncthreads();  // the previous step's products have finished reading Q, dO, P and dS
     load_query_side(P, sm.step, b, h, q0, Br);
     SmemTile<D> p = sm.p;
-    probabilities_and_dscores(P, sm.step, &p, q0, k0, Br, Bc);
+    probabilities_and_dscores(P, sm.step, &p, q0, tile, Br, Bc);
     tile_gemm<true, false>(sm.dv, sm.p, sm.step.dout, Bc, P.ep, Br, true);  // dV += P^T dO
     tile_gemm<true, false>(sm.dk, sm.step.ds, sm.step.q, Bc, P.dp, Br, true);  // dK += dS^T Q
   }
   __syncthreads();
-  if (P.dk) store_tile(P.dk + P.key_row(b, h, k0, P.d), int64_t{P.heads} * P.d, sm.dk, nc, P.d, P.scale);
-  if (P.dv) store_tile(P.dv + P.key_row(b, h, k0, P.e), int64_t{P.heads} * P.e, sm.dv, nc, P.e);
+  if (P.dk) store_tile(P.dk + P.key_row(b, h, tile.row, P.d), int64_t{P.heads} * P.d, sm.dk, tile.nc, P.d, P.scale);
+  if (P.dv) store_tile(P.dv + P.key_row(b, h, tile.row, P.e), int64_t{P.heads} * P.e, sm.dv, tile.nc, P.e);
 }
 
 template <typename D, typename Tl> struct QueryPassSmem {
@@ -153,12 +154,12 @@ __global__ void __launch_bounds__(kThreads) query_pass_kernel(Params<D> P) {
   const int q0 = (gridDim.y - 1 - blockIdx.y) * Br, nr = min(Br, band.seq - q0);
   load_query_side(P, sm.step, b, h, q0, Br);
   fill_tile(sm.dq, Br, P.dp, 0.f);
-  const int first = band.first_key(q0) / Bc, end = band.last_key(q0 + nr - 1) / Bc + 1;
-  for (int kt = first; kt < end; ++kt) {
-    const int k0 = kt * Bc;
+  const QueryTileKeys key_tiles(band, q0, nr, Bc);
+  for (int j = 0; j < key_tiles.count(); ++j) {
+    const KeyTile tile = key_tiles(band, j, Bc);
     __syncthreads();  // the previous step's product has finished reading K and dS
-    load_key_side(P, sm.step, b, h, k0, Bc);
-    probabilities_and_dscores<D>(P, sm.step, nullptr, q0, k0, Br, Bc);
+    load_key_side(P, sm.step, b, h, tile, Bc);
+    probabilities_and_dscores<D>(P, sm.step, nullptr, q0, tile, Br, Bc);
     tile_gemm<false, false>(sm.dq, sm.step.ds, sm.step.k, Br, P.dp, Bc, true);  // dQ += dS K
   }
   __syncthreads();
@@ -194,12 +195,13 @@ void attention_flash_backward(const T* q, const T* k, const T* v, const T* out, 
     f::rowdot_kernel<D><<<grid_for(rows * 32, f::kThreads, f::kRowdotBlocks), f::kThreads, 0, stream>>>(p, rowdot, rows);
     EAT_CUDA_CHECK_LAUNCH();
   }
-  if ((dk || dv) && dims.batch * dims.heads * dims.key_len() > 0) {
+  if ((dk || dv) && dims.batch * dims.heads * dims.key_rows() > 0) {
     f::with_fitting_tiles<D, f::KeyPassSmem>(p.dp, p.ep, [&](auto tiles) {
       using Tl = decltype(tiles);
       auto kernel = f::key_pass_kernel<D, Tl>;
       const size_t smem = prepare_smem<f::KeyPassSmem<D, Tl>>(kernel, "attention backward (CUDA)", p.dp, p.ep);
-      kernel<<<f::grid_of(dims, f::tiles_of(dims.key_len(), Tl::kv_k)), f::kThreads, smem, stream>>>(p);
+      const unsigned key_tiles = f::tiles_of(dims.prefix, Tl::kv_k) + f::tiles_of(dims.key_len(), Tl::kv_k);
+      kernel<<<f::grid_of(dims, key_tiles), f::kThreads, smem, stream>>>(p);
       EAT_CUDA_CHECK_LAUNCH();
     });
   }

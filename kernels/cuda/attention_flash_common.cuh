@@ -46,11 +46,14 @@ void with_fitting_tiles(int dp, int ep, Launch&& launch) {
     launch(CompactTiles<D>{});
 }
 
-// AttentionDims's band on the device: query t (global position t + query_offset) attends to
-// keys [first_key(t), last_key(t)]; key s is attended by queries [first_query(s), last_query(s)].
+// AttentionDims's band on the device: query t (global position t + query_offset) attends to the
+// sequence keys [first_key(t), last_key(t)]; sequence key s is attended by queries
+// [first_query(s), last_query(s)]. k and v hold `prefix` persistent rows (seen by every query)
+// before the sequence's keys.
 struct Band {
   int seq, keys, query_offset, window_left;
   bool causal;
+  int prefix = 0;
   __device__ int first_key(int t) const { return causal && window_left >= 0 ? max(0, t + query_offset - window_left) : 0; }
   __device__ int last_key(int t) const { return causal ? min(keys - 1, t + query_offset) : keys - 1; }
   __device__ int first_query(int s) const { return causal ? max(0, s - query_offset) : 0; }
@@ -58,6 +61,39 @@ struct Band {
     return causal && window_left >= 0 ? min(seq - 1, s + window_left - query_offset) : seq - 1;
   }
   __device__ bool attends(int t, int s) const { return t < seq && s < keys && s >= first_key(t) && s <= last_key(t); }
+  __device__ int persistent_tiles(int Bc) const { return (prefix + Bc - 1) / Bc; }
+};
+
+// One key tile of a head: nc rows of k and v from `row`, either persistent keys (seen whole by
+// every query) or the sequence keys at positions [k0, k0 + nc) (row = prefix + k0). A head's key
+// tiles, Bc rows each, are the persistent ones, then the sequence's from row prefix: the band's
+// tiles are those of attention without a prefix.
+struct KeyTile {
+  int row, k0, nc;
+  bool persistent;
+  // Key tile i of the head.
+  __device__ static KeyTile of(const Band& band, int i, int Bc) {
+    const int n_pt = band.persistent_tiles(Bc);
+    if (i < n_pt) return KeyTile{i * Bc, i * Bc, min(Bc, band.prefix - i * Bc), true};
+    const int k0 = (i - n_pt) * Bc;
+    return KeyTile{band.prefix + k0, k0, min(Bc, band.keys - k0), false};
+  }
+  // Whether query t attends the tile's column c (columns from nc on are padding).
+  __device__ bool attended(const Band& band, int t, int c) const {
+    return persistent ? t < band.seq && c < nc : band.attends(t, k0 + c);
+  }
+};
+
+// The key tiles query tile [q0, q0 + nr) visits, in order: every persistent tile, then the band's
+// tiles [first, end) (each holds at least one attended pair: the band is contiguous).
+struct QueryTileKeys {
+  int n_pt, first, end;
+  __device__ QueryTileKeys(const Band& band, int q0, int nr, int Bc)
+      : n_pt(band.persistent_tiles(Bc)), first(band.first_key(q0) / Bc), end(band.last_key(q0 + nr - 1) / Bc + 1) {}
+  __device__ int count() const { return n_pt + end - first; }
+  __device__ KeyTile operator()(const Band& band, int j, int Bc) const {
+    return KeyTile::of(band, j < n_pt ? j : j + first, Bc);
+  }
 };
 
 template <typename D> struct Params {
@@ -70,12 +106,13 @@ template <typename D> struct Params {
   float scale, scale_log2;  // scale and scale * log2(e): exponentials are exp2 of log2-scaled scores
   Band band;
 
-  // Row t of head (b, h) in a query-side ([B, seq, H, w]) or key-side ([B, keys, H, w]) tensor.
+  // Row t of head (b, h) in a query-side ([B, seq, H, w]) or key-side ([B, prefix + keys, H, w])
+  // tensor.
   __device__ int64_t query_row(int b, int h, int t, int w) const {
     return ((static_cast<int64_t>(b) * band.seq + t) * heads + h) * w;
   }
   __device__ int64_t key_row(int b, int h, int s, int w) const {
-    return ((static_cast<int64_t>(b) * band.keys + s) * heads + h) * w;
+    return ((static_cast<int64_t>(b) * (band.prefix + band.keys) + s) * heads + h) * w;
   }
 };
 
@@ -84,9 +121,9 @@ inline void check_dims(const AttentionDims& dims) {
             dims.qk_dim, " and e = ", dims.v_dim, " must be at most ", kFlashMaxHeadDim);
   constexpr int64_t kPositions = int64_t{1} << 30;
   EAT_CHECK(dims.seq < kPositions && dims.key_len() < kPositions && dims.query_offset >= 0 &&
-                dims.query_offset < kPositions,
-            "attention (CUDA): ", dims.seq, " queries at offset ", dims.query_offset, " and ", dims.key_len(),
-            " keys: positions must fit in 30 bits");
+                dims.query_offset < kPositions && dims.prefix >= 0 && dims.prefix < kPositions,
+            "attention (CUDA): ", dims.seq, " queries at offset ", dims.query_offset, ", ", dims.key_len(),
+            " keys and ", dims.prefix, " persistent keys: positions must fit in 30 bits");
 }
 
 // The window as the device's int band arithmetic takes it. A window of at least the key length
@@ -108,7 +145,7 @@ template <typename D> Params<D> make_params(const AttentionDims& dims) {
   p.scale = static_cast<float>(dims.scale);
   p.scale_log2 = static_cast<float>(dims.scale * kLog2eD);
   p.band = Band{static_cast<int>(dims.seq), static_cast<int>(dims.key_len()), static_cast<int>(dims.query_offset),
-                static_cast<int>(device_window(dims)), dims.causal};
+                static_cast<int>(device_window(dims)), dims.causal, static_cast<int>(dims.prefix)};
   return p;
 }
 

@@ -1,8 +1,8 @@
 // Flash attention forward: one thread block per (batch * head, query tile) walks the key tiles
-// that hold at least one attended pair, keeping the running row max m, the running sum l and the
-// unnormalised output in shared memory (online softmax), and writes out = O / l and the row's
-// log-sum-exp. Scores live in the log2 domain (scale * log2 e folded in) so every exponential is
-// one exp2f.
+// that hold at least one attended pair (the persistent keys' first), keeping the running row max
+// m, the running sum l and the unnormalised output in shared memory (online softmax), and writes
+// out = O / l and the row's log-sum-exp. Scores live in the log2 domain (scale * log2 e folded
+// in) so every exponential is one exp2f.
 #include <cmath>
 
 #include "base/dtype.h"
@@ -48,13 +48,13 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Params<D> P) {
     sm.l[r] = 0.f;
   }
 
-  // Key tiles [first, end) hold every attended key of this query tile (the band is contiguous).
-  const int first = band.first_key(q0) / Bc, end = band.last_key(q0 + nr - 1) / Bc + 1;
-  for (int kt = first; kt < end; ++kt) {
-    const int k0 = kt * Bc, nc = min(Bc, band.keys - k0);
+  // The persistent key tiles, then the band's, hold every attended key of this query tile.
+  const QueryTileKeys key_tiles(band, q0, nr, Bc);
+  for (int j = 0; j < key_tiles.count(); ++j) {
+    const KeyTile tile = key_tiles(band, j, Bc);
     __syncthreads();  // the previous step's product has finished reading K, V and P
-    load_tile(sm.k, P.k + P.key_row(b, h, k0, P.d), int64_t{P.heads} * P.d, Bc, nc, P.dp, P.d);
-    load_tile(sm.v, P.v + P.key_row(b, h, k0, P.e), int64_t{P.heads} * P.e, Bc, nc, P.ep, P.e);
+    load_tile(sm.k, P.k + P.key_row(b, h, tile.row, P.d), int64_t{P.heads} * P.d, Bc, tile.nc, P.dp, P.d);
+    load_tile(sm.v, P.v + P.key_row(b, h, tile.row, P.e), int64_t{P.heads} * P.e, Bc, tile.nc, P.ep, P.e);
     __syncthreads();
     tile_gemm<false, true>(sm.s, sm.q, sm.k, Br, Bc, P.dp, false);  // S = Q K^T
     __syncthreads();
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Params<D> P) {
 #pragma unroll
       for (int i = 0; i < Bc / 32; ++i) {
         const int c = lane + 32 * i;
-        x[i] = band.attends(t, k0 + c) ? sm.s.at(r, c) * P.scale_log2 : -INFINITY;
+        x[i] = tile.attended(band, t, c) ? sm.s.at(r, c) * P.scale_log2 : -INFINITY;
         tile_max = fmaxf(tile_max, x[i]);
       }
       tile_max = warp_max(tile_max);

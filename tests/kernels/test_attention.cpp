@@ -340,3 +340,160 @@ TEST_CASE("attention: queries as a slice of longer keys (query_offset) equal tho
     }
   }
 }
+
+// ---- persistent keys (prefix): rows of k and v before the sequence's keys that every query sees
+
+namespace {
+
+AttentionOptions with_prefix(AttentionOptions o, int64_t prefix, int64_t query_offset = 0) {
+  o.prefix = prefix;
+  o.query_offset = query_offset;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("attention tiled with persistent keys: forward and all gradients match naive in f64") {
+  // One persistent key, four, exactly one key tile and one over it (a second persistent tile),
+  // under every mask; windows put the band's edge on and across tile boundaries. f64: 1e-12.
+  Generator gen(41);
+  const int64_t d = 5, e = 3;
+  for (int64_t prefix : {1, 4, 64, 70})
+    for (int64_t T : {1, 7, 65, 130})
+      for (int64_t H : {1, 2}) {
+        const int64_t B = T == 7 ? 2 : 1, rows = prefix + T;
+        Tensor q = randn64({B, T, H, d}, gen, 1.0, false), k = randn64({B, rows, H, d}, gen, 1.0, false),
+               v = randn64({B, rows, H, e}, gen, 1.0, false), seed = randn64({B, T, H, e}, gen, 1.0, false);
+        for (auto [causal, window] : masks(T)) {
+          CAPTURE(prefix);
+          CAPTURE(T);
+          CAPTURE(H);
+          CAPTURE(causal);
+          CAPTURE(window);
+          check_close(run_attention(q, k, v, seed, with_prefix(options(AttentionImpl::tiled, causal, window), prefix)),
+                      run_attention(q, k, v, seed, with_prefix(options(AttentionImpl::naive, causal, window), prefix)),
+                      1e-12);
+        }
+      }
+}
+
+TEST_CASE("attention with persistent keys and no window is causal attention with the queries after them") {
+  // Without a window, query t sees the prefix and sequence keys [0, t + offset]: exactly the keys a
+  // causal query at position prefix + offset + t sees when the prefix rows are ordinary keys. The
+  // two calls tile the keys differently: 1e-12 relative in f64, gradients of the prefix rows
+  // included.
+  Generator gen(42);
+  for (auto [prefix, T, offset] : {std::tuple<int64_t, int64_t, int64_t>{1, 70, 0}, {4, 130, 9}, {67, 20, 50}}) {
+    CAPTURE(prefix);
+    CAPTURE(offset);
+    const int64_t rows = prefix + offset + T;
+    Tensor q = randn64({2, T, 2, 4}, gen, 1.0, false), k = randn64({2, rows, 2, 4}, gen, 1.0, false),
+           v = randn64({2, rows, 2, 3}, gen, 1.0, false), seed = randn64({2, T, 2, 3}, gen, 1.0, false);
+    const AttentionOptions causal = options(AttentionImpl::tiled, true, -1);
+    check_close(run_attention(q, k, v, seed, with_prefix(causal, prefix, offset)),
+                run_attention(q, k, v, seed, with_prefix(causal, 0, prefix + offset)), 1e-12);
+  }
+}
+
+TEST_CASE("attention tiled: 64 persistent keys (one whole key tile) are bit for bit the keys before the queries") {
+  // The prefix takes key tiles of its own and the band keeps its tiles, so a prefix of exactly one
+  // tile visits the same tiles, in the same order, with the same masks, as causal attention whose
+  // queries start after those 64 keys: the same arithmetic, every bit (f32, forward and backward).
+  Generator gen(45);
+  const int64_t prefix = 64;
+  for (int64_t T : {1, 100, 130}) {
+    CAPTURE(T);
+    Tensor q = Tensor::randn({2, T, 3, 8}, gen), k = Tensor::randn({2, prefix + T, 3, 8}, gen),
+           v = Tensor::randn({2, prefix + T, 3, 6}, gen), seed = Tensor::randn({2, T, 3, 6}, gen);
+    const AttentionOptions causal = options(AttentionImpl::tiled, true, -1);
+    const Result with = run_attention(q, k, v, seed, with_prefix(causal, prefix)),
+                 after = run_attention(q, k, v, seed, with_prefix(causal, 0, prefix));
+    CHECK(with.out == after.out);
+    CHECK(with.dq == after.dq);
+    CHECK(with.dk == after.dk);
+    CHECK(with.dv == after.dv);
+  }
+}
+
+TEST_CASE("attention tiled with persistent keys: bit-identical across runs and thread counts") {
+  // The persistent key tiles' dK/dV sum every query tile in one task, in order.
+  Generator gen(43);
+  const int64_t prefix = 70, T = 200;
+  Tensor q = Tensor::randn({1, T, 1, 8}, gen), k = Tensor::randn({1, prefix + T, 1, 8}, gen),
+         v = Tensor::randn({1, prefix + T, 1, 6}, gen), seed = Tensor::randn({1, T, 1, 6}, gen);
+  auto bits = [&] {
+    Tensor q1 = q.clone().requires_grad_(), k1 = k.clone().requires_grad_(), v1 = v.clone().requires_grad_();
+    Tensor out = attention(q1, k1, v1, with_prefix(options(AttentionImpl::tiled, true, 30), prefix));
+    out.backward(seed);
+    std::vector<float> all;
+    for (const Tensor& t : {out, q1.grad(), k1.grad(), v1.grad()})
+      all.insert(all.end(), t.data<float>(), t.data<float>() + t.numel());
+    return all;
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(3);
+  std::vector<float> first = bits(), second = bits();
+  omp_set_num_threads(1);
+  std::vector<float> single = bits();
+  omp_set_num_threads(threads);
+  REQUIRE(first.size() == second.size());
+  CHECK(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(first.data(), single.data(), first.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("attention with persistent keys: an empty sequence leaves zero gradients on the prefix rows") {
+  for (AttentionImpl impl : {AttentionImpl::naive, AttentionImpl::tiled}) {
+    Generator gen(44);
+    Tensor q = Tensor::zeros({2, 0, 3, 4}).requires_grad_(), k = Tensor::randn({2, 3, 3, 4}, gen).requires_grad_(),
+           v = Tensor::randn({2, 3, 3, 5}, gen).requires_grad_();
+    Tensor out = attention(q, k, v, with_prefix(options(impl, true, 2), 3));
+    CHECK(out.shape() == Shape{2, 0, 3, 5});
+    out.backward(Tensor::zeros({2, 0, 3, 5}));
+    REQUIRE(k.grad().shape() == k.shape());
+    REQUIRE(v.grad().shape() == v.shape());
+    for (const Tensor& g : {k.grad(), v.grad()})
+      for (double x : g.to_f64_vector()) CHECK(x == 0.0);
+  }
+}
+
+TEST_CASE("attention with persistent keys: bad prefixes are rejected with the op and the shapes") {
+  Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 6, 2, 3}), v = Tensor::zeros({1, 6, 2, 5});
+  const AttentionOptions tiled = options(AttentionImpl::tiled, true, -1), naive = options(AttentionImpl::naive, true, -1);
+  CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(tiled, -1)),
+                       doctest::Contains("attention: prefix = -1 persistent keys must be >= 0 and fit the 6 rows of "
+                                         "k [1, 6, 2, 3]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(tiled, 7)),
+                       doctest::Contains("attention: prefix = 7 persistent keys must be >= 0 and fit the 6 rows of "
+                                         "k [1, 6, 2, 3]"),
+                       Error);
+  for (bool causal : {false, true})
+    CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(options(AttentionImpl::tiled, causal, -1), 6)),
+                         doctest::Contains("attention: k [1, 6, 2, 3] holds no keys after its persistent prefix for "
+                                           "the 4 queries of q [1, 4, 2, 3]"),
+                         Error);
+  // Causal queries must fit the keys after the prefix: 6 rows less 3 persistent leave 3 for 4 queries.
+  CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(tiled, 3)),
+                       doctest::Contains("attention: queries at positions [0, 4) do not fit the 3 keys after the "
+                                         "persistent prefix"),
+                       Error);
+  CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(tiled, 1, 2)),
+                       doctest::Contains("attention: queries at positions [2, 6) do not fit the 5 keys after the "
+                                         "persistent prefix"),
+                       Error);
+  // The naive kernel takes a prefix, but as many sequence keys as queries.
+  CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(naive, 1)),
+                       doctest::Contains("after its persistent prefix must have the same shape [B, T, H, d] (keys "
+                                         "longer than the queries, or a query_offset, need the tiled kernel)"),
+                       Error);
+  CHECK_NOTHROW(attention(q, k, v, with_prefix(naive, 2)));
+  CHECK_THROWS_WITH_AS(attention(q, k, Tensor::zeros({1, 5, 2, 5}), with_prefix(tiled, 2)),
+                       doctest::Contains("attention: v [1, 5, 2, 5] must share B, T, H with k [1, 6, 2, 3]"), Error);
+}
+
+TEST_CASE("gated_attention refuses persistent keys") {
+  Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 6, 2, 3}), v = Tensor::zeros({1, 6, 2, 5}),
+         gates = Tensor::full({1, 4, 2}, 1.0);
+  CHECK_THROWS_WITH_AS(gated_attention(q, k, v, gates, with_prefix(options(AttentionImpl::tiled, true, -1), 2)),
+                       doctest::Contains("gated_attention: persistent keys (prefix = 2) are not supported"), Error);
+}
