@@ -229,7 +229,7 @@ struct NeuralMemoryOptions {
   int64_t checkpoint_chunks = 0;
 };
 // Linear memory M(k) = k W, W [d, e]: the chunked dual form (titans.md 2.2, backward 3.1).
-// State {W, S}, each [B, H, d, e]; initial W [B, H, d, e] or [H, d, e] (undefined: 0).
+// State {W, S}, each [B, H, d, e]; initial W and S each [B, H, d, e] or [H, d, e] (undefined: 0).
 struct LinearMemoryState {
   Tensor w, s;
 };

@@ -79,15 +79,19 @@ TEST_CASE("linear_memory: gradients are bit-identical for checkpoint intervals 1
 }
 
 TEST_CASE("linear_memory: outputs and gradients are bit-identical at 1 and 2 threads") {
+  // Four heads (enough work to run in parallel), and one head of the model's width (Eigen's
+  // products alone could use the threads).
   const int threads = omp_get_max_threads();
   Generator gen(2);
-  Inputs in = make_inputs(gen, 2, 64, 2, 16, 16, DType::f32, true);  // enough work to run in parallel
-  omp_set_num_threads(1);
-  const auto one = outputs_and_grads(in, {.chunk = 16});
-  omp_set_num_threads(2);
-  const auto two = outputs_and_grads(in, {.chunk = 16});
-  omp_set_num_threads(threads);
-  CHECK(one == two);
+  for (const Inputs& in : {make_inputs(gen, 2, 64, 2, 16, 16, DType::f32, true),
+                           make_inputs(gen, 1, 64, 1, 64, 64, DType::f32, true)}) {
+    omp_set_num_threads(1);
+    const auto one = outputs_and_grads(in, {.chunk = 16});
+    omp_set_num_threads(2);
+    const auto two = outputs_and_grads(in, {.chunk = 16});
+    omp_set_num_threads(threads);
+    CHECK(one == two);
+  }
 }
 
 TEST_CASE("linear_memory: 16K tokens at theta = max_lr stay finite (f32)") {
