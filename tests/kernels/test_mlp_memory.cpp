@@ -176,6 +176,30 @@ TEST_CASE("mlp_memory: 16K tokens at the largest inner step stay finite and clos
   }
 }
 
+TEST_CASE("mlp_memory: an empty sequence leaves the initial state and passes its gradient through") {
+  Generator gen(8);
+  Inputs in = random_inputs(2, 0, 3, 4, 6, 2, true, gen);
+  in.s2 = Tensor();  // a zero momentum for the second layer
+  MlpMemoryResult r = run(in, options(16));
+  CHECK(r.y.shape() == Shape{2, 0, 3, 2});
+  const std::vector<double> w1 = in.w1.to_f64_vector(), s1 = in.s1.to_f64_vector();
+  std::vector<double> w1_per_sequence = w1;
+  w1_per_sequence.insert(w1_per_sequence.end(), w1.begin(), w1.end());
+  CHECK(r.state.w1.to_f64_vector() == w1_per_sequence);
+  CHECK(r.state.s1.to_f64_vector() == s1);
+  CHECK(r.state.s2.to_f64_vector() == std::vector<double>(static_cast<size_t>(2 * 3 * 6 * 2), 0.0));
+  // The final W1's gradient reaches the shared initial W1 summed over the batch, S1's reaches S1.
+  const Tensor seed_w = Tensor::randn(r.state.w1.shape(), gen, 1.0, DType::f64);
+  const Tensor seed_s = Tensor::randn(r.state.s1.shape(), gen, 1.0, DType::f64);
+  add(sum(mul(r.state.w1, seed_w)), sum(mul(r.state.s1, seed_s))).backward();
+  const std::vector<double> sw = seed_w.to_f64_vector();
+  std::vector<double> summed(w1.size());
+  for (size_t i = 0; i < summed.size(); ++i) summed[i] = sw[i] + sw[i + w1.size()];
+  CHECK(in.w1.grad().to_f64_vector() == summed);
+  CHECK(in.s1.grad().to_f64_vector() == seed_s.to_f64_vector());
+  CHECK(in.q.grad().numel() == 0);
+}
+
 TEST_CASE("mlp_memory: bad inputs are refused with the op's name and the shapes") {
   Generator gen(7);
   const Inputs in = random_inputs(2, 5, 3, 4, 6, 2, true, gen);
