@@ -89,16 +89,16 @@ struct HeadInputs {
   }
 };
 
-// Everything of one chunk the output, the next state and the backward read.
+// Everything of one chunk the next state reads (Z, A, E, R, D) and, with `outputs`, what the
+// output and the backward read too (the scores, Hq, Aq and their products).
 template <typename T>
 struct ChunkTerms {
   ChunkGates<T> c;
   Mat<T> Q, K, V, Z, A, E, R, D, QK, QW1, QS1, Hq, Aq, AqA, AqW2, AqS2;
 
-  ChunkTerms(const HeadInputs<T>& in, const MemoryState<T>& st, int64_t j)
+  ChunkTerms(const HeadInputs<T>& in, const MemoryState<T>& st, int64_t j, bool outputs = true)
       : c(in.gates(in.chunk_start(j), in.chunk_length(j))) {
     const int64_t t0 = in.chunk_start(j), L = c.L;
-    Q = in.rows(in.q, t0, L, in.s.d);
     K = in.rows(in.k, t0, L, in.s.d);
     V = in.rows(in.v, t0, L, in.s.e);
     Z.noalias() = K * st.w1;
@@ -107,6 +107,8 @@ struct ChunkTerms {
     E = T(2) * (E - V);
     R.noalias() = E * st.w2.transpose();
     D = R.cwiseProduct(silu_first(Z));
+    if (!outputs) return;
+    Q = in.rows(in.q, t0, L, in.s.d);
     QK.noalias() = Q * K.transpose();
     QW1.noalias() = Q * st.w1;
     QS1.noalias() = Q * st.s1;
@@ -305,7 +307,7 @@ void mlp_memory_backward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const 
       const int64_t j0 = c * stride, j1 = std::min(chunks, j0 + stride);
       entering[0].load(s, kept_states + c * s.state_size());
       for (int64_t j = j0 + 1; j < j1; ++j)
-        entering[j - j0] = ChunkTerms<T>(in, entering[j - j0 - 1], j - 1).next_state(entering[j - j0 - 1]);
+        entering[j - j0] = ChunkTerms<T>(in, entering[j - j0 - 1], j - 1, false).next_state(entering[j - j0 - 1]);
       for (int64_t j = j1 - 1; j >= j0; --j)
         chunk_backward(in, entering[j - j0], j, dy, ds, dq, dk, dv, dtheta_logit, deta_logit, dalpha_logit);
     }
