@@ -138,6 +138,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_based_command(*bench);
   add_bench_rat_command(*bench);
   add_bench_moh_command(*bench);
+  add_bench_titans_command(*bench);
 }
 
 }  // namespace eat::cli

@@ -16,10 +16,6 @@ namespace eat::models {
 
 namespace {
 
-// GPT-2's scaled initialisation of the projections that write into the residual stream
-// (out_proj, fc2): 0.02 / sqrt(2 n_layer), as the reference's _init_weights.
-double residual_std(const ModelConfig& c) { return c.init_std / std::sqrt(2.0 * static_cast<double>(c.n_layers)); }
-
 const char* mixer_name(BasedMixer m) {
   switch (m) {
     case BasedMixer::taylor: return "taylor";
@@ -75,13 +71,7 @@ Tensor BaseConv::forward(const Tensor& x, BasedLayerState* state) const {
     CommLabel scope(comm_label());
     c = short_conv_sp(u1, weight, Tensor(), sp_group());  // a halo of k - 1 rows of u1
   } else if (state) {
-    // The rows before x are the tail the last call left (zeros, the causal padding, at the start).
-    const int64_t halo = conv.weight.size(1) - 1, T = x.size(1);
-    Tensor tail = state->conv_tail.defined() ? state->conv_tail
-                                             : Tensor::zeros(with_time(u1, halo), u1.dtype(), u1.device());
-    Tensor joined = append_time(tail, u1);
-    c = narrow_time(short_conv(joined, weight), halo, halo + T);
-    state->conv_tail = last_rows(joined, halo);
+    c = conv.forward(u1, state->conv_tail);
   } else {
     c = short_conv(u1, weight);
   }

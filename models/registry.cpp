@@ -5,6 +5,7 @@
 #include "models/based.h"
 #include "models/moh.h"
 #include "models/rat.h"
+#include "models/titans.h"
 #include "models/transformer.h"
 #include "models/transnormer.h"
 
@@ -14,7 +15,7 @@ namespace {
 const std::vector<FamilySpec>& families() {
   static const std::vector<FamilySpec> all = {models::transformer_family(), models::transnormer_family(),
                                               models::based_family(), models::rat_family(),
-                                              models::moh_family()};
+                                              models::moh_family(), models::titans_family()};
   return all;
 }
 }  // namespace

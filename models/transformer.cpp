@@ -21,11 +21,7 @@ TransformerOptions TransformerOptions::from(const ModelConfig& c) {
   return o;
 }
 
-namespace {
-// GPT-2's scaled initialisation of the projections that write into the residual stream, so its
-// variance does not grow with depth.
 double residual_std(const ModelConfig& c) { return c.init_std / std::sqrt(2.0 * static_cast<double>(c.n_layers)); }
-}  // namespace
 
 CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen)
     : q_proj(add_module<Linear>("q_proj", c.d_model, c.d_model, false, gen, c.init_std, c.dtype)),
@@ -47,6 +43,14 @@ CausalSelfAttention::Heads CausalSelfAttention::project_heads(const Tensor& x, i
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {
+  return o_proj.forward(heads_output(x, position_offset));
+}
+
+Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
+  return o_proj.forward(heads_output_cached(x, cache, position));
+}
+
+Tensor CausalSelfAttention::heads_output(const Tensor& x, int64_t position_offset) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   const bool split = sequence_split();
   // Under sequence parallelism this rank's tokens start at position rank * T.
@@ -62,7 +66,7 @@ Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) co
   } else {
     a = attend_heads(x, q, k, v, attention_options);
   }
-  return o_proj.forward(reshape(a, {B, T, D}));
+  return reshape(a, {B, T, D});
 }
 
 Tensor CausalSelfAttention::attend_heads(const Tensor&, const Tensor& q, const Tensor& keys, const Tensor& values,
@@ -70,7 +74,7 @@ Tensor CausalSelfAttention::attend_heads(const Tensor&, const Tensor& q, const T
   return attention(q, keys, values, options);
 }
 
-Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
+Tensor CausalSelfAttention::heads_output_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
   EAT_CHECK(!sequence_split(), "attention: decoding with a cache and sequence parallelism do not mix");
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   const auto [q, k, v] = project_heads(x, position);
@@ -82,7 +86,7 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, 
   // A window keeps its last window_left keys (-1, full attention: all of them).
   cache.keys = last_rows(keys, options.window_left);
   cache.values = last_rows(values, options.window_left);
-  return o_proj.forward(reshape(a, {B, T, D}));
+  return reshape(a, {B, T, D});
 }
 
 std::string CausalSelfAttention::sequence_parallel_refusal() const {

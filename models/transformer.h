@@ -39,6 +39,10 @@ class CausalSelfAttention : public SequenceMixer {
   // Decoding: x's tokens (at positions from `position` on) attend to the cached keys and values
   // and their own; the cache then keeps what the next call needs. Whole sequences only.
   Tensor forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const;
+  // The same two before o_proj: the heads' outputs side by side, [B, T, D] (Titans' MAG gates
+  // them with its memory before the projection).
+  Tensor heads_output(const Tensor& x, int64_t position_offset = 0) const;
+  Tensor heads_output_cached(const Tensor& x, WindowCache& cache, int64_t position) const;
   // LASP-2H (and its halo form for a window) runs the tiled kernel only.
   std::string sequence_parallel_refusal() const override;
   // The heads' outputs [B, T, H, e] of this call's queries q against keys and values that may
@@ -87,6 +91,10 @@ class Transformer : public BlockStack<TransformerBlock, WindowCache> {
   ModelConfig config_;
   TransformerOptions options_;
 };
+
+// GPT-2's scaled initialisation of the projections that write into the residual stream, so its
+// variance does not grow with depth: init_std / sqrt(2 n_layers).
+double residual_std(const ModelConfig& c);
 
 FamilySpec transformer_family();
 

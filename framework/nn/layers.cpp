@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "framework/parallel/halo.h"
+#include "framework/parallel/time_rows.h"
+
 namespace eat {
 
 Linear::Linear(int64_t in, int64_t out, bool has_bias, Generator& gen, double init_std, DType dtype) {
@@ -48,6 +51,14 @@ ShortConv::ShortConv(int64_t channels, int64_t kernel_size, bool has_bias, Gener
   double bound = 1.0 / std::sqrt(static_cast<double>(kernel_size));
   weight = add_parameter("weight", Tensor::uniform({channels, kernel_size}, gen, -bound, bound, dtype), ParamKind::weight);
   if (has_bias) bias = add_parameter("bias", Tensor::uniform({channels}, gen, -bound, bound, dtype), ParamKind::bias);
+}
+
+Tensor ShortConv::forward(const Tensor& x, Tensor& tail) const {
+  const int64_t halo = weight.size(1) - 1, T = x.size(1);
+  if (!tail.defined()) tail = Tensor::zeros(with_time(x, halo), x.dtype(), x.device());
+  Tensor joined = append_time(tail, x);
+  tail = last_rows(joined, halo);
+  return narrow_time(forward(joined), halo, halo + T);
 }
 
 }  // namespace eat

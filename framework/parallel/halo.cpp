@@ -37,6 +37,21 @@ Tensor narrow_time(const Tensor& x, int64_t begin, int64_t end) {
   return out;
 }
 
+Tensor concat_time(const Tensor& a, const Tensor& b) {
+  EAT_CHECK(a.defined() && b.defined() && a.dim() >= 2 && a.dim() == b.dim(), "concat_time: a and b must be [B, T, ...]");
+  if (a.size(1) == 0) return b;
+  if (b.size(1) == 0) return a;
+  Tensor out = append_time(a, b);
+  if (autograd::needs_record({&a, &b})) {
+    const int64_t Ta = a.size(1), Tb = b.size(1);
+    autograd::record("concat_time", {a, b}, {out}, [Ta, Tb](const std::vector<Tensor>& g) {
+      if (!g[0].defined()) return std::vector<Tensor>{Tensor(), Tensor()};
+      return std::vector<Tensor>{narrow_time(g[0], 0, Ta), narrow_time(g[0], Ta, Ta + Tb)};
+    });
+  }
+  return out;
+}
+
 Tensor halo_exchange(const Tensor& x, int64_t halo, Communicator& group) {
   EAT_CHECK(x.dim() >= 2 && x.size(1) >= 1, "halo_exchange: x ", shape_str(x.shape()), " must be [B, L, ...] with L >= 1");
   EAT_CHECK(halo >= 0, "halo_exchange: halo = ", halo, " must be >= 0");

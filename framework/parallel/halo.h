@@ -22,6 +22,9 @@ Tensor halo_exchange(const Tensor& x, int64_t halo, Communicator& group);
 
 // Rows [begin, end) of the time axis (axis 1) of x [B, T, ...], as a new tensor; differentiable.
 Tensor narrow_time(const Tensor& x, int64_t begin, int64_t end);
+// a's rows, then b's: [B, Ta, ...] and [B, Tb, ...] -> [B, Ta + Tb, ...]; differentiable (the
+// decoding caches' append_time is not).
+Tensor concat_time(const Tensor& a, const Tensor& b);
 
 // The causal depthwise short convolution (ops.h short_conv) of a sequence split over the group:
 // x [B, L, C] is this rank's share, weight [C, k]. Needs a halo of k - 1 tokens. Equals the rows

@@ -13,6 +13,7 @@
 #include "framework/ops.h"
 #include "models/rat.h"
 #include "models/tiny_model.h"
+#include "naive_layers.h"
 #include "rel_error.h"
 
 using namespace eat;
@@ -27,32 +28,6 @@ ModelConfig rat_config(int64_t chunk, int64_t ngroups, int64_t heads = 2) {
   c.options.set("chunk", chunk);
   c.options.set("ngroups", ngroups);
   return c;
-}
-
-// y[t][o] = sum_i x[t][i] W[o][i] (+ b[o]) for x [rows, in] and W [out, in].
-std::vector<double> project(const std::vector<double>& x, const Tensor& weight, const std::vector<double>& bias = {}) {
-  const int64_t out = weight.size(0), in = weight.size(1), rows = static_cast<int64_t>(x.size()) / in;
-  const std::vector<double> w = weight.to_f64_vector();
-  std::vector<double> y(static_cast<size_t>(rows * out));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      double s = bias.empty() ? 0.0 : bias[o];
-      for (int64_t i = 0; i < in; ++i) s += x[r * in + i] * w[o * in + i];
-      y[r * out + o] = s;
-    }
-  return y;
-}
-
-double sigmoid_of(double a) { return 1.0 / (1.0 + std::exp(-a)); }
-
-// Rotate-half RoPE of one head row at position `pos`.
-void rotate(double* row, int64_t d, int64_t pos, double theta) {
-  for (int64_t i = 0; i < d / 2; ++i) {
-    const double a = static_cast<double>(pos) * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
-    const double x1 = row[i], x2 = row[i + d / 2];
-    row[i] = x1 * std::cos(a) - x2 * std::sin(a);
-    row[i + d / 2] = x2 * std::cos(a) + x1 * std::sin(a);
-  }
 }
 
 // The RAT layer of the spec (rat.md section 1), written out for one sequence x [T, D].

@@ -1,0 +1,148 @@
+#pragma once
+// Titans (Behrouz, Zhong, Mirrokni, "Titans: Learning to Memorize at Test Time", arXiv
+// 2501.00663): a neural long-term memory learned at test time, per head, by gradient descent with
+// momentum and forgetting on ||M(k_t) - v_t||^2 (framework/ops.h linear_memory, mlp_memory), read
+// with y_t = M_t(q_t). Pre-norm blocks with a SwiGLU MLP in each, a final RMSNorm and an output
+// head. The variant (recipe key `variant`) sets the block's mixer:
+//   lmm: the memory layer alone (the paper's "Titans (LMM)");
+//   mal: memory as a layer: the memory layer, then sliding-window attention, each a residual
+//        sublayer of the block (eq 29-31);
+//   mag: memory as a gate: sliding-window attention and the memory read in parallel on the same
+//        input, o = o_proj(RMSNorm_a(y) * sigmoid(RMSNorm_b(m))) (eq 26-28, the spec's reading of
+//        "normalise with learnable vector-valued weights, then a non-linearity").
+// The attention of mal and mag sees `persistent` learned key/value pairs per head before the
+// window (the persistent memory of eq 19, held as lucidrains holds it: inside the attention, so
+// the memory stores content only). MAC and sequence parallelism are not here yet.
+#include <vector>
+
+#include "framework/model.h"
+#include "framework/nn/layers.h"
+#include "framework/nn/sequence_mixer.h"
+#include "framework/ops.h"
+#include "models/block_stack.h"
+#include "models/transformer.h"
+
+namespace eat::models {
+
+enum class TitansVariant { lmm, mal, mag };
+enum class MemoryKind { linear, mlp };
+
+struct TitansOptions {
+  TitansVariant variant;
+  MemoryKind memory;
+  int64_t memory_hidden;  // the MLP memory's hidden width h
+  NeuralMemoryOptions memory_options;
+  int64_t conv_kernel;    // the depthwise causal convs on q, k, v
+  int64_t persistent;     // N_p persistent key/value pairs per head (mal, mag)
+  int64_t mlp_hidden;     // SwiGLU hidden width
+  double norm_eps;
+  bool tie_embeddings;
+  TransformerOptions window;  // the sliding-window attention (window, RoPE)
+  static TitansOptions from(const ModelConfig& config);
+};
+
+// What decoding carries for a memory layer between calls: the memory state at the last chunk
+// boundary (the gradients of a chunk are taken there, so the tokens of an unfinished chunk are
+// kept and re-run from it: at most chunk - 1 of them), and the last k - 1 inputs of each conv.
+struct MemoryCarry {
+  std::vector<Tensor> chunk_start;           // {W, S} or {W1, W2, S1, S2}; empty: the learned start
+  Tensor q, k, v, theta, eta, alpha;         // the current chunk's tokens so far
+  Tensor q_tail, k_tail, v_tail;             // conv inputs
+  int64_t bytes() const;
+};
+
+struct TitansLayerState {
+  MemoryCarry memory;
+  WindowCache window;
+  int64_t bytes() const { return memory.bytes() + window.bytes(); }
+};
+
+// The LMM mixer (titans.md section 1, Gated DeltaNet's layout): q, k, v = SiLU(depthwise causal
+// conv(x W)), q and k L2-normalised per head, gate logits x W + b per head (theta, eta, alpha), the
+// memory read y [B, T, H, e] (e = d = D / H); with its own output (lmm, mal) then
+// o_proj(RMSNorm_head(y) * SiLU(x W_g)). The memory's initial weights are learned, one set per
+// head, shared by every sequence; the momentum starts at zero.
+class NeuralMemory : public SequenceMixer {
+ public:
+  NeuralMemory(const ModelConfig& c, const TitansOptions& o, bool own_output, Generator& gen);
+  // x [B, T, D] (normed) -> the memory read [B, T, H, e]; carry (decoding): the call continues it.
+  Tensor read(const Tensor& x, MemoryCarry* carry = nullptr) const;
+  // read, then the output gate and projection -> [B, T, D] (own_output only).
+  Tensor forward(const Tensor& x, MemoryCarry* carry = nullptr) const;
+  std::string sequence_parallel_refusal() const override;
+
+  Linear &q_proj, &k_proj, &v_proj;
+  ShortConv &q_conv, &k_conv, &v_conv;
+  Linear &theta_proj, &eta_proj, &alpha_proj;
+  Tensor theta_bias, eta_bias, alpha_bias;
+  std::vector<Tensor> initial_state;  // {W [H, d, e]} or {W1 [H, d, h], W2 [H, h, e]}
+  RMSNorm* head_norm = nullptr;       // own output only
+  Linear* gate_proj = nullptr;
+  Linear* o_proj = nullptr;
+  int64_t n_heads, head_dim;
+  MemoryKind kind;
+  NeuralMemoryOptions options;
+
+ private:
+  // y and the final state of the memory op from `start` ({} : the learned initial state).
+  std::pair<Tensor, std::vector<Tensor>> run(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const MemoryGateLogits& gates, const std::vector<Tensor>& start) const;
+  Tensor decode(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
+                MemoryCarry& carry) const;
+};
+
+// Sliding-window attention with RoPE whose queries also see `persistent` learned key/value pairs
+// per head, in front of the window and without positions (attention's prefix).
+class PersistentAttention : public CausalSelfAttention {
+ public:
+  PersistentAttention(const ModelConfig& c, const TitansOptions& o, Generator& gen);
+  Tensor attend_heads(const Tensor& x, const Tensor& q, const Tensor& keys, const Tensor& values,
+                      const AttentionOptions& options) const override;
+
+  Tensor persistent_keys, persistent_values;  // [N_p, D] (undefined when N_p = 0)
+  int64_t persistent;
+};
+
+// MAG's mixer: the attention's heads and the memory read gate each other, then the attention's
+// o_proj.
+class MemoryGatedAttention : public Module {
+ public:
+  MemoryGatedAttention(const ModelConfig& c, const TitansOptions& o, Generator& gen);
+  Tensor forward(const Tensor& x, TitansLayerState* state, int64_t position) const;
+
+  PersistentAttention& attn;
+  NeuralMemory& memory;
+  RMSNorm &attn_gate_norm, &memory_gate_norm;
+};
+
+class TitansBlock : public Module {
+ public:
+  TitansBlock(const ModelConfig& c, const TitansOptions& o, Generator& gen);
+  Tensor forward(const Tensor& x, TitansLayerState* state = nullptr, int64_t position = 0) const;
+
+  // lmm and mal: the memory sublayer; mal: then the attention sublayer; mag: the gated pair.
+  RMSNorm* memory_norm = nullptr;
+  NeuralMemory* memory = nullptr;
+  RMSNorm* window_norm = nullptr;
+  PersistentAttention* window = nullptr;
+  RMSNorm* gated_norm = nullptr;
+  MemoryGatedAttention* gated = nullptr;
+  RMSNorm& mlp_norm;
+  SwiGLU& mlp;
+};
+
+class Titans : public BlockStack<TitansBlock, TitansLayerState> {
+ public:
+  Titans(const ModelConfig& c, Generator& gen);
+  double train_flops_per_token(int64_t seq_len) const override;
+  const TitansOptions& options() const { return options_; }
+
+ private:
+  ModelConfig config_;
+  TitansOptions options_;
+};
+using TitansDecodeState = Titans::DecodeState;
+
+FamilySpec titans_family();
+
+}  // namespace eat::models

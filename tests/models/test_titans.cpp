@@ -1,0 +1,305 @@
+// What is particular to the Titans family: the memory layer against the spec's per-token rule
+// written out (projections, convs, L2 norms, gates, the memory learned token by token with its
+// gradients held at the chunk start, the output gate), decoding of every variant and memory
+// against the full forward, causality, whole-model gradients of the variants the registry-wide
+// tests do not build, the family's checks and its FLOPs.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "base/error.h"
+#include "framework/autograd.h"
+#include "framework/flops.h"
+#include "framework/ops.h"
+#include "gradcheck.h"
+#include "models/titans.h"
+#include "naive_layers.h"
+#include "rel_error.h"
+#include "tiny_model.h"
+
+using namespace eat;
+using namespace eat::test;
+
+namespace {
+
+// d_model 8, 2 heads of 4, MLP memory width 6, a window of 2 keys back, 2 persistent pairs.
+ModelConfig titans_config(const std::string& variant, const std::string& memory, int64_t chunk) {
+  ModelConfig c = tiny_model_config("titans", DType::f64);
+  c.options.set("variant", variant);
+  c.options.set("memory", memory);
+  c.options.set("chunk", chunk);
+  return c;
+}
+
+double silu_of(double z) { return z * sigmoid_of(z); }
+double silu_grad(double z) {
+  const double s = sigmoid_of(z);
+  return s * (1 + z * (1 - s));
+}
+
+// The causal depthwise conv of one sequence u [T, C] with weight [C, k], then SiLU.
+std::vector<double> conv_silu(const std::vector<double>& u, const Tensor& weight, int64_t T) {
+  const int64_t C = weight.size(0), k = weight.size(1);
+  const std::vector<double> w = weight.to_f64_vector();
+  std::vector<double> y(static_cast<size_t>(T * C));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      double s = 0;
+      for (int64_t i = 0; i < k; ++i)
+        if (t - k + 1 + i >= 0) s += w[c * k + i] * u[(t - k + 1 + i) * C + c];
+      y[t * C + c] = silu_of(s);
+    }
+  return y;
+}
+
+// Each head's d numbers of every row divided by their L2 norm.
+void l2_normalize_heads(std::vector<double>& x, int64_t d) {
+  for (size_t r = 0; r < x.size(); r += static_cast<size_t>(d)) {
+    double n = 0;
+    for (int64_t i = 0; i < d; ++i) n += x[r + i] * x[r + i];
+    n = std::max(std::sqrt(n), 1e-6);
+    for (int64_t i = 0; i < d; ++i) x[r + i] /= n;
+  }
+}
+
+// The memory layer of titans.md section 1 (with its own output), written out for one sequence
+// x [T, D]: per head, the memory M learned token by token, every gradient of a chunk taken at the
+// chunk-start weights, and read after the token's update.
+std::vector<double> naive_memory_layer(const models::NeuralMemory& layer, double max_lr, const std::vector<double>& x,
+                                       int64_t T) {
+  const int64_t H = layer.n_heads, d = layer.head_dim, D = H * d, b = layer.options.chunk;
+  std::vector<double> q = conv_silu(project(x, layer.q_proj.weight), layer.q_conv.weight, T),
+                      k = conv_silu(project(x, layer.k_proj.weight), layer.k_conv.weight, T),
+                      v = conv_silu(project(x, layer.v_proj.weight), layer.v_conv.weight, T);
+  l2_normalize_heads(q, d);
+  l2_normalize_heads(k, d);
+  const std::vector<double> theta = project(x, layer.theta_proj.weight, layer.theta_bias.to_f64_vector()),
+                            eta = project(x, layer.eta_proj.weight, layer.eta_bias.to_f64_vector()),
+                            alpha = project(x, layer.alpha_proj.weight, layer.alpha_bias.to_f64_vector());
+  const bool mlp = layer.kind == models::MemoryKind::mlp;
+  const int64_t hid = mlp ? layer.initial_state[0].size(2) : 0;
+  std::vector<double> y(static_cast<size_t>(T * D));
+  for (int64_t h = 0; h < H; ++h) {
+    // W (d x d) or W1 (d x hid) and W2 (hid x d); momenta alike; and the chunk-start copies.
+    std::vector<std::vector<double>> w, s;
+    for (const Tensor& init : layer.initial_state) {
+      std::vector<double> all = init.to_f64_vector();
+      const int64_t n = init.size(1) * init.size(2);
+      w.emplace_back(all.begin() + h * n, all.begin() + (h + 1) * n);
+      s.emplace_back(static_cast<size_t>(n), 0.0);
+    }
+    std::vector<std::vector<double>> start;
+    for (int64_t t = 0; t < T; ++t) {
+      if (t % b == 0) start = w;
+      const double* kt = &k[t * D + h * d];
+      const double* vt = &v[t * D + h * d];
+      std::vector<std::vector<double>> u;
+      if (!mlp) {
+        // u = 2 k^T (k W - v) at the chunk start.
+        std::vector<double> err(static_cast<size_t>(d)), g(static_cast<size_t>(d * d));
+        for (int64_t j = 0; j < d; ++j) {
+          double m = -vt[j];
+          for (int64_t i = 0; i < d; ++i) m += kt[i] * start[0][i * d + j];
+          err[j] = m;
+        }
+        for (int64_t i = 0; i < d; ++i)
+          for (int64_t j = 0; j < d; ++j) g[i * d + j] = 2 * kt[i] * err[j];
+        u = {g};
+      } else {
+        // z = k W1, a = silu(z), err = 2 (a W2 - v); u2 = a^T err, u1 = k^T ((err W2^T) silu'(z)).
+        std::vector<double> z(static_cast<size_t>(hid)), a(static_cast<size_t>(hid)), err(static_cast<size_t>(d));
+        for (int64_t c = 0; c < hid; ++c) {
+          for (int64_t i = 0; i < d; ++i) z[c] += kt[i] * start[0][i * hid + c];
+          a[c] = silu_of(z[c]);
+        }
+        for (int64_t j = 0; j < d; ++j) {
+          double m = -vt[j];
+          for (int64_t c = 0; c < hid; ++c) m += a[c] * start[1][c * d + j];
+          err[j] = 2 * m;
+        }
+        std::vector<double> g1(static_cast<size_t>(d * hid)), g2(static_cast<size_t>(hid * d));
+        for (int64_t c = 0; c < hid; ++c) {
+          double back = 0;
+          for (int64_t j = 0; j < d; ++j) back += err[j] * start[1][c * d + j];
+          for (int64_t i = 0; i < d; ++i) g1[i * hid + c] = kt[i] * back * silu_grad(z[c]);
+          for (int64_t j = 0; j < d; ++j) g2[c * d + j] = a[c] * err[j];
+        }
+        u = {g1, g2};
+      }
+      const double th = max_lr * sigmoid_of(theta[t * H + h]), et = sigmoid_of(eta[t * H + h]),
+                   al = sigmoid_of(alpha[t * H + h]);
+      for (size_t p = 0; p < w.size(); ++p)
+        for (size_t i = 0; i < w[p].size(); ++i) {
+          s[p][i] = et * s[p][i] - th * u[p][i];
+          w[p][i] = (1 - al) * w[p][i] + s[p][i];
+        }
+      // The read with the weights after token t.
+      const double* qt = &q[t * D + h * d];
+      double* yt = &y[t * D + h * d];
+      if (!mlp) {
+        for (int64_t j = 0; j < d; ++j)
+          for (int64_t i = 0; i < d; ++i) yt[j] += qt[i] * w[0][i * d + j];
+      } else {
+        for (int64_t c = 0; c < hid; ++c) {
+          double z = 0;
+          for (int64_t i = 0; i < d; ++i) z += qt[i] * w[0][i * hid + c];
+          for (int64_t j = 0; j < d; ++j) yt[j] += silu_of(z) * w[1][c * d + j];
+        }
+      }
+    }
+  }
+  // RMSNorm over each head's d outputs, SiLU(x W_g) gate, o_proj.
+  const std::vector<double> norm_w = layer.head_norm->weight.to_f64_vector(), gate = project(x, layer.gate_proj->weight);
+  for (int64_t r = 0; r < T * H; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += y[r * d + i] * y[r * d + i];
+    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(d) + layer.head_norm->eps);
+    for (int64_t i = 0; i < d; ++i) y[r * d + i] *= inv * norm_w[i] * silu_of(gate[r * d + i]);
+  }
+  return project(y, layer.o_proj->weight);
+}
+
+models::Titans& as_titans(std::unique_ptr<LanguageModel>& model) {
+  auto* titans = dynamic_cast<models::Titans*>(model.get());
+  REQUIRE(titans);
+  return *titans;
+}
+
+const std::vector<std::string> kVariants = {"lmm", "mal", "mag"};
+const std::vector<std::string> kMemories = {"linear", "mlp"};
+
+}  // namespace
+
+TEST_CASE("titans: the memory layer equals the spec's per-token rule written out (linear and MLP, chunk 1 and 3; f64)") {
+  for (const std::string& memory : kMemories)
+    for (int64_t chunk : {1, 3}) {
+      CAPTURE(memory);
+      CAPTURE(chunk);
+      ModelConfig c = titans_config("lmm", memory, chunk);
+      const models::TitansOptions o = models::TitansOptions::from(c);
+      Generator gen(3);
+      models::NeuralMemory layer(c, o, true, gen);
+      // A linear memory starts empty; start it somewhere so that the read of W0 is checked too.
+      if (memory == "linear") layer.initial_state[0].copy_from(Tensor::randn({2, 4, 4}, gen, 0.5, DType::f64));
+      const int64_t T = 8;
+      Tensor x = Tensor::randn({1, T, 8}, gen, 1.0, DType::f64);
+      const std::vector<double> want = naive_memory_layer(layer, o.memory_options.max_lr, x.to_f64_vector(), T);
+      CHECK(rel_error(layer.forward(x).to_f64_vector(), want) < 1e-12);
+    }
+}
+
+TEST_CASE("titans: decoding carries the memory, its unfinished chunk, the conv tails and the window (every variant; f64)") {
+  const std::vector<int32_t> seq = {1, 5, 2, 7, 3, 0, 10, 4, 9, 6, 2};
+  for (const std::string& variant : kVariants)
+    for (const std::string& memory : kMemories) {
+      CAPTURE(variant);
+      CAPTURE(memory);
+      Generator gen(5);
+      auto model = build_model(titans_config(variant, memory, 3), gen);
+      models::Titans& titans = as_titans(model);
+      NoGradGuard no_grad;
+      const auto full = model->forward(Tensor::from_vector<int32_t>(seq, {1, 11})).logits.to_f64_vector();
+      // One token at a time, and a prompt of 4 or 6 (inside a chunk, on a chunk end) then pairs.
+      for (int64_t prompt : {1, 4, 6}) {
+        CAPTURE(prompt);
+        models::TitansDecodeState state;
+        std::vector<double> stepped;
+        for (size_t i = 0; i < seq.size();) {
+          const size_t n = i == 0 ? static_cast<size_t>(prompt) : std::min<size_t>(prompt == 1 ? 1 : 2, seq.size() - i);
+          std::vector<int32_t> part(seq.begin() + static_cast<int64_t>(i), seq.begin() + static_cast<int64_t>(i + n));
+          auto v = titans.forward_with_state(Tensor::from_vector<int32_t>(part, {1, static_cast<int64_t>(n)}), state)
+                       .to_f64_vector();
+          stepped.insert(stepped.end(), v.begin(), v.end());
+          i += n;
+        }
+        CHECK(rel_error(stepped, full) < 1e-10);
+        // 11 tokens in chunks of 3: the last 2 wait for their chunk to finish; the convs keep 3
+        // inputs; a window of 2 keeps 2 keys.
+        const models::TitansLayerState& layer = state.layers[0];
+        CHECK(layer.memory.q.size(1) == 2);
+        CHECK(layer.memory.q_tail.size(1) == 3);
+        if (variant != "lmm") CHECK(layer.window.keys.size(1) == 2);
+      }
+    }
+}
+
+TEST_CASE("titans: no output depends on a later token (every variant and memory; f64)") {
+  const std::vector<int32_t> seq = {1, 5, 2, 7, 3, 0, 10, 4};
+  for (const std::string& variant : kVariants)
+    for (const std::string& memory : kMemories) {
+      CAPTURE(variant);
+      CAPTURE(memory);
+      Generator gen(7);
+      auto model = build_model(titans_config(variant, memory, 3), gen);
+      NoGradGuard no_grad;
+      const auto base = model->forward(Tensor::from_vector<int32_t>(seq, {1, 8})).logits.to_f64_vector();
+      for (int64_t t = 1; t < 8; ++t) {
+        CAPTURE(t);
+        std::vector<int32_t> changed = seq;
+        changed[static_cast<size_t>(t)] = (changed[static_cast<size_t>(t)] + 3) % 11;
+        const auto out = model->forward(Tensor::from_vector<int32_t>(changed, {1, 8})).logits.to_f64_vector();
+        const std::vector<double> before(base.begin(), base.begin() + t * 11), after(out.begin(), out.begin() + t * 11);
+        CHECK(rel_error(after, before) < 1e-14);
+        // And the changed token itself does change its own logits.
+        CHECK(rel_error(std::vector<double>(out.begin() + t * 11, out.begin() + (t + 1) * 11),
+                        std::vector<double>(base.begin() + t * 11, base.begin() + (t + 1) * 11)) > 1e-6);
+      }
+    }
+}
+
+TEST_CASE("titans: every variant's tiny model has exact gradients (the ones test_families does not build; f64)") {
+  // test_families checks the manifest's tiny model (mag, MLP memory) parameter by parameter.
+  for (const std::string& variant : kVariants)
+    for (const std::string& memory : kMemories) {
+      if (variant == "mag" && memory == "mlp") continue;
+      CAPTURE(variant);
+      CAPTURE(memory);
+      Generator gen(9);
+      auto model = build_model(titans_config(variant, memory, 2), gen);
+      Tensor ids = Tensor::from_vector<int32_t>({1, 5, 2, 7, 3, 0, 10, 4, 4, 6}, {2, 5});
+      Tensor targets = Tensor::from_vector<int32_t>({5, 2, 7, 3, 0, 10, 4, 4, 6, 1}, {10});
+      auto loss = [&](const std::vector<Tensor>&) {
+        return cross_entropy(reshape(model->forward(ids).logits, {10, 11}), targets);
+      };
+      std::vector<Tensor> params;
+      for (const Parameter& p : model->parameters()) params.push_back(p.tensor);
+      CHECK(gradcheck("titans " + variant + " " + memory, loss, params, {1e-6, 1e-5, 1e-9}) <= 1.0);
+    }
+}
+
+TEST_CASE("titans: the family's checks name the key and the numbers") {
+  const FamilySpec* titans = find_family("titans");
+  REQUIRE(titans);
+  ModelConfig c = titans_config("mal", "linear", 16);
+  CHECK(titans->check(c, 512, 1) == "");
+  c.n_heads = 4;  // head dimension 2: even
+  CHECK(titans->check(c, 512, 1) == "");
+  c.d_model = 12;  // head dimension 3
+  CHECK(titans->check(c, 512, 1) ==
+        "variant = \"mal\" has sliding-window attention with RoPE: the head dimension d_model / n_heads must be even");
+  c.options.set("variant", std::string("lmm"));
+  CHECK(titans->check(c, 512, 1) == "");  // no RoPE without attention
+  c.options.set("max_lr", 0.0);
+  CHECK(titans->check(c, 512, 1) == "max_lr = 0.000000 must be > 0");
+}
+
+TEST_CASE("titans: FLOPs per token are constant in T for the memory alone, and grow only up to the window with it") {
+  for (const std::string& variant : kVariants) {
+    CAPTURE(variant);
+    ModelConfig c = titans_config(variant, "mlp", 16);
+    c.options.set("window", int64_t{64});
+    Generator gen(11);
+    auto model = build_model(c, gen);
+    const double at_1k = model->train_flops_per_token(1024), at_64k = model->train_flops_per_token(65536);
+    CHECK(at_1k > 0);
+    // Only the window's share per token changes: it tends to window + 1 keys from below as T grows
+    // (2 layers, forward and backward).
+    using flops::Pass;
+    auto window_share = [](int64_t T) {
+      return flops::attention(1, T, 2, 4, 4, true, 64, Pass::forward) / static_cast<double>(T);
+    };
+    const double growth = variant == "lmm" ? 0.0 : 2 * 3 * (window_share(65536) - window_share(1024));
+    CHECK(growth >= 0);
+    CHECK(at_64k - at_1k == doctest::Approx(growth).epsilon(1e-9));
+  }
+}
