@@ -458,7 +458,8 @@ TEST_CASE("attention with persistent keys: an empty sequence leaves zero gradien
 
 TEST_CASE("attention with persistent keys: bad prefixes are rejected with the op and the shapes") {
   Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 6, 2, 3}), v = Tensor::zeros({1, 6, 2, 5});
-  const AttentionOptions tiled = options(AttentionImpl::tiled, true, -1), naive = options(AttentionImpl::naive, true, -1);
+  const AttentionOptions tiled = options(AttentionImpl::tiled, true, -1);
+  const AttentionOptions naive = options(AttentionImpl::naive, true, -1);
   CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(tiled, -1)),
                        doctest::Contains("attention: prefix = -1 persistent keys must be >= 0 and fit the 6 rows of "
                                          "k [1, 6, 2, 3]"),
