@@ -47,7 +47,6 @@ OpCase attention_row(std::string name, AttentionImpl impl, bool causal, int64_t 
   return row;
 }
 
-
 // ---- persistent keys: k and v [B, prefix + keys, H, *], the queries the last T of the keys
 // (query_offset = keys - T: more keys than queries when extra > 0).
 
@@ -93,9 +92,11 @@ Tensor prefixed_reference(const std::vector<Tensor>& in, const AttentionOptions&
         for (int64_t j = 0; j < rows; ++j)
           if (sees(o, t, j)) total += p[j] = std::exp(p[j] - mx);
         double* y = &out[static_cast<size_t>(((b * T + t) * H + h) * e)];
-        for (int64_t j = 0; j < rows; ++j)
-          if (sees(o, t, j))
-            for (int64_t c = 0; c < e; ++c) y[c] += p[j] / total * v[static_cast<size_t>(((b * rows + j) * H + h) * e + c)];
+        for (int64_t j = 0; j < rows; ++j) {
+          if (!sees(o, t, j)) continue;
+          const double* vj = &v[static_cast<size_t>(((b * rows + j) * H + h) * e)];
+          for (int64_t c = 0; c < e; ++c) y[c] += p[j] / total * vj[c];
+        }
       }
   return Tensor::from_vector<double>(out, {B, T, H, e});
 }
@@ -110,7 +111,8 @@ double prefixed_pairs(const std::vector<Shape>& s, const AttentionOptions& optio
   dims.window_left = o.window_left;
   dims.query_offset = o.query_offset;
   double pairs = 0;
-  for (int64_t t = 0; t < dims.seq; ++t) pairs += static_cast<double>(o.prefix + dims.last_key(t) - dims.first_key(t) + 1);
+  for (int64_t t = 0; t < dims.seq; ++t)
+    pairs += static_cast<double>(o.prefix + dims.last_key(t) - dims.first_key(t) + 1);
   return pairs;
 }
 

@@ -80,6 +80,9 @@ Tensor lightning_attention_sp(const Tensor& q, const Tensor& k, const Tensor& v,
 AttentionKeys attention_sp_keys(const Tensor& k, const Tensor& v, Communicator& sp_group, const AttentionOptions& options) {
   EAT_CHECK(options.causal, "attention_sp: sequence parallelism splits causal attention only");
   EAT_CHECK(options.impl == AttentionImpl::tiled, "attention_sp: needs the tiled kernel");
+  // Every rank's k would carry the persistent rows into the gather; they join the keys afterwards.
+  EAT_CHECK(options.prefix == 0, "attention_sp: k and v hold this rank's tokens only (prefix = ", options.prefix,
+            "); put the persistent keys before the keys attention_sp_keys returns and call attention");
   const int64_t L = k.size(1), t0 = static_cast<int64_t>(sp_group.rank()) * L;
   if (sp_group.size() == 1) return {k, v, 0};
   if (options.window_left >= 0) {

@@ -33,7 +33,8 @@ inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
 // Tokens [first, first + count) of head (b, h): query-side tensors (q, out, dout, dq; seq rows)
 // and key-side ones (k, v, dk, dv; key_rows() rows: the persistent keys, then the sequence's,
-// more than the queries under sequence parallelism; `first` counts rows of k). Const pointers give read-only views, others writable ones.
+// more than the queries under sequence parallelism; `first` counts rows of k). Const pointers
+// give read-only views, others writable ones.
 struct Head {
   const AttentionDims& dims;
   int64_t b, h;

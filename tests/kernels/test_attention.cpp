@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "framework/parallel/lasp2.h"
 #include "gradcheck.h"
 #include "kernels/cpu/attention_flops.h"
 
@@ -458,7 +459,8 @@ TEST_CASE("attention with persistent keys: an empty sequence leaves zero gradien
 
 TEST_CASE("attention with persistent keys: bad prefixes are rejected with the op and the shapes") {
   Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 6, 2, 3}), v = Tensor::zeros({1, 6, 2, 5});
-  const AttentionOptions tiled = options(AttentionImpl::tiled, true, -1), naive = options(AttentionImpl::naive, true, -1);
+  const AttentionOptions tiled = options(AttentionImpl::tiled, true, -1);
+  const AttentionOptions naive = options(AttentionImpl::naive, true, -1);
   CHECK_THROWS_WITH_AS(attention(q, k, v, with_prefix(tiled, -1)),
                        doctest::Contains("attention: prefix = -1 persistent keys must be >= 0 and fit the 6 rows of "
                                          "k [1, 6, 2, 3]"),
@@ -496,4 +498,12 @@ TEST_CASE("gated_attention refuses persistent keys") {
          gates = Tensor::full({1, 4, 2}, 1.0);
   CHECK_THROWS_WITH_AS(gated_attention(q, k, v, gates, with_prefix(options(AttentionImpl::tiled, true, -1), 2)),
                        doctest::Contains("gated_attention: persistent keys (prefix = 2) are not supported"), Error);
+}
+
+TEST_CASE("attention_sp refuses persistent keys in a rank's share") {
+  // The gather would repeat every rank's persistent rows among the sequence's keys.
+  Tensor q = Tensor::zeros({1, 4, 2, 3}), k = Tensor::zeros({1, 6, 2, 3}), v = Tensor::zeros({1, 6, 2, 5});
+  auto group = make_single_communicator();
+  CHECK_THROWS_WITH_AS(attention_sp(q, k, v, *group, with_prefix(options(AttentionImpl::tiled, true, -1), 2)),
+                       doctest::Contains("attention_sp: k and v hold this rank's tokens only (prefix = 2)"), Error);
 }
