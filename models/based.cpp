@@ -47,12 +47,7 @@ BasedOptions BasedOptions::from(const ModelConfig& c) {
   o.taylor.block = c.options.get_int("taylor_block");
   o.taylor.normalize = c.options.get_bool("taylor_denominator");
   o.conv_kernel = c.options.get_int("conv_kernel");
-  o.window.mlp_hidden = o.mlp_hidden;
-  o.window.rope_theta = c.options.get_float("rope_theta");
-  o.window.norm_eps = o.norm_eps;
-  o.window.tie_embeddings = o.tie_embeddings;
-  o.window.window = c.options.get_int("window");
-  o.window.attention_impl = AttentionImpl::tiled;
+  o.window = TransformerOptions::for_window(c, o.mlp_hidden, o.norm_eps, o.tie_embeddings);
   return o;
 }
 

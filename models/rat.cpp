@@ -57,12 +57,7 @@ RatOptions RatOptions::from(const ModelConfig& c) {
   o.rope_theta = c.options.get_float("rope_theta");
   o.window_layer.assign(static_cast<size_t>(c.n_layers), false);
   for (int64_t l : c.options.get_int_list("window_layers")) o.window_layer.at(static_cast<size_t>(l)) = true;
-  o.window.mlp_hidden = o.mlp_hidden;
-  o.window.rope_theta = o.rope_theta;
-  o.window.norm_eps = o.norm_eps;
-  o.window.tie_embeddings = o.tie_embeddings;
-  o.window.window = c.options.get_int("window");
-  o.window.attention_impl = AttentionImpl::tiled;
+  o.window = TransformerOptions::for_window(c, o.mlp_hidden, o.norm_eps, o.tie_embeddings);
   return o;
 }
 

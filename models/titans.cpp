@@ -47,12 +47,7 @@ TitansOptions TitansOptions::from(const ModelConfig& c) {
   o.mlp_hidden = c.options.hidden_width("mlp_hidden", c.d_model);
   o.norm_eps = c.options.get_float("norm_eps");
   o.tie_embeddings = c.options.get_bool("tie_embeddings");
-  o.window.mlp_hidden = o.mlp_hidden;
-  o.window.rope_theta = c.options.get_float("rope_theta");
-  o.window.norm_eps = o.norm_eps;
-  o.window.tie_embeddings = o.tie_embeddings;
-  o.window.window = c.options.get_int("window");
-  o.window.attention_impl = AttentionImpl::tiled;
+  o.window = TransformerOptions::for_window(c, o.mlp_hidden, o.norm_eps, o.tie_embeddings);
   return o;
 }
 

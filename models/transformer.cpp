@@ -21,6 +21,18 @@ TransformerOptions TransformerOptions::from(const ModelConfig& c) {
   return o;
 }
 
+TransformerOptions TransformerOptions::for_window(const ModelConfig& c, int64_t mlp_hidden, double norm_eps,
+                                                  bool tie_embeddings) {
+  TransformerOptions o;
+  o.mlp_hidden = mlp_hidden;
+  o.rope_theta = c.options.get_float("rope_theta");
+  o.norm_eps = norm_eps;
+  o.tie_embeddings = tie_embeddings;
+  o.window = c.options.get_int("window");
+  o.attention_impl = AttentionImpl::tiled;
+  return o;
+}
+
 double residual_std(const ModelConfig& c) { return c.init_std / std::sqrt(2.0 * static_cast<double>(c.n_layers)); }
 
 CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen)

@@ -22,6 +22,10 @@ struct TransformerOptions {
   int64_t window;          // sliding-window attention when >= 0 (query sees window + 1 keys)
   AttentionImpl attention_impl;
   static TransformerOptions from(const ModelConfig& config);
+  // The sliding-window attention layers of a hybrid family: that family's MLP width, norm epsilon
+  // and embedding tie, its recipe keys `rope_theta` and `window`, the tiled kernel.
+  static TransformerOptions for_window(const ModelConfig& config, int64_t mlp_hidden, double norm_eps,
+                                       bool tie_embeddings);
 };
 
 // What decoding keeps of an attention layer between calls: the keys (RoPE applied) and values of
