@@ -303,3 +303,31 @@ TEST_CASE("titans: FLOPs per token are constant in T for the memory alone, and g
     CHECK(at_64k - at_1k == doctest::Approx(growth).epsilon(1e-9));
   }
 }
+
+TEST_CASE("titans: every query of the attention sees the persistent pairs, however far past the window (mal, mag; f64)") {
+  const std::vector<int32_t> seq = {1, 5, 2, 7, 3, 0, 10, 4};
+  for (const std::string& variant : {std::string("mal"), std::string("mag")}) {
+    CAPTURE(variant);
+    Generator gen(13);
+    auto model = build_model(titans_config(variant, "linear", 3), gen);
+    models::PersistentAttention* last = nullptr;  // the last layer's attention
+    for (const auto& [path, module] : model->descendants())
+      if (auto* a = dynamic_cast<models::PersistentAttention*>(module)) last = a;
+    REQUIRE(last);
+    models::PersistentAttention& attn = *last;
+    NoGradGuard no_grad;
+    const Tensor ids = Tensor::from_vector<int32_t>(seq, {1, 8});
+    const auto base = model->forward(ids).logits.to_f64_vector();
+    // Move one persistent value: every position's logits move (a window of 2 keys back would
+    // otherwise hide everything before position t - 2).
+    std::vector<double> values = attn.persistent_values.to_f64_vector();
+    values[3] += 0.5;
+    attn.persistent_values.copy_from(Tensor::from_vector<double>(values, attn.persistent_values.shape()));
+    const auto moved = model->forward(ids).logits.to_f64_vector();
+    for (int64_t t = 0; t < 8; ++t) {
+      CAPTURE(t);
+      CHECK(rel_error(std::vector<double>(moved.begin() + t * 11, moved.begin() + (t + 1) * 11),
+                      std::vector<double>(base.begin() + t * 11, base.begin() + (t + 1) * 11)) > 1e-6);
+    }
+  }
+}
