@@ -26,17 +26,6 @@ struct LinearMemoryArgs {
   bool s0_shared = false;        // the same for the initial momentum
 };
 
-// The element type of states, checkpoints and state gradients: the storage type on the CPU (f32
-// or f64), f32 on CUDA whatever the storage (bf16 included).
-namespace cpu {
-template <typename T>
-using MemoryState = T;
-}
-namespace cuda {
-template <typename T>
-using MemoryState = float;
-}
-
 // Forward: w0, s0 may be null (zero); [B, H, d, e], or [H, d, e] when shared. y [B, T, H, e],
 // w_final and s_final [B, H, d, e] and checkpoints [B, H, memory_checkpoints, 2, d, e]
 // (W then S at each kept boundary) are overwritten.

@@ -7,6 +7,17 @@
 
 namespace eat {
 
+// The element type of states, checkpoints and state gradients: the storage type on the CPU (f32
+// or f64), f32 on CUDA whatever the storage (bf16 included).
+namespace cpu {
+template <typename T>
+using MemoryState = T;
+}
+namespace cuda {
+template <typename T>
+using MemoryState = float;
+}
+
 // The number of chunks of `chunk` tokens covering T (the last may be shorter).
 inline int64_t memory_chunks(int64_t T, int64_t chunk) { return (T + chunk - 1) / chunk; }
 
@@ -26,6 +37,5 @@ inline int64_t memory_checkpoints(int64_t T, int64_t chunk, int64_t every) {
   const int64_t chunks = memory_chunks(T, chunk);
   return chunks == 0 ? 1 : (chunks + every - 1) / every;
 }
-
 
 }  // namespace eat

@@ -3,7 +3,7 @@
 // trained at test time by gradient steps on ||M(k_t) - v_t||^2 with momentum and forgetting
 // (framework/ops.h, mlp_memory), in the chunked dual form: every gradient of a chunk of b tokens
 // is taken at the chunk-start state (W1, W2, S1, S2), and with the gate products of the chunk
-// (P, N, G = P N, beta, m, f, g, n: kernels/cpu/mlp_memory_gates.h)
+// (P, N, G = P N, beta, m, f, g, n: kernels/cpu/memory_gates.h)
 //   Z = K W1, A = silu(Z), E = 2 (A W2 - V), D = (E W2^T) o silu'(Z)
 //   Hq = beta o Q W1 + f o Q S1 - (G o QK^T) D,  Aq = silu(Hq)
 //   Y  = beta o Aq W2 + f o Aq S2 - (G o Aq A^T) E
@@ -11,13 +11,12 @@
 //   W2' = beta_b W2 + f_b S2 - A^T (g o E),  S2' = m_b S2 - A^T (n o E)
 // (o scales rows or multiplies elementwise; G o X keeps the lower triangle). The backward walks the
 // chunks in reverse with the adjoints of the chunk-end state; it needs silu'' (the inner gradient
-// holds silu'(Z)). Only the state entering every `checkpoint`-th chunk is kept by the forward; the
-// backward recomputes the states between from it.
-#include <algorithm>
-#include <cmath>
+// holds silu'(Z)). Only the state entering every `checkpoint_every`-th chunk is kept by the
+// forward (kernels/memory_checkpoints.h); the backward recomputes the states between from it.
 #include <cstdint>
 
 #include "kernels/backends.h"
+#include "kernels/memory_checkpoints.h"
 
 namespace eat {
 
@@ -33,73 +32,46 @@ struct MlpMemoryShape {
 };
 
 struct MlpMemoryArgs {
-  int64_t chunk = 16;   // b
-  double max_lr = 0.1;  // theta = max_lr * sigmoid(theta_logit)
-  int64_t checkpoint_chunks = 0;  // keep the state entering every this-many-th chunk; 0: ~sqrt(chunks)
+  int64_t chunk = 16;            // b
+  double max_lr = 0.1;           // theta = max_lr * sigmoid(theta_logit)
+  int64_t checkpoint_every = 1;  // keep the state entering every this-many-th chunk (>= 1)
 };
 
-inline int64_t mlp_memory_chunks(const MlpMemoryShape& s, const MlpMemoryArgs& a) { return (s.T + a.chunk - 1) / a.chunk; }
-
-// The chunks between kept states: checkpoint_chunks, or the integer nearest sqrt(chunks) for 0.
-inline int64_t mlp_memory_checkpoint_stride(const MlpMemoryShape& s, const MlpMemoryArgs& a) {
-  if (a.checkpoint_chunks > 0) return a.checkpoint_chunks;
-  const double n = static_cast<double>(mlp_memory_chunks(s, a));
-  return std::max<int64_t>(1, std::llround(std::sqrt(n)));
-}
-
-// Kept states per head: the ones entering chunks 0, stride, 2 stride, ... (at least one, T = 0
-// included). The checkpoint buffer is [B, H, count, state_size].
-inline int64_t mlp_memory_checkpoint_count(const MlpMemoryShape& s, const MlpMemoryArgs& a) {
-  const int64_t stride = mlp_memory_checkpoint_stride(s, a);
-  return std::max<int64_t>(1, (mlp_memory_chunks(s, a) + stride - 1) / stride);
-}
-
-// The element type of states, checkpoints and state gradients: the storage type on the CPU (f32
-// or f64), f32 on CUDA whatever the storage (bf16 included).
-namespace cpu {
-template <typename T>
-using MlpMemoryStateType = T;
-}
-namespace cuda {
-template <typename T>
-using MlpMemoryStateType = float;
-}
-
-// Forward: s1 and s2 may be null (zero momenta); y, the final states and checkpoints are
-// overwritten. Backward: dy and the four final-state gradients are required (zeros when unused);
-// each input gradient may be null (not wanted); dw1 and dw2 are [H, ...] with shared_weights
-// (summed over the batch).
+// Forward: s1 and s2 may be null (zero momenta); y, the final states and checkpoints
+// [B, H, memory_checkpoints, state_size] are overwritten. Backward: dy and the four final-state
+// gradients are required (zeros when unused); each input gradient may be null (not wanted); dw1
+// and dw2 are [H, ...] with shared_weights (summed over the batch).
 EAT_DECLARE_KERNELS(
 template <typename T>
 void mlp_memory_forward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const T* q, const T* k, const T* v,
                         const T* theta_logit, const T* eta_logit, const T* alpha_logit,
-                        const MlpMemoryStateType<T>* w1, const MlpMemoryStateType<T>* w2,
-                        const MlpMemoryStateType<T>* s1, const MlpMemoryStateType<T>* s2, T* y,
-                        MlpMemoryStateType<T>* w1_out, MlpMemoryStateType<T>* w2_out, MlpMemoryStateType<T>* s1_out,
-                        MlpMemoryStateType<T>* s2_out, MlpMemoryStateType<T>* checkpoints);
+                        const MemoryState<T>* w1, const MemoryState<T>* w2,
+                        const MemoryState<T>* s1, const MemoryState<T>* s2, T* y,
+                        MemoryState<T>* w1_out, MemoryState<T>* w2_out, MemoryState<T>* s1_out,
+                        MemoryState<T>* s2_out, MemoryState<T>* checkpoints);
 template <typename T>
 void mlp_memory_backward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const T* q, const T* k, const T* v,
                          const T* theta_logit, const T* eta_logit, const T* alpha_logit,
-                         const MlpMemoryStateType<T>* checkpoints, const T* dy, const MlpMemoryStateType<T>* dw1_out,
-                         const MlpMemoryStateType<T>* dw2_out, const MlpMemoryStateType<T>* ds1_out,
-                         const MlpMemoryStateType<T>* ds2_out, T* dq, T* dk, T* dv, T* dtheta_logit, T* deta_logit,
-                         T* dalpha_logit, MlpMemoryStateType<T>* dw1, MlpMemoryStateType<T>* dw2,
-                         MlpMemoryStateType<T>* ds1, MlpMemoryStateType<T>* ds2);
+                         const MemoryState<T>* checkpoints, const T* dy, const MemoryState<T>* dw1_out,
+                         const MemoryState<T>* dw2_out, const MemoryState<T>* ds1_out,
+                         const MemoryState<T>* ds2_out, T* dq, T* dk, T* dv, T* dtheta_logit, T* deta_logit,
+                         T* dalpha_logit, MemoryState<T>* dw1, MemoryState<T>* dw2,
+                         MemoryState<T>* ds1, MemoryState<T>* ds2);
 )
 
 // Instantiates the forward and backward for storage type T inside eat::cpu or eat::cuda.
 #define EAT_MLP_MEMORY_INSTANTIATE(T)                                                                                 \
   template void mlp_memory_forward<T>(const MlpMemoryShape&, const MlpMemoryArgs&, const T*, const T*, const T*,     \
-                                      const T*, const T*, const T*, const MlpMemoryStateType<T>*,                   \
-                                      const MlpMemoryStateType<T>*, const MlpMemoryStateType<T>*,                   \
-                                      const MlpMemoryStateType<T>*, T*, MlpMemoryStateType<T>*,                     \
-                                      MlpMemoryStateType<T>*, MlpMemoryStateType<T>*, MlpMemoryStateType<T>*,       \
-                                      MlpMemoryStateType<T>*);                                                      \
+                                      const T*, const T*, const T*, const MemoryState<T>*,                   \
+                                      const MemoryState<T>*, const MemoryState<T>*,                   \
+                                      const MemoryState<T>*, T*, MemoryState<T>*,                     \
+                                      MemoryState<T>*, MemoryState<T>*, MemoryState<T>*,       \
+                                      MemoryState<T>*);                                                      \
   template void mlp_memory_backward<T>(const MlpMemoryShape&, const MlpMemoryArgs&, const T*, const T*, const T*,    \
-                                       const T*, const T*, const T*, const MlpMemoryStateType<T>*, const T*,        \
-                                       const MlpMemoryStateType<T>*, const MlpMemoryStateType<T>*,                  \
-                                       const MlpMemoryStateType<T>*, const MlpMemoryStateType<T>*, T*, T*, T*, T*,  \
-                                       T*, T*, MlpMemoryStateType<T>*, MlpMemoryStateType<T>*,                      \
-                                       MlpMemoryStateType<T>*, MlpMemoryStateType<T>*);
+                                       const T*, const T*, const T*, const MemoryState<T>*, const T*,        \
+                                       const MemoryState<T>*, const MemoryState<T>*,                  \
+                                       const MemoryState<T>*, const MemoryState<T>*, T*, T*, T*, T*,  \
+                                       T*, T*, MemoryState<T>*, MemoryState<T>*,                      \
+                                       MemoryState<T>*, MemoryState<T>*);
 
 }  // namespace eat

@@ -4,9 +4,11 @@
 // [B, H, ...]) and, where given, the initial momenta S1 and S2 [B, H, ...]. The reference is the
 // per-token rule written plainly (titans.md 1): each token's gradient of ||M(k_t) - v_t||^2 taken
 // at the chunk-start weights, then the momentum and forgetting steps, then y_t = M_t(q_t).
+#include <algorithm>
 #include <cmath>
 
 #include "framework/flops.h"
+#include "framework/op_cases/memory_reference.h"
 #include "framework/op_cases/op_case.h"
 #include "framework/ops.h"
 
@@ -16,8 +18,6 @@ namespace {
 
 // Row `rows` x `cols` matrices as flat vectors, row-major.
 using Flat = std::vector<double>;
-
-double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // One head's weights or momenta: W1 [d, h] and W2 [h, e].
 struct Layers {
@@ -32,69 +32,60 @@ Tensor per_token_reference(const std::vector<Tensor>& in, int64_t chunk, double 
   const bool shared = in[6].dim() == 3, momentum = in.size() > 8;
   std::vector<Flat> x;
   for (const Tensor& t : in) x.push_back(t.to_f64_vector());
-  const Flat &q = x[0], &k = x[1], &v = x[2], &a_theta = x[3], &a_eta = x[4], &a_alpha = x[5];
+  const Flat &q = x[0], &k = x[1], &v = x[2];
   Flat y(static_cast<size_t>(B * T * H * e));
   const bool state_out = what != Output::y;
   Flat state(state_out ? static_cast<size_t>(B * H * (what == Output::w1 || what == Output::s1 ? d * h : h * e)) : 0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t hd = 0; hd < H; ++hd) {
-      const int64_t wh = shared ? hd : b * H + hd, bh = b * H + hd;
-      Layers W{Flat(x[6].begin() + wh * d * h, x[6].begin() + (wh + 1) * d * h),
-               Flat(x[7].begin() + wh * h * e, x[7].begin() + (wh + 1) * h * e)};
-      Layers S{Flat(static_cast<size_t>(d * h)), Flat(static_cast<size_t>(h * e))};
-      if (momentum) {
-        S.l1.assign(x[8].begin() + bh * d * h, x[8].begin() + (bh + 1) * d * h);
-        S.l2.assign(x[9].begin() + bh * h * e, x[9].begin() + (bh + 1) * h * e);
-      }
-      Layers W0 = W;  // the chunk-start weights, where every gradient of the chunk is taken
-      for (int64_t t = 0; t < T; ++t) {
-        if (t % chunk == 0) W0 = W;
-        const int64_t row = (b * T + t) * H + hd;
-        const double* kt = &k[static_cast<size_t>(row * d)];
-        const double* vt = &v[static_cast<size_t>(row * e)];
-        const double* qt = &q[static_cast<size_t>(row * d)];
-        // z = k W1, a = silu(z), err = 2 (a W2 - v): grad W2 = a^T err, grad W1 = k^T (err W2^T o silu'(z)).
-        Flat z(static_cast<size_t>(h), 0.0), act(static_cast<size_t>(h)), err(static_cast<size_t>(e)),
-            delta(static_cast<size_t>(h), 0.0);
-        for (int64_t i = 0; i < d; ++i)
-          for (int64_t j = 0; j < h; ++j) z[j] += kt[i] * W0.l1[i * h + j];
-        for (int64_t j = 0; j < h; ++j) act[j] = z[j] * sigmoid_of(z[j]);
-        for (int64_t c = 0; c < e; ++c) {
-          double s = 0;
-          for (int64_t j = 0; j < h; ++j) s += act[j] * W0.l2[j * e + c];
-          err[c] = 2 * (s - vt[c]);
-        }
-        for (int64_t j = 0; j < h; ++j) {
-          double r = 0;
-          for (int64_t c = 0; c < e; ++c) r += err[c] * W0.l2[j * e + c];
-          const double sg = sigmoid_of(z[j]);
-          delta[j] = r * sg * (1 + z[j] * (1 - sg));
-        }
-        const double theta = max_lr * sigmoid_of(a_theta[row]), eta = sigmoid_of(a_eta[row]);
-        const double keep = 1 - sigmoid_of(a_alpha[row]);
-        for (int64_t i = 0; i < d; ++i)
-          for (int64_t j = 0; j < h; ++j) {
-            double& s = S.l1[i * h + j];
-            s = eta * s - theta * kt[i] * delta[j];
-            W.l1[i * h + j] = keep * W.l1[i * h + j] + s;
-          }
-        for (int64_t j = 0; j < h; ++j)
-          for (int64_t c = 0; c < e; ++c) {
-            double& s = S.l2[j * e + c];
-            s = eta * s - theta * act[j] * err[c];
-            W.l2[j * e + c] = keep * W.l2[j * e + c] + s;
-          }
-        // y_t = M_t(q_t), after token t's update.
-        for (int64_t j = 0; j < h; ++j) {
-          double zq = 0;
-          for (int64_t i = 0; i < d; ++i) zq += qt[i] * W.l1[i * h + j];
-          const double aq = zq * sigmoid_of(zq);
-          for (int64_t c = 0; c < e; ++c) y[static_cast<size_t>(row * e + c)] += aq * W.l2[j * e + c];
-        }
-      }
-      const Flat* final_state = what == Output::w1 ? &W.l1 : what == Output::w2 ? &W.l2 : what == Output::s1 ? &S.l1 : &S.l2;
-      if (state_out) std::copy(final_state->begin(), final_state->end(), state.begin() + bh * final_state->size());
+  Layers W, S, W0;  // W0: the chunk-start weights, where every gradient of the chunk is taken
+  auto start = [&](int64_t b, int64_t hd) {
+    const int64_t wh = shared ? hd : b * H + hd, bh = b * H + hd;
+    W = {Flat(x[6].begin() + wh * d * h, x[6].begin() + (wh + 1) * d * h),
+         Flat(x[7].begin() + wh * h * e, x[7].begin() + (wh + 1) * h * e)};
+    S = {Flat(static_cast<size_t>(d * h)), Flat(static_cast<size_t>(h * e))};
+    if (momentum) {
+      S.l1.assign(x[8].begin() + bh * d * h, x[8].begin() + (bh + 1) * d * h);
+      S.l2.assign(x[9].begin() + bh * h * e, x[9].begin() + (bh + 1) * h * e);
     }
+  };
+  auto token = [&](size_t row, const TokenGates& g) {
+    const double* kt = &k[row * d];
+    const double* vt = &v[row * e];
+    const double* qt = &q[row * d];
+    // z = k W1, a = silu(z), err = 2 (a W2 - v): grad W2 = a^T err, grad W1 = k^T (err W2^T o silu'(z)).
+    Flat z(static_cast<size_t>(h), 0.0), act(static_cast<size_t>(h)), err(static_cast<size_t>(e)),
+        delta(static_cast<size_t>(h), 0.0);
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < h; ++j) z[j] += kt[i] * W0.l1[i * h + j];
+    for (int64_t j = 0; j < h; ++j) act[j] = z[j] * sigmoid_f64(z[j]);
+    for (int64_t c = 0; c < e; ++c) {
+      double s = 0;
+      for (int64_t j = 0; j < h; ++j) s += act[j] * W0.l2[j * e + c];
+      err[c] = 2 * (s - vt[c]);
+    }
+    for (int64_t j = 0; j < h; ++j) {
+      double r = 0;
+      for (int64_t c = 0; c < e; ++c) r += err[c] * W0.l2[j * e + c];
+      const double sg = sigmoid_f64(z[j]);
+      delta[j] = r * sg * (1 + z[j] * (1 - sg));
+    }
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < h; ++j) g.step(kt[i] * delta[j], S.l1[i * h + j], W.l1[i * h + j]);
+    for (int64_t j = 0; j < h; ++j)
+      for (int64_t c = 0; c < e; ++c) g.step(act[j] * err[c], S.l2[j * e + c], W.l2[j * e + c]);
+    // y_t = M_t(q_t), after token t's update.
+    for (int64_t j = 0; j < h; ++j) {
+      double zq = 0;
+      for (int64_t i = 0; i < d; ++i) zq += qt[i] * W.l1[i * h + j];
+      const double aq = zq * sigmoid_f64(zq);
+      for (int64_t c = 0; c < e; ++c) y[row * e + c] += aq * W.l2[j * e + c];
+    }
+  };
+  auto finish = [&](int64_t b, int64_t hd) {
+    if (!state_out) return;
+    const Flat& final_state = what == Output::w1 ? W.l1 : what == Output::w2 ? W.l2 : what == Output::s1 ? S.l1 : S.l2;
+    std::copy(final_state.begin(), final_state.end(), state.begin() + (b * H + hd) * final_state.size());
+  };
+  per_token_loop(B, T, H, chunk, max_lr, x[3], x[4], x[5], start, [&] { W0 = W; }, token, finish);
   if (!state_out) return Tensor::from_vector<double>(y, {B, T, H, e});
   const bool first = what == Output::w1 || what == Output::s1;
   return Tensor::from_vector<double>(state, first ? Shape{B, H, d, h} : Shape{B, H, h, e});

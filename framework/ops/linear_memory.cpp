@@ -6,6 +6,7 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/head_inputs.h"
+#include "framework/ops/memory_inputs.h"
 #include "kernels/linear_memory.h"
 
 namespace eat {
@@ -14,26 +15,14 @@ namespace {
 
 constexpr const char* kOp = "linear_memory";
 
-DType state_dtype(const Tensor& q) { return q.device() == Device::cpu ? q.dtype() : DType::f32; }
-
-void check_gate(const char* name, const Tensor& logit, const Tensor& q) {
-  EAT_CHECK(logit.defined(), kOp, ": the ", name, " logits are required");
-  check_floating(kOp, logit);
-  check_same_dtype(kOp, q, logit);
-  check_same_device(kOp, q, logit);
-  const Shape want{q.size(0), q.size(1), q.size(2)};
-  EAT_CHECK(logit.shape() == want, kOp, ": the ", name, " logits ", shape_str(logit.shape()), " must be [B, T, H] = ",
-            shape_str(want), " for q ", shape_str(q.shape()));
-}
-
 // An initial state (W or S) is undefined, [B, H, d, e] or [H, d, e] (shared); returns whether shared.
 bool check_initial(const char* name, const Tensor& x, const Tensor& q, const HeadShape& s) {
   if (!x.defined()) return false;
   check_floating(kOp, x);
   check_same_device(kOp, q, x);
-  EAT_CHECK(x.dtype() == state_dtype(q), kOp, ": the initial ", name, " is ", dtype_name(x.dtype()), "; with ",
+  EAT_CHECK(x.dtype() == memory_state_dtype(q), kOp, ": the initial ", name, " is ", dtype_name(x.dtype()), "; with ",
             dtype_name(q.dtype()), " inputs on ", device_name(q.device()), " the states are ",
-            dtype_name(state_dtype(q)));
+            dtype_name(memory_state_dtype(q)));
   const Shape per_sequence = s.state(), shared{s.H, s.d, s.e};
   EAT_CHECK(x.shape() == per_sequence || x.shape() == shared, kOp, ": the initial ", name, " ", shape_str(x.shape()),
             " must be [B, H, d, e] = ", shape_str(per_sequence), " or [H, d, e] = ", shape_str(shared), " for q ",
@@ -46,13 +35,8 @@ bool check_initial(const char* name, const Tensor& x, const Tensor& q, const Hea
 LinearMemoryResult linear_memory(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
                                  const LinearMemoryState& initial, const NeuralMemoryOptions& options) {
   const HeadShape s = checked_head_inputs(kOp, q, k, v);
-  check_gate("theta", gates.theta, q);
-  check_gate("eta", gates.eta, q);
-  check_gate("alpha", gates.alpha, q);
-  EAT_CHECK(options.chunk >= 1, kOp, ": chunk must be >= 1, got ", options.chunk);
-  EAT_CHECK(options.max_lr > 0, kOp, ": max_lr must be > 0, got ", options.max_lr);
-  EAT_CHECK(options.checkpoint_chunks >= 0, kOp, ": checkpoint_chunks must be >= 0 (0: about sqrt(chunks)), got ",
-            options.checkpoint_chunks);
+  check_memory_gates(kOp, gates, q);
+  check_memory_options(kOp, options);
   LinearMemoryArgs args;
   args.chunk = options.chunk;
   args.max_lr = options.max_lr;
@@ -60,7 +44,7 @@ LinearMemoryResult linear_memory(const Tensor& q, const Tensor& k, const Tensor&
   args.w0_shared = check_initial("W", initial.w, q, s);
   args.s0_shared = check_initial("S", initial.s, q, s);
 
-  const DType sd = state_dtype(q);
+  const DType sd = memory_state_dtype(q);
   Tensor y = Tensor::empty_like(v);
   Tensor w_final = Tensor::empty(s.state(), sd, q.device()), s_final = Tensor::empty(s.state(), sd, q.device());
   Tensor kept = Tensor::empty({s.B, s.H, memory_checkpoints(s.T, args.chunk, args.checkpoint_every), 2, s.d, s.e}, sd,
@@ -84,7 +68,7 @@ LinearMemoryResult linear_memory(const Tensor& q, const Tensor& k, const Tensor&
     for (const Tensor& t : inputs) saved.push_back(t.defined() ? t.detach() : Tensor());
     autograd::record(kOp, inputs, {y, w_final, s_final}, [s, args, need, saved, kept](const std::vector<Tensor>& g) {
       const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &th = saved[3], &et = saved[4], &al = saved[5];
-      const DType sd = state_dtype(q);
+      const DType sd = memory_state_dtype(q);
       Tensor dy = autograd::grad_or_zeros(g, 0, s.v(), q.dtype(), q.device());
       Tensor dwf = autograd::grad_or_zeros(g, 1, s.state(), sd, q.device());
       Tensor dsf = autograd::grad_or_zeros(g, 2, s.state(), sd, q.device());

@@ -1,11 +1,12 @@
 // mlp_memory: Titans' two-layer MLP memory in the chunked dual form (kernels/mlp_memory.h). The
-// forward keeps the states entering every checkpoint stride-th chunk ([B, H, kept, state], in the
+// forward keeps the states entering every checkpoint_every-th chunk ([B, H, kept, state], in the
 // state dtype) for the backward, which recomputes the others.
 
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/head_inputs.h"
+#include "framework/ops/memory_inputs.h"
 #include "kernels/mlp_memory.h"
 
 namespace eat {
@@ -14,26 +15,13 @@ namespace {
 
 constexpr const char* kOp = "mlp_memory";
 
-// States stay f32 on CUDA whatever the storage (kernels/mlp_memory.h, MlpMemoryStateType).
-DType state_dtype(const Tensor& q) { return q.device() == Device::cpu ? q.dtype() : DType::f32; }
-
-void check_gate(const Tensor& gate, const char* name, const Tensor& q) {
-  EAT_CHECK(gate.defined(), kOp, ": the ", name, " gate logits are required");
-  check_floating(kOp, gate);
-  check_same_dtype(kOp, q, gate);
-  check_same_device(kOp, q, gate);
-  const Shape want{q.size(0), q.size(1), q.size(2)};
-  EAT_CHECK(gate.shape() == want, kOp, ": ", name, " logits ", shape_str(gate.shape()), " must be [B, T, H] = ",
-            shape_str(want), " for q ", shape_str(q.shape()));
-}
-
 // A state tensor (when defined) in the state dtype on q's device, of shape [B, H, rows, cols], or
 // [H, rows, cols] where `may_share`.
 void check_state(const Tensor& t, const char* name, const Tensor& q, int64_t rows, int64_t cols, bool may_share) {
   if (!t.defined()) return;
   check_floating(kOp, t);
   check_same_device(kOp, q, t);
-  const DType want_dtype = state_dtype(q);
+  const DType want_dtype = memory_state_dtype(q);
   EAT_CHECK(t.dtype() == want_dtype, kOp, ": ", name, " is ", dtype_name(t.dtype()), "; with ", dtype_name(q.dtype()),
             " inputs on ", device_name(q.device()), " the states are ", dtype_name(want_dtype));
   const Shape full{q.size(0), q.size(2), rows, cols}, shared{q.size(2), rows, cols};
@@ -46,9 +34,7 @@ void check_state(const Tensor& t, const char* name, const Tensor& q, int64_t row
 MlpMemoryShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
                              const MlpMemoryState& initial, const NeuralMemoryOptions& options) {
   const HeadShape hs = checked_head_inputs(kOp, q, k, v);
-  check_gate(gates.theta, "theta", q);
-  check_gate(gates.eta, "eta", q);
-  check_gate(gates.alpha, "alpha", q);
+  check_memory_gates(kOp, gates, q);
   EAT_CHECK(initial.w1.defined() && initial.w2.defined(), kOp,
             ": the initial weights W1 and W2 are required (a zero memory never learns)");
   EAT_CHECK(initial.w1.dim() >= 1, kOp, ": W1 ", shape_str(initial.w1.shape()), " must be [B, H, d, hidden]");
@@ -60,10 +46,7 @@ MlpMemoryShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, 
             shape_str(initial.w2.shape()), " must both be per sequence [B, H, ...] or both shared [H, ...]");
   check_state(initial.s1, "initial S1", q, hs.d, hidden, false);
   check_state(initial.s2, "initial S2", q, hidden, hs.e, false);
-  EAT_CHECK(options.chunk >= 1, kOp, ": chunk must be >= 1, got ", options.chunk);
-  EAT_CHECK(options.max_lr > 0.0, kOp, ": max_lr must be > 0, got ", options.max_lr);
-  EAT_CHECK(options.checkpoint_chunks >= 0, kOp, ": checkpoint_chunks must be >= 0 (0: about sqrt(chunks)), got ",
-            options.checkpoint_chunks);
+  check_memory_options(kOp, options);
   return {hs.B, hs.T, hs.H, hs.d, hidden, hs.e, initial.w1.dim() == 3};
 }
 
@@ -72,14 +55,16 @@ MlpMemoryShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, 
 MlpMemoryResult mlp_memory(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
                            const MlpMemoryState& initial, const NeuralMemoryOptions& options) {
   const MlpMemoryShape s = checked_shape(q, k, v, gates, initial, options);
-  const MlpMemoryArgs args{options.chunk, options.max_lr, options.checkpoint_chunks};
-  const DType sd = state_dtype(q);
+  const MlpMemoryArgs args{options.chunk, options.max_lr,
+                           memory_checkpoint_every(s.T, options.chunk, options.checkpoint_chunks)};
+  const DType sd = memory_state_dtype(q);
   const Device dev = q.device();
   const Shape w1_shape{s.B, s.H, s.d, s.hidden}, w2_shape{s.B, s.H, s.hidden, s.e};
   Tensor y = Tensor::empty_like(v);
   MlpMemoryState out{Tensor::empty(w1_shape, sd, dev), Tensor::empty(w2_shape, sd, dev), Tensor::empty(w1_shape, sd, dev),
                      Tensor::empty(w2_shape, sd, dev)};
-  Tensor checkpoints = Tensor::empty({s.B, s.H, mlp_memory_checkpoint_count(s, args), s.state_size()}, sd, dev);
+  const int64_t kept = memory_checkpoints(s.T, args.chunk, args.checkpoint_every);
+  Tensor checkpoints = Tensor::empty({s.B, s.H, kept, s.state_size()}, sd, dev);
   const Tensor &theta = gates.theta, &eta = gates.eta, &alpha = gates.alpha;
   dispatch(kOp, q, [&]<typename T>() {
     cpu::mlp_memory_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), theta.data<T>(), eta.data<T>(),
@@ -87,7 +72,7 @@ MlpMemoryResult mlp_memory(const Tensor& q, const Tensor& k, const Tensor& v, co
                                data_or_null<T>(initial.s2), y.data<T>(), out.w1.data<T>(), out.w2.data<T>(),
                                out.s1.data<T>(), out.s2.data<T>(), checkpoints.data<T>());
   }, EAT_CUDA([&]<typename T>() {
-    using S = cuda::MlpMemoryStateType<T>;
+    using S = cuda::MemoryState<T>;
     cuda::mlp_memory_forward<T>(s, args, q.data<T>(), k.data<T>(), v.data<T>(), theta.data<T>(), eta.data<T>(),
                                 alpha.data<T>(), initial.w1.data<S>(), initial.w2.data<S>(), data_or_null<S>(initial.s1),
                                 data_or_null<S>(initial.s2), y.data<T>(), out.w1.data<S>(), out.w2.data<S>(),
@@ -126,7 +111,7 @@ MlpMemoryResult mlp_memory(const Tensor& q, const Tensor& k, const Tensor& v, co
           dispatch("mlp_memory backward", q, [&]<typename T>() {
             run.template operator()<T, T>()(cpu::mlp_memory_backward<T>);
           }, EAT_CUDA([&]<typename T>() {
-            run.template operator()<T, cuda::MlpMemoryStateType<T>>()(cuda::mlp_memory_backward<T>);
+            run.template operator()<T, cuda::MemoryState<T>>()(cuda::mlp_memory_backward<T>);
           }));
           return grads;
         });

@@ -17,6 +17,7 @@
 #include "kernels/cpu/lightning_common.h"
 #include "kernels/cpu/memory_gates.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/sum_over_batch.h"
 #include "kernels/linear_memory.h"
 
 namespace eat::cpu {
@@ -50,7 +51,7 @@ struct Problem {
   int64_t logit_at(int64_t bh, int64_t t) const { return ((bh / s.H) * s.T + t) * s.H + bh % s.H; }
   void gates(int64_t bh, int64_t j, ChunkGates<T>& g) const {
     const int64_t o = logit_at(bh, t0(j));
-    g.build(rows(j), theta_logit + o, eta_logit + o, alpha_logit + o, s.H, static_cast<T>(a.max_lr));
+    g.build(rows(j), theta_logit + o, eta_logit + o, alpha_logit + o, s.H, a.max_lr);
   }
 };
 
@@ -82,9 +83,9 @@ void chunk_forward(const Problem<T>& P, int64_t bh, int64_t j, const ChunkGates<
     O.noalias() -= 2 * A * E;
   }
   Wn = gt.beta(L - 1) * W + gt.f(L - 1) * S;
-  Wn.noalias() -= 2 * K.transpose() * (gt.g().asDiagonal() * E);
+  Wn.noalias() -= 2 * K.transpose() * (gt.g.asDiagonal() * E);
   Sn = gt.m(L - 1) * S;
-  Sn.noalias() -= 2 * K.transpose() * (gt.n().asDiagonal() * E);
+  Sn.noalias() -= 2 * K.transpose() * (gt.n.asDiagonal() * E);
 }
 
 // Where one chunk's backward writes its input gradients (null: not wanted).
@@ -103,7 +104,8 @@ void chunk_backward(const Problem<T>& P, int64_t bh, int64_t j, const ChunkGates
   auto Q = head_rows(P.q, s, b, h, t0, L, s.d);
   auto K = head_rows(P.k, s, b, h, t0, L, s.d);
   auto dO = head_rows(dy, s, b, h, t0, L, s.e);
-  const auto g = gt.g(), n = gt.n();
+  const Vec<T>& g = gt.g;
+  const Vec<T>& n = gt.n;
   Mat<T> E = K * W;
   E -= head_rows(P.v, s, b, h, t0, L, s.e);
   Mat<T> A = Mat<T>::Zero(L, L);
@@ -118,7 +120,6 @@ void chunk_backward(const Problem<T>& P, int64_t bh, int64_t j, const ChunkGates
   dE.noalias() -= 2 * (n.asDiagonal() * KdS);
 
   // Gates.
-  gr.reset(L);
   gr.dG = -2 * A.cwiseProduct(dOE);
   gr.dG.row(L - 1) -= 2 * KdW.cwiseProduct(E).rowwise().sum().transpose();
   gr.dn = -2 * KdS.cwiseProduct(E).rowwise().sum();
@@ -155,15 +156,6 @@ void chunk_backward(const Problem<T>& P, int64_t bh, int64_t j, const ChunkGates
   dS0.noalias() += Q.transpose() * (gt.f.asDiagonal() * dO);
   dW = std::move(dW0);
   dS = std::move(dS0);
-}
-
-// Sums per-sequence initial-state gradients [B, H, d, e] over the batch, in batch order.
-template <typename T>
-void sum_over_batch(const std::vector<T>& per_sequence, const HeadShape& s, T* out) {
-  const int64_t n = s.H * s.d * s.e;
-  std::copy(per_sequence.begin(), per_sequence.begin() + n, out);
-  for (int64_t b = 1; b < s.B; ++b)
-    for (int64_t i = 0; i < n; ++i) out[i] += per_sequence[b * n + i];
 }
 
 }  // namespace
@@ -207,8 +199,8 @@ void linear_memory_backward(const HeadShape& s, const LinearMemoryArgs& a, const
   const InputGrads<T> out{dq, dk, dv, dtheta_logit, deta_logit, dalpha_logit};
   // Shared initial states get per-sequence gradients first, summed over the batch below.
   std::vector<T> dw_seq(dw0 && a.w0_shared ? heads * ss : 0), ds_seq(ds0 && a.s0_shared ? heads * ss : 0);
-  T* dw_out = a.w0_shared ? dw_seq.data() : dw0;
-  T* ds_out = a.s0_shared ? ds_seq.data() : ds0;
+  T* dw_out = dw0 && a.w0_shared ? dw_seq.data() : dw0;
+  T* ds_out = ds0 && a.s0_shared ? ds_seq.data() : ds0;
 #pragma omp parallel for schedule(static) if (parallel_worth(s.T * s.H * s.B * ss) && heads > 1)
   for (int64_t bh = 0; bh < heads; ++bh) {
     Mat<T> dW = ConstStateMap<T>(dw_final + bh * ss, s.d, s.e), dS = ConstStateMap<T>(ds_final + bh * ss, s.d, s.e);
@@ -233,8 +225,8 @@ void linear_memory_backward(const HeadShape& s, const LinearMemoryArgs& a, const
     if (dw_out) StateMap<T>(dw_out + bh * ss, s.d, s.e) = dW;
     if (ds_out) StateMap<T>(ds_out + bh * ss, s.d, s.e) = dS;
   }
-  if (dw0 && a.w0_shared) sum_over_batch(dw_seq, s, dw0);
-  if (ds0 && a.s0_shared) sum_over_batch(ds_seq, s, ds0);
+  if (dw0 && a.w0_shared) sum_over_batch(dw_seq.data(), s.B, s.H * ss, dw0);
+  if (ds0 && a.s0_shared) sum_over_batch(ds_seq.data(), s.B, s.H * ss, ds0);
 }
 
 EAT_LINEAR_MEMORY_INSTANTIATE(float)

@@ -11,13 +11,20 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/mlp_memory_gates.h"
+#include "kernels/cpu/memory_gates.h"
+#include "kernels/cpu/sum_over_batch.h"
 
 namespace eat::cpu {
 
-using namespace mlp_memory_detail;
+using memory_gates::ChunkGates;
+using memory_gates::GateGrads;
+using memory_gates::lower;
+using memory_gates::Mat;
+using memory_gates::sigmoid;
+using memory_gates::Vec;
 
 namespace {
 
@@ -45,7 +52,7 @@ Mat<T> silu_first(const Mat<T>& z) {
 
 // One head's memory state.
 template <typename T>
-struct MemoryState {
+struct HeadState {
   Mat<T> w1, w2, s1, s2;  // [d, h], [h, e], [d, h], [h, e]
 
   void load(const MlpMemoryShape& s, const T* at) {
@@ -85,7 +92,9 @@ struct HeadInputs {
   int64_t gate_offset(int64_t t0) const { return (b * s.T + t0) * s.H + h; }
   ChunkGates<T> gates(int64_t t0, int64_t L) const {
     const int64_t o = gate_offset(t0);
-    return ChunkGates<T>(theta + o, eta + o, alpha + o, s.H, L, a.max_lr);
+    ChunkGates<T> g;
+    g.build(L, theta + o, eta + o, alpha + o, s.H, a.max_lr);
+    return g;
   }
 };
 
@@ -96,7 +105,7 @@ struct ChunkTerms {
   ChunkGates<T> c;
   Mat<T> Q, K, V, Z, A, E, R, D, QK, QW1, QS1, Hq, Aq, AqA, AqW2, AqS2;
 
-  ChunkTerms(const HeadInputs<T>& in, const MemoryState<T>& st, int64_t j, bool outputs = true)
+  ChunkTerms(const HeadInputs<T>& in, const HeadState<T>& st, int64_t j, bool outputs = true)
       : c(in.gates(in.chunk_start(j), in.chunk_length(j))) {
     const int64_t t0 = in.chunk_start(j), L = c.L;
     K = in.rows(in.k, t0, L, in.s.d);
@@ -129,12 +138,12 @@ struct ChunkTerms {
     return O;
   }
 
-  MemoryState<T> next_state(const MemoryState<T>& st) const {
+  HeadState<T> next_state(const HeadState<T>& st) const {
     const int64_t last = c.L - 1;
     const T beta_b = c.beta[last], f_b = c.f[last], m_b = c.m[last];
     const Mat<T> gD = c.g.asDiagonal() * D, nD = c.n.asDiagonal() * D;
     const Mat<T> gE = c.g.asDiagonal() * E, nE = c.n.asDiagonal() * E;
-    MemoryState<T> out;
+    HeadState<T> out;
     out.w1 = beta_b * st.w1 + f_b * st.s1;
     out.w1.noalias() -= K.transpose() * gD;
     out.s1 = m_b * st.s1;
@@ -156,14 +165,14 @@ Vec<T> rowdot(const Mat<T>& a, const Mat<T>& b) {
 // One chunk's backward: writes the gradients of its tokens' inputs and turns `ds`, the gradient of
 // the state at the chunk's end, into that of the state entering it (titans.md 3.2).
 template <typename T>
-void chunk_backward(const HeadInputs<T>& in, const MemoryState<T>& st, int64_t j, const T* dy, MemoryState<T>& ds,
+void chunk_backward(const HeadInputs<T>& in, const HeadState<T>& st, int64_t j, const T* dy, HeadState<T>& ds,
                     T* dq, T* dk, T* dv, T* dtheta, T* deta, T* dalpha) {
   const ChunkTerms<T> t(in, st, j);
   const ChunkGates<T>& c = t.c;
   const int64_t t0 = in.chunk_start(j), L = c.L, last = L - 1;
   const Mat<T> dO = in.rows(dy, t0, L, in.s.e);
   const Vec<T> ones = Vec<T>::Ones(L);
-  MemoryState<T> d0;  // the gradient of the state entering the chunk
+  HeadState<T> d0;  // the gradient of the state entering the chunk
 
   // Y = beta o Aq W2 + f o Aq S2 - (G o Aq A^T) E.
   const Mat<T> dOE = dO * t.E.transpose();
@@ -217,8 +226,7 @@ void chunk_backward(const HeadInputs<T>& in, const MemoryState<T>& st, int64_t j
   d0.s2 += f_b * ds.w2 + m_b * ds.s2;
   dbeta[last] += ds.w1.cwiseProduct(st.w1).sum() + ds.w2.cwiseProduct(st.w2).sum();
   df[last] += ds.w1.cwiseProduct(st.s1).sum() + ds.w2.cwiseProduct(st.s2).sum();
-  Vec<T> dm = Vec<T>::Zero(L);
-  dm[last] = ds.s1.cwiseProduct(st.s1).sum() + ds.s2.cwiseProduct(st.s2).sum();
+  const T dm_last = ds.s1.cwiseProduct(st.s1).sum() + ds.s2.cwiseProduct(st.s2).sum();
   dG.row(last) += dg.transpose();
 
   // D = (E W2^T) o silu'(Z): silu'' enters here.
@@ -237,17 +245,18 @@ void chunk_backward(const HeadInputs<T>& in, const MemoryState<T>& st, int64_t j
   if (dk) in.rows(dk, t0, L, in.s.d) = dK;
   if (dv) in.rows(dv, t0, L, in.s.e) = T(-2) * dE;
   const int64_t o = in.gate_offset(t0);
-  chunk_gates_backward<T>(c, dG, dn, dbeta, df, dm, in.theta + o, in.eta + o, in.alpha + o, in.s.H,
-                          dtheta ? dtheta + o : nullptr, deta ? deta + o : nullptr, dalpha ? dalpha + o : nullptr);
+  const GateGrads<T> gr{std::move(dG), dn, std::move(dbeta), std::move(df), dm_last};
+  memory_gates::gate_logit_grads(c, gr, in.theta + o, in.eta + o, in.alpha + o, in.s.H, dtheta ? dtheta + o : nullptr,
+                                 deta ? deta + o : nullptr, dalpha ? dalpha + o : nullptr);
   ds = std::move(d0);
 }
 
 // The initial state of head bh: W1 and W2 (per sequence, or shared by the batch), S1 and S2 (zero when null).
 template <typename T>
-MemoryState<T> initial_state(const MlpMemoryShape& s, int64_t bh, const T* w1, const T* w2, const T* s1,
-                             const T* s2) {
+HeadState<T> initial_state(const MlpMemoryShape& s, int64_t bh, const T* w1, const T* w2, const T* s1,
+                           const T* s2) {
   const int64_t wh = s.shared_weights ? bh % s.H : bh;
-  MemoryState<T> st;
+  HeadState<T> st;
   st.w1 = Eigen::Map<const Mat<T>>(w1 + wh * s.w1_size(), s.d, s.hidden);
   st.w2 = Eigen::Map<const Mat<T>>(w2 + wh * s.w2_size(), s.hidden, s.e);
   st.s1 = s1 ? Mat<T>(Eigen::Map<const Mat<T>>(s1 + bh * s.w1_size(), s.d, s.hidden)) : Mat<T>::Zero(s.d, s.hidden);
@@ -261,12 +270,12 @@ template <typename T>
 void mlp_memory_forward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const T* q, const T* k, const T* v,
                         const T* theta_logit, const T* eta_logit, const T* alpha_logit, const T* w1, const T* w2,
                         const T* s1, const T* s2, T* y, T* w1_out, T* w2_out, T* s1_out, T* s2_out, T* checkpoints) {
-  const int64_t chunks = mlp_memory_chunks(s, a), stride = mlp_memory_checkpoint_stride(s, a);
-  const int64_t kept = mlp_memory_checkpoint_count(s, a), heads = s.B * s.H;
+  const int64_t chunks = memory_chunks(s.T, a.chunk), stride = a.checkpoint_every;
+  const int64_t kept = memory_checkpoints(s.T, a.chunk, stride), heads = s.B * s.H;
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < heads; ++bh) {
     const HeadInputs<T> in{s, a, bh / s.H, bh % s.H, q, k, v, theta_logit, eta_logit, alpha_logit};
-    MemoryState<T> st = initial_state(s, bh, w1, w2, s1, s2);
+    HeadState<T> st = initial_state(s, bh, w1, w2, s1, s2);
     T* kept_states = checkpoints + bh * kept * s.state_size();
     st.store(s, kept_states);  // chunk 0's (also when T = 0)
     for (int64_t j = 0; j < chunks; ++j) {
@@ -288,21 +297,24 @@ void mlp_memory_backward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const 
                          const T* dy, const T* dw1_out, const T* dw2_out, const T* ds1_out, const T* ds2_out, T* dq,
                          T* dk, T* dv, T* dtheta_logit, T* deta_logit, T* dalpha_logit, T* dw1, T* dw2, T* ds1,
                          T* ds2) {
-  const int64_t chunks = mlp_memory_chunks(s, a), stride = mlp_memory_checkpoint_stride(s, a);
-  const int64_t kept = mlp_memory_checkpoint_count(s, a), heads = s.B * s.H;
+  const int64_t chunks = memory_chunks(s.T, a.chunk), stride = a.checkpoint_every;
+  const int64_t kept = memory_checkpoints(s.T, a.chunk, stride), heads = s.B * s.H;
   // With shared weights every head's initial-weight gradient goes to a scratch first, then is
   // summed over the batch in batch order.
-  std::vector<T> shared_grads(s.shared_weights && (dw1 || dw2) ? static_cast<size_t>(heads * (s.w1_size() + s.w2_size())) : 0);
+  std::vector<T> dw1_seq(dw1 && s.shared_weights ? heads * s.w1_size() : 0);
+  std::vector<T> dw2_seq(dw2 && s.shared_weights ? heads * s.w2_size() : 0);
+  T* dw1_to = dw1 && s.shared_weights ? dw1_seq.data() : dw1;
+  T* dw2_to = dw2 && s.shared_weights ? dw2_seq.data() : dw2;
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < heads; ++bh) {
     const HeadInputs<T> in{s, a, bh / s.H, bh % s.H, q, k, v, theta_logit, eta_logit, alpha_logit};
-    MemoryState<T> ds;
+    HeadState<T> ds;
     ds.w1 = Eigen::Map<const Mat<T>>(dw1_out + bh * s.w1_size(), s.d, s.hidden);
     ds.w2 = Eigen::Map<const Mat<T>>(dw2_out + bh * s.w2_size(), s.hidden, s.e);
     ds.s1 = Eigen::Map<const Mat<T>>(ds1_out + bh * s.w1_size(), s.d, s.hidden);
     ds.s2 = Eigen::Map<const Mat<T>>(ds2_out + bh * s.w2_size(), s.hidden, s.e);
     const T* kept_states = checkpoints + bh * kept * s.state_size();
-    std::vector<MemoryState<T>> entering(static_cast<size_t>(stride));
+    std::vector<HeadState<T>> entering(static_cast<size_t>(std::min(stride, std::max<int64_t>(chunks, 1))));
     for (int64_t c = (chunks + stride - 1) / stride - 1; c >= 0; --c) {
       const int64_t j0 = c * stride, j1 = std::min(chunks, j0 + stride);
       entering[0].load(s, kept_states + c * s.state_size());
@@ -311,31 +323,13 @@ void mlp_memory_backward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const 
       for (int64_t j = j1 - 1; j >= j0; --j)
         chunk_backward(in, entering[j - j0], j, dy, ds, dq, dk, dv, dtheta_logit, deta_logit, dalpha_logit);
     }
-    if (s.shared_weights) {
-      if (dw1 || dw2) {
-        T* g = shared_grads.data() + bh * (s.w1_size() + s.w2_size());
-        Eigen::Map<Mat<T>>(g, s.d, s.hidden) = ds.w1;
-        Eigen::Map<Mat<T>>(g + s.w1_size(), s.hidden, s.e) = ds.w2;
-      }
-    } else {
-      if (dw1) Eigen::Map<Mat<T>>(dw1 + bh * s.w1_size(), s.d, s.hidden) = ds.w1;
-      if (dw2) Eigen::Map<Mat<T>>(dw2 + bh * s.w2_size(), s.hidden, s.e) = ds.w2;
-    }
+    if (dw1_to) Eigen::Map<Mat<T>>(dw1_to + bh * s.w1_size(), s.d, s.hidden) = ds.w1;
+    if (dw2_to) Eigen::Map<Mat<T>>(dw2_to + bh * s.w2_size(), s.hidden, s.e) = ds.w2;
     if (ds1) Eigen::Map<Mat<T>>(ds1 + bh * s.w1_size(), s.d, s.hidden) = ds.s1;
     if (ds2) Eigen::Map<Mat<T>>(ds2 + bh * s.w2_size(), s.hidden, s.e) = ds.s2;
   }
-  if (shared_grads.empty()) return;
-  const int64_t per_head = s.w1_size() + s.w2_size();
-  for (int64_t h = 0; h < s.H; ++h)
-    for (int64_t i = 0; i < per_head; ++i) {
-      T sum = 0;
-      for (int64_t b = 0; b < s.B; ++b) sum += shared_grads[static_cast<size_t>((b * s.H + h) * per_head + i)];
-      if (i < s.w1_size()) {
-        if (dw1) dw1[h * s.w1_size() + i] = sum;
-      } else if (dw2) {
-        dw2[h * s.w2_size() + i - s.w1_size()] = sum;
-      }
-    }
+  if (dw1 && s.shared_weights) sum_over_batch(dw1_seq.data(), s.B, s.H * s.w1_size(), dw1);
+  if (dw2 && s.shared_weights) sum_over_batch(dw2_seq.data(), s.B, s.H * s.w2_size(), dw2);
 }
 
 EAT_MLP_MEMORY_INSTANTIATE(float)

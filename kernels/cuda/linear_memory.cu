@@ -6,11 +6,14 @@
 // (d = e = 64 at chunk 16: 49 KiB forward, 110 KiB backward) and in a global scratch slice per
 // block otherwise. Every value is computed by one thread in a fixed order (each product a plain
 // loop), so there are no atomics and every run gives the same bits; a shared initial state's
-// gradient is written per sequence and summed over the batch, in batch order, by a second kernel.
+// gradient is written per sequence and summed over the batch, in batch order, by a second kernel
+// (kernels/cuda/column_sums.h).
 // The backward recomputes the chunk-start states between two kept ones into a global scratch
 // [B * H, every, 2, d, e] before walking those chunks in reverse.
+#include <cmath>
 #include <memory>
 
+#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/memory_gates.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/scalar.cuh"
@@ -39,7 +42,7 @@ struct Args {
   // (states included). Odd, so that a warp reading one column of a buffer (a thread per row)
   // hits 32 different banks.
   int lq, le;
-  float max_lr;
+  float log_max_lr;  // log(max_lr)
   bool w0_shared, s0_shared;
   const D *q, *k, *v, *theta_logit, *eta_logit, *alpha_logit;
   float* workspace;  // null: dynamic shared memory
@@ -108,7 +111,7 @@ __device__ void load_chunk(const Args<D>& a, long long bh, long long j, Chunk& c
   }
   const long long lo = a.row(bh, c.t0, 1);
   memory_gates::build_gates(c.gates, c.L, a.cap, a.theta_logit + lo, a.eta_logit + lo, a.alpha_logit + lo, a.H,
-                            a.max_lr);  // synchronises
+                            a.log_max_lr);  // synchronises
 }
 
 // E = K W - V in place (each element reads only its own V); ends synchronised.
@@ -375,16 +378,6 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(Args<D> a) {
   if (a.ds0) store_state(a.ds0 + bh * n, ws.dS, d, e, le);
 }
 
-// out[h, i] = sum_b per_sequence[b, h, i], in batch order.
-__global__ void sum_over_batch_kernel(const float* per_sequence, float* out, long long B, long long per_batch) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < per_batch;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float acc = 0.f;
-    for (long long b = 0; b < B; ++b) acc += per_sequence[b * per_batch + i];
-    out[i] = acc;
-  }
-}
-
 struct DeviceFree {
   void operator()(void* p) const { device_free(p); }
 };
@@ -402,7 +395,7 @@ Args<D> make_args(const HeadShape& s, const LinearMemoryArgs& la) {
   a.cap = static_cast<int>(std::min<int64_t>(la.chunk, std::max<int64_t>(s.T, 1)));
   a.every = static_cast<int>(std::min<int64_t>(la.checkpoint_every, int64_t{1} << 30));
   a.checkpoints = static_cast<int>(memory_checkpoints(s.T, la.chunk, la.checkpoint_every));
-  a.max_lr = static_cast<float>(la.max_lr);
+  a.log_max_lr = static_cast<float>(std::log(la.max_lr));
   a.w0_shared = la.w0_shared, a.s0_shared = la.s0_shared;
   return a;
 }
@@ -471,12 +464,8 @@ void linear_memory_backward(const HeadShape& s, const LinearMemoryArgs& la, cons
   Scratch states = scratch_floats(heads * a.every * 2 * n), workspace;
   a.states = static_cast<float*>(states.get());
   launch<D>(backward_kernel<D>, a, heads, BackwardWs::floats(a.d, a.lq, a.le, a.cap), workspace);
-  for (auto [seq, out] : {std::pair{dw_seq.get(), dw0}, std::pair{ds_seq.get(), ds0}}) {
-    if (!seq) continue;
-    sum_over_batch_kernel<<<grid_for(s.H * n), 256, 0, compute_stream()>>>(static_cast<const float*>(seq), out, s.B,
-                                                                            s.H * n);
-    EAT_CUDA_CHECK_LAUNCH();
-  }
+  for (auto [seq, out] : {std::pair{dw_seq.get(), dw0}, std::pair{ds_seq.get(), ds0}})
+    if (seq) column_sums_finish<float>(static_cast<const float*>(seq), s.B, s.H * n, out);
 }
 
 EAT_LINEAR_MEMORY_INSTANTIATE(float)

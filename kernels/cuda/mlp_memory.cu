@@ -3,7 +3,7 @@
 // rows are gathered into contiguous f32 buffers [BH, L, width] (bf16 storage is widened here),
 // every product is one cuBLAS strided-batched f32 GEMM over the BH heads (gemm_batched), and the
 // rest are small elementwise kernels and one block per head for the gates
-// (kernels/cuda/mlp_memory_gates.cuh). The states ([BH, state]: W1, W2, S1, S2 one after the
+// (kernels/cuda/memory_gates.cuh). The states ([BH, state]: W1, W2, S1, S2 one after the
 // other, 2 (d h + h e) floats per head, too large for shared memory) stay in global f32 buffers.
 // No atomics: every sum runs in one thread or in a fixed-shape block reduction, so results are
 // deterministic. The backward recomputes the states between kept ones into a scratch of
@@ -15,7 +15,8 @@
 
 #include "base/dtype.h"
 #include "base/error.h"
-#include "kernels/cuda/mlp_memory_gates.cuh"
+#include "kernels/cuda/column_sums.h"
+#include "kernels/cuda/memory_gates.cuh"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 #include "kernels/matmul.h"
@@ -26,11 +27,67 @@
 
 namespace eat::cuda {
 
-using namespace mlp_memory_detail;
-
 namespace {
 
 constexpr int kThreads = 256;
+
+// The gate logits of one chunk: token t0 + l of head (b, h) in [B, T, H] tensors.
+template <typename D>
+struct ChunkLogits {
+  const D *theta, *eta, *alpha;
+  int64_t T, H, t0;
+  __device__ int64_t at(int64_t bh, int64_t l) const { return ((bh / H) * T + t0 + l) * H + bh % H; }
+};
+
+// Every head's gates of one chunk of L tokens: log theta, le, lb, beta, m, f, g, n [BH, L] and
+// P, N, G [BH, L, L] (g and n: the last rows of G and N, copied out for the row scalings).
+struct GateBuffers {
+  float *log_theta, *le, *lb, *beta, *m, *f, *g, *n, *P, *N, *G;
+  // Head bh's slice, with row stride L.
+  __device__ memory_gates::ChunkGates head(int64_t bh, int64_t L) const {
+    memory_gates::ChunkGates c;
+    const int64_t v0 = bh * L, m0 = bh * L * L;
+    c.log_theta = log_theta + v0, c.lb = lb + v0, c.le = le + v0, c.beta = beta + v0, c.m = m + v0, c.f = f + v0;
+    c.P = P + m0, c.N = N + m0, c.G = G + m0;
+    return c;
+  }
+};
+
+// The gates' gradients like GateBuffers: dG [BH, L, L], dg (of g, folded into dG's last row by
+// gates_backward_kernel), dn, dbeta, df [BH, L], dm_last [BH]; X, Y and dm are the map's scratch.
+struct GateGradBuffers {
+  float *dG, *dg, *dn, *dbeta, *df, *dm_last, *X, *Y, *dm;
+  __device__ memory_gates::GateGrads head(int64_t bh, int64_t L) const {
+    memory_gates::GateGrads g;
+    const int64_t v0 = bh * L, m0 = bh * L * L;
+    g.dG = dG + m0, g.X = X + m0, g.Y = Y + m0;
+    g.dn = dn + v0, g.dbeta = dbeta + v0, g.df = df + v0, g.dm = dm + v0, g.dm_last = dm_last + bh;
+    return g;
+  }
+};
+
+// One block per head (kernels/cuda/memory_gates.cuh).
+template <typename D>
+__global__ void gates_forward_kernel(ChunkLogits<D> logits, int L, float log_max_lr, GateBuffers o) {
+  const int64_t bh = blockIdx.x, at = logits.at(bh, 0);
+  const memory_gates::ChunkGates c = o.head(bh, L);
+  memory_gates::build_gates(c, L, L, logits.theta + at, logits.eta + at, logits.alpha + at, logits.H, log_max_lr);
+  for (int j = threadIdx.x; j < L; j += blockDim.x) {
+    o.g[bh * L + j] = c.G[(L - 1) * L + j];
+    o.n[bh * L + j] = c.N[(L - 1) * L + j];
+  }
+}
+
+template <typename D>
+__global__ void gates_backward_kernel(ChunkLogits<D> logits, int L, GateBuffers c, GateGradBuffers d, D* dtheta,
+                                      D* deta, D* dalpha) {
+  const int64_t bh = blockIdx.x, at = logits.at(bh, 0);
+  for (int j = threadIdx.x; j < L; j += blockDim.x) d.dG[(bh * L + L - 1) * L + j] += d.dg[bh * L + j];
+  __syncthreads();
+  memory_gates::gate_logit_grads(c.head(bh, L), d.head(bh, L), L, L, logits.theta + at, logits.eta + at,
+                                 logits.alpha + at, logits.H, dtheta ? dtheta + at : nullptr,
+                                 deta ? deta + at : nullptr, dalpha ? dalpha + at : nullptr);
+}
 
 __device__ __forceinline__ float silu_f32(float z) { return z * sigmoid_f32(z); }
 __device__ __forceinline__ float silu_first_f32(float z) { return silu_slope_f32(z, sigmoid_f32(z)); }
@@ -244,24 +301,6 @@ struct JoinState {
     else to[i] = s2[bh * st.w2 + x - st.o_s2()];
   }
 };
-// The shared initial weights' gradient: the sum over the batch, in batch order.
-struct SumOverBatch {
-  StateLayout st;
-  int64_t B, H;
-  const float* from;
-  float *w1, *w2;
-  __device__ void operator()(int64_t i) const {  // i over [H, w1 + w2]
-    const int64_t h = i / (st.w1 + st.w2), x = i % (st.w1 + st.w2);
-    float s = 0.0f;
-    for (int64_t b = 0; b < B; ++b) s += from[(b * H + h) * st.size + x];
-    if (x < st.w1) {
-      if (w1) w1[h * st.w1 + x] = s;
-    } else if (w2) {
-      w2[h * st.w2 + x - st.w1] = s;
-    }
-  }
-};
-
 // out[r] (+)= sign * (sum_c x[r, c] y[r, c] + sum_c x2[r, c] y2[r, c]) for x, y [rows, w] and
 // x2, y2 [rows, w2] (none when x2 is null).
 struct RowDots {
@@ -344,6 +383,8 @@ struct Workspace {
             const D* et, const D* al)
       : s(s_), a(a_), lay(s_), BH(s_.B * s_.H), C(std::min(a_.chunk, std::max<int64_t>(s_.T, 1))), q(q_), k(k_), v(v_),
         theta(th), eta(et), alpha(al) {
+    // The gates index their L x L matrices with int (kernels/cuda/memory_gates.cuh).
+    EAT_CHECK(C <= (1 << 14), "mlp_memory: chunk up to 16384 on CUDA, got ", a.chunk);
     const int64_t vec = BH * C, sq = BH * C * C, nd = BH * C * s.d, nh = BH * C * s.hidden, ne = BH * C * s.e;
     gates = {mem.get(vec), mem.get(vec), mem.get(vec), mem.get(vec), mem.get(vec), mem.get(vec),
              mem.get(vec), mem.get(vec), mem.get(sq),  mem.get(sq),  mem.get(sq)};
@@ -378,7 +419,7 @@ struct Workspace {
     gather(k, j, d, K);
     gather(v, j, e, V);
     gates_forward_kernel<<<static_cast<unsigned>(BH), kThreads, 0, compute_stream()>>>(
-        logits(j), L, static_cast<float>(std::log(a.max_lr)), gates);
+        logits(j), static_cast<int>(L), static_cast<float>(std::log(a.max_lr)), gates);
     EAT_CUDA_CHECK_LAUNCH();
     mm(K, L * d, st, ss, Z, L * h, L, h, d, false, false, false);  // Z = K W1
     for_each(BH * L * h, SiluOf{Z, A});
@@ -422,7 +463,7 @@ struct Workspace {
 struct GradBuffers {
   float *dO, *dOE, *dG, *negB, *tmp_sq, *dAq, *dA, *dE, *dHq, *dHD, *rs_h, *rs_h2, *dQ, *dK, *dD, *KdW1, *KdS1,
       *AdW2, *AdS2, *dR, *dZ, *dE2, *rs_e, *rs_e2;
-  GateGrads g;
+  GateGradBuffers g;
   GradBuffers(Buffers& mem, int64_t BH, int64_t C, const MlpMemoryShape& s) {
     const int64_t vec = BH * C, sq = BH * C * C, nd = BH * C * s.d, nh = BH * C * s.hidden, ne = BH * C * s.e;
     dO = mem.get(ne), dOE = mem.get(sq), dG = mem.get(sq), negB = mem.get(sq), tmp_sq = mem.get(sq);
@@ -515,7 +556,7 @@ void chunk_backward(Workspace<D>& w, GradBuffers& b, int64_t j, const float* st,
   if (dk) for_each(BH * L * d, Scatter<device_t<D>>{w.rows(j, d), b.dK, 1.0f, dev(dk)});
   if (dv) for_each(ne, Scatter<device_t<D>>{w.rows(j, e), b.dE2, -1.0f, dev(dv)});
   gates_backward_kernel<<<static_cast<unsigned>(BH), kThreads, 0, compute_stream()>>>(
-      w.logits(j), L, c, b.g, dev(dtheta), dev(deta), dev(dalpha));
+      w.logits(j), static_cast<int>(L), c, b.g, dev(dtheta), dev(deta), dev(dalpha));
   EAT_CUDA_CHECK_LAUNCH();
 }
 
@@ -540,8 +581,8 @@ void mlp_memory_forward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const T
                         const T* theta_logit, const T* eta_logit, const T* alpha_logit, const float* w1,
                         const float* w2, const float* s1, const float* s2, T* y, float* w1_out, float* w2_out,
                         float* s1_out, float* s2_out, float* checkpoints) {
-  const int64_t chunks = mlp_memory_chunks(s, a), stride = mlp_memory_checkpoint_stride(s, a);
-  const int64_t kept = mlp_memory_checkpoint_count(s, a);
+  const int64_t chunks = memory_chunks(s.T, a.chunk), stride = a.checkpoint_every;
+  const int64_t kept = memory_checkpoints(s.T, a.chunk, stride);
   Workspace<T> w(s, a, q, k, v, theta_logit, eta_logit, alpha_logit);
   const int64_t BH = w.BH, ss = w.lay.size;
   if (BH == 0) return;
@@ -569,8 +610,8 @@ void mlp_memory_backward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const 
                          const T* dy, const float* dw1_out, const float* dw2_out, const float* ds1_out,
                          const float* ds2_out, T* dq, T* dk, T* dv, T* dtheta_logit, T* deta_logit, T* dalpha_logit,
                          float* dw1, float* dw2, float* ds1, float* ds2) {
-  const int64_t chunks = mlp_memory_chunks(s, a), stride = mlp_memory_checkpoint_stride(s, a);
-  const int64_t kept = mlp_memory_checkpoint_count(s, a);
+  const int64_t chunks = memory_chunks(s.T, a.chunk), stride = a.checkpoint_every;
+  const int64_t kept = memory_checkpoints(s.T, a.chunk, stride);
   Workspace<T> w(s, a, q, k, v, theta_logit, eta_logit, alpha_logit);
   const int64_t BH = w.BH, ss = w.lay.size;
   if (BH == 0) return;
@@ -595,12 +636,12 @@ void mlp_memory_backward(const MlpMemoryShape& s, const MlpMemoryArgs& a, const 
       std::swap(ds, d0);
     }
   }
-  if (s.shared_weights) {
-    if (dw1 || dw2) for_each(s.H * (w.lay.w1 + w.lay.w2), SumOverBatch{w.lay, s.B, s.H, ds, dw1, dw2});
-    for_each(BH * ss, SplitState{w.lay, ds, nullptr, nullptr, ds1, ds2});
-  } else {
-    for_each(BH * ss, SplitState{w.lay, ds, dw1, dw2, ds1, ds2});
-  }
+  // Shared initial weights get per-sequence gradients first, summed over the batch in batch order.
+  float* dw1_to = s.shared_weights && dw1 ? w.mem.get(BH * w.lay.w1) : dw1;
+  float* dw2_to = s.shared_weights && dw2 ? w.mem.get(BH * w.lay.w2) : dw2;
+  for_each(BH * ss, SplitState{w.lay, ds, dw1_to, dw2_to, ds1, ds2});
+  if (s.shared_weights && dw1) column_sums_finish<float>(dw1_to, s.B, s.H * w.lay.w1, dw1);
+  if (s.shared_weights && dw2) column_sums_finish<float>(dw2_to, s.B, s.H * w.lay.w2, dw2);
 }
 
 EAT_MLP_MEMORY_INSTANTIATE(float)

@@ -207,7 +207,7 @@ TEST_CASE("mlp_memory: bad inputs are refused with the op's name and the shapes"
   CHECK_THROWS_WITH_AS(mlp_memory(in.q, in.k, in.v, gates, weights(in.w1, Tensor())),
                        doctest::Contains("mlp_memory: the initial weights W1 and W2 are required"), Error);
   CHECK_THROWS_WITH_AS(mlp_memory(in.q, in.k, in.v, {in.theta, in.eta, randn64({2, 4, 3}, gen)}, weights(in.w1, in.w2)),
-                       doctest::Contains("mlp_memory: alpha logits [2, 4, 3] must be [B, T, H] = [2, 5, 3]"), Error);
+                       doctest::Contains("mlp_memory: the alpha logits [2, 4, 3] must be [B, T, H] = [2, 5, 3]"), Error);
   CHECK_THROWS_WITH_AS(mlp_memory(in.q, in.k, in.v, gates, weights(randn64({3, 5, 6}, gen), in.w2)),
                        doctest::Contains("mlp_memory: initial W1 [3, 5, 6] must be [B, H, 4, 6]"), Error);
   CHECK_THROWS_WITH_AS(mlp_memory(in.q, in.k, in.v, gates, weights(in.w1, randn64({2, 3, 6, 2}, gen))),
