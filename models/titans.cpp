@@ -41,7 +41,10 @@ TitansOptions TitansOptions::from(const ModelConfig& c) {
   const int64_t head_dim = c.d_model / c.n_heads, hidden = c.options.get_int("memory_hidden");
   o.memory_hidden = hidden > 0 ? hidden : 4 * head_dim;
   o.memory_options.chunk = c.options.get_int("chunk");
-  o.memory_options.max_lr = c.options.get_float("max_lr");
+  // The op's inner loss is the sum over the value's e entries; the mean is the same loss with
+  // theta divided by e.
+  const bool mean_loss = c.options.get_string("inner_loss") == "mean";
+  o.memory_options.max_lr = c.options.get_float("max_lr") / (mean_loss ? static_cast<double>(head_dim) : 1.0);
   o.conv_kernel = c.options.get_int("conv_kernel");
   o.persistent = c.options.get_int("persistent");
   o.mlp_hidden = c.options.hidden_width("mlp_hidden", c.d_model);
@@ -265,6 +268,9 @@ FamilySpec titans_family() {
                  "online rule); part of the model, like the weights"}
           .at_least(1),
       {"max_lr", 0.1, "upper bound of the memory's learning rate: theta = max_lr * sigmoid(x W + b)"},
+      {"inner_loss", std::string("mean"), "the memory's loss ||M(k) - v||^2 over the value's entries",
+       {{"mean", "their mean (the spec's advice: an MLP memory diverges with the sum as v grows)"},
+        {"sum", "their sum (the paper's eq 12; a linear memory's step on a unit key is then 2 theta, whatever v)"}}},
       OptionSpec{"conv_kernel", int64_t{4}, "depthwise causal convolution on q, k and v"}.at_least(1),
       OptionSpec{"persistent", int64_t{4}, "N_p learned key/value pairs per head that every query of the attention sees (mal, mag)"}
           .at_least(0),

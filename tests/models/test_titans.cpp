@@ -267,6 +267,15 @@ TEST_CASE("titans: every variant's tiny model has exact gradients (the ones test
     }
 }
 
+TEST_CASE("titans: the mean inner loss is the sum's with theta divided by the value width") {
+  ModelConfig c = titans_config("lmm", "mlp", 16);
+  c.options.set("max_lr", 0.4);
+  c.options.set("inner_loss", std::string("sum"));
+  CHECK(models::TitansOptions::from(c).memory_options.max_lr == 0.4);
+  c.options.set("inner_loss", std::string("mean"));
+  CHECK(models::TitansOptions::from(c).memory_options.max_lr == 0.1);  // heads of 4
+}
+
 TEST_CASE("titans: the family's checks name the key and the numbers") {
   const FamilySpec* titans = find_family("titans");
   REQUIRE(titans);
