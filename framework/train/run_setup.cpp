@@ -6,6 +6,8 @@
 #include "base/error.h"
 #include "framework/device_peak.h"
 #include "framework/perf.h"
+#include "framework/storage.h"
+#include "framework/train/memory_estimate.h"
 #include "framework/train/placement.h"
 #include "framework/train/training_run.h"
 
@@ -38,6 +40,26 @@ BatchLayout layout_of(const Recipe& recipe, const ParallelGroups& groups) {
   l.n_micro = l.local_batch / l.micro;
   l.tokens_per_step = recipe.train.global_batch * l.seq_len;
   return l;
+}
+
+// Refuses a run whose estimate exceeds the memory it would live in: before the model is built with
+// every family's parameter floor (so that an absurd size never reaches the allocator), after it
+// with the model's own count (its parameters then already allocated). CUDA models are built on
+// the host and moved, so the host must hold their parameters first.
+void check_memory(const Recipe& recipe, const ModelConfig& model, const BatchLayout& layout, Device device,
+                  double parameters, bool floor) {
+  const MemoryEstimate need = estimate_training_memory(model, parameters, layout.micro, layout.local_len, device);
+  const bool resident = !floor;
+  if (device == Device::cpu) {
+    check_training_memory(recipe, need, available_memory(Device::cpu), "the host's MemAvailable", floor, resident);
+    return;
+  }
+  check_training_memory(recipe, need, available_memory(Device::cuda), "the CUDA device's free memory", floor, resident);
+  if (floor) {
+    MemoryEstimate host;
+    host.parameters = need.parameters;
+    check_training_memory(recipe, host, available_memory(Device::cpu), "the host's MemAvailable", floor, false);
+  }
 }
 
 }  // namespace
@@ -74,8 +96,14 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
 
   model_config = placed_model_config(recipe);
   device = recipe.device();
+  layout = layout_of(recipe, groups);
+  if (!given_model) {
+    recipe.check_device();
+    check_memory(recipe, model_config, layout, device, parameter_floor(model_config), true);
+  }
   model = given_model ? std::move(given_model) : build_placed_model(recipe);
   params = model->parameters();
+  check_memory(recipe, model_config, layout, device, static_cast<double>(model->num_parameters()), false);
   for (const Parameter& p : params)
     EAT_CHECK(p.tensor.device() == device, "the model to train has parameter '", p.name, "' on ", device_name(p.tensor.device()),
               ", the recipe trains on ", device_name(device));
@@ -83,7 +111,6 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
       params, AdamWConfig{recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
   schedule = schedule_of(recipe);
 
-  layout = layout_of(recipe, groups);
   if (layout.sp > 1) model->set_sequence_parallel(groups.sp_group.get());
   flops_per_token = model->train_flops_per_token(layout.seq_len);
   peak_source = "log.peak_gflops";

@@ -116,6 +116,10 @@ if err=$("$EAT" train "$tmp/bad.toml" 2>&1); then fail "bad recipe accepted"; fi
 echo "$err" | grep -q "bad.toml" || fail "bad recipe error does not name the file: $err"
 if err=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.stepz=3 2>&1); then fail "unknown key accepted"; fi
 echo "$err" | grep -q "train.stepz: unknown key" || fail "unknown key error: $err"
+if err=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set model.d_model=1048576 --set train.steps=2 2>&1); then
+  fail "a model too large for memory was trained"; fi
+[ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "model.d_model = 1048576, .* need at least .* GiB per rank to train (parameters" ||
+  fail "model too large for memory: $err"
 if err=$("$EAT" eval --checkpoint "$tmp/nowhere" 2>&1); then fail "missing checkpoint accepted"; fi
 echo "$err" | grep -q "nowhere" || fail "missing checkpoint error: $err"
 head -c 100 "$tmp/data/train.tok" > "$tmp/cut.tok"

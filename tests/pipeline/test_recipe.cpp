@@ -158,6 +158,31 @@ TEST_CASE("recipe: inf and nan are refused at every float key, the family's opti
   CHECK_CONTAINS(error_of(kValid, {"optimizer.betas=[0.9, inf]"}), "inf ]: must be finite numbers");
 }
 
+TEST_CASE("recipe: every family's rope_theta must be > 0 and norm_eps >= 0, refused at file:line:col") {
+  int checked = 0;
+  for (const std::string& family : family_names()) {
+    for (const OptionSpec& o : find_family(family)->options) {
+      if (o.name != "rope_theta" && o.name != "norm_eps") continue;
+      CAPTURE(family);
+      auto with = [&](const std::string& value) {
+        return replace(replace(kValid, "family = \"transformer\"", "family = \"" + family + "\""),
+                       "[model.transformer]\nmlp_hidden = 48\ntie_embeddings = true",
+                       "[model." + family + "]\n" + o.name + " = " + value);
+      };
+      const std::string at = "r.toml:13:" + std::to_string(o.name.size() + 4) + ": model." + family + "." + o.name + ": = ";
+      if (o.name == "rope_theta") {
+        CHECK(error_of(with("0.0")) == at + "0: must be > 0");
+        CHECK(error_of(with("-10000.0")) == at + "-10000: must be > 0");
+      } else {
+        CHECK(error_of(with("-1e-6")) == at + "-1e-06: must be >= 0");
+        CHECK(error_of(with("0.0")).find("norm_eps") == std::string::npos);  // 0 is a valid epsilon
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked >= 9);  // five families with norm_eps, four with rope_theta
+}
+
 TEST_CASE("recipe: run.name is one plain path component") {
   for (const char* name : {".", "..", "a/b", "a\\b"}) {
     CAPTURE(name);
