@@ -2,13 +2,17 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <string>
 
 #include "app/commands.h"
 #include "framework/comm/communicator.h"
+#include "framework/train/stop_vote.h"
 #include "base/error.h"
 #include "framework/version.h"
 
 int main(int argc, char** argv) {
+  // Before anything slow (MPI, the data, the model): a stop during set-up ends the run cleanly.
+  if (argc > 1 && std::string(argv[1]) == "train") eat::catch_stop_signals_early();
   CLI::App app{"eat: efficient-attention trainer"};
   app.require_subcommand(0, 1);
   bool show_version = false;

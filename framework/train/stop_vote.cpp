@@ -8,12 +8,19 @@ namespace eat {
 namespace {
 
 std::atomic<bool> g_stop_requested{false};
+std::atomic<bool> g_caught_early{false};
 extern "C" void request_stop(int) { g_stop_requested = true; }
 
 }  // namespace
 
+void catch_stop_signals_early() {
+  g_caught_early = true;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+}
+
 StopSignals::StopSignals() {
-  g_stop_requested = false;
+  if (!g_caught_early) g_stop_requested = false;
   old_int_ = std::signal(SIGINT, request_stop);
   old_term_ = std::signal(SIGTERM, request_stop);
 }

@@ -5,7 +5,15 @@
 
 namespace eat {
 
-// Catches SIGINT and SIGTERM while it lives and restores the previous handlers after.
+// Catches SIGINT and SIGTERM for the rest of the process, a signal from now on counting as a stop
+// request for the run that follows: `eat train` calls it first thing, so that a signal during its
+// set-up (MPI start, reading the data, building the model) stops the run before its first step
+// instead of killing the process.
+void catch_stop_signals_early();
+
+// Catches SIGINT and SIGTERM while it lives and restores the previous handlers after. A request
+// from before it was made counts only after catch_stop_signals_early (otherwise a run in the same
+// process, a test's, starts without one).
 class StopSignals {
  public:
   StopSignals();
