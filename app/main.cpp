@@ -1,6 +1,7 @@
 // eat: the command-line entry point. Each subcommand lives in its own file under app/.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <iostream>
 #include <string>
 
@@ -33,6 +34,11 @@ int main(int argc, char** argv) {
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const eat::AgreedError& e) {
+    // Every rank knows of it: each leaves MPI normally, one of them says why.
+    if (e.print) std::fprintf(stderr, "eat: error: %s\n", e.what());
+    eat::finalize_job();
+    return 1;
   } catch (const std::exception& e) {
     // Under mpirun this takes every rank down with it, so no rank waits forever in a collective.
     eat::abort_job(e.what());

@@ -69,38 +69,22 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
       options(o),
       alone(o.world ? nullptr : make_single_communicator()),
       world(o.world ? *o.world : *alone) {
-  recipe.check_world(world.size());
-  groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
   leader = world.rank() == 0;
   say = !options.quiet && leader;
   result.run_dir = run_directory(recipe);
-  if (leader) std::filesystem::create_directories(result.run_dir);
-
-  train_file = std::make_unique<data::TokenFile>(recipe.data.train);
-  EAT_CHECK(train_file->info().vocab_size <= recipe.model.vocab_size, recipe.source, ": model.vocab_size = ",
-            recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
-            train_file->info().vocab_size, ", tokenizer ", train_file->info().tokenizer, ")");
-  if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
-  // Both files whole, before the first step: a bad id or a validation split with nothing to score
-  // must not surface at a validation after hours of training.
-  const std::string vocab_key = "model.vocab_size = " + std::to_string(recipe.model.vocab_size);
-  train_file->check_ids(recipe.model.vocab_size, vocab_key);
-  if (val_file) {
-    val_file->check_ids(recipe.model.vocab_size, vocab_key);
-    EAT_CHECK(val_file->size() >= 2, recipe.source, ": data.val = ", recipe.data.val, " holds ", val_file->size(),
-              " tokens, too few to score anything (at least 2)");
-  }
-  train_mask = data::open_mask_beside(*train_file);
-  if (val_file) val_mask = data::open_mask_beside(*val_file);
-  stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed, train_mask.get());
+  // What every rank checks alike comes before the first collective, so that a mistake in the
+  // recipe or the data is one message and a normal exit on every rank (agree_on_errors).
+  agree_on_errors(world, [&] {
+    recipe.check_world(world.size());
+    if (leader) std::filesystem::create_directories(result.run_dir);
+    open_data();
+  });
+  groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
 
   model_config = placed_model_config(recipe);
   device = recipe.device();
   layout = layout_of(recipe, groups);
-  if (!given_model) {
-    recipe.check_device();
-    check_memory(recipe, model_config, layout, device, parameter_floor(model_config), true);
-  }
+  if (!given_model) check_memory(recipe, model_config, layout, device, parameter_floor(model_config), true);
   model = given_model ? std::move(given_model) : build_placed_model(recipe);
   params = model->parameters();
   check_memory(recipe, model_config, layout, device, static_cast<double>(model->num_parameters()), false);
@@ -126,6 +110,26 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
   peak_gflops = peak_per_rank * world.size();
   eval_options = {layout.seq_len, layout.seq_len, recipe.eval.max_tokens, 8};
   result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
+}
+
+void TrainingRun::open_data() {
+  train_file = std::make_unique<data::TokenFile>(recipe.data.train);
+  EAT_CHECK(train_file->info().vocab_size <= recipe.model.vocab_size, recipe.source, ": model.vocab_size = ",
+            recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
+            train_file->info().vocab_size, ", tokenizer ", train_file->info().tokenizer, ")");
+  if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
+  // Both files whole, before the first step: a bad id or a validation split with nothing to score
+  // must not surface at a validation after hours of training.
+  const std::string vocab_key = "model.vocab_size = " + std::to_string(recipe.model.vocab_size);
+  train_file->check_ids(recipe.model.vocab_size, vocab_key);
+  if (val_file) {
+    val_file->check_ids(recipe.model.vocab_size, vocab_key);
+    EAT_CHECK(val_file->size() >= 2, recipe.source, ": data.val = ", recipe.data.val, " holds ", val_file->size(),
+              " tokens, too few to score anything (at least 2)");
+  }
+  train_mask = data::open_mask_beside(*train_file);
+  if (val_file) val_mask = data::open_mask_beside(*val_file);
+  stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed, train_mask.get());
 }
 
 }  // namespace eat
