@@ -325,6 +325,7 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   in.get("data.train", r.data.train, true);
   in.get("data.val", r.data.val);
   in.get("data.seq_len", r.data.seq_len);
+  in.require(!r.data.train.empty(), "data.train", "\"\"", "must name a token file");
   in.require(r.data.seq_len > 0, "data.seq_len", r.data.seq_len, "must be positive");
 
   in.get("train.steps", r.train.steps, true);

@@ -100,6 +100,7 @@ TEST_CASE("recipe: errors name the file, line and key") {
   CHECK_CONTAINS(error_of(replace(kValid, "[model.transformer]", "[model.rat]")), "table [model.rat] does not match model.family = \"transformer\"");
   CHECK_CONTAINS(error_of(replace(kValid, "mlp_hidden = 48", "mlp_hiden = 48")), "model.transformer.mlp_hiden: unknown key for family 'transformer'");
   CHECK_CONTAINS(error_of(replace(kValid, "[run]\nname = \"tiny\"", "[run]")), "r.toml: run.name is required");
+  CHECK_CONTAINS(error_of(replace(kValid, "train = \"train.tok\"", "train = \"\"")), "r.toml:17:9: data.train: = \"\": must name a token file");
   CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 0")), "train.steps: = 0: must be positive");
   CHECK_CONTAINS(error_of(replace(kValid, "betas = [0.9, 0.99]", "betas = [0.9]")), "optimizer.betas: expected two numbers");
   CHECK_CONTAINS(error_of(replace(kValid, "kind = \"wsd\"", "kind = \"cosin\"")), "schedule.kind");
