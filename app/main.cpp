@@ -1,14 +1,19 @@
 // eat: the command-line entry point. Each subcommand lives in its own file under app/.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "app/commands.h"
 #include "framework/comm/communicator.h"
+#include "framework/train/stop_vote.h"
 #include "base/error.h"
 #include "framework/version.h"
 
 int main(int argc, char** argv) {
+  // Before anything slow (MPI, the data, the model): a stop during set-up ends the run cleanly.
+  if (argc > 1 && std::string(argv[1]) == "train") eat::catch_stop_signals_early();
   CLI::App app{"eat: efficient-attention trainer"};
   app.require_subcommand(0, 1);
   bool show_version = false;
@@ -29,6 +34,11 @@ int main(int argc, char** argv) {
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const eat::AgreedError& e) {
+    // Every rank knows of it: each leaves MPI normally, one of them says why.
+    if (e.print) std::fprintf(stderr, "eat: error: %s\n", e.what());
+    eat::finalize_job();
+    return 1;
   } catch (const std::exception& e) {
     // Under mpirun this takes every rank down with it, so no rank waits forever in a collective.
     eat::abort_job(e.what());

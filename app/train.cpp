@@ -19,11 +19,18 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--profile", *profile,
                 "Time every op after the first step and print where a step's time goes (rank 0)");
   cmd->callback([=] {
-    Recipe r = load_recipe(*recipe, *sets);
     TrainOptions opt;
     opt.resume = *resume;
     opt.profile = *profile;
     opt.world = &world();  // all ranks under mpirun, else this process alone
+    // Every rank reads the recipe and checks it against the world and its device: a mistake in it
+    // is one line from rank 0 and exit 1 on every rank, not one report per rank and an aborted job.
+    Recipe r;
+    agree_on_errors(*opt.world, [&] {
+      r = load_recipe(*recipe, *sets);
+      r.check_world(opt.world->size());
+      r.check_device();
+    });
     train(r, opt);
   });
 }

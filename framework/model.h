@@ -35,9 +35,21 @@ struct OptionSpec {
   std::string doc;
   std::vector<OptionChoice> choices = {};  // empty: any value of the key's type
   std::optional<int64_t> min_value = {};   // an integer key's lower bound, checked at the key
+  std::optional<double> float_floor = {};  // a float key's lower bound, checked at the key
+  bool floor_excluded = false;             // whether the float key must lie above float_floor
   // The spec with an integer lower bound: {"block", int64_t{64}, "..."}.at_least(1).
   OptionSpec at_least(int64_t bound) && {
     min_value = bound;
+    return std::move(*this);
+  }
+  // A float key that must be above bound ({"rope_theta", 1e4, "..."}.above(0)) or not below it.
+  OptionSpec above(double bound) && {
+    float_floor = bound;
+    floor_excluded = true;
+    return std::move(*this);
+  }
+  OptionSpec not_below(double bound) && {
+    float_floor = bound;
     return std::move(*this);
   }
 };

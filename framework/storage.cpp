@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "base/error.h"
 #include "framework/host_allocator.h"
@@ -67,6 +68,19 @@ bool cuda_available() {
 #else
   return false;
 #endif
+}
+
+int64_t available_memory(Device device) {
+  if (device == Device::cuda) {
+#ifdef EAT_WITH_CUDA
+    if (cuda_available()) return static_cast<int64_t>(cuda::available_bytes());
+#endif
+    return -1;
+  }
+  std::ifstream in("/proc/meminfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) return std::strtoll(line.c_str() + 13, nullptr, 10) * 1024;  // in kB
+  return -1;
 }
 
 AllocatorStats device_memory_stats() {

@@ -34,6 +34,10 @@ void zero_bytes(void* dst, Device device, size_t nbytes);
 
 bool cuda_available();  // built with CUDA and a device is present
 
+// Bytes that new tensors on `device` can still take: the host's MemAvailable (/proc/meminfo), the
+// CUDA device's free memory; -1 when unknown (no /proc/meminfo, no CUDA device).
+int64_t available_memory(Device device);
+
 // The device caching allocator: statistics (all zero in a build without CUDA), and a one-line
 // summary for logs ("allocated ... (peak ...), reserved ... (peak ...), N driver allocations").
 AllocatorStats device_memory_stats();

@@ -178,7 +178,7 @@ FamilySpec based_family() {
   f.name = "based";
   f.options = {
       OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width (every block); 0 means `round(8 d_model / 3)`"}.at_least(0),
-      {"norm_eps", 1e-5, "RMSNorm epsilon"},
+      OptionSpec{"norm_eps", 1e-5, "RMSNorm epsilon"}.not_below(0),
       {"tie_embeddings", true, "share the token embedding with the output head"},
       {"taylor_layers", IntList{}, "layers (from 0) whose mixer is Taylor linear attention"},
       {"window_layers", IntList{}, "layers (from 0) whose mixer is sliding-window attention; every layer in neither list is BaseConv"},
@@ -192,7 +192,7 @@ FamilySpec based_family() {
       OptionSpec{"window", int64_t{128},
                  "sliding-window layers: each query sees itself and `window` earlier keys (the reference's `window_size: 256` is 128)"}
           .at_least(0),
-      {"rope_theta", 10000.0, "RoPE base of the sliding-window layers"},
+      OptionSpec{"rope_theta", 10000.0, "RoPE base of the sliding-window layers"}.above(0),
       OptionSpec{"conv_kernel", int64_t{3}, "BaseConv kernel size"}.at_least(1),
   };
   f.sequence_parallel = true;  // Taylor: the [S | z] state gather; windows and convs: halos

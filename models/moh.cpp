@@ -109,8 +109,8 @@ FamilySpec moh_family() {
   f.name = "moh";
   f.options = {
       OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width; 0 means `round(8 d_model / 3)`"}.at_least(0),
-      {"rope_theta", 10000.0, "RoPE base"},
-      {"norm_eps", 1e-5, "RMSNorm epsilon"},
+      OptionSpec{"rope_theta", 10000.0, "RoPE base"}.above(0),
+      OptionSpec{"norm_eps", 1e-5, "RMSNorm epsilon"}.not_below(0),
       {"tie_embeddings", false, "share the token embedding with the output head"},
       OptionSpec{"shared_heads", int64_t{1}, "heads every token uses (the first ones); the others are routed"}.at_least(0),
       OptionSpec{"top_k", int64_t{2}, "routed heads each token uses, chosen by its router"}.at_least(1),

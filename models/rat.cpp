@@ -184,7 +184,7 @@ FamilySpec rat_family() {
   f.name = "rat";
   f.options = {
       OptionSpec{"mlp_hidden", int64_t{0}, "GELU MLP hidden width (every block); 0 means `4 d_model`"}.at_least(0),
-      {"norm_eps", 1e-6, "RMSNorm epsilon"},
+      OptionSpec{"norm_eps", 1e-6, "RMSNorm epsilon"}.not_below(0),
       {"tie_embeddings", true, "share the token embedding with the output head"},
       OptionSpec{
           "chunk", int64_t{16},
@@ -193,7 +193,8 @@ FamilySpec rat_family() {
       OptionSpec{"ngroups", int64_t{2},
                  "low-rank q/k groups shared by the heads (head h reads group h % ngroups); divides n_heads"}
           .at_least(1),
-      {"rope_theta", 10000.0, "RoPE base (chunk-level RoPE of the RAT layers, token RoPE of the window layers)"},
+      OptionSpec{"rope_theta", 10000.0, "RoPE base (chunk-level RoPE of the RAT layers, token RoPE of the window layers)"}
+          .above(0),
       {"window_layers", IntList{},
        "layers (from 0) whose mixer is sliding-window softmax attention (the RAT-SWA hybrid); every other layer is "
        "RAT"},

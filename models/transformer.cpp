@@ -145,8 +145,8 @@ FamilySpec transformer_family() {
   f.name = "transformer";
   f.options = {
       OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width; 0 means `round(8 d_model / 3)`"}.at_least(0),
-      {"rope_theta", 10000.0, "RoPE base"},
-      {"norm_eps", 1e-5, "RMSNorm epsilon"},
+      OptionSpec{"rope_theta", 10000.0, "RoPE base"}.above(0),
+      OptionSpec{"norm_eps", 1e-5, "RMSNorm epsilon"}.not_below(0),
       {"tie_embeddings", false, "share the token embedding with the output head"},
       {"window", int64_t{-1}, "sliding-window attention: each query sees itself and `window` earlier keys; -1 is full causal"},
       {"attention", std::string("tiled"), "attention kernel",

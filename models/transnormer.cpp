@@ -178,7 +178,7 @@ FamilySpec transnormer_family() {
   f.name = "transnormer";
   f.options = {
       OptionSpec{"mlp_hidden", int64_t{0}, "SGLU hidden width; 0 means `round(8 d_model / 3)`"}.at_least(0),
-      {"norm_eps", 1e-6, "SRMSNorm epsilon"},
+      OptionSpec{"norm_eps", 1e-6, "SRMSNorm epsilon"}.not_below(0),
       {"scale_embedding", true, "multiply the token embedding by `sqrt(d_model)` (the released code's default)"},
       {"tie_embeddings", false, "share the token embedding with the output head"},
       OptionSpec{"block", int64_t{64}, "Lightning Attention-2 block (chunk) size"}.at_least(1),

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "framework/comm/comm_stats.h"
 #include "base/error.h"
@@ -295,6 +296,20 @@ void abort_job(const std::string& message, int code) {
 #endif
   finalize_job();
   std::exit(code);
+}
+
+void agree_on_errors(Communicator& world, const std::function<void()>& step) {
+  std::string error;
+  try {
+    step();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const bool failed = !error.empty();
+  if (!world.any(failed)) return;
+  const bool leader_failed = world.any(world.rank() == 0 && failed);
+  if (!failed) throw AgreedError("rank " + std::to_string(world.rank()) + " stops: another rank's set-up failed", false);
+  throw AgreedError(error, world.rank() == 0 || !leader_failed);
 }
 
 void finalize_job() {

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "base/error.h"
 #include "framework/tensor.h"
 
 namespace eat {
@@ -82,5 +83,19 @@ ParallelGroups make_parallel_groups(Communicator& world, int sp);
 [[noreturn]] void abort_job(const std::string& message, int code = 1);
 // Shuts MPI down at a normal exit.
 void finalize_job();
+
+// An error that every rank of the job has agreed on (agree_on_errors): each rank ends through
+// MPI_Finalize with exit code 1 instead of aborting the job, and only the ranks with `print` set
+// report it, so the message appears once.
+struct AgreedError : Error {
+  AgreedError(const std::string& message, bool print) : Error(message), print(print) {}
+  bool print;
+};
+
+// Runs `step` on every rank: a step each rank does alike before any collective (reading and
+// checking the recipe and the data, say). When it throws on any rank, every rank
+// throws an AgreedError: the failing ones with their message, printed by rank 0 (or, when rank 0
+// did not fail, by each failing rank); the others with a note that another rank failed.
+void agree_on_errors(Communicator& world, const std::function<void()>& step);
 
 }  // namespace eat

@@ -251,6 +251,10 @@ void read_family_options(Reader& r, ModelConfig& model) {
     }
     if (const auto* n = std::get_if<int64_t>(&v); n && o.min_value && *n < *o.min_value)
       r.error(key, o.name, " must be >= ", *o.min_value);
+    if (const auto* x = std::get_if<double>(&v); x && o.float_floor) {
+      if (o.floor_excluded && !(*x > *o.float_floor)) r.error(key, "= ", *x, ": must be > ", *o.float_floor);
+      if (!o.floor_excluded && !(*x >= *o.float_floor)) r.error(key, "= ", *x, ": must be >= ", *o.float_floor);
+    }
     model.options.set(o.name, v);
   }
 }
@@ -321,6 +325,7 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
   in.get("data.train", r.data.train, true);
   in.get("data.val", r.data.val);
   in.get("data.seq_len", r.data.seq_len);
+  in.require(!r.data.train.empty(), "data.train", "\"\"", "must name a token file");
   in.require(r.data.seq_len > 0, "data.seq_len", r.data.seq_len, "must be positive");
 
   in.get("train.steps", r.train.steps, true);

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -96,6 +98,94 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   write_file_synced(path, out);
 }
 
+namespace {
+
+// One tensor's header entry, its fields checked for type and range.
+struct HeaderEntry {
+  std::string name;
+  DType dtype;
+  std::string dtype_name;
+  Shape shape;
+  size_t begin, end;
+};
+
+const nlohmann::ordered_json& field(const nlohmann::ordered_json& entry, const char* key, const std::string& where) {
+  EAT_CHECK(entry.contains(key), where, " has no '", key, "'");
+  return entry.at(key);
+}
+
+// A JSON integer in [0, 2^63): what shapes and offsets may hold.
+size_t non_negative(const nlohmann::ordered_json& v, const std::string& where, const char* what) {
+  EAT_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), where, ": ", what,
+            " must be non-negative integers, got ", v.dump());
+  uint64_t u = v.get<uint64_t>();
+  EAT_CHECK(u <= static_cast<uint64_t>(INT64_MAX), where, ": ", what, " value ", u, " is too large");
+  return static_cast<size_t>(u);
+}
+
+HeaderEntry parse_entry(const std::string& name, const nlohmann::ordered_json& entry, const std::string& path) {
+  const std::string where = "safetensors " + path + ": tensor '" + name + "'";
+  EAT_CHECK(entry.is_object(), where, " is not a JSON object");
+  HeaderEntry e{name, DType::f32, "", {}, 0, 0};
+  const auto& dtype = field(entry, "dtype", where);
+  EAT_CHECK(dtype.is_string(), where, ": dtype must be a string, got ", dtype.dump());
+  e.dtype_name = dtype.get<std::string>();
+  EAT_CHECK(parse_st_dtype(e.dtype_name, e.dtype), where, " has unsupported dtype '", e.dtype_name, "'");
+  const auto& shape = field(entry, "shape", where);
+  EAT_CHECK(shape.is_array(), where, ": shape must be an array, got ", shape.dump());
+  // The byte size, with every product checked so that a huge shape cannot wrap around.
+  size_t bytes = dtype_size(e.dtype);
+  for (const auto& d : shape) {
+    size_t n = non_negative(d, where, "shape");
+    e.shape.push_back(static_cast<int64_t>(n));
+    EAT_CHECK(n == 0 || bytes <= SIZE_MAX / n, where, ": shape ", shape_str(e.shape), "... is too large");
+    bytes *= n;
+  }
+  const auto& offsets = field(entry, "data_offsets", where);
+  EAT_CHECK(offsets.is_array() && offsets.size() == 2, where, ": data_offsets must be [begin, end], got ", offsets.dump());
+  e.begin = non_negative(offsets[0], where, "data_offsets");
+  e.end = non_negative(offsets[1], where, "data_offsets");
+  EAT_CHECK(e.begin <= e.end, where, " has data offsets [", e.begin, ", ", e.end, "] that end before they begin");
+  EAT_CHECK(e.end - e.begin == bytes, where, " has ", e.end - e.begin, " bytes but shape ", shape_str(e.shape), " of ",
+            e.dtype_name, " needs ", bytes);
+  return e;
+}
+
+// The tensors must tile the data area in the order the header lists them (as save_safetensors
+// writes them): each begins where the one before ends, with no gap, no overlap, no two sharing
+// bytes, and the last ends at the end of the file. Otherwise a tensor would be read from another's
+// bytes or from bytes nothing describes. The sorted pass names an overlap or a gap; what is left
+// after it is tiling in another order than the header's (two tensors' offsets swapped).
+void check_tiling(const std::vector<HeaderEntry>& entries, size_t data_size, const std::string& path) {
+  for (const HeaderEntry& e : entries)
+    EAT_CHECK(e.end <= data_size, "safetensors ", path, ": tensor '", e.name, "' has data offsets [", e.begin, ", ", e.end,
+              "] outside the file's ", data_size, " data bytes (truncated?)");
+  std::vector<const HeaderEntry*> sorted;
+  for (const HeaderEntry& e : entries) sorted.push_back(&e);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const HeaderEntry* a, const HeaderEntry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  size_t covered = 0;
+  const HeaderEntry* previous = nullptr;
+  for (const HeaderEntry* e : sorted) {
+    if (e->begin < covered)
+      fail("safetensors ", path, ": tensor '", e->name, "' at [", e->begin, ", ", e->end, "] overlaps tensor '",
+           previous->name, "' at [", previous->begin, ", ", previous->end, "]");
+    EAT_CHECK(e->begin == covered, "safetensors ", path, ": data bytes [", covered, ", ", e->begin,
+              ") belong to no tensor (before tensor '", e->name, "')");
+    covered = e->end;
+    previous = e;
+  }
+  EAT_CHECK(covered == data_size, "safetensors ", path, ": data bytes [", covered, ", ", data_size,
+            ") belong to no tensor (after the last one)");
+  for (size_t i = 1; i < entries.size(); ++i)
+    EAT_CHECK(entries[i - 1].end <= entries[i].begin, "safetensors ", path, ": tensor '", entries[i].name, "' at [",
+              entries[i].begin, ", ", entries[i].end, "] is listed after tensor '", entries[i - 1].name, "' at [",
+              entries[i - 1].begin, ", ", entries[i - 1].end, "] but stored before it (swapped data_offsets?)");
+}
+
+}  // namespace
+
 SafetensorsFile load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   EAT_CHECK(in, "safetensors ", path, ": cannot open the file");
@@ -112,27 +202,27 @@ SafetensorsFile load_safetensors(const std::string& path) {
   } catch (const std::exception& e) {
     fail("safetensors ", path, ": bad JSON header (", e.what(), ")");
   }
+  EAT_CHECK(header.is_object(), "safetensors ", path, ": the header is not a JSON object");
   const size_t data_begin = 8 + n, data_size = bytes.size() - data_begin;
   SafetensorsFile f;
   f.path = path;
+  std::vector<HeaderEntry> entries;
   for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      for (const auto& [k, v] : entry.items()) f.metadata[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    if (name != "__metadata__") {
+      entries.push_back(parse_entry(name, entry, path));
       continue;
     }
-    DType dtype;
-    std::string ds = entry.value("dtype", "");
-    EAT_CHECK(parse_st_dtype(ds, dtype), "safetensors ", path, ": tensor '", name, "' has unsupported dtype '", ds, "'");
-    Shape shape = entry.at("shape").get<Shape>();
-    auto offsets = entry.at("data_offsets").get<std::vector<size_t>>();
-    EAT_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size, "safetensors ", path,
-              ": tensor '", name, "' has data offsets outside the file (truncated?)");
-    Tensor t = Tensor::empty(shape, dtype);
-    size_t want = static_cast<size_t>(t.numel()) * dtype_size(dtype);
-    EAT_CHECK(offsets[1] - offsets[0] == want, "safetensors ", path, ": tensor '", name, "' has ", offsets[1] - offsets[0],
-              " bytes but shape ", shape_str(shape), " of ", ds, " needs ", want);
-    std::memcpy(t.raw_data(), bytes.data() + data_begin + offsets[0], want);
-    f.tensors.emplace_back(name, t);
+    EAT_CHECK(entry.is_object(), "safetensors ", path, ": __metadata__ must be an object of strings, got ", entry.dump());
+    for (const auto& [k, v] : entry.items()) {
+      EAT_CHECK(v.is_string(), "safetensors ", path, ": __metadata__ '", k, "' must be a string, got ", v.dump());
+      f.metadata[k] = v.get<std::string>();
+    }
+  }
+  check_tiling(entries, data_size, path);
+  for (const HeaderEntry& e : entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    std::memcpy(t.raw_data(), bytes.data() + data_begin + e.begin, e.end - e.begin);
+    f.tensors.emplace_back(e.name, t);
   }
   return f;
 }

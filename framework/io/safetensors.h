@@ -23,8 +23,10 @@ struct SafetensorsFile {
 // Writes CPU tensors (copied from CUDA when needed) and string metadata to path, then fsyncs it.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
-// Reads and validates a whole file: a truncated file, bad JSON, unknown dtype or inconsistent
-// offsets is an error naming the file and the tensor.
+// Reads and validates a whole file; an error names the file and the tensor for: a truncated file,
+// a header that is not a JSON object, a field of the wrong type, an unknown dtype, a size that is
+// not shape x dtype, data offsets outside the file, overlapping, leaving bytes to no tensor or in
+// another order than the header lists the tensors, and metadata that is not strings.
 SafetensorsFile load_safetensors(const std::string& path);
 
 // Writes data to path and fsyncs it; used for every file of a checkpoint.

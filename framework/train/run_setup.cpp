@@ -6,6 +6,8 @@
 #include "base/error.h"
 #include "framework/device_peak.h"
 #include "framework/perf.h"
+#include "framework/storage.h"
+#include "framework/train/memory_estimate.h"
 #include "framework/train/placement.h"
 #include "framework/train/training_run.h"
 
@@ -40,6 +42,26 @@ BatchLayout layout_of(const Recipe& recipe, const ParallelGroups& groups) {
   return l;
 }
 
+// Refuses a run whose estimate exceeds the memory it would live in: before the model is built with
+// every family's parameter floor (so that an absurd size never reaches the allocator), after it
+// with the model's own count (its parameters then already allocated). CUDA models are built on
+// the host and moved, so the host must hold their parameters first.
+void check_memory(const Recipe& recipe, const ModelConfig& model, const BatchLayout& layout, Device device,
+                  double parameters, bool floor) {
+  const MemoryEstimate need = estimate_training_memory(model, parameters, layout.micro, layout.local_len, device);
+  const bool resident = !floor;
+  if (device == Device::cpu) {
+    check_training_memory(recipe, need, available_memory(Device::cpu), "the host's MemAvailable", floor, resident);
+    return;
+  }
+  check_training_memory(recipe, need, available_memory(Device::cuda), "the CUDA device's free memory", floor, resident);
+  if (floor) {
+    MemoryEstimate host;
+    host.parameters = need.parameters;
+    check_training_memory(recipe, host, available_memory(Device::cpu), "the host's MemAvailable", floor, false);
+  }
+}
+
 }  // namespace
 
 TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr<LanguageModel> given_model)
@@ -47,13 +69,50 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
       options(o),
       alone(o.world ? nullptr : make_single_communicator()),
       world(o.world ? *o.world : *alone) {
-  recipe.check_world(world.size());
-  groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
   leader = world.rank() == 0;
   say = !options.quiet && leader;
   result.run_dir = run_directory(recipe);
-  if (leader) std::filesystem::create_directories(result.run_dir);
+  // What every rank checks alike comes before the first collective, so that a mistake in the
+  // recipe or the data is one message and a normal exit on every rank (agree_on_errors).
+  agree_on_errors(world, [&] {
+    recipe.check_world(world.size());
+    if (leader) std::filesystem::create_directories(result.run_dir);
+    open_data();
+  });
+  groups = make_parallel_groups(world, static_cast<int>(recipe.parallel.sp));
 
+  model_config = placed_model_config(recipe);
+  device = recipe.device();
+  layout = layout_of(recipe, groups);
+  if (!given_model) check_memory(recipe, model_config, layout, device, parameter_floor(model_config), true);
+  model = given_model ? std::move(given_model) : build_placed_model(recipe);
+  params = model->parameters();
+  check_memory(recipe, model_config, layout, device, static_cast<double>(model->num_parameters()), false);
+  for (const Parameter& p : params)
+    EAT_CHECK(p.tensor.device() == device, "the model to train has parameter '", p.name, "' on ", device_name(p.tensor.device()),
+              ", the recipe trains on ", device_name(device));
+  optimizer = std::make_unique<AdamW>(
+      params, AdamWConfig{recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
+  schedule = schedule_of(recipe);
+
+  if (layout.sp > 1) model->set_sequence_parallel(groups.sp_group.get());
+  flops_per_token = model->train_flops_per_token(layout.seq_len);
+  peak_source = "log.peak_gflops";
+  double peak_per_rank = recipe.log.peak_gflops;
+  if (peak_per_rank <= 0 && device == Device::cuda) {
+    DevicePeak p = device_peak_gflops(model_config.activation_dtype(), recipe.train.tf32);
+    peak_per_rank = p.gflops;
+    peak_source = p.source;
+  } else if (peak_per_rank <= 0) {
+    peak_per_rank = measure_gemm_peak_gflops();
+    peak_source = "measured 1024^3 f32 GEMM";
+  }
+  peak_gflops = peak_per_rank * world.size();
+  eval_options = {layout.seq_len, layout.seq_len, recipe.eval.max_tokens, 8};
+  result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
+}
+
+void TrainingRun::open_data() {
   train_file = std::make_unique<data::TokenFile>(recipe.data.train);
   EAT_CHECK(train_file->info().vocab_size <= recipe.model.vocab_size, recipe.source, ": model.vocab_size = ",
             recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
@@ -71,34 +130,6 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
   train_mask = data::open_mask_beside(*train_file);
   if (val_file) val_mask = data::open_mask_beside(*val_file);
   stream = std::make_unique<data::SampleStream>(*train_file, recipe.data.seq_len, recipe.run.seed, train_mask.get());
-
-  model_config = placed_model_config(recipe);
-  device = recipe.device();
-  model = given_model ? std::move(given_model) : build_placed_model(recipe);
-  params = model->parameters();
-  for (const Parameter& p : params)
-    EAT_CHECK(p.tensor.device() == device, "the model to train has parameter '", p.name, "' on ", device_name(p.tensor.device()),
-              ", the recipe trains on ", device_name(device));
-  optimizer = std::make_unique<AdamW>(
-      params, AdamWConfig{recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
-  schedule = schedule_of(recipe);
-
-  layout = layout_of(recipe, groups);
-  if (layout.sp > 1) model->set_sequence_parallel(groups.sp_group.get());
-  flops_per_token = model->train_flops_per_token(layout.seq_len);
-  peak_source = "log.peak_gflops";
-  double peak_per_rank = recipe.log.peak_gflops;
-  if (peak_per_rank <= 0 && device == Device::cuda) {
-    DevicePeak p = device_peak_gflops(model_config.activation_dtype(), recipe.train.tf32);
-    peak_per_rank = p.gflops;
-    peak_source = p.source;
-  } else if (peak_per_rank <= 0) {
-    peak_per_rank = measure_gemm_peak_gflops();
-    peak_source = "measured 1024^3 f32 GEMM";
-  }
-  peak_gflops = peak_per_rank * world.size();
-  eval_options = {layout.seq_len, layout.seq_len, recipe.eval.max_tokens, 8};
-  result.last_val_loss = std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace eat

@@ -63,6 +63,15 @@ TrainResult train(TrainingRun& run) {
   resume_run(run);
   print_run_header(run);
   StopSignals signals;
+  // A stop requested during set-up: nothing trained, nothing to save (any checkpoint stays).
+  if (run.state.step < recipe.train.steps && stop_voted(run.world)) {
+    run.result.interrupted = true;
+    run.result.final_step = run.state.step;
+    if (run.say)
+      std::printf("stopped by signal before the first step; nothing was trained (the run stays at step %lld)\n",
+                  static_cast<long long>(run.state.step));
+    return run.result;
+  }
   StepProfile profile(run.options.profile, run.result.start_step);
   run.start_time = std::chrono::steady_clock::now();
   bool saved_at_end = false;

@@ -95,6 +95,10 @@ struct TrainingRun {
   // Step log (step_log.h).
   std::chrono::steady_clock::time_point start_time;
   LogWindow window;
+
+ private:
+  // Opens both token files and their masks and checks them whole, then the sample stream.
+  void open_data();
 };
 
 }  // namespace eat

@@ -69,6 +69,13 @@ void zero(void* dst, size_t nbytes) {
 
 void synchronize() { EAT_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+size_t available_bytes() {
+  size_t free_bytes = 0, total_bytes = 0;
+  EAT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const AllocatorStats s = allocator().stats();
+  return free_bytes + (s.reserved - s.allocated);
+}
+
 AllocatorStats memory_stats() { return allocator().stats(); }
 void empty_cache() { allocator().empty_cache(); }
 

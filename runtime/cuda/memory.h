@@ -16,6 +16,8 @@ void device_free(void* p);  // never throws: called from destructors
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes);
 void zero(void* dst, size_t nbytes);  // queued on the compute stream
 void synchronize();
+// Bytes this process can still get: the driver's free memory plus the cache's idle blocks.
+size_t available_bytes();
 
 // The caching allocator's statistics and controls.
 AllocatorStats memory_stats();

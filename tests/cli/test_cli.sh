@@ -109,6 +109,22 @@ printf '\x00\x00\x80\x7f' | dd of="$st" bs=1 seek=$((8 + header)) conv=notrunc 2
 if err=$("$EAT" eval --checkpoint "$tmp/inf_run" 2>&1); then fail "eval accepted inf weights"; fi
 echo "$err" | grep -q "holds inf or nan values" || fail "eval of inf weights: $err"
 
+# A stop during set-up: the handlers are in place from the start of main (SigCgt shows SIGTERM,
+# bit 15, caught), so SIGTERM then ends the run with exit 0 before its first step, saving nothing.
+"$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set run.name=early --set train.steps=2 > "$tmp/early.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 1000); do
+  mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$pid/status" 2> /dev/null || true)
+  [ -n "$mask" ] && (((16#$mask >> 14) & 1)) && break
+  sleep 0.005
+done
+kill -TERM "$pid"
+if wait "$pid"; then rc=0; else rc=$?; fi
+[ "$rc" -eq 0 ] || fail "SIGTERM during set-up: exit $rc: $(cat "$tmp/early.out")"
+grep -q "^stopped by signal before the first step; nothing was trained (the run stays at step 0)$" "$tmp/early.out" ||
+  fail "SIGTERM during set-up: $(cat "$tmp/early.out")"
+[ -z "$(ls "$tmp/runs/early/checkpoints" 2> /dev/null)" ] || fail "SIGTERM during set-up left a checkpoint"
+
 # Errors: non-zero exit and one line naming the file, key or value.
 printf '[run]\nname = "x"\n[modle]\n' > "$tmp/bad.toml"
 if err=$("$EAT" train "$tmp/bad.toml" 2>&1); then fail "bad recipe accepted"; fi
@@ -116,6 +132,10 @@ if err=$("$EAT" train "$tmp/bad.toml" 2>&1); then fail "bad recipe accepted"; fi
 echo "$err" | grep -q "bad.toml" || fail "bad recipe error does not name the file: $err"
 if err=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.stepz=3 2>&1); then fail "unknown key accepted"; fi
 echo "$err" | grep -q "train.stepz: unknown key" || fail "unknown key error: $err"
+if err=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set model.d_model=1048576 --set train.steps=2 2>&1); then
+  fail "a model too large for memory was trained"; fi
+[ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "model.d_model = 1048576, .* need at least .* GiB per rank to train (parameters" ||
+  fail "model too large for memory: $err"
 if err=$("$EAT" eval --checkpoint "$tmp/nowhere" 2>&1); then fail "missing checkpoint accepted"; fi
 echo "$err" | grep -q "nowhere" || fail "missing checkpoint error: $err"
 head -c 100 "$tmp/data/train.tok" > "$tmp/cut.tok"

@@ -100,6 +100,7 @@ TEST_CASE("recipe: errors name the file, line and key") {
   CHECK_CONTAINS(error_of(replace(kValid, "[model.transformer]", "[model.rat]")), "table [model.rat] does not match model.family = \"transformer\"");
   CHECK_CONTAINS(error_of(replace(kValid, "mlp_hidden = 48", "mlp_hiden = 48")), "model.transformer.mlp_hiden: unknown key for family 'transformer'");
   CHECK_CONTAINS(error_of(replace(kValid, "[run]\nname = \"tiny\"", "[run]")), "r.toml: run.name is required");
+  CHECK_CONTAINS(error_of(replace(kValid, "train = \"train.tok\"", "train = \"\"")), "r.toml:17:9: data.train: = \"\": must name a token file");
   CHECK_CONTAINS(error_of(replace(kValid, "steps = 10", "steps = 0")), "train.steps: = 0: must be positive");
   CHECK_CONTAINS(error_of(replace(kValid, "betas = [0.9, 0.99]", "betas = [0.9]")), "optimizer.betas: expected two numbers");
   CHECK_CONTAINS(error_of(replace(kValid, "kind = \"wsd\"", "kind = \"cosin\"")), "schedule.kind");
@@ -156,6 +157,31 @@ TEST_CASE("recipe: inf and nan are refused at every float key, the family's opti
   CHECK_CONTAINS(error_of(kValid, {"model.init_std=inf"}), "model.init_std: = inf: must be a finite number");
   CHECK_CONTAINS(error_of(kValid, {"model.transformer.rope_theta=nan"}), "model.transformer.rope_theta: = nan");
   CHECK_CONTAINS(error_of(kValid, {"optimizer.betas=[0.9, inf]"}), "inf ]: must be finite numbers");
+}
+
+TEST_CASE("recipe: every family's rope_theta must be > 0 and norm_eps >= 0, refused at file:line:col") {
+  int checked = 0;
+  for (const std::string& family : family_names()) {
+    for (const OptionSpec& o : find_family(family)->options) {
+      if (o.name != "rope_theta" && o.name != "norm_eps") continue;
+      CAPTURE(family);
+      auto with = [&](const std::string& value) {
+        return replace(replace(kValid, "family = \"transformer\"", "family = \"" + family + "\""),
+                       "[model.transformer]\nmlp_hidden = 48\ntie_embeddings = true",
+                       "[model." + family + "]\n" + o.name + " = " + value);
+      };
+      const std::string at = "r.toml:13:" + std::to_string(o.name.size() + 4) + ": model." + family + "." + o.name + ": = ";
+      if (o.name == "rope_theta") {
+        CHECK(error_of(with("0.0")) == at + "0: must be > 0");
+        CHECK(error_of(with("-10000.0")) == at + "-10000: must be > 0");
+      } else {
+        CHECK(error_of(with("-1e-6")) == at + "-1e-06: must be >= 0");
+        CHECK(error_of(with("0.0")).find("norm_eps") == std::string::npos);  // 0 is a valid epsilon
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked >= 9);  // five families with norm_eps, four with rope_theta
 }
 
 TEST_CASE("recipe: run.name is one plain path component") {

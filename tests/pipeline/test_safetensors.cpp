@@ -19,6 +19,27 @@ std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
+
+// A safetensors file built by hand: the header as given, then data_bytes bytes of data.
+std::string hand_built(const TempDir& dir, const std::string& header, size_t data_bytes) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  out += header;
+  out.append(data_bytes, '\0');
+  static int counter = 0;
+  std::string path = dir / ("hand" + std::to_string(counter++) + ".safetensors");
+  eat::test::write_text(path, out);
+  return path;
+}
+
+std::string load_error(const std::string& path) {
+  try {
+    load_safetensors(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(loaded)";
+}
 }  // namespace
 
 TEST_CASE("safetensors: round trip of every dtype, layout as the format specifies") {
@@ -62,7 +83,7 @@ TEST_CASE("safetensors: damaged files are refused with the file and tensor named
   save_safetensors(dir / "ok.safetensors", {{"w", Tensor::randn({4, 4}, gen)}});
   std::string raw = read_all(dir / "ok.safetensors");
   eat::test::write_text(dir / "cut.safetensors", raw.substr(0, raw.size() - 4));
-  CHECK_THROWS_WITH_AS(load_safetensors(dir / "cut.safetensors"), doctest::Contains("tensor 'w' has data offsets outside the file"),
+  CHECK_THROWS_WITH_AS(load_safetensors(dir / "cut.safetensors"), doctest::Contains("tensor 'w' has data offsets [0, 64] outside the file's 60 data bytes"),
                        Error);
   eat::test::write_text(dir / "tiny.safetensors", "abc");
   CHECK_THROWS_WITH_AS(load_safetensors(dir / "tiny.safetensors"), doctest::Contains("too short"), Error);
@@ -73,6 +94,70 @@ TEST_CASE("safetensors: damaged files are refused with the file and tensor named
   CHECK_THROWS_WITH_AS(load_safetensors(dir / "none.safetensors"), doctest::Contains("cannot open"), Error);
   SafetensorsFile f = load_safetensors(dir / "ok.safetensors");
   CHECK_THROWS_WITH_AS(f.at("v"), doctest::Contains("no tensor named 'v'"), Error);
+}
+
+TEST_CASE("safetensors: data offsets must tile the data area in header order, shape x dtype bytes each") {
+  TempDir dir("stoffsets");
+  auto two = [](const std::string& a, const std::string& b) {
+    return R"({"a":{"dtype":"F32","shape":[4],"data_offsets":)" + a + R"(},"b":{"dtype":"F32","shape":[4],"data_offsets":)" +
+           b + "}}";
+  };
+  // The well-formed file loads, and so does a zero-size tensor anywhere on the tiling.
+  CHECK(load_safetensors(hand_built(dir, two("[0,16]", "[16,32]"), 32)).tensors.size() == 2);
+  CHECK(load_safetensors(hand_built(dir, R"({"z":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]}})", 0)).tensors.size() == 1);
+  struct Case {
+    std::string header;
+    size_t data_bytes;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {two("[16,32]", "[0,16]"), 32,
+       "tensor 'b' at [0, 16] is listed after tensor 'a' at [16, 32] but stored before it (swapped data_offsets?)"},
+      {two("[0,16]", "[8,24]"), 24, "tensor 'b' at [8, 24] overlaps tensor 'a' at [0, 16]"},
+      {two("[0,16]", "[0,16]"), 16, "tensor 'b' at [0, 16] overlaps tensor 'a' at [0, 16]"},
+      {two("[0,16]", "[20,36]"), 36, "data bytes [16, 20) belong to no tensor (before tensor 'b')"},
+      {two("[0,16]", "[16,32]"), 40, "data bytes [32, 40) belong to no tensor (after the last one)"},
+      {two("[4,20]", "[20,36]"), 36, "data bytes [0, 4) belong to no tensor (before tensor 'a')"},
+      {two("[0,16]", "[16,32]"), 24, "tensor 'b' has data offsets [16, 32] outside the file's 24 data bytes (truncated?)"},
+      {two("[16,0]", "[16,32]"), 32, "tensor 'a' has data offsets [16, 0] that end before they begin"},
+      {two("[0,12]", "[12,28]"), 28, "tensor 'a' has 12 bytes but shape [4] of F32 needs 16"},
+      {two("[0,16]", "[16,18446744073709551615]"), 32, "tensor 'b': data_offsets value 18446744073709551615 is too large"},
+      {R"({"h":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8,
+       "tensor 'h': shape [4294967296, 4294967296]... is too large"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.header);
+    std::string path = hand_built(dir, c.header, c.data_bytes);
+    CHECK(load_error(path) == "safetensors " + path + ": " + c.message);
+  }
+}
+
+TEST_CASE("safetensors: headers with fields of the wrong type are refused naming the file and tensor") {
+  TempDir dir("stfields");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"[1,2]", "the header is not a JSON object"},
+      {R"({"w":[0,4]})", "tensor 'w' is not a JSON object"},
+      {R"({"w":{"shape":[1],"data_offsets":[0,4]}})", "tensor 'w' has no 'dtype'"},
+      {R"({"w":{"dtype":7,"shape":[1],"data_offsets":[0,4]}})", "tensor 'w': dtype must be a string, got 7"},
+      {R"({"w":{"dtype":"F16","shape":[1],"data_offsets":[0,4]}})", "tensor 'w' has unsupported dtype 'F16'"},
+      {R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", "tensor 'w' has no 'shape'"},
+      {R"({"w":{"dtype":"F32","shape":"1","data_offsets":[0,4]}})", "tensor 'w': shape must be an array, got \"1\""},
+      {R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "tensor 'w': shape must be non-negative integers, got -1"},
+      {R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", "tensor 'w': shape must be non-negative integers, got 1.5"},
+      {R"({"w":{"dtype":"F32","shape":[1]}})", "tensor 'w' has no 'data_offsets'"},
+      {R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})", "tensor 'w': data_offsets must be [begin, end], got [0,4,8]"},
+      {R"({"w":{"dtype":"F32","shape":[1],"data_offsets":{"b":0}}})", "tensor 'w': data_offsets must be [begin, end], got {\"b\":0}"},
+      {R"({"w":{"dtype":"F32","shape":[1],"data_offsets":["0","4"]}})", "tensor 'w': data_offsets must be non-negative integers, got \"0\""},
+      {R"({"__metadata__":[1],"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "__metadata__ must be an object of strings, got [1]"},
+      {R"({"__metadata__":{"step":3},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "__metadata__ 'step' must be a string, got 3"},
+  };
+  for (const auto& [header, message] : cases) {
+    CAPTURE(header);
+    std::string path = hand_built(dir, header, 4);
+    CHECK(load_error(path) == "safetensors " + path + ": " + message);
+  }
+  std::string path = hand_built(dir, R"({"w":{"dtype":"F32",)", 4);
+  CHECK(load_error(path).rfind("safetensors " + path + ": bad JSON header (", 0) == 0);
 }
 
 TEST_CASE("checkpoint directories: atomic writes, half-written ones ignored, pruning") {
