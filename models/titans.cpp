@@ -267,7 +267,7 @@ FamilySpec titans_family() {
                  "b: the memory's gradients of a chunk of b tokens are taken at the chunk-start state (1: the exact "
                  "online rule); part of the model, like the weights"}
           .at_least(1),
-      {"max_lr", 0.1, "upper bound of the memory's learning rate: theta = max_lr * sigmoid(x W + b)"},
+      OptionSpec{"max_lr", 0.1, "upper bound of the memory's learning rate: theta = max_lr * sigmoid(x W + b)"}.above(0),
       {"inner_loss", std::string("mean"), "the memory's loss ||M(k) - v||^2 over the value's entries",
        {{"mean", "their mean (the spec's advice: an MLP memory diverges with the sum as v grows)"},
         {"sum", "their sum (the paper's eq 12; a linear memory's step on a unit key is then 2 theta, whatever v)"}}},
@@ -277,8 +277,8 @@ FamilySpec titans_family() {
       OptionSpec{"window", int64_t{1024}, "sliding-window attention (mal, mag): each query sees itself and `window` earlier keys"}
           .at_least(0),
       OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width (every block); 0 means `round(8 d_model / 3)`"}.at_least(0),
-      {"rope_theta", 10000.0, "RoPE base of the attention"},
-      {"norm_eps", 1e-6, "RMSNorm epsilon"},
+      OptionSpec{"rope_theta", 10000.0, "RoPE base of the attention"}.above(0),
+      OptionSpec{"norm_eps", 1e-6, "RMSNorm epsilon"}.not_below(0),
       {"tie_embeddings", false, "share the token embedding with the output head"},
   };
   // Two MAG layers with an MLP memory (every module of the family but the lmm/mal sublayers, which
@@ -291,8 +291,6 @@ FamilySpec titans_family() {
     if (c.options.get_string("variant") != "lmm" && (c.d_model / c.n_heads) % 2 != 0)
       return "variant = \"" + c.options.get_string("variant") +
              "\" has sliding-window attention with RoPE: the head dimension d_model / n_heads must be even";
-    const double max_lr = c.options.get_float("max_lr");
-    if (!(max_lr > 0)) return "max_lr = " + std::to_string(max_lr) + " must be > 0";
     return "";
   };
   f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {
