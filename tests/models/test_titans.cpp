@@ -341,3 +341,24 @@ TEST_CASE("titans: every query of the attention sees the persistent pairs, howev
     }
   }
 }
+
+TEST_CASE("titans: the decoding state does not grow with the length: it repeats with the chunk (lmm, mag)") {
+  for (const std::string& variant : {std::string("lmm"), std::string("mag")}) {
+    CAPTURE(variant);
+    Generator gen(15);
+    auto model = build_model(titans_config(variant, "mlp", 3), gen);
+    auto decoder = model->decoder();
+    std::vector<int64_t> bytes;
+    for (int32_t i = 0; i < 15; ++i) {
+      decoder->step(Tensor::from_vector<int32_t>({i % 11}, {1, 1}));
+      bytes.push_back(decoder->state_bytes());
+    }
+    // From the first finished chunk on (the window of 2 and the conv tails of 3 are full by then),
+    // the unfinished chunk's 0, 1 or 2 tokens are all that changes.
+    for (size_t i = 2; i + 3 < bytes.size(); ++i) {
+      CAPTURE(i);
+      CHECK(bytes[i + 3] == bytes[i]);
+    }
+    CHECK(bytes[3] > bytes[2]);  // one token of a new chunk kept
+  }
+}
