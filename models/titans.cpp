@@ -270,7 +270,7 @@ FamilySpec titans_family() {
       OptionSpec{"max_lr", 0.1, "upper bound of the memory's learning rate: theta = max_lr * sigmoid(x W + b)"}.above(0),
       {"inner_loss", std::string("mean"), "the memory's loss ||M(k) - v||^2 over the value's entries",
        {{"mean", "their mean (the spec's advice: an MLP memory diverges with the sum as v grows)"},
-        {"sum", "their sum (the paper's eq 12; a linear memory's step on a unit key is then 2 theta, whatever v)"}}},
+        {"sum", "their sum (the paper's eq 12; a linear memory's step on a unit key is then 2 theta, but at seq_len 4096 it still diverged)"}}},
       OptionSpec{"conv_kernel", int64_t{4}, "depthwise causal convolution on q, k and v"}.at_least(1),
       OptionSpec{"persistent", int64_t{4}, "N_p learned key/value pairs per head that every query of the attention sees (mal, mag)"}
           .at_least(0),
