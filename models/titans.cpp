@@ -21,8 +21,6 @@ Tensor gate_logits(const Linear& proj, const Tensor& bias, const Tensor& x) {
   return linear(x, like_activations(proj.weight, x), like_activations(bias, x));
 }
 
-Tensor rows(const Tensor& x, int64_t begin, int64_t end) { return narrow_time(x, begin, end); }
-
 // p [n, D] the same for each of the B sequences, as [B, n, H, d]: ones [B, 1] times p as one row
 // (a matmul, so the gradient sums over the batch).
 Tensor broadcast_batch(const Tensor& p, int64_t B, int64_t H, const Tensor& like) {
@@ -124,8 +122,8 @@ Tensor NeuralMemory::decode(const Tensor& q, const Tensor& k, const Tensor& v, c
                ja = append_time(carry.alpha, gates.alpha);
   const int64_t n = jq.size(1), whole = n / options.chunk * options.chunk;
   auto part = [&](int64_t begin, int64_t end) {
-    return run(rows(jq, begin, end), rows(jk, begin, end), rows(jv, begin, end),
-               {rows(jt, begin, end), rows(je, begin, end), rows(ja, begin, end)}, carry.chunk_start);
+    return run(narrow_time(jq, begin, end), narrow_time(jk, begin, end), narrow_time(jv, begin, end),
+               {narrow_time(jt, begin, end), narrow_time(je, begin, end), narrow_time(ja, begin, end)}, carry.chunk_start);
   };
   Tensor y;
   if (whole > 0) {
@@ -134,7 +132,7 @@ Tensor NeuralMemory::decode(const Tensor& q, const Tensor& k, const Tensor& v, c
     carry.chunk_start = std::move(state);  // the state at the new last chunk boundary
   }
   if (whole < n) y = append_time(y, part(whole, n).first);
-  auto keep = [&](const Tensor& x) { return whole < n ? rows(x, whole, n) : Tensor(); };
+  auto keep = [&](const Tensor& x) { return whole < n ? narrow_time(x, whole, n) : Tensor(); };
   carry.q = keep(jq), carry.k = keep(jk), carry.v = keep(jv);
   carry.theta = keep(jt), carry.eta = keep(je), carry.alpha = keep(ja);
   return last_rows(y, q.size(1));
