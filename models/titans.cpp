@@ -21,12 +21,40 @@ Tensor gate_logits(const Linear& proj, const Tensor& bias, const Tensor& x) {
   return linear(x, like_activations(proj.weight, x), like_activations(bias, x));
 }
 
-// p [n, D] the same for each of the B sequences, as [B, n, H, d]: ones [B, 1] times p as one row
-// (a matmul, so the gradient sums over the batch).
-Tensor broadcast_batch(const Tensor& p, int64_t B, int64_t H, const Tensor& like) {
-  const int64_t n = p.size(0), D = p.size(1);
+// p the same for each of the B sequences, as [B, ...p's shape] in like's dtype: ones [B, 1] times
+// p as one row (a matmul, so the gradient sums over the batch).
+Tensor repeat_batch(const Tensor& p, int64_t B, const Tensor& like) {
   Tensor ones = Tensor::full({B, 1}, 1.0, like.dtype()).to(like.device());
-  return reshape(matmul(ones, reshape(like_activations(p, like), {1, n * D})), {B, n, H, D / H});
+  Shape shape = p.shape();
+  shape.insert(shape.begin(), B);
+  return reshape(matmul(ones, reshape(like_activations(p, like), {1, p.numel()})), shape);
+}
+
+// p [n, D] as [B, n, H, D / H].
+Tensor broadcast_batch(const Tensor& p, int64_t B, int64_t H, const Tensor& like) {
+  return reshape(repeat_batch(p, B, like), {B, p.size(0), H, p.size(1) / H});
+}
+
+// a and b [B, C, D] as one sequence a_1 b_1 a_2 b_2 ... [B, 2C, D], and back: the b rows.
+Tensor interleave(const Tensor& a, const Tensor& b) {
+  const int64_t B = a.size(0), C = a.size(1), D = a.size(2);
+  return reshape(concat_time(reshape(a, {B * C, 1, D}), reshape(b, {B * C, 1, D})), {B, 2 * C, D});
+}
+Tensor second_of_pairs(const Tensor& x) {
+  const int64_t B = x.size(0), C = x.size(1) / 2, D = x.size(2);
+  return reshape(narrow_time(reshape(x, {B * C, 2, D}), 1, 2), {B, C, D});
+}
+
+// The parts of a sequence joined on the time axis, pairwise (each row is copied log2(n) times,
+// not n times as a left fold would).
+Tensor concat_all(std::vector<Tensor> parts) {
+  while (parts.size() > 1) {
+    std::vector<Tensor> joined;
+    for (size_t i = 0; i + 1 < parts.size(); i += 2) joined.push_back(concat_time(parts[i], parts[i + 1]));
+    if (parts.size() % 2 == 1) joined.push_back(parts.back());
+    parts = std::move(joined);
+  }
+  return parts.front();
 }
 
 }  // namespace
@@ -34,7 +62,10 @@ Tensor broadcast_batch(const Tensor& p, int64_t B, int64_t H, const Tensor& like
 TitansOptions TitansOptions::from(const ModelConfig& c) {
   TitansOptions o;
   const std::string& variant = c.options.get_string("variant");
-  o.variant = variant == "mal" ? TitansVariant::mal : variant == "mag" ? TitansVariant::mag : TitansVariant::lmm;
+  o.variant = variant == "mal"   ? TitansVariant::mal
+              : variant == "mag" ? TitansVariant::mag
+              : variant == "mac" ? TitansVariant::mac
+                                 : TitansVariant::lmm;
   o.memory = c.options.get_string("memory") == "mlp" ? MemoryKind::mlp : MemoryKind::linear;
   const int64_t head_dim = c.d_model / c.n_heads, hidden = c.options.get_int("memory_hidden");
   o.memory_hidden = hidden > 0 ? hidden : 4 * head_dim;
@@ -45,6 +76,7 @@ TitansOptions TitansOptions::from(const ModelConfig& c) {
   o.memory_options.max_lr = c.options.get_float("max_lr") / (mean_loss ? static_cast<double>(head_dim) : 1.0);
   o.conv_kernel = c.options.get_int("conv_kernel");
   o.persistent = c.options.get_int("persistent");
+  o.segment = c.options.get_int("segment");
   o.mlp_hidden = c.options.hidden_width("mlp_hidden", c.d_model);
   o.norm_eps = c.options.get_float("norm_eps");
   o.tie_embeddings = c.options.get_bool("tie_embeddings");
@@ -53,8 +85,14 @@ TitansOptions TitansOptions::from(const ModelConfig& c) {
 }
 
 int64_t MemoryCarry::bytes() const {
-  int64_t total = defined_bytes({q, k, v, theta, eta, alpha, q_tail, k_tail, v_tail});
+  int64_t total = defined_bytes({q, k, v, theta, eta, alpha, tails.q, tails.k, tails.v});
   for (const Tensor& s : chunk_start) total += defined_bytes({s});
+  return total;
+}
+
+int64_t SegmentCarry::bytes() const {
+  int64_t total = defined_bytes({tails.q, tails.k, tails.v, retrieval_tail, pending});
+  for (const Tensor& s : state) total += defined_bytes({s});
   return total;
 }
 
@@ -99,31 +137,41 @@ std::string NeuralMemory::sequence_parallel_refusal() const {
   return "the Titans memory has no sequence-parallel form yet";
 }
 
-std::pair<Tensor, std::vector<Tensor>> NeuralMemory::run(const Tensor& q, const Tensor& k, const Tensor& v,
-                                                         const MemoryGateLogits& gates,
-                                                         const std::vector<Tensor>& start) const {
+std::pair<Tensor, std::vector<Tensor>> NeuralMemory::run(const MemoryInputs& in, const std::vector<Tensor>& start) const {
+  const Tensor& q = in.q;
   if (kind == MemoryKind::linear) {
     LinearMemoryState from{as_memory_state(initial_state[0], q), Tensor()};
     if (!start.empty()) from = {start[0], start[1]};
-    LinearMemoryResult r = linear_memory(q, k, v, gates, from, options);
+    LinearMemoryResult r = linear_memory(q, in.k, in.v, in.gates, from, options);
     return {r.y, {r.state.w, r.state.s}};
   }
   MlpMemoryState from{as_memory_state(initial_state[0], q), as_memory_state(initial_state[1], q), Tensor(), Tensor()};
   if (!start.empty()) from = {start[0], start[1], start[2], start[3]};
-  MlpMemoryResult r = mlp_memory(q, k, v, gates, from, options);
+  MlpMemoryResult r = mlp_memory(q, in.k, in.v, in.gates, from, options);
   return {r.y, {r.state.w1, r.state.w2, r.state.s1, r.state.s2}};
 }
 
-Tensor NeuralMemory::decode(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
-                            MemoryCarry& carry) const {
+Tensor NeuralMemory::retrieve(const Tensor& q, const std::vector<Tensor>& state) const {
+  // A state's product with q is the decayed readout of linear attention with decay 1: q S per
+  // head. The learned start ([H, ...]) is the same for every sequence.
+  const std::vector<double> no_decay(static_cast<size_t>(n_heads), 1.0);
+  auto weights = [&](size_t i) {
+    return state.empty() ? repeat_batch(initial_state[i], q.size(0), q) : cast(state[i], q.dtype());
+  };
+  if (kind == MemoryKind::linear) return decayed_state_readout(q, weights(0), no_decay);
+  return decayed_state_readout(silu(decayed_state_readout(q, weights(0), no_decay)), weights(1), no_decay);
+}
+
+Tensor NeuralMemory::decode(const MemoryInputs& in, MemoryCarry& carry) const {
   // The unfinished chunk's earlier tokens, then this call's: chunks count from the chunk start.
-  const Tensor jq = append_time(carry.q, q), jk = append_time(carry.k, k), jv = append_time(carry.v, v);
-  const Tensor jt = append_time(carry.theta, gates.theta), je = append_time(carry.eta, gates.eta),
-               ja = append_time(carry.alpha, gates.alpha);
+  const Tensor jq = append_time(carry.q, in.q), jk = append_time(carry.k, in.k), jv = append_time(carry.v, in.v);
+  const Tensor jt = append_time(carry.theta, in.gates.theta), je = append_time(carry.eta, in.gates.eta),
+               ja = append_time(carry.alpha, in.gates.alpha);
   const int64_t n = jq.size(1), whole = n / options.chunk * options.chunk;
   auto part = [&](int64_t begin, int64_t end) {
-    return run(narrow_time(jq, begin, end), narrow_time(jk, begin, end), narrow_time(jv, begin, end),
-               {narrow_time(jt, begin, end), narrow_time(je, begin, end), narrow_time(ja, begin, end)}, carry.chunk_start);
+    return run({narrow_time(jq, begin, end), narrow_time(jk, begin, end), narrow_time(jv, begin, end),
+                {narrow_time(jt, begin, end), narrow_time(je, begin, end), narrow_time(ja, begin, end)}},
+               carry.chunk_start);
   };
   Tensor y;
   if (whole > 0) {
@@ -135,18 +183,31 @@ Tensor NeuralMemory::decode(const Tensor& q, const Tensor& k, const Tensor& v, c
   auto keep = [&](const Tensor& x) { return whole < n ? narrow_time(x, whole, n) : Tensor(); };
   carry.q = keep(jq), carry.k = keep(jk), carry.v = keep(jv);
   carry.theta = keep(jt), carry.eta = keep(je), carry.alpha = keep(ja);
-  return last_rows(y, q.size(1));
+  return last_rows(y, in.q.size(1));
+}
+
+namespace {
+// SiLU(conv(x W)) as [B, T, H, d]; tail (optional) continues the conv.
+Tensor conv_path(const Linear& proj, const ShortConv& conv, const Tensor& x, Tensor* tail, int64_t H) {
+  const Tensor u = proj.forward(x);
+  return reshape(silu(tail ? conv.forward(u, *tail) : conv.forward(u)), {x.size(0), x.size(1), H, -1});
+}
+}  // namespace
+
+Tensor NeuralMemory::queries(const Tensor& x, Tensor* tail) const {
+  return l2_normalize(conv_path(q_proj, q_conv, x, tail, n_heads), 1e-6);
+}
+
+MemoryInputs NeuralMemory::inputs(const Tensor& x, ConvTails* tails) const {
+  return {queries(x, tails ? &tails->q : nullptr),
+          l2_normalize(conv_path(k_proj, k_conv, x, tails ? &tails->k : nullptr, n_heads), 1e-6),
+          conv_path(v_proj, v_conv, x, tails ? &tails->v : nullptr, n_heads),
+          {gate_logits(theta_proj, theta_bias, x), gate_logits(eta_proj, eta_bias, x), gate_logits(alpha_proj, alpha_bias, x)}};
 }
 
 Tensor NeuralMemory::read(const Tensor& x, MemoryCarry* carry) const {
-  const Shape heads{x.size(0), x.size(1), n_heads, head_dim};
-  auto conv = [&](const ShortConv& c, const Tensor& u, Tensor* tail) { return tail ? c.forward(u, *tail) : c.forward(u); };
-  const Tensor q = l2_normalize(reshape(silu(conv(q_conv, q_proj.forward(x), carry ? &carry->q_tail : nullptr)), heads), 1e-6);
-  const Tensor k = l2_normalize(reshape(silu(conv(k_conv, k_proj.forward(x), carry ? &carry->k_tail : nullptr)), heads), 1e-6);
-  const Tensor v = reshape(silu(conv(v_conv, v_proj.forward(x), carry ? &carry->v_tail : nullptr)), heads);
-  const MemoryGateLogits gates{gate_logits(theta_proj, theta_bias, x), gate_logits(eta_proj, eta_bias, x),
-                               gate_logits(alpha_proj, alpha_bias, x)};
-  return carry ? decode(q, k, v, gates, *carry) : run(q, k, v, gates, {}).first;
+  const MemoryInputs in = inputs(x, carry ? &carry->tails : nullptr);
+  return carry ? decode(in, *carry) : run(in, {}).first;
 }
 
 Tensor NeuralMemory::forward(const Tensor& x, MemoryCarry* carry) const {
@@ -186,16 +247,66 @@ MemoryGatedAttention::MemoryGatedAttention(const ModelConfig& c, const TitansOpt
 Tensor MemoryGatedAttention::forward(const Tensor& x, TitansLayerState* state, int64_t position) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   Tensor y = state ? attn.heads_output_cached(x, state->window, position) : attn.heads_output(x);
-  Tensor m = reshape(memory.read(x, state ? &state->memory : nullptr), {B, T, D});
+  return gate(y, reshape(memory.read(x, state ? &state->memory : nullptr), {B, T, D}));
+}
+
+Tensor MemoryGatedAttention::gate(const Tensor& y, const Tensor& m) const {
   return attn.o_proj.forward(mul(attn_gate_norm.forward(y), sigmoid(memory_gate_norm.forward(m))));
+}
+
+MemoryAsContext::MemoryAsContext(const ModelConfig& c, const TitansOptions& o, Generator& gen)
+    : MemoryGatedAttention(c, o, gen), segment(o.segment) {
+  attn.attention_options.window_left = -1;  // a segment attends over the whole of itself
+}
+
+Tensor MemoryAsContext::forward(const Tensor& x, SegmentCarry* carry) const {
+  if (!carry) {
+    SegmentCarry start;
+    return run_segments(x, start);
+  }
+  // Decoding: the unfinished segment's earlier inputs, then this call's. Whole segments move the
+  // carry on; the rest runs from a copy and waits for its segment to finish.
+  const Tensor joined = append_time(carry->pending, x);
+  const int64_t n = joined.size(1), whole = n / segment * segment;
+  Tensor y;
+  if (whole > 0) y = run_segments(narrow_time(joined, 0, whole), *carry);
+  if (whole < n) {
+    SegmentCarry unfinished = *carry;
+    y = append_time(y, run_segments(narrow_time(joined, whole, n), unfinished));
+  }
+  carry->pending = whole < n ? narrow_time(joined, whole, n) : Tensor();
+  return last_rows(y, x.size(1));
+}
+
+Tensor MemoryAsContext::run_segments(const Tensor& x, SegmentCarry& carry) const {
+  // The retrieval queries depend on x alone: one pass over all the segments.
+  const Tensor q = memory.queries(x, &carry.retrieval_tail);
+  std::vector<Tensor> out;
+  for (int64_t begin = 0; begin < x.size(1); begin += segment) {
+    const int64_t end = std::min(begin + segment, x.size(1));
+    out.push_back(run_segment(narrow_time(x, begin, end), narrow_time(q, begin, end), carry));
+  }
+  return concat_all(std::move(out));
+}
+
+Tensor MemoryAsContext::run_segment(const Tensor& x, const Tensor& q, SegmentCarry& carry) const {
+  const int64_t B = x.size(0), C = x.size(1), D = x.size(2);
+  const Tensor h = reshape(memory.retrieve(q, carry.state), {B, C, D});
+  const Tensor y = second_of_pairs(attn.heads_output(interleave(h, x)));
+  auto [m, state] = memory.run(memory.inputs(y, &carry.tails), carry.state);
+  carry.state = std::move(state);
+  return gate(y, reshape(m, {B, C, D}));
 }
 
 TitansBlock::TitansBlock(const ModelConfig& c, const TitansOptions& o, Generator& gen)
     : mlp_norm(add_module<RMSNorm>("mlp_norm", c.d_model, o.norm_eps, c.dtype)),
       mlp(add_module<SwiGLU>("mlp", c.d_model, o.mlp_hidden, gen, c.init_std, c.dtype, residual_std(c))) {
-  if (o.variant == TitansVariant::mag) {
+  if (o.variant == TitansVariant::mag || o.variant == TitansVariant::mac) {
     gated_norm = &add_module<RMSNorm>("mixer_norm", c.d_model, o.norm_eps, c.dtype);
-    gated = &add_module<MemoryGatedAttention>("mag", c, o, gen);
+    if (o.variant == TitansVariant::mag)
+      gated = &add_module<MemoryGatedAttention>("mag", c, o, gen);
+    else
+      context = &add_module<MemoryAsContext>("mac", c, o, gen);
     return;
   }
   memory_norm = &add_module<RMSNorm>("memory_norm", c.d_model, o.norm_eps, c.dtype);
@@ -214,6 +325,7 @@ Tensor TitansBlock::forward(const Tensor& x, TitansLayerState* state, int64_t po
     h = add(h, state ? window->forward_cached(n, state->window, position) : window->forward(n));
   }
   if (gated) h = add(h, gated->forward(gated_norm->forward(h), state, position));
+  if (context) h = add(h, context->forward(gated_norm->forward(h), state ? &state->segments : nullptr));
   return add(h, mlp.forward(mlp_norm.forward(h)));
 }
 
@@ -237,6 +349,20 @@ double Titans::train_flops_per_token(int64_t T) const {
   const double read = 3 * flops::linear(1, D, D, Pass::forward) + flops::short_conv(1, 1, 3 * D, options_.conv_kernel, Pass::forward) +
                       3 * flops::linear(1, D, H, Pass::forward) + memory_op;
   const double own_output = 2 * flops::linear(1, D, D, Pass::forward);  // gate_proj, o_proj
+  // MAC beyond the memory's read of y: the retrieval (queries from x, M(q) at the segment start),
+  // the attention of each segment over 2C rows (the retrieved vectors and the tokens) and o_proj.
+  auto mac_extra = [&](int64_t T) {
+    const int64_t C = options_.segment, whole = T / C, rest = T % C;
+    const double retrieval = flops::linear(1, D, D, Pass::forward) + flops::short_conv(1, 1, D, options_.conv_kernel, Pass::forward) +
+                             (options_.memory == MemoryKind::linear
+                                  ? H * flops::linear(1, d, d, Pass::forward)
+                                  : H * (flops::linear(1, d, options_.memory_hidden, Pass::forward) +
+                                         flops::linear(1, options_.memory_hidden, d, Pass::forward)));
+    const double segments = static_cast<double>(whole) * flops::attention(1, 2 * C, H, d, d, true, -1, Pass::forward) +
+                            (rest > 0 ? flops::attention(1, 2 * rest, H, d, d, true, -1, Pass::forward) : 0.0);
+    return retrieval + 2 * 3 * flops::linear(1, D, D, Pass::forward) + segments / static_cast<double>(T) +
+           8.0 * options_.persistent * D + flops::linear(1, D, D, Pass::forward);
+  };
   const double attention = 4 * flops::linear(1, D, D, Pass::forward) +
                            flops::attention(1, T, H, d, d, true, options_.window.window, Pass::forward) / static_cast<double>(T) +
                            4.0 * options_.persistent * D;  // the persistent keys' scores and values
@@ -245,6 +371,7 @@ double Titans::train_flops_per_token(int64_t T) const {
     case TitansVariant::lmm: layer += read + own_output; break;
     case TitansVariant::mal: layer += read + own_output + attention; break;
     case TitansVariant::mag: layer += read + attention; break;
+    case TitansVariant::mac: layer += read + mac_extra(T); break;
   }
   const double forward = static_cast<double>(config_.n_layers) * layer + flops::linear(1, D, config_.vocab_size, Pass::forward);
   return 3 * forward;  // backward is twice the forward
@@ -257,7 +384,8 @@ FamilySpec titans_family() {
       {"variant", std::string("lmm"), "how the memory joins the attention",
        {{"lmm", "the memory layer alone (Titans (LMM))"},
         {"mal", "memory as a layer: the memory layer, then sliding-window attention, in every block"},
-        {"mag", "memory as a gate: sliding-window attention and the memory read gate each other"}}},
+        {"mag", "memory as a gate: sliding-window attention and the memory read gate each other"},
+        {"mac", "memory as context: each segment attends over what the memory retrieves for it, then updates the memory"}}},
       {"memory", std::string("linear"), "the memory network M per head",
        {{"linear", "M(k) = k W"}, {"mlp", "M(k) = silu(k W1) W2, two layers"}}},
       OptionSpec{"memory_hidden", int64_t{0}, "hidden width of the MLP memory; 0 means `4 d_model / n_heads`"}.at_least(0),
@@ -270,8 +398,12 @@ FamilySpec titans_family() {
        {{"mean", "their mean (the spec's advice: an MLP memory diverges with the sum as v grows)"},
         {"sum", "their sum (the paper's eq 12; a linear memory's step on a unit key is then 2 theta, but at seq_len 4096 it still diverged)"}}},
       OptionSpec{"conv_kernel", int64_t{4}, "depthwise causal convolution on q, k and v"}.at_least(1),
-      OptionSpec{"persistent", int64_t{4}, "N_p learned key/value pairs per head that every query of the attention sees (mal, mag)"}
+      OptionSpec{"persistent", int64_t{4},
+                 "N_p learned key/value pairs per head that every query of the attention sees (mal, mag, mac)"}
           .at_least(0),
+      OptionSpec{"segment", int64_t{64},
+                 "C (mac): the segment each attention runs over and the memory is updated after; a multiple of `chunk`"}
+          .at_least(1),
       OptionSpec{"window", int64_t{1024}, "sliding-window attention (mal, mag): each query sees itself and `window` earlier keys"}
           .at_least(0),
       OptionSpec{"mlp_hidden", int64_t{0}, "SwiGLU hidden width (every block); 0 means `round(8 d_model / 3)`"}.at_least(0),
@@ -286,9 +418,13 @@ FamilySpec titans_family() {
                          {"memory_hidden", int64_t{6}}, {"chunk", int64_t{2}},          {"persistent", int64_t{2}},
                          {"window", int64_t{2}}};
   f.check = [](const ModelConfig& c, int64_t, int64_t) -> std::string {
-    if (c.options.get_string("variant") != "lmm" && (c.d_model / c.n_heads) % 2 != 0)
-      return "variant = \"" + c.options.get_string("variant") +
-             "\" has sliding-window attention with RoPE: the head dimension d_model / n_heads must be even";
+    const std::string& variant = c.options.get_string("variant");
+    if (variant != "lmm" && (c.d_model / c.n_heads) % 2 != 0)
+      return "variant = \"" + variant + "\" has attention with RoPE: the head dimension d_model / n_heads must be even";
+    const int64_t segment = c.options.get_int("segment"), chunk = c.options.get_int("chunk");
+    if (variant == "mac" && segment % chunk != 0)
+      return "variant = \"mac\" updates the memory segment by segment, so a memory chunk may not straddle two: segment = " +
+             std::to_string(segment) + " is not a multiple of chunk = " + std::to_string(chunk);
     return "";
   };
   f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {

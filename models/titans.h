@@ -9,10 +9,13 @@
 //        sublayer of the block (eq 29-31);
 //   mag: memory as a gate: sliding-window attention and the memory read in parallel on the same
 //        input, o = o_proj(RMSNorm_a(y) * sigmoid(RMSNorm_b(m))) (eq 26-28, the spec's reading of
-//        "normalise with learnable vector-valued weights, then a non-linearity").
-// The attention of mal and mag sees `persistent` learned key/value pairs per head before the
+//        "normalise with learnable vector-valued weights, then a non-linearity");
+//   mac: memory as context: segments of `segment` tokens, each attending over what the memory
+//        retrieves for it, then updating the memory from the attention's output (eq 21-25; see
+//        MemoryAsContext for the order and the causality that the paper leaves implicit).
+// The attention of mal, mag and mac sees `persistent` learned key/value pairs per head before the
 // window (the persistent memory of eq 19, held as lucidrains holds it: inside the attention, so
-// the memory stores content only). MAC and sequence parallelism are not here yet.
+// the memory stores content only). Sequence parallelism is not here yet.
 #include <vector>
 
 #include "framework/model.h"
@@ -24,7 +27,7 @@
 
 namespace eat::models {
 
-enum class TitansVariant { lmm, mal, mag };
+enum class TitansVariant { lmm, mal, mag, mac };
 enum class MemoryKind { linear, mlp };
 
 struct TitansOptions {
@@ -33,12 +36,18 @@ struct TitansOptions {
   int64_t memory_hidden;  // the MLP memory's hidden width h
   NeuralMemoryOptions memory_options;
   int64_t conv_kernel;    // the depthwise causal convs on q, k, v
-  int64_t persistent;     // N_p persistent key/value pairs per head (mal, mag)
+  int64_t persistent;     // N_p persistent key/value pairs per head (mal, mag, mac)
+  int64_t segment;        // C: MAC's segment length (a multiple of the memory's chunk)
   int64_t mlp_hidden;     // SwiGLU hidden width
   double norm_eps;
   bool tie_embeddings;
   TransformerOptions window;  // the sliding-window attention (window, RoPE)
   static TitansOptions from(const ModelConfig& config);
+};
+
+// The last k - 1 inputs of the memory's q, k and v convs (undefined: the sequence start).
+struct ConvTails {
+  Tensor q, k, v;
 };
 
 // What decoding carries for a memory layer between calls: the memory state at the last chunk
@@ -47,14 +56,33 @@ struct TitansOptions {
 struct MemoryCarry {
   std::vector<Tensor> chunk_start;           // {W, S} or {W1, W2, S1, S2}; empty: the learned start
   Tensor q, k, v, theta, eta, alpha;         // the current chunk's tokens so far
-  Tensor q_tail, k_tail, v_tail;             // conv inputs
+  ConvTails tails;
+  int64_t bytes() const;
+};
+
+// What MAC carries from one segment to the next (in training, between the segments of a
+// sequence; in decoding, between calls): the memory state at the segment start, the conv tails of
+// the memory's inputs (the attention outputs y) and of the retrieval queries' conv (the block
+// input x), and in decoding the unfinished segment's inputs, re-run from the segment start.
+struct SegmentCarry {
+  std::vector<Tensor> state;  // empty: the learned start
+  ConvTails tails;
+  Tensor retrieval_tail;
+  Tensor pending;             // decoding: the normed inputs of the unfinished segment
   int64_t bytes() const;
 };
 
 struct TitansLayerState {
   MemoryCarry memory;
   WindowCache window;
-  int64_t bytes() const { return memory.bytes() + window.bytes(); }
+  SegmentCarry segments;
+  int64_t bytes() const { return memory.bytes() + window.bytes() + segments.bytes(); }
+};
+
+// The memory's inputs for a stretch of tokens.
+struct MemoryInputs {
+  Tensor q, k, v;  // [B, T, H, d]
+  MemoryGateLogits gates;
 };
 
 // The LMM mixer (titans.md section 1, Gated DeltaNet's layout): q, k, v = SiLU(depthwise causal
@@ -71,6 +99,15 @@ class NeuralMemory : public SequenceMixer {
   Tensor forward(const Tensor& x, MemoryCarry* carry = nullptr) const;
   std::string sequence_parallel_refusal() const override;
 
+  // q, k, v and the gate logits of x's tokens; tails (optional) continue the convs and are updated.
+  MemoryInputs inputs(const Tensor& x, ConvTails* tails = nullptr) const;
+  // The retrieval queries of x [B, T, D]: SiLU(conv(x W_q)), L2-normalised per head, [B, T, H, d].
+  Tensor queries(const Tensor& x, Tensor* tail = nullptr) const;
+  // The memory op on `in` from `start` ({}: the learned initial state): y and the final state.
+  std::pair<Tensor, std::vector<Tensor>> run(const MemoryInputs& in, const std::vector<Tensor>& start) const;
+  // M(q) with the weights of `state` held fixed (no update): [B, T, H, e].
+  Tensor retrieve(const Tensor& q, const std::vector<Tensor>& state) const;
+
   Linear &q_proj, &k_proj, &v_proj;
   ShortConv &q_conv, &k_conv, &v_conv;
   Linear &theta_proj, &eta_proj, &alpha_proj;
@@ -84,11 +121,7 @@ class NeuralMemory : public SequenceMixer {
   NeuralMemoryOptions options;
 
  private:
-  // y and the final state of the memory op from `start` ({} : the learned initial state).
-  std::pair<Tensor, std::vector<Tensor>> run(const Tensor& q, const Tensor& k, const Tensor& v,
-                                             const MemoryGateLogits& gates, const std::vector<Tensor>& start) const;
-  Tensor decode(const Tensor& q, const Tensor& k, const Tensor& v, const MemoryGateLogits& gates,
-                MemoryCarry& carry) const;
+  Tensor decode(const MemoryInputs& in, MemoryCarry& carry) const;
 };
 
 // Sliding-window attention with RoPE whose queries also see `persistent` learned key/value pairs
@@ -109,10 +142,41 @@ class MemoryGatedAttention : public Module {
  public:
   MemoryGatedAttention(const ModelConfig& c, const TitansOptions& o, Generator& gen);
   Tensor forward(const Tensor& x, TitansLayerState* state, int64_t position) const;
+  // o_proj(RMSNorm_a(y) * sigmoid(RMSNorm_b(m))) for the heads' outputs y and the read m, [B, T, D].
+  Tensor gate(const Tensor& y, const Tensor& m) const;
 
   PersistentAttention& attn;
   NeuralMemory& memory;
   RMSNorm &attn_gate_norm, &memory_gate_norm;
+};
+
+// MAC's mixer (titans.md 4.2), per segment S of C tokens of the normed input x, with M the memory
+// state at the segment start:
+//   1. retrieve h_i = M(q_i) for each token of S, q_i from x as the memory's queries;
+//   2. attend causally over [persistent | h | S]: query i sees the persistent pairs, h_j and x_j
+//      for j <= i (the retrieved vectors are one per token, each from its own token's query, so a
+//      later one would leak the future). The segment runs as one sequence h_1 x_1 h_2 x_2 ...
+//      (RoPE positions 0..2C-1) under the ordinary causal mask, and the outputs y at the x rows
+//      are kept (the h rows' outputs are computed and dropped: twice the attention's work);
+//   3. update the memory from y over the segment (its k, v, gates from y; the op takes the inner
+//      gradient with k and v held fixed, as the update rule is defined, not through h);
+//   4. read m_i = M_i(q(y_i)) with the per-token state of the op (after token i's update, never
+//      the segment end's) and gate: o = o_proj(RMSNorm_a(y) * sigmoid(RMSNorm_b(m))), as MAG.
+// h enters the attention as read (no norm: a linear memory starts at W = 0, where a norm's
+// gradient is 1/sqrt(eps)). The attention is full inside a segment (the recipe's window does not
+// apply).
+class MemoryAsContext : public MemoryGatedAttention {
+ public:
+  MemoryAsContext(const ModelConfig& c, const TitansOptions& o, Generator& gen);
+  // x [B, T, D] -> [B, T, D]; carry (decoding) continues a sequence.
+  Tensor forward(const Tensor& x, SegmentCarry* carry = nullptr) const;
+
+  int64_t segment;
+
+ private:
+  // x's segments in order from `carry`, which ends at the state after them.
+  Tensor run_segments(const Tensor& x, SegmentCarry& carry) const;
+  Tensor run_segment(const Tensor& x, const Tensor& q, SegmentCarry& carry) const;
 };
 
 class TitansBlock : public Module {
@@ -120,13 +184,15 @@ class TitansBlock : public Module {
   TitansBlock(const ModelConfig& c, const TitansOptions& o, Generator& gen);
   Tensor forward(const Tensor& x, TitansLayerState* state = nullptr, int64_t position = 0) const;
 
-  // lmm and mal: the memory sublayer; mal: then the attention sublayer; mag: the gated pair.
+  // lmm and mal: the memory sublayer; mal: then the attention sublayer; mag: the gated pair;
+  // mac: the segments.
   RMSNorm* memory_norm = nullptr;
   NeuralMemory* memory = nullptr;
   RMSNorm* window_norm = nullptr;
   PersistentAttention* window = nullptr;
   RMSNorm* gated_norm = nullptr;
   MemoryGatedAttention* gated = nullptr;
+  MemoryAsContext* context = nullptr;
   RMSNorm& mlp_norm;
   SwiGLU& mlp;
 };

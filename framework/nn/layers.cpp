@@ -55,9 +55,12 @@ ShortConv::ShortConv(int64_t channels, int64_t kernel_size, bool has_bias, Gener
 
 Tensor ShortConv::forward(const Tensor& x, Tensor& tail) const {
   const int64_t halo = weight.size(1) - 1, T = x.size(1);
+  if (halo == 0) return forward(x);
   if (!tail.defined()) tail = Tensor::zeros(with_time(x, halo), x.dtype(), x.device());
-  Tensor joined = append_time(tail, x);
-  tail = last_rows(joined, halo);
+  // Differentiable joins: Titans' MAC runs its segments in sequence in training, and the gradient
+  // of a segment's conv reaches the previous segment's rows through the tail.
+  Tensor joined = concat_time(tail, x);
+  tail = narrow_time(joined, T, T + halo);
   return narrow_time(forward(joined), halo, halo + T);
 }
 

@@ -73,8 +73,9 @@ class ShortConv : public Module {
   Tensor forward(const Tensor& x) const {
     return short_conv(x, like_activations(weight, x), like_activations(bias, x));
   }
-  // Decoding: the call's rows continue the sequence whose last k - 1 inputs are `tail`
-  // (undefined at the start: the causal zero padding); tail then holds x's last k - 1 inputs.
+  // The call's rows continue the sequence whose last k - 1 inputs are `tail` (undefined at the
+  // start: the causal zero padding); tail then holds the last k - 1 inputs (decoding, and
+  // sequences run in segments). Differentiable in x and the tail.
   Tensor forward(const Tensor& x, Tensor& tail) const;
   Tensor weight, bias;
 };

@@ -13,54 +13,14 @@
 #include "framework/ops.h"
 #include "gradcheck.h"
 #include "models/titans.h"
-#include "naive_layers.h"
+#include "naive_memory.h"
 #include "rel_error.h"
-#include "tiny_model.h"
+#include "titans_test_config.h"
 
 using namespace eat;
 using namespace eat::test;
 
 namespace {
-
-// d_model 8, 2 heads of 4, MLP memory width 6, a window of 2 keys back, 2 persistent pairs.
-ModelConfig titans_config(const std::string& variant, const std::string& memory, int64_t chunk) {
-  ModelConfig c = tiny_model_config("titans", DType::f64);
-  c.options.set("variant", variant);
-  c.options.set("memory", memory);
-  c.options.set("chunk", chunk);
-  return c;
-}
-
-double silu_of(double z) { return z * sigmoid_of(z); }
-double silu_grad(double z) {
-  const double s = sigmoid_of(z);
-  return s * (1 + z * (1 - s));
-}
-
-// The causal depthwise conv of one sequence u [T, C] with weight [C, k], then SiLU.
-std::vector<double> conv_silu(const std::vector<double>& u, const Tensor& weight, int64_t T) {
-  const int64_t C = weight.size(0), k = weight.size(1);
-  const std::vector<double> w = weight.to_f64_vector();
-  std::vector<double> y(static_cast<size_t>(T * C));
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < C; ++c) {
-      double s = 0;
-      for (int64_t i = 0; i < k; ++i)
-        if (t - k + 1 + i >= 0) s += w[c * k + i] * u[(t - k + 1 + i) * C + c];
-      y[t * C + c] = silu_of(s);
-    }
-  return y;
-}
-
-// Each head's d numbers of every row divided by their L2 norm.
-void l2_normalize_heads(std::vector<double>& x, int64_t d) {
-  for (size_t r = 0; r < x.size(); r += static_cast<size_t>(d)) {
-    double n = 0;
-    for (int64_t i = 0; i < d; ++i) n += x[r + i] * x[r + i];
-    n = std::max(std::sqrt(n), 1e-6);
-    for (int64_t i = 0; i < d; ++i) x[r + i] /= n;
-  }
-}
 
 // The memory layer of titans.md section 1 (with its own output), written out for one sequence
 // x [T, D]: per head, the memory M learned token by token, every gradient of a chunk taken at the
@@ -68,94 +28,22 @@ void l2_normalize_heads(std::vector<double>& x, int64_t d) {
 std::vector<double> naive_memory_layer(const models::NeuralMemory& layer, double max_lr, const std::vector<double>& x,
                                        int64_t T) {
   const int64_t H = layer.n_heads, d = layer.head_dim, D = H * d, b = layer.options.chunk;
-  std::vector<double> q = conv_silu(project(x, layer.q_proj.weight), layer.q_conv.weight, T),
-                      k = conv_silu(project(x, layer.k_proj.weight), layer.k_conv.weight, T),
-                      v = conv_silu(project(x, layer.v_proj.weight), layer.v_conv.weight, T);
-  l2_normalize_heads(q, d);
-  l2_normalize_heads(k, d);
-  const std::vector<double> theta = project(x, layer.theta_proj.weight, layer.theta_bias.to_f64_vector()),
-                            eta = project(x, layer.eta_proj.weight, layer.eta_bias.to_f64_vector()),
-                            alpha = project(x, layer.alpha_proj.weight, layer.alpha_bias.to_f64_vector());
-  const bool mlp = layer.kind == models::MemoryKind::mlp;
-  const int64_t hid = mlp ? layer.initial_state[0].size(2) : 0;
+  const NaiveMemoryInputs in = naive_memory_inputs(layer, x, T);
   std::vector<double> y(static_cast<size_t>(T * D));
   for (int64_t h = 0; h < H; ++h) {
-    // W (d x d) or W1 (d x hid) and W2 (hid x d); momenta alike; and the chunk-start copies.
-    std::vector<std::vector<double>> w, s;
-    for (const Tensor& init : layer.initial_state) {
-      std::vector<double> all = init.to_f64_vector();
-      const int64_t n = init.size(1) * init.size(2);
-      w.emplace_back(all.begin() + h * n, all.begin() + (h + 1) * n);
-      s.emplace_back(static_cast<size_t>(n), 0.0);
-    }
-    std::vector<std::vector<double>> start;
+    NaiveHeadMemory memory = NaiveHeadMemory::start(layer, h), chunk_start;
     for (int64_t t = 0; t < T; ++t) {
-      if (t % b == 0) start = w;
-      const double* kt = &k[t * D + h * d];
-      const double* vt = &v[t * D + h * d];
-      std::vector<std::vector<double>> u;
-      if (!mlp) {
-        // u = 2 k^T (k W - v) at the chunk start.
-        std::vector<double> err(static_cast<size_t>(d)), g(static_cast<size_t>(d * d));
-        for (int64_t j = 0; j < d; ++j) {
-          double m = -vt[j];
-          for (int64_t i = 0; i < d; ++i) m += kt[i] * start[0][i * d + j];
-          err[j] = m;
-        }
-        for (int64_t i = 0; i < d; ++i)
-          for (int64_t j = 0; j < d; ++j) g[i * d + j] = 2 * kt[i] * err[j];
-        u = {g};
-      } else {
-        // z = k W1, a = silu(z), err = 2 (a W2 - v); u2 = a^T err, u1 = k^T ((err W2^T) silu'(z)).
-        std::vector<double> z(static_cast<size_t>(hid)), a(static_cast<size_t>(hid)), err(static_cast<size_t>(d));
-        for (int64_t c = 0; c < hid; ++c) {
-          for (int64_t i = 0; i < d; ++i) z[c] += kt[i] * start[0][i * hid + c];
-          a[c] = silu_of(z[c]);
-        }
-        for (int64_t j = 0; j < d; ++j) {
-          double m = -vt[j];
-          for (int64_t c = 0; c < hid; ++c) m += a[c] * start[1][c * d + j];
-          err[j] = 2 * m;
-        }
-        std::vector<double> g1(static_cast<size_t>(d * hid)), g2(static_cast<size_t>(hid * d));
-        for (int64_t c = 0; c < hid; ++c) {
-          double back = 0;
-          for (int64_t j = 0; j < d; ++j) back += err[j] * start[1][c * d + j];
-          for (int64_t i = 0; i < d; ++i) g1[i * hid + c] = kt[i] * back * silu_grad(z[c]);
-          for (int64_t j = 0; j < d; ++j) g2[c * d + j] = a[c] * err[j];
-        }
-        u = {g1, g2};
-      }
-      const double th = max_lr * sigmoid_of(theta[t * H + h]), et = sigmoid_of(eta[t * H + h]),
-                   al = sigmoid_of(alpha[t * H + h]);
-      for (size_t p = 0; p < w.size(); ++p)
-        for (size_t i = 0; i < w[p].size(); ++i) {
-          s[p][i] = et * s[p][i] - th * u[p][i];
-          w[p][i] = (1 - al) * w[p][i] + s[p][i];
-        }
-      // The read with the weights after token t.
-      const double* qt = &q[t * D + h * d];
-      double* yt = &y[t * D + h * d];
-      if (!mlp) {
-        for (int64_t j = 0; j < d; ++j)
-          for (int64_t i = 0; i < d; ++i) yt[j] += qt[i] * w[0][i * d + j];
-      } else {
-        for (int64_t c = 0; c < hid; ++c) {
-          double z = 0;
-          for (int64_t i = 0; i < d; ++i) z += qt[i] * w[0][i * hid + c];
-          for (int64_t j = 0; j < d; ++j) yt[j] += silu_of(z) * w[1][c * d + j];
-        }
-      }
+      if (t % b == 0) chunk_start = memory;
+      const int64_t at = t * D + h * d, gate = t * H + h;
+      memory.update(chunk_start.inner_gradient(&in.k[at], &in.v[at]), max_lr, in.theta[gate], in.eta[gate],
+                    in.alpha[gate]);
+      memory.read(&in.q[at], &y[at]);  // the read with the weights after token t
     }
   }
   // RMSNorm over each head's d outputs, SiLU(x W_g) gate, o_proj.
-  const std::vector<double> norm_w = layer.head_norm->weight.to_f64_vector(), gate = project(x, layer.gate_proj->weight);
-  for (int64_t r = 0; r < T * H; ++r) {
-    double ss = 0;
-    for (int64_t i = 0; i < d; ++i) ss += y[r * d + i] * y[r * d + i];
-    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(d) + layer.head_norm->eps);
-    for (int64_t i = 0; i < d; ++i) y[r * d + i] *= inv * norm_w[i] * silu_of(gate[r * d + i]);
-  }
+  rms_norm_rows(y, layer.head_norm->weight, layer.head_norm->eps);
+  const std::vector<double> gate = project(x, layer.gate_proj->weight);
+  for (size_t i = 0; i < y.size(); ++i) y[i] *= silu_of(gate[i]);
   return project(y, layer.o_proj->weight);
 }
 
@@ -165,7 +53,7 @@ models::Titans& as_titans(std::unique_ptr<LanguageModel>& model) {
   return *titans;
 }
 
-const std::vector<std::string> kVariants = {"lmm", "mal", "mag"};
+const std::vector<std::string> kVariants = {"lmm", "mal", "mag", "mac"};
 const std::vector<std::string> kMemories = {"linear", "mlp"};
 
 }  // namespace
@@ -214,10 +102,16 @@ TEST_CASE("titans: decoding carries the memory, its unfinished chunk, the conv t
         }
         CHECK(rel_error(stepped, full) < 1e-10);
         // 11 tokens in chunks of 3: the last 2 wait for their chunk to finish; the convs keep 3
-        // inputs; a window of 2 keeps 2 keys.
+        // inputs; a window of 2 keeps 2 keys. MAC: in segments of 6, the last 5 inputs wait.
         const models::TitansLayerState& layer = state.layers[0];
+        if (variant == "mac") {
+          CHECK(layer.segments.pending.size(1) == 5);
+          CHECK(layer.segments.tails.q.size(1) == 3);
+          CHECK(layer.segments.retrieval_tail.size(1) == 3);
+          continue;
+        }
         CHECK(layer.memory.q.size(1) == 2);
-        CHECK(layer.memory.q_tail.size(1) == 3);
+        CHECK(layer.memory.tails.q.size(1) == 3);
         if (variant != "lmm") CHECK(layer.window.keys.size(1) == 2);
       }
     }
@@ -285,9 +179,16 @@ TEST_CASE("titans: the family's checks name the key and the numbers") {
   CHECK(titans->check(c, 512, 1) == "");
   c.d_model = 12;  // head dimension 3
   CHECK(titans->check(c, 512, 1) ==
-        "variant = \"mal\" has sliding-window attention with RoPE: the head dimension d_model / n_heads must be even");
+        "variant = \"mal\" has attention with RoPE: the head dimension d_model / n_heads must be even");
   c.options.set("variant", std::string("lmm"));
   CHECK(titans->check(c, 512, 1) == "");  // no RoPE without attention
+  c = titans_config("mac", "linear", 16);
+  c.options.set("segment", int64_t{40});
+  CHECK(titans->check(c, 512, 1) ==
+        "variant = \"mac\" updates the memory segment by segment, so a memory chunk may not straddle two: segment = 40 "
+        "is not a multiple of chunk = 16");
+  c.options.set("segment", int64_t{48});
+  CHECK(titans->check(c, 512, 1) == "");
   // max_lr, rope_theta and norm_eps carry their bounds in the manifest (checked at the key).
   for (const OptionSpec& o : titans->options)
     if (o.name == "max_lr" || o.name == "rope_theta") CHECK((o.float_floor == 0.0 && o.floor_excluded));
@@ -308,15 +209,16 @@ TEST_CASE("titans: FLOPs per token are constant in T for the memory alone, and g
     auto window_share = [](int64_t T) {
       return flops::attention(1, T, 2, 4, 4, true, 64, Pass::forward) / static_cast<double>(T);
     };
-    const double growth = variant == "lmm" ? 0.0 : 2 * 3 * (window_share(65536) - window_share(1024));
+    // MAC's attention is inside segments of 32: constant per token.
+    const double growth = variant == "lmm" || variant == "mac" ? 0.0 : 2 * 3 * (window_share(65536) - window_share(1024));
     CHECK(growth >= 0);
     CHECK(at_64k - at_1k == doctest::Approx(growth).epsilon(1e-9));
   }
 }
 
-TEST_CASE("titans: every query of the attention sees the persistent pairs, however far past the window (mal, mag; f64)") {
+TEST_CASE("titans: every query of the attention sees the persistent pairs, however far past the window (mal, mag, mac; f64)") {
   const std::vector<int32_t> seq = {1, 5, 2, 7, 3, 0, 10, 4};
-  for (const std::string& variant : {std::string("mal"), std::string("mag")}) {
+  for (const std::string& variant : {std::string("mal"), std::string("mag"), std::string("mac")}) {
     CAPTURE(variant);
     Generator gen(13);
     auto model = build_model(titans_config(variant, "linear", 3), gen);
@@ -342,23 +244,24 @@ TEST_CASE("titans: every query of the attention sees the persistent pairs, howev
   }
 }
 
-TEST_CASE("titans: the decoding state does not grow with the length: it repeats with the chunk (lmm, mag)") {
-  for (const std::string& variant : {std::string("lmm"), std::string("mag")}) {
+TEST_CASE("titans: the decoding state does not grow with the length: it repeats with the chunk (lmm, mag) or segment (mac)") {
+  for (const std::string& variant : {std::string("lmm"), std::string("mag"), std::string("mac")}) {
     CAPTURE(variant);
     Generator gen(15);
     auto model = build_model(titans_config(variant, "mlp", 3), gen);
     auto decoder = model->decoder();
     std::vector<int64_t> bytes;
-    for (int32_t i = 0; i < 15; ++i) {
+    for (int32_t i = 0; i < 20; ++i) {
       decoder->step(Tensor::from_vector<int32_t>({i % 11}, {1, 1}));
       bytes.push_back(decoder->state_bytes());
     }
-    // From the first finished chunk on (the window of 2 and the conv tails of 3 are full by then),
-    // the unfinished chunk's 0, 1 or 2 tokens are all that changes.
-    for (size_t i = 2; i + 3 < bytes.size(); ++i) {
+    // From the first finished chunk (segment) on (the window of 2 and the conv tails of 3 are full
+    // by then), the unfinished chunk's (segment's) tokens are all that changes.
+    const size_t period = variant == "mac" ? 6 : 3;
+    for (size_t i = period - 1; i + period < bytes.size(); ++i) {
       CAPTURE(i);
-      CHECK(bytes[i + 3] == bytes[i]);
+      CHECK(bytes[i + period] == bytes[i]);
     }
-    CHECK(bytes[3] > bytes[2]);  // one token of a new chunk kept
+    CHECK(bytes[period] > bytes[period - 1]);  // one token of a new chunk (segment) kept
   }
 }
