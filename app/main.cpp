@@ -7,6 +7,7 @@
 
 #include "app/commands.h"
 #include "framework/comm/communicator.h"
+#include "framework/float_mode.h"
 #include "framework/train/stop_vote.h"
 #include "base/error.h"
 #include "framework/version.h"
@@ -14,6 +15,7 @@
 int main(int argc, char** argv) {
   // Before anything slow (MPI, the data, the model): a stop during set-up ends the run cleanly.
   if (argc > 1 && std::string(argv[1]) == "train") eat::catch_stop_signals_early();
+  eat::flush_denormals_to_zero();  // before the first parallel region
   CLI::App app{"eat: efficient-attention trainer"};
   app.require_subcommand(0, 1);
   bool show_version = false;

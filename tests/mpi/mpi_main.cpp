@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 
 #include "framework/comm/communicator.h"
+#include "framework/float_mode.h"
 
 int main(int argc, char** argv) {
+  eat::flush_denormals_to_zero();
   doctest::Context context(argc, argv);
   if (eat::world().rank() != 0) context.setOption("out", "/dev/null");  // one report, from rank 0
   int rc = context.run();
