@@ -53,6 +53,30 @@ if err=$("$EAT" generate --checkpoint "$run" --prompt "" 2>&1); then fail "gener
 if err=$("$EAT" generate --checkpoint "$tmp/nowhere" --prompt x 2>&1); then fail "generate: missing checkpoint accepted"; fi
 echo "$err" | grep -q "nowhere" || fail "generate: missing checkpoint error: $err"
 
+# Subword data: a SentencePiece model trained on the training split, the same bytes every time; a
+# recipe whose vocabulary is too small is refused with both numbers; the checkpoint carries the
+# model, and generate and eval use it.
+sp=(data tokenize --text "$tmp/text.txt" --tokenizer sentencepiece --vocab 300)
+"$EAT" "${sp[@]}" --out "$tmp/sp" | grep -q "tokenizer.model (sentencepiece, vocabulary 300)" || fail "data tokenize sentencepiece"
+"$EAT" "${sp[@]}" --out "$tmp/sp2" > /dev/null
+cmp -s "$tmp/sp/tokenizer.model" "$tmp/sp2/tokenizer.model" || fail "sentencepiece training is not deterministic"
+"$EAT" data tokenize --text "$tmp/text.txt" --tokenizer sentencepiece --tokenizer-model "$tmp/sp/tokenizer.model" \
+  --out "$tmp/sp3" > /dev/null
+cmp -s "$tmp/sp/train.tok" "$tmp/sp3/train.tok" || fail "--tokenizer-model encodes differently"
+sp_small=("${small[@]}" --set "run.out_dir=$tmp/sp_runs" --set "data.train=$tmp/sp/train.tok" --set "data.val=$tmp/sp/val.tok")
+if err=$("$EAT" train recipes/transformer_tiny.toml "${sp_small[@]}" --set train.steps=2 2>&1); then
+  fail "train: a vocabulary below the data's accepted"; fi
+echo "$err" | grep -q "model.vocab_size = 257 is smaller than the vocabulary of $tmp/sp/train.tok (300, tokenizer sentencepiece)" ||
+  fail "train: vocabulary error: $err"
+"$EAT" train recipes/transformer_tiny.toml "${sp_small[@]}" --set train.steps=3 --set model.vocab_size=300 > /dev/null
+sp_run="$tmp/sp_runs/transformer_tiny"
+cmp -s "$sp_run/checkpoints/step_00000003/tokenizer.model" "$tmp/sp/tokenizer.model" || fail "checkpoint lacks the tokenizer model"
+"$EAT" generate --checkpoint "$sp_run" --prompt "line 3 the" --max-new-tokens 8 > /dev/null 2> "$tmp/gen.err"
+grep -q "^prompt [1-9] tokens" "$tmp/gen.err" || fail "generate did not encode the prompt with subwords: $(cat "$tmp/gen.err")"
+"$EAT" eval --checkpoint "$sp_run" --json | grep -q '"bpb":' || fail "eval of a subword checkpoint"
+if err=$("$EAT" eval --checkpoint "$sp_run" --data "$tmp/data/val.tok" 2>&1); then fail "eval: byte data on a subword model accepted"; fi
+echo "$err" | grep -q "was written by another tokenizer (byte, vocabulary 257)" || fail "eval: tokenizer mismatch error: $err"
+
 # Loss by position: log2 buckets in the JSON and the table, at twice the training window too.
 json=$("$EAT" eval --checkpoint "$run" --by-position --seq-len 64 --max-tokens 640 --json)
 echo "$json" | grep -q '"by_position":\[{"first":1,"last":1,"loss":[0-9.]*,"tokens":10},{"first":2,"last":3,' ||
