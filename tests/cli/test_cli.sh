@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON, loss by position), generate text, compare runs,
+# The command line end to end, as a user drives it: tokenize text (bytes and SentencePiece subwords), train from a recipe with
+# overrides, resume, evaluate (table and JSON, loss by position), generate text, export, compare runs,
 # inspect (a model's logged aux terms too), MQAR data and eval --task mqar, the one-line errors of bad input, and the
 # op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
@@ -74,6 +74,10 @@ cmp -s "$sp_run/checkpoints/step_00000003/tokenizer.model" "$tmp/sp/tokenizer.mo
 "$EAT" generate --checkpoint "$sp_run" --prompt "line 3 the" --max-new-tokens 8 > /dev/null 2> "$tmp/gen.err"
 grep -q "^prompt [1-9] tokens" "$tmp/gen.err" || fail "generate did not encode the prompt with subwords: $(cat "$tmp/gen.err")"
 "$EAT" eval --checkpoint "$sp_run" --json | grep -q '"bpb":' || fail "eval of a subword checkpoint"
+# Export: the transformer as LlamaForCausalLM with its tokenizer (transformers loading it: test_hf_export.sh).
+"$EAT" export --checkpoint "$sp_run" --out "$tmp/hf" | grep -q "LlamaForCausalLM.from_pretrained" || fail "export"
+for f in config.json model.safetensors tokenizer.model tokenizer_config.json; do [ -f "$tmp/hf/$f" ] || fail "export lacks $f"; done
+grep -q '"model_type": "llama"' "$tmp/hf/config.json" || fail "export config.json: $(cat "$tmp/hf/config.json")"
 if err=$("$EAT" eval --checkpoint "$sp_run" --data "$tmp/data/val.tok" 2>&1); then fail "eval: byte data on a subword model accepted"; fi
 echo "$err" | grep -q "was written by another tokenizer (byte, vocabulary 257)" || fail "eval: tokenizer mismatch error: $err"
 
