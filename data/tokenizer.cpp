@@ -42,8 +42,11 @@ std::string directory_of(const TokenFile& file) { return std::filesystem::path(f
 
 std::unique_ptr<Tokenizer> token_files_tokenizer(const TokenFile& train, const TokenFile* val) {
   const TokenFileInfo& t = train.info();
+  // Byte files may be wider than 257 ids (their ids are checked against the model one by one); a
+  // subword vocabulary is its model's.
   if (val)
-    EAT_CHECK(val->info().tokenizer == t.tokenizer && val->info().vocab_size == t.vocab_size, "token file ", val->path(),
+    EAT_CHECK(val->info().tokenizer == t.tokenizer && (t.tokenizer != "sentencepiece" || val->info().vocab_size == t.vocab_size),
+              "token file ", val->path(),
               " was written by tokenizer ", val->info().tokenizer, " (vocabulary ", val->info().vocab_size, "), ",
               train.path(), " by ", t.tokenizer, " (vocabulary ", t.vocab_size, ")");
   if (t.tokenizer != "sentencepiece") return nullptr;
