@@ -74,6 +74,7 @@ cmp -s "$sp_run/checkpoints/step_00000003/tokenizer.model" "$tmp/sp/tokenizer.mo
 "$EAT" generate --checkpoint "$sp_run" --prompt "line 3 the" --max-new-tokens 8 > /dev/null 2> "$tmp/gen.err"
 grep -q "^prompt [1-9] tokens" "$tmp/gen.err" || fail "generate did not encode the prompt with subwords: $(cat "$tmp/gen.err")"
 "$EAT" eval --checkpoint "$sp_run" --json | grep -q '"bpb":' || fail "eval of a subword checkpoint"
+"$EAT" info "$sp_run" | grep -q "^tokenizer    sentencepiece (tokenizer.model, hash " || fail "info lacks the tokenizer"
 # Export: the transformer as LlamaForCausalLM with its tokenizer (transformers loading it: test_hf_export.sh).
 "$EAT" export --checkpoint "$sp_run" --out "$tmp/hf" | grep -q "LlamaForCausalLM.from_pretrained" || fail "export"
 for f in config.json model.safetensors tokenizer.model tokenizer_config.json; do [ -f "$tmp/hf/$f" ] || fail "export lacks $f"; done
