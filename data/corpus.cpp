@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -58,11 +59,20 @@ PreparedCorpus tokenize_texts(const std::vector<std::string>& documents, const s
   // Trained on the training split alone: validation text stays unseen, as it is by the model.
   std::unique_ptr<Tokenizer> tok = choose_tokenizer(tokenizer, std::string_view(all).substr(0, cut));
   size_t begin = 0;
-  for (size_t end : doc_ends) {
+  for (size_t doc = 0; doc < doc_ends.size(); ++doc) {
+    const size_t end = doc_ends[doc];
     for (auto [lo, hi, ids, bytes] : {std::tuple{begin, std::min(end, cut), &train, &train_bytes},
                                       std::tuple{std::max(begin, cut), end, &val, &val_bytes}}) {
       if (lo >= hi) continue;
-      std::vector<int32_t> part = tok->encode(std::string_view(all).substr(lo, hi - lo));
+      const std::string_view text = std::string_view(all).substr(lo, hi - lo);
+      std::vector<int32_t> part = tok->encode(text);
+      // Lossless or refused: SentencePiece reads UTF-8 and turns other bytes into U+FFFD.
+      if (const std::string back = tok->decode(part); back != text) {
+        const size_t at = static_cast<size_t>(std::mismatch(text.begin(), text.end(), back.begin(), back.end()).first -
+                                              text.begin());
+        fail("data: text ", doc + 1, " is not UTF-8 at byte ", lo - (doc ? doc_ends[doc - 1] : 0) + at, ", which the ",
+             tok->name(), " tokenizer cannot give back; use --tokenizer byte for it");
+      }
       ids->insert(ids->end(), part.begin(), part.end());
       if (hi == end) ids->push_back(static_cast<int32_t>(tok->end_of_text()));
       *bytes += static_cast<int64_t>(hi - lo);

@@ -19,15 +19,15 @@ namespace fs = std::filesystem;
 
 nlohmann::json TrainState::to_json() const {
   nlohmann::json j = {{"format", "eat-checkpoint"},
-          {"format_version", 1},
-          {"eat_version", version()},
-          {"step", step},
-          {"samples_consumed", samples_consumed},
-          {"world_size", world_size},
-          {"sp", sp},
-          {"recipe_hash", recipe_hash},
-          {"family", family},
-          {"num_parameters", num_parameters}};
+                      {"format_version", 1},
+                      {"eat_version", version()},
+                      {"step", step},
+                      {"samples_consumed", samples_consumed},
+                      {"world_size", world_size},
+                      {"sp", sp},
+                      {"recipe_hash", recipe_hash},
+                      {"family", family},
+                      {"num_parameters", num_parameters}};
   if (!tokenizer.empty()) {
     j["tokenizer"] = tokenizer;
     j["tokenizer_hash"] = tokenizer_hash;

@@ -143,6 +143,13 @@ TEST_CASE("tokenizer: bad sentencepiece options and models are refused, naming t
                        doctest::Contains("--vocab 258 is too small"), Error);
   CHECK_THROWS_WITH_AS(train_sentencepiece(training_text(), {400, "word"}),
                        doctest::Contains("--model-type must be bpe or unigram, got 'word'"), Error);
+  // Bytes that are no UTF-8 would come back as U+FFFD: refused, naming the text and the byte.
+  TokenizerChoice subwords("sentencepiece");
+  subwords.training.vocab_size = 400;
+  CHECK_THROWS_WITH_AS(tokenize_texts({training_text(), "ok\nnot \xff UTF-8\n"}, dir / "o", subwords, 0.1),
+                       doctest::Contains("text 2 is not UTF-8 at byte 7, which the sentencepiece tokenizer cannot give "
+                                         "back; use --tokenizer byte for it"),
+                       Error);
   eat::test::write_text(dir / "junk.model", "not a model");
   CHECK_THROWS_WITH_AS(SentencePieceTokenizer::from_file(dir / "junk.model"),
                        doctest::Contains("junk.model: not a SentencePiece model"), Error);
