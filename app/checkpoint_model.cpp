@@ -24,6 +24,7 @@ CheckpointModel load_checkpoint_model(const std::string& checkpoint, const std::
   }
   c.model = build_placed_model(recipe);
   c.state = load_checkpoint_files(c.dir, *c.model, nullptr);
+  c.tokenizer = checkpoint_tokenizer(c.dir, c.state);
   // Weights with an inf or a nan give no loss and no text worth reading: refused, named.
   for (const Parameter& p : c.model->parameters())
     EAT_CHECK(finite_values(p.tensor), command, ": ", c.dir, ": weight '", p.name,

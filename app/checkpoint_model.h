@@ -15,6 +15,7 @@ struct CheckpointModel {
   Recipe recipe;    // with train.device and precision as the model runs now
   std::unique_ptr<LanguageModel> model;
   TrainState state;
+  std::unique_ptr<data::Tokenizer> tokenizer;  // the one its training data were written with
 };
 
 // checkpoint: a checkpoint or run directory. device: "" for the run's train.device, or "cpu" /

@@ -14,6 +14,7 @@ void add_generate_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 void add_bench_lightning_command(CLI::App& bench);  // under `eat bench`
 void add_bench_lightning_cuda_command(CLI::App& bench);
 void add_bench_based_command(CLI::App& bench);

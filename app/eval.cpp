@@ -5,6 +5,7 @@
 
 #include "data/mask_file.h"
 #include "data/token_file.h"
+#include "data/tokenizer.h"
 #include "app/checkpoint_model.h"
 #include "app/commands.h"
 #include "base/error.h"
@@ -32,6 +33,12 @@ void run_eval(const EvalArgs& a) {
   data::TokenFile file(data);
   file.check_ids(recipe.model.vocab_size,
                  "the checkpoint's model.vocab_size = " + std::to_string(recipe.model.vocab_size));
+  // Ids in range can still be another tokenizer's: subword data must come with the model's tokenizer.
+  const std::unique_ptr<data::Tokenizer> data_tokenizer = data::token_files_tokenizer(file, nullptr);
+  EAT_CHECK((data_tokenizer ? data_tokenizer->model_bytes() : "") == loaded.tokenizer->model_bytes(), "eval: ", data,
+            " was written by another tokenizer (", file.info().tokenizer, ", vocabulary ", file.info().vocab_size,
+            ") than the one ", dir, " was trained with (", loaded.tokenizer->name(), ", vocabulary ",
+            loaded.tokenizer->vocab_size(), "; a sentencepiece model is its tokenizer.model)");
   // A mask beside the data scores only its targets; the recall task needs one.
   std::unique_ptr<data::MaskFile> mask = data::open_mask_beside(file);
   EAT_CHECK(!(a.task == "mqar" && !mask), "eval --task mqar: ", data, " has no mask beside it (", data::mask_path_for(data),

@@ -23,15 +23,15 @@ void run_generate(const GenerateArgs& a) {
   const std::string error = sampling_options_error(a.options.sampling);
   EAT_CHECK(error.empty(), "generate: ", error);
   CheckpointModel loaded = load_checkpoint_model(a.checkpoint, a.device, "generate");
-  // The byte tokenizer is the one token files are written with (`eat data tokenize`).
-  auto tokenizer = data::make_tokenizer("byte");
+  // The checkpoint's tokenizer: the one its training data were written with.
+  const data::Tokenizer* tokenizer = loaded.tokenizer.get();
   std::vector<int32_t> prompt = encode_prompt(*tokenizer, a.prompt, loaded.recipe.model.vocab_size);
 
   GenerateOptions options = a.options;
   options.stop_id = static_cast<int32_t>(tokenizer->end_of_text());
   // Raw bytes as they are drawn: a character of several bytes is whole once its last byte is out.
   GenerateStats s = generate(*loaded.model, prompt, options, [&](int32_t id) {
-    const std::string text = tokenizer->decode({id});
+    const std::string text = tokenizer->piece_bytes(id);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   });
@@ -51,7 +51,7 @@ void add_generate_command(CLI::App& app) {
   SamplingOptions& sampling = a->options.sampling;
   cmd->add_option("--checkpoint", a->checkpoint, "Checkpoint directory, or a run directory (its newest checkpoint)")
       ->required();
-  cmd->add_option("--prompt", a->prompt, "Text to continue (bytes, as the byte tokenizer encodes them)")->required();
+  cmd->add_option("--prompt", a->prompt, "Text to continue (encoded with the checkpoint's tokenizer: bytes, or its tokenizer.model)")->required();
   cmd->add_option("--max-new-tokens", a->options.max_new_tokens, "Tokens to generate at most (fewer at end of text)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

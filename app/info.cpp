@@ -68,6 +68,8 @@ void add_info_command(CLI::App& app) {
                 static_cast<long long>(r.data.seq_len));
     std::printf("trained on   world size %d (sp %lld), recipe hash %s\n", s.world_size, static_cast<long long>(s.sp),
                 s.recipe_hash.c_str());
+    std::printf("tokenizer    %s\n", s.tokenizer.empty() ? "byte"
+                                                       : (s.tokenizer + " (tokenizer.model, hash " + s.tokenizer_hash + ")").c_str());
     print_logged_aux(path, s.step);
     std::printf("\n# recipe\n%s\n", r.text.c_str());
   });

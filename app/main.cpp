@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   eat::cli::add_data_command(app);
   eat::cli::add_info_command(app);
   eat::cli::add_compare_command(app);
+  eat::cli::add_export_command(app);
   eat::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);  // subcommands run from their callbacks inside parse()

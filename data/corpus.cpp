@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -22,13 +23,28 @@ size_t split_point(const std::string& text, double val_fraction) {
   return nl == std::string::npos ? cut : nl + 1;
 }
 
+// The tokenizer of choice; a SentencePiece model is trained on train_text.
+std::unique_ptr<Tokenizer> choose_tokenizer(const TokenizerChoice& c, std::string_view train_text) {
+  const bool trains = c.training.vocab_size > 0, reads = !c.model_file.empty();
+  if (c.name == "byte") {
+    EAT_CHECK(!trains && !reads, "data: --vocab and --tokenizer-model apply to --tokenizer sentencepiece, not byte");
+    return std::make_unique<ByteTokenizer>();
+  }
+  EAT_CHECK(c.name == "sentencepiece", "data: unknown --tokenizer '", c.name, "' (known: byte, sentencepiece)");
+  EAT_CHECK(trains != reads, "data: --tokenizer sentencepiece needs either --vocab N (train a model on the training "
+                             "split) or --tokenizer-model FILE (encode with an existing one), not ",
+            trains ? "both" : "neither");
+  if (reads) return SentencePieceTokenizer::from_file(c.model_file);
+  return std::make_unique<SentencePieceTokenizer>(train_sentencepiece(train_text, c.training),
+                                                  "the sentencepiece model trained on the training split");
+}
+
 }  // namespace
 
 PreparedCorpus tokenize_texts(const std::vector<std::string>& documents, const std::string& out_dir,
-                              const std::string& tokenizer_name, double val_fraction) {
+                              const TokenizerChoice& tokenizer, double val_fraction) {
   EAT_CHECK(val_fraction > 0 && val_fraction < 1, "data: --val-fraction must be in (0, 1), got ", val_fraction);
   EAT_CHECK(!documents.empty(), "data: no input text");
-  auto tok = make_tokenizer(tokenizer_name);
   // Documents are joined with the end-of-text id, then the stream is split; the split happens in
   // text space so both sides know how many raw bytes they encode (for bits per byte).
   std::vector<int32_t> train, val;
@@ -40,12 +56,23 @@ PreparedCorpus tokenize_texts(const std::vector<std::string>& documents, const s
     doc_ends.push_back(all.size());
   }
   size_t cut = split_point(all, val_fraction);
+  // Trained on the training split alone: validation text stays unseen, as it is by the model.
+  std::unique_ptr<Tokenizer> tok = choose_tokenizer(tokenizer, std::string_view(all).substr(0, cut));
   size_t begin = 0;
-  for (size_t end : doc_ends) {
+  for (size_t doc = 0; doc < doc_ends.size(); ++doc) {
+    const size_t end = doc_ends[doc];
     for (auto [lo, hi, ids, bytes] : {std::tuple{begin, std::min(end, cut), &train, &train_bytes},
                                       std::tuple{std::max(begin, cut), end, &val, &val_bytes}}) {
       if (lo >= hi) continue;
-      std::vector<int32_t> part = tok->encode(std::string_view(all).substr(lo, hi - lo));
+      const std::string_view text = std::string_view(all).substr(lo, hi - lo);
+      std::vector<int32_t> part = tok->encode(text);
+      // Lossless or refused: SentencePiece reads UTF-8 and turns other bytes into U+FFFD.
+      if (const std::string back = tok->decode(part); back != text) {
+        const size_t at = static_cast<size_t>(std::mismatch(text.begin(), text.end(), back.begin(), back.end()).first -
+                                              text.begin());
+        fail("data: text ", doc + 1, " is not UTF-8 at byte ", lo - (doc ? doc_ends[doc - 1] : 0) + at, ", which the ",
+             tok->name(), " tokenizer cannot give back; use --tokenizer byte for it");
+      }
       ids->insert(ids->end(), part.begin(), part.end());
       if (hi == end) ids->push_back(static_cast<int32_t>(tok->end_of_text()));
       *bytes += static_cast<int64_t>(hi - lo);
@@ -58,11 +85,19 @@ PreparedCorpus tokenize_texts(const std::vector<std::string>& documents, const s
   PreparedCorpus out;
   out.train_path = (std::filesystem::path(out_dir) / "train.tok").string();
   out.val_path = (std::filesystem::path(out_dir) / "val.tok").string();
+  // The model before the token files that need it.
+  if (const std::string model = tok->model_bytes(); !model.empty()) {
+    out.tokenizer_model = (std::filesystem::path(out_dir) / kTokenizerModelFile).string();
+    std::ofstream file(out.tokenizer_model, std::ios::binary | std::ios::trunc);
+    file.write(model.data(), static_cast<std::streamsize>(model.size()));
+    EAT_CHECK(file.flush(), "cannot write ", out.tokenizer_model);
+  }
   write_token_file(out.train_path, train, tok->vocab_size(), tok->name(), train_bytes);
   write_token_file(out.val_path, val, tok->vocab_size(), tok->name(), val_bytes);
   out.train_tokens = static_cast<int64_t>(train.size());
   out.val_tokens = static_cast<int64_t>(val.size());
   out.raw_bytes = static_cast<int64_t>(all.size());
+  out.vocab_size = tok->vocab_size();
   return out;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// Tokenizers turn text into ids and back. Byte-level today; the interface is what a BPE
-// tokenizer will implement too. Token files record the tokenizer's name so a model is never fed
-// ids from a different vocabulary.
+// Tokenizers turn text into ids and back: bytes, or SentencePiece subwords
+// (data/sentencepiece_tokenizer.h). Token files record the tokenizer's name and vocabulary so a
+// model is never fed ids from a different vocabulary; a subword tokenizer's model sits beside
+// them, and in every checkpoint trained on them, as tokenizer.model.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,6 +10,10 @@
 #include <vector>
 
 namespace eat::data {
+
+class TokenFile;
+
+inline constexpr const char* kTokenizerModelFile = "tokenizer.model";
 
 class Tokenizer {
  public:
@@ -18,6 +23,13 @@ class Tokenizer {
   virtual int64_t end_of_text() const = 0; // separates documents
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  // The bytes one id stands for, to stream text as it is sampled: over a sequence of ids they join
+  // to decode()'s text (when that is valid UTF-8), a character of several bytes whole once its
+  // last byte is out.
+  virtual std::string piece_bytes(int32_t id) const { return decode({id}); }
+  // The serialized model to keep beside token files and in checkpoints; "" when the tokenizer
+  // needs none (bytes).
+  virtual std::string model_bytes() const { return ""; }
 };
 
 // One id per UTF-8 byte (0..255) plus end-of-text = 256: vocab 257. Lossless on any input.
@@ -30,7 +42,13 @@ class ByteTokenizer : public Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const override;
 };
 
-// The tokenizer with this name; the error lists the known names.
-std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name);
+// The tokenizer with this name: "byte", or "sentencepiece" read from dir/tokenizer.model (dir:
+// where the token files or the checkpoint are). The error lists the known names.
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& name, const std::string& dir);
+
+// The subword tokenizer token files were written with: the tokenizer.model beside train, whose
+// vocabulary must be the header's; null for bytes and other ids that need no model. val (null
+// when none) must name the same tokenizer and vocabulary, beside the same model.
+std::unique_ptr<Tokenizer> token_files_tokenizer(const TokenFile& train, const TokenFile* val);
 
 }  // namespace eat::data

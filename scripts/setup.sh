@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake libeigen3-dev libtomlplusplus-dev doctest-dev nlohmann-json3-dev libcli11-dev
-          libopenmpi-dev openmpi-bin bible-kjv)
+          libopenmpi-dev openmpi-bin bible-kjv libsentencepiece-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -18,16 +18,21 @@ namespace eat {
 namespace fs = std::filesystem;
 
 nlohmann::json TrainState::to_json() const {
-  return {{"format", "eat-checkpoint"},
-          {"format_version", 1},
-          {"eat_version", version()},
-          {"step", step},
-          {"samples_consumed", samples_consumed},
-          {"world_size", world_size},
-          {"sp", sp},
-          {"recipe_hash", recipe_hash},
-          {"family", family},
-          {"num_parameters", num_parameters}};
+  nlohmann::json j = {{"format", "eat-checkpoint"},
+                      {"format_version", 1},
+                      {"eat_version", version()},
+                      {"step", step},
+                      {"samples_consumed", samples_consumed},
+                      {"world_size", world_size},
+                      {"sp", sp},
+                      {"recipe_hash", recipe_hash},
+                      {"family", family},
+                      {"num_parameters", num_parameters}};
+  if (!tokenizer.empty()) {
+    j["tokenizer"] = tokenizer;
+    j["tokenizer_hash"] = tokenizer_hash;
+  }
+  return j;
 }
 
 TrainState TrainState::from_json(const nlohmann::json& j, const std::string& path) {
@@ -47,6 +52,8 @@ TrainState TrainState::from_json(const nlohmann::json& j, const std::string& pat
     s.recipe_hash = j.at("recipe_hash").get<std::string>();
     s.family = j.at("family").get<std::string>();
     s.num_parameters = j.at("num_parameters").get<int64_t>();
+    s.tokenizer = j.value("tokenizer", "");  // absent: bytes
+    s.tokenizer_hash = j.value("tokenizer_hash", "");
   } catch (const nlohmann::json::exception& e) {
     fail(path, ": missing or malformed field (", e.what(), ")");
   }
@@ -60,7 +67,7 @@ TrainState TrainState::from_json(const nlohmann::json& j, const std::string& pat
 }
 
 void save_checkpoint_files(const std::string& dir, const Recipe& recipe, const LanguageModel& model,
-                           const AdamW* optimizer, const TrainState& state) {
+                           const AdamW* optimizer, const TrainState& state, const std::string& tokenizer_model) {
   std::vector<std::pair<std::string, Tensor>> weights;
   for (const Parameter& p : model.parameters()) weights.emplace_back(p.name, p.tensor);
   save_safetensors((fs::path(dir) / "model.safetensors").string(), weights,
@@ -76,6 +83,9 @@ void save_checkpoint_files(const std::string& dir, const Recipe& recipe, const L
     save_safetensors((fs::path(dir) / "optimizer.safetensors").string(), moments, {{"format", "eat-adamw"}});
   }
   write_file_synced((fs::path(dir) / "recipe.toml").string(), recipe.text);
+  // A copy rather than a path: the checkpoint stays usable when the data directory moves or is
+  // re-tokenized, and an export takes the model along.
+  if (!tokenizer_model.empty()) write_file_synced((fs::path(dir) / data::kTokenizerModelFile).string(), tokenizer_model);
   // state.json last: its presence marks the directory complete.
   write_file_synced((fs::path(dir) / "state.json").string(), state.to_json().dump(2) + "\n");
 }
@@ -160,6 +170,16 @@ TrainState load_checkpoint_files(const std::string& dir, LanguageModel& model, A
 bool finite_values(const Tensor& t) {
   NoGradGuard no_grad;
   return std::isfinite(sum(t).item());
+}
+
+std::unique_ptr<data::Tokenizer> checkpoint_tokenizer(const std::string& dir, const TrainState& state) {
+  if (state.tokenizer.empty()) return std::make_unique<data::ByteTokenizer>();
+  std::unique_ptr<data::Tokenizer> tokenizer = data::open_tokenizer(state.tokenizer, dir);
+  const std::string hash = text_hash(tokenizer->model_bytes());
+  EAT_CHECK(hash == state.tokenizer_hash, (fs::path(dir) / data::kTokenizerModelFile).string(),
+            ": not the tokenizer model the checkpoint was trained with (its hash ", hash,
+            " is not state.json's tokenizer_hash ", state.tokenizer_hash, ")");
+  return tokenizer;
 }
 
 }  // namespace eat

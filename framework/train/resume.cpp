@@ -32,9 +32,18 @@ void resume_run(TrainingRun& run) {
   state.recipe_hash = recipe_hash(recipe);
   state.family = recipe.model.family;
   state.num_parameters = run.model->num_parameters();
+  if (run.tokenizer) {
+    state.tokenizer = run.tokenizer->name();
+    state.tokenizer_hash = text_hash(run.tokenizer->model_bytes());
+  }
   run.resume_dir = resolve_resume(run.options.resume, run.result.run_dir);
   if (!run.resume_dir.empty()) {
     const std::string& dir = run.resume_dir;
+    // Ids of another tokenizer than the weights learned would be noise to them (said before the
+    // shapes, which a new vocabulary changes too).
+    const std::string saved_tokenizer = checkpoint_state(dir).tokenizer_hash;
+    EAT_CHECK(saved_tokenizer == state.tokenizer_hash, dir, ": trained on data of another tokenizer (tokenizer_hash '",
+              saved_tokenizer, "') than ", recipe.data.train, "'s ('", state.tokenizer_hash, "'; '' is bytes)");
     TrainState saved = load_checkpoint_files(dir, *run.model, run.optimizer.get());
     EAT_CHECK(saved.family == recipe.model.family, dir, ": checkpoint of family '", saved.family,
               "', the recipe trains '", recipe.model.family, "'");

@@ -33,7 +33,8 @@ void checkpoint_run(TrainingRun& run) {
     run.result.last_checkpoint = write_checkpoint(run.result.run_dir, run.state.step, run.recipe.checkpoint.keep_last,
                                                   [&](const std::string& dir) {
                                                     save_checkpoint_files(dir, run.recipe, *run.model, run.optimizer.get(),
-                                                                          run.state);
+                                                                          run.state,
+                                                                          run.tokenizer ? run.tokenizer->model_bytes() : "");
                                                   });
     write_run_loss_curve(run);
   }

@@ -118,6 +118,7 @@ void TrainingRun::open_data() {
             recipe.model.vocab_size, " is smaller than the vocabulary of ", recipe.data.train, " (",
             train_file->info().vocab_size, ", tokenizer ", train_file->info().tokenizer, ")");
   if (!recipe.data.val.empty()) val_file = std::make_unique<data::TokenFile>(recipe.data.val);
+  tokenizer = data::token_files_tokenizer(*train_file, val_file.get());
   // Both files whole, before the first step: a bad id or a validation split with nothing to score
   // must not surface at a validation after hours of training.
   const std::string vocab_key = "model.vocab_size = " + std::to_string(recipe.model.vocab_size);

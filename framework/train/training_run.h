@@ -69,6 +69,9 @@ struct TrainingRun {
   std::unique_ptr<data::TokenFile> train_file, val_file;  // val_file: null without data.val
   std::unique_ptr<data::MaskFile> train_mask, val_mask;  // the masks beside them, null where none
   std::unique_ptr<data::SampleStream> stream;
+  // The subword tokenizer data.train was written with (its model goes into every checkpoint);
+  // null for bytes and other ids that need no model.
+  std::unique_ptr<data::Tokenizer> tokenizer;
   BatchLayout layout;
 
   ModelConfig model_config;

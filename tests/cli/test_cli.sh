@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The eat command line end to end, as a user drives it: tokenize text, train from a recipe with
-# overrides, resume, evaluate (table and JSON, loss by position), generate text, compare runs,
+# The command line end to end, as a user drives it: tokenize text (bytes and SentencePiece subwords), train from a recipe with
+# overrides, resume, evaluate (table and JSON, loss by position), generate text, export, compare runs,
 # inspect (a model's logged aux terms too), MQAR data and eval --task mqar, the one-line errors of bad input, and the
 # op benchmark.
 # Usage: test_cli.sh path/to/eat   (run from the repository root)
@@ -52,6 +52,35 @@ if err=$("$EAT" generate --checkpoint "$run" --prompt "" 2>&1); then fail "gener
 [ "$err" = "eat: error: generate: the prompt is empty; give the text to continue" ] || fail "generate: empty prompt error: $err"
 if err=$("$EAT" generate --checkpoint "$tmp/nowhere" --prompt x 2>&1); then fail "generate: missing checkpoint accepted"; fi
 echo "$err" | grep -q "nowhere" || fail "generate: missing checkpoint error: $err"
+
+# Subword data: a SentencePiece model trained on the training split, the same bytes every time; a
+# recipe whose vocabulary is too small is refused with both numbers; the checkpoint carries the
+# model, and generate and eval use it.
+sp=(data tokenize --text "$tmp/text.txt" --tokenizer sentencepiece --vocab 300)
+"$EAT" "${sp[@]}" --out "$tmp/sp" | grep -q "tokenizer.model (sentencepiece, vocabulary 300)" || fail "data tokenize sentencepiece"
+"$EAT" "${sp[@]}" --out "$tmp/sp2" > /dev/null
+cmp -s "$tmp/sp/tokenizer.model" "$tmp/sp2/tokenizer.model" || fail "sentencepiece training is not deterministic"
+"$EAT" data tokenize --text "$tmp/text.txt" --tokenizer sentencepiece --tokenizer-model "$tmp/sp/tokenizer.model" \
+  --out "$tmp/sp3" > /dev/null
+cmp -s "$tmp/sp/train.tok" "$tmp/sp3/train.tok" || fail "--tokenizer-model encodes differently"
+sp_small=("${small[@]}" --set "run.out_dir=$tmp/sp_runs" --set "data.train=$tmp/sp/train.tok" --set "data.val=$tmp/sp/val.tok")
+if err=$("$EAT" train recipes/transformer_tiny.toml "${sp_small[@]}" --set train.steps=2 2>&1); then
+  fail "train: a vocabulary below the data's accepted"; fi
+echo "$err" | grep -q "model.vocab_size = 257 is smaller than the vocabulary of $tmp/sp/train.tok (300, tokenizer sentencepiece)" ||
+  fail "train: vocabulary error: $err"
+"$EAT" train recipes/transformer_tiny.toml "${sp_small[@]}" --set train.steps=3 --set model.vocab_size=300 > /dev/null
+sp_run="$tmp/sp_runs/transformer_tiny"
+cmp -s "$sp_run/checkpoints/step_00000003/tokenizer.model" "$tmp/sp/tokenizer.model" || fail "checkpoint lacks the tokenizer model"
+"$EAT" generate --checkpoint "$sp_run" --prompt "line 3 the" --max-new-tokens 8 > /dev/null 2> "$tmp/gen.err"
+grep -q "^prompt [1-9] tokens" "$tmp/gen.err" || fail "generate did not encode the prompt with subwords: $(cat "$tmp/gen.err")"
+"$EAT" eval --checkpoint "$sp_run" --json | grep -q '"bpb":' || fail "eval of a subword checkpoint"
+"$EAT" info "$sp_run" | grep -q "^tokenizer    sentencepiece (tokenizer.model, hash " || fail "info lacks the tokenizer"
+# Export: the transformer as LlamaForCausalLM with its tokenizer (transformers loading it: test_hf_export.sh).
+"$EAT" export --checkpoint "$sp_run" --out "$tmp/hf" | grep -q "LlamaForCausalLM.from_pretrained" || fail "export"
+for f in config.json model.safetensors tokenizer.model tokenizer_config.json; do [ -f "$tmp/hf/$f" ] || fail "export lacks $f"; done
+grep -q '"model_type": "llama"' "$tmp/hf/config.json" || fail "export config.json: $(cat "$tmp/hf/config.json")"
+if err=$("$EAT" eval --checkpoint "$sp_run" --data "$tmp/data/val.tok" 2>&1); then fail "eval: byte data on a subword model accepted"; fi
+echo "$err" | grep -q "was written by another tokenizer (byte, vocabulary 257)" || fail "eval: tokenizer mismatch error: $err"
 
 # Loss by position: log2 buckets in the JSON and the table, at twice the training window too.
 json=$("$EAT" eval --checkpoint "$run" --by-position --seq-len 64 --max-tokens 640 --json)

@@ -30,7 +30,7 @@ TEST_CASE("data: byte tokenizer round-trips any bytes") {
   CHECK(tok.decode(ids) == text);  // end-of-text decodes to nothing
   CHECK(tok.vocab_size() == 257);
   CHECK_THROWS_WITH_AS(tok.decode({300}), doctest::Contains("id 300 is outside [0, 256]"), Error);
-  CHECK_THROWS_WITH_AS(make_tokenizer("bpe50k"), doctest::Contains("unknown tokenizer 'bpe50k' (known: byte)"), Error);
+  CHECK_THROWS_WITH_AS(open_tokenizer("bpe50k", "."), doctest::Contains("unknown tokenizer 'bpe50k' (known: byte, sentencepiece)"), Error);
 }
 
 TEST_CASE("data: token files round-trip, 2- and 4-byte ids") {
