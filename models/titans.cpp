@@ -4,6 +4,8 @@
 
 #include "base/error.h"
 #include "framework/flops.h"
+#include "framework/comm/comm_stats.h"
+#include "framework/parallel/collective_ops.h"
 #include "framework/parallel/halo.h"
 #include "framework/parallel/time_rows.h"
 
@@ -133,9 +135,6 @@ NeuralMemory::NeuralMemory(const ModelConfig& c, const TitansOptions& o, bool ow
   }
 }
 
-std::string NeuralMemory::sequence_parallel_refusal() const {
-  return "the Titans memory has no sequence-parallel form yet";
-}
 
 std::pair<Tensor, std::vector<Tensor>> NeuralMemory::run(const MemoryInputs& in, const std::vector<Tensor>& start) const {
   const Tensor& q = in.q;
@@ -186,28 +185,64 @@ Tensor NeuralMemory::decode(const MemoryInputs& in, MemoryCarry& carry) const {
   return last_rows(y, in.q.size(1));
 }
 
-namespace {
-// SiLU(conv(x W)) as [B, T, H, d]; tail (optional) continues the conv.
-Tensor conv_path(const Linear& proj, const ShortConv& conv, const Tensor& x, Tensor* tail, int64_t H) {
+Tensor NeuralMemory::conv_path(const Linear& proj, const ShortConv& conv, const Tensor& x, Tensor* tail) const {
   const Tensor u = proj.forward(x);
-  return reshape(silu(tail ? conv.forward(u, *tail) : conv.forward(u)), {x.size(0), x.size(1), H, -1});
+  Tensor c;
+  if (tail) {
+    c = conv.forward(u, *tail);
+  } else if (sequence_split()) {
+    CommLabel scope(comm_label());
+    c = short_conv_sp(u, like_activations(conv.weight, u), Tensor(), sp_group());  // k - 1 rows from rank r - 1
+  } else {
+    c = conv.forward(u);
+  }
+  return reshape(silu(c), {x.size(0), x.size(1), n_heads, -1});
 }
-}  // namespace
 
 Tensor NeuralMemory::queries(const Tensor& x, Tensor* tail) const {
-  return l2_normalize(conv_path(q_proj, q_conv, x, tail, n_heads), 1e-6);
+  return l2_normalize(conv_path(q_proj, q_conv, x, tail), 1e-6);
 }
 
 MemoryInputs NeuralMemory::inputs(const Tensor& x, ConvTails* tails) const {
   return {queries(x, tails ? &tails->q : nullptr),
-          l2_normalize(conv_path(k_proj, k_conv, x, tails ? &tails->k : nullptr, n_heads), 1e-6),
-          conv_path(v_proj, v_conv, x, tails ? &tails->v : nullptr, n_heads),
+          l2_normalize(conv_path(k_proj, k_conv, x, tails ? &tails->k : nullptr), 1e-6),
+          conv_path(v_proj, v_conv, x, tails ? &tails->v : nullptr),
           {gate_logits(theta_proj, theta_bias, x), gate_logits(eta_proj, eta_bias, x), gate_logits(alpha_proj, alpha_bias, x)}};
 }
 
 Tensor NeuralMemory::read(const Tensor& x, MemoryCarry* carry) const {
   const MemoryInputs in = inputs(x, carry ? &carry->tails : nullptr);
-  return carry ? decode(in, *carry) : run(in, {}).first;
+  if (carry) return decode(in, *carry);
+  if (!sequence_split()) return run(in, {}).first;
+  // The chain's receives are tied behind the convs' halos (a scalar of all three), so on every rank
+  // their backward sends to rank r - 1 come before the halos' and the messages pair up in order.
+  Tensor after = add(add(sum(in.q), sum(in.k)), sum(in.v));
+  auto [y, final_state] = run(in, chain_start(after, in.q));
+  return chain_end(final_state, y);
+}
+
+std::vector<Tensor> NeuralMemory::chain_start(Tensor& after, const Tensor& q) const {
+  // Every rank runs the same ops (rank 0 adds the learned start, the others add it times 0), so
+  // the ranks' graphs, and the order of their backward collectives, are the same. Each receive is
+  // tied behind the one before (its anchor), so their backward sends go out in the reverse order,
+  // the order in which rank r - 1's sends receive them.
+  CommLabel scope(comm_label());
+  const bool first = sp_group().rank() == 0;
+  const size_t weights = initial_state.size();
+  std::vector<Tensor> start;
+  for (size_t i = 0; i < 2 * weights; ++i) {  // the weights, then their momenta
+    const Tensor learned = as_memory_state(repeat_batch(initial_state[i % weights], q.size(0), q), q);
+    const Tensor received = chain_receive(sp_group(), after, learned.shape());
+    after = received;
+    start.push_back(i < weights ? add(received, scale(learned, first ? 1.0 : 0.0)) : received);
+  }
+  return start;
+}
+
+Tensor NeuralMemory::chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const {
+  CommLabel scope(comm_label());
+  for (const Tensor& s : final_state) carrier = chain_send(sp_group(), s, carrier);
+  return carrier;
 }
 
 Tensor NeuralMemory::forward(const Tensor& x, MemoryCarry* carry) const {
@@ -260,27 +295,52 @@ MemoryAsContext::MemoryAsContext(const ModelConfig& c, const TitansOptions& o, G
 }
 
 Tensor MemoryAsContext::forward(const Tensor& x, SegmentCarry* carry) const {
+  if (!carry && memory.sequence_split()) return run_chained(x);
   if (!carry) {
     SegmentCarry start;
-    return run_segments(x, start);
+    return run_segments(x, memory.queries(x), start);
   }
   // Decoding: the unfinished segment's earlier inputs, then this call's. Whole segments move the
   // carry on; the rest runs from a copy and waits for its segment to finish.
   const Tensor joined = append_time(carry->pending, x);
   const int64_t n = joined.size(1), whole = n / segment * segment;
+  auto run = [&](int64_t begin, int64_t end, SegmentCarry& from) {
+    const Tensor part = narrow_time(joined, begin, end);
+    const Tensor q = memory.queries(part, &from.retrieval_tail);
+    return run_segments(part, q, from);
+  };
   Tensor y;
-  if (whole > 0) y = run_segments(narrow_time(joined, 0, whole), *carry);
+  if (whole > 0) y = run(0, whole, *carry);
   if (whole < n) {
     SegmentCarry unfinished = *carry;
-    y = append_time(y, run_segments(narrow_time(joined, whole, n), unfinished));
+    y = append_time(y, run(whole, n, unfinished));
   }
   carry->pending = whole < n ? narrow_time(joined, whole, n) : Tensor();
   return last_rows(y, x.size(1));
 }
 
-Tensor MemoryAsContext::run_segments(const Tensor& x, SegmentCarry& carry) const {
-  // The retrieval queries depend on x alone: one pass over all the segments.
-  const Tensor q = memory.queries(x, &carry.retrieval_tail);
+Tensor MemoryAsContext::run_chained(const Tensor& x) const {
+  // Segments never straddle ranks (the family's check), so only the segment carry crosses: the
+  // memory state and the convs' tails over y, from rank r - 1 (rank 0: the learned start and the
+  // causal zero padding). The retrieval queries' conv takes its rows from rank r - 1 by a halo,
+  // first: every rank sends to its neighbour in the same order (the halo, then the chain).
+  const Tensor q = memory.queries(x);
+  SegmentCarry carry;
+  Tensor after = q;  // the receives behind the halo, as NeuralMemory::read's
+  carry.state = memory.chain_start(after, q);
+  const int64_t halo = memory.q_conv.weight.size(1) - 1;
+  if (halo > 0) {
+    CommLabel scope(memory.comm_label());
+    const Shape tail{x.size(0), halo, x.size(2)};
+    for (Tensor* t : {&carry.tails.q, &carry.tails.k, &carry.tails.v}) after = *t = chain_receive(memory.sp_group(), after, tail);
+  }
+  Tensor out = run_segments(x, q, carry);
+  std::vector<Tensor> sent = carry.state;
+  if (halo > 0) sent.insert(sent.end(), {carry.tails.q, carry.tails.k, carry.tails.v});
+  return memory.chain_end(sent, out);
+}
+
+Tensor MemoryAsContext::run_segments(const Tensor& x, const Tensor& q, SegmentCarry& carry) const {
   std::vector<Tensor> out;
   for (int64_t begin = 0; begin < x.size(1); begin += segment) {
     const int64_t end = std::min(begin + segment, x.size(1));
@@ -292,7 +352,7 @@ Tensor MemoryAsContext::run_segments(const Tensor& x, SegmentCarry& carry) const
 Tensor MemoryAsContext::run_segment(const Tensor& x, const Tensor& q, SegmentCarry& carry) const {
   const int64_t B = x.size(0), C = x.size(1), D = x.size(2);
   const Tensor h = reshape(memory.retrieve(q, carry.state), {B, C, D});
-  const Tensor y = second_of_pairs(attn.heads_output(interleave(h, x)));
+  const Tensor y = second_of_pairs(attn.local_heads_output(interleave(h, x)));
   auto [m, state] = memory.run(memory.inputs(y, &carry.tails), carry.state);
   carry.state = std::move(state);
   return gate(y, reshape(m, {B, C, D}));
@@ -417,7 +477,7 @@ FamilySpec titans_family() {
   f.tiny_test_options = {{"mlp_hidden", int64_t{12}}, {"variant", std::string("mag")}, {"memory", std::string("mlp")},
                          {"memory_hidden", int64_t{6}}, {"chunk", int64_t{2}},          {"persistent", int64_t{2}},
                          {"window", int64_t{2}}};
-  f.check = [](const ModelConfig& c, int64_t, int64_t) -> std::string {
+  f.check = [](const ModelConfig& c, int64_t seq_len, int64_t sp) -> std::string {
     const std::string& variant = c.options.get_string("variant");
     if (variant != "lmm" && (c.d_model / c.n_heads) % 2 != 0)
       return "variant = \"" + variant + "\" has attention with RoPE: the head dimension d_model / n_heads must be even";
@@ -425,8 +485,17 @@ FamilySpec titans_family() {
     if (variant == "mac" && segment % chunk != 0)
       return "variant = \"mac\" updates the memory segment by segment, so a memory chunk may not straddle two: segment = " +
              std::to_string(segment) + " is not a multiple of chunk = " + std::to_string(chunk);
+    // Under sequence parallelism the memory's chain passes from rank to rank at chunk (MAC:
+    // segment) boundaries only.
+    const int64_t per_rank = sp > 0 ? seq_len / sp : seq_len, unit = variant == "mac" ? segment : chunk;
+    if (sp > 1 && per_rank % unit != 0)
+      return std::string(variant == "mac" ? "segment" : "chunk") + " = " + std::to_string(unit) +
+             " does not divide the " + std::to_string(per_rank) + " tokens of each sequence-parallel rank (seq_len " +
+             std::to_string(seq_len) + " over parallel.sp = " + std::to_string(sp) +
+             "): a memory chunk may not straddle two ranks";
     return "";
   };
+  f.sequence_parallel = true;  // the memory chained through the ranks; convs and windows: halos
   f.build = [](const ModelConfig& c, Generator& gen) -> std::unique_ptr<LanguageModel> {
     return std::make_unique<Titans>(c, gen);
   };

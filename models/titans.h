@@ -15,7 +15,8 @@
 //        MemoryAsContext for the order and the causality that the paper leaves implicit).
 // The attention of mal, mag and mac sees `persistent` learned key/value pairs per head before the
 // window (the persistent memory of eq 19, held as lucidrains holds it: inside the attention, so
-// the memory stores content only). Sequence parallelism is not here yet.
+// the memory stores content only). Under sequence parallelism the memory's state passes through
+// the ranks in series (NeuralMemory::chain_start / chain_end), the convs and the window use halos.
 #include <vector>
 
 #include "framework/model.h"
@@ -97,7 +98,6 @@ class NeuralMemory : public SequenceMixer {
   Tensor read(const Tensor& x, MemoryCarry* carry = nullptr) const;
   // read, then the output gate and projection -> [B, T, D] (own_output only).
   Tensor forward(const Tensor& x, MemoryCarry* carry = nullptr) const;
-  std::string sequence_parallel_refusal() const override;
 
   // q, k, v and the gate logits of x's tokens; tails (optional) continue the convs and are updated.
   MemoryInputs inputs(const Tensor& x, ConvTails* tails = nullptr) const;
@@ -107,6 +107,15 @@ class NeuralMemory : public SequenceMixer {
   std::pair<Tensor, std::vector<Tensor>> run(const MemoryInputs& in, const std::vector<Tensor>& start) const;
   // M(q) with the weights of `state` held fixed (no update): [B, T, H, e].
   Tensor retrieve(const Tensor& q, const std::vector<Tensor>& state) const;
+  // Sequence parallelism (titans.md 6.1): the memory is one chain over the ranks in series. The
+  // state this rank starts from ({W, S} or {W1, W2, S1, S2}, [B, H, ...]): rank r - 1's final
+  // state, rank 0's the learned start with zero momentum; q gives B, dtype and device. The
+  // receives are tied behind `after` (a tensor whose producers exchange halos with the same
+  // neighbours), which then holds the last received tensor, for receives that follow.
+  std::vector<Tensor> chain_start(Tensor& after, const Tensor& q) const;
+  // Sends this rank's final state on to rank r + 1; returns carrier (the layer's output, through
+  // which the state's gradient comes back).
+  Tensor chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const;
 
   Linear &q_proj, &k_proj, &v_proj;
   ShortConv &q_conv, &k_conv, &v_conv;
@@ -122,6 +131,9 @@ class NeuralMemory : public SequenceMixer {
 
  private:
   Tensor decode(const MemoryInputs& in, MemoryCarry& carry) const;
+  // SiLU(conv(x W)) as [B, T, H, d]: tail (optional) continues the conv; under sequence
+  // parallelism without a tail, the conv's k - 1 rows before this rank's come from rank r - 1.
+  Tensor conv_path(const Linear& proj, const ShortConv& conv, const Tensor& x, Tensor* tail) const;
 };
 
 // Sliding-window attention with RoPE whose queries also see `persistent` learned key/value pairs
@@ -174,8 +186,11 @@ class MemoryAsContext : public MemoryGatedAttention {
   int64_t segment;
 
  private:
-  // x's segments in order from `carry`, which ends at the state after them.
-  Tensor run_segments(const Tensor& x, SegmentCarry& carry) const;
+  // x's segments in order from `carry`, which ends at the state after them; q: x's retrieval
+  // queries (they depend on x alone: one pass over all the segments).
+  Tensor run_segments(const Tensor& x, const Tensor& q, SegmentCarry& carry) const;
+  // Under sequence parallelism: this rank's segments, the carry chained through the ranks.
+  Tensor run_chained(const Tensor& x) const;
   Tensor run_segment(const Tensor& x, const Tensor& q, SegmentCarry& carry) const;
 };
 

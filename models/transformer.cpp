@@ -81,6 +81,11 @@ Tensor CausalSelfAttention::heads_output(const Tensor& x, int64_t position_offse
   return reshape(a, {B, T, D});
 }
 
+Tensor CausalSelfAttention::local_heads_output(const Tensor& x) const {
+  const auto [q, k, v] = project_heads(x, 0);
+  return reshape(attend_heads(x, q, k, v, attention_options), x.shape());
+}
+
 Tensor CausalSelfAttention::attend_heads(const Tensor&, const Tensor& q, const Tensor& keys, const Tensor& values,
                                          const AttentionOptions& options) const {
   return attention(q, keys, values, options);

@@ -47,6 +47,9 @@ class CausalSelfAttention : public SequenceMixer {
   // them with its memory before the projection).
   Tensor heads_output(const Tensor& x, int64_t position_offset = 0) const;
   Tensor heads_output_cached(const Tensor& x, WindowCache& cache, int64_t position) const;
+  // x's tokens attending among themselves only (positions from 0), whatever the sequence split:
+  // Titans' MAC attends inside a segment.
+  Tensor local_heads_output(const Tensor& x) const;
   // LASP-2H (and its halo form for a window) runs the tiled kernel only.
   std::string sequence_parallel_refusal() const override;
   // The heads' outputs [B, T, H, e] of this call's queries q against keys and values that may

@@ -62,4 +62,36 @@ Tensor ring_pass(Communicator& group, const Tensor& x) {
   return received;
 }
 
+Tensor chain_receive(Communicator& group, const Tensor& anchor, const Shape& shape) {
+  Tensor received = Tensor::zeros(shape.empty() ? anchor.shape() : shape, anchor.dtype(), anchor.device());
+  if (previous_rank(group) >= 0) group.recv(received, previous_rank(group));
+  if (autograd::needs_record({&anchor})) {
+    autograd::record("chain_receive", {anchor}, {received},
+                     [&group, shape = received.shape(), dtype = anchor.dtype(), device = anchor.device(),
+                      label = current_comm_label()](const std::vector<Tensor>& g) {
+                       CommLabel scope(label);
+                       if (previous_rank(group) >= 0)
+                         group.send(g[0].defined() ? g[0] : Tensor::zeros(shape, dtype, device), previous_rank(group));
+                       return std::vector<Tensor>{Tensor()};
+                     });
+  }
+  return received;
+}
+
+Tensor chain_send(Communicator& group, const Tensor& state, const Tensor& carrier) {
+  if (next_rank(group) >= 0) group.send(state.detach(), next_rank(group));
+  Tensor out = carrier.detach().clone();
+  if (autograd::needs_record({&state, &carrier})) {
+    autograd::record("chain_send", {state, carrier}, {out},
+                     [&group, shape = state.shape(), dtype = state.dtype(), device = state.device(),
+                      label = current_comm_label()](const std::vector<Tensor>& g) {
+                       Tensor back = Tensor::zeros(shape, dtype, device);
+                       CommLabel scope(label);
+                       if (next_rank(group) >= 0) group.recv(back, next_rank(group));
+                       return std::vector<Tensor>{back, g[0]};
+                     });
+  }
+  return out;
+}
+
 }  // namespace eat

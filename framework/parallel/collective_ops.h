@@ -35,4 +35,18 @@ Tensor all_reduce_sum_op(Communicator& group, const Tensor& x);
 // rank r - 1 and becomes its x's gradient (the last rank's x gets zeros).
 Tensor ring_pass(Communicator& group, const Tensor& x);
 
+// A state carried along the line of ranks in series, where rank r starts from what rank r - 1
+// ended with (Titans' memory; spec titans.md 6.1). Call chain_receive before the local work and
+// chain_send after it, on every rank, in the same order.
+// chain_receive: rank r > 0 receives a tensor of `shape` (empty: anchor's) from rank r - 1 (rank
+// 0: zeros); the backward sends its gradient back to rank r - 1. `anchor` (a tensor that needs a
+// gradient, e.g. a learned start or the layer's input) gives the dtype and device and ties the
+// node into the graph; it gets no gradient from here.
+Tensor chain_receive(Communicator& group, const Tensor& anchor, const Shape& shape = {});
+// chain_send: sends `state` to rank r + 1 (the last rank sends nothing) and returns `carrier`'s
+// values as a new tensor whose backward receives the state's gradient from rank r + 1 (the last
+// rank: zeros) and passes carrier's gradient through. Pass as carrier a tensor the loss depends
+// on (the layer's output), so that the backward runs.
+Tensor chain_send(Communicator& group, const Tensor& state, const Tensor& carrier);
+
 }  // namespace eat

@@ -1,0 +1,69 @@
+// The Titans family under sequence parallelism (2 and 4 ranks, f64): every variant with either
+// memory gives on every rank the logits of its share and, summed over the ranks, the parameter
+// gradients of the whole sequence in one process (the memory's state chained through the ranks in
+// series, the convs' and the window's halos, MAC's segment carry); the chain sends the same bytes
+// at T and 2T; a split that cuts a memory chunk or a MAC segment is refused with the numbers.
+#include <doctest/doctest.h>
+
+#include "framework/comm/comm_stats.h"
+#include "framework/model.h"
+#include "framework/ops.h"
+#include "model_share.h"
+#include "models/titans_test_config.h"
+
+using namespace eat;
+using namespace eat::test;
+
+TEST_CASE("titans: sequence-parallel training equals the whole sequence, logits and every gradient (every variant "
+          "and memory; f64)") {
+  for (const std::string variant : {"lmm", "mal", "mag", "mac"})
+    for (const std::string memory : {"linear", "mlp"}) {
+      CAPTURE(variant);
+      CAPTURE(memory);
+      // Chunks of 2, MAC segments of 4, 4 tokens per rank: the chain crosses each rank boundary;
+      // the window (2 keys back) and the convs (3 rows back) reach into the previous rank.
+      check_split_model_equals_whole(titans_config(variant, memory, 2), 2, 4, 31);
+      // 2 tokens per rank (chunk 1): the convs' halo spans two earlier ranks.
+      if (variant != "mac") check_split_model_equals_whole(titans_config(variant, memory, 1), 1, 2, 33);
+    }
+}
+
+TEST_CASE("titans: the memory's chain sends one state per layer and rank whatever T is") {
+  Communicator& w = world();
+  const int64_t S = w.size(), r = w.rank(), B = 2, H = 2, d = 4, hidden = 6;
+  for (const std::string memory : {"linear", "mlp"}) {
+    CAPTURE(memory);
+    const int64_t state = memory == "linear" ? 2 * H * d * d : 2 * H * (d * hidden + hidden * d);  // W and S
+    for (int64_t L : {4, 8}) {
+      CAPTURE(L);
+      Generator gen(17);
+      auto model = build_model(titans_config("lmm", memory, 2), gen);
+      model->set_sequence_parallel(&w);
+      Tensor ids = random_ids(B, L, 11, 18);
+      reset_comm_counts();
+      sum(model->forward(ids).logits).backward();
+      auto counts = comm_counts();
+      // Forward: the state on to rank r + 1; backward: its gradient back to rank r - 1; the three
+      // convs' halos of k - 1 = 3 rows of D = 8, forward and back (the ends of the line one way).
+      const int64_t chain = ((r + 1 < S) + (r > 0)) * B * state * 8;
+      const int64_t halos = ((r + 1 < S) + (r > 0)) * 3 * B * 3 * 8 * 8;
+      CHECK(counts["layers.0.memory"].bytes == chain + halos);
+    }
+  }
+}
+
+TEST_CASE("titans: a sequence split that cuts a memory chunk or a MAC segment is refused with the numbers") {
+  const FamilySpec* titans = find_family("titans");
+  REQUIRE(titans);
+  ModelConfig c = titans_config("mag", "mlp", 16);
+  CHECK(titans->check(c, 512, 4) == "");
+  CHECK(titans->check(c, 96, 4) ==
+        "chunk = 16 does not divide the 24 tokens of each sequence-parallel rank (seq_len 96 over parallel.sp = 4): a "
+        "memory chunk may not straddle two ranks");
+  CHECK(titans->check(c, 96, 1) == "");  // one rank: nothing to straddle
+  c = titans_config("mac", "linear", 16);  // segments of 32
+  CHECK(titans->check(c, 256, 4) == "");
+  CHECK(titans->check(c, 192, 4) ==
+        "segment = 32 does not divide the 48 tokens of each sequence-parallel rank (seq_len 192 over parallel.sp = 4): a "
+        "memory chunk may not straddle two ranks");
+}
