@@ -1,6 +1,8 @@
 #include "models/titans.h"
 
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include "base/error.h"
 #include "framework/flops.h"
@@ -214,6 +216,7 @@ Tensor NeuralMemory::read(const Tensor& x, MemoryCarry* carry) const {
   const MemoryInputs in = inputs(x, carry ? &carry->tails : nullptr);
   if (carry) return decode(in, *carry);
   if (!sequence_split()) return run(in, {}).first;
+  if (kind == MemoryKind::linear && !chain_linear_memory) return run(in, folded_start(in)).first;
   // The chain's receives are tied behind the convs' halos (a scalar of all three), so on every rank
   // their backward sends to rank r - 1 come before the halos' and the messages pair up in order.
   Tensor after = add(add(sum(in.q), sum(in.k)), sum(in.v));
@@ -237,6 +240,49 @@ std::vector<Tensor> NeuralMemory::chain_start(Tensor& after, const Tensor& q) co
     start.push_back(i < weights ? add(received, scale(learned, first ? 1.0 : 0.0)) : received);
   }
   return start;
+}
+
+std::vector<Tensor> NeuralMemory::folded_start(const MemoryInputs& in) const {
+  // titans.md 6.2: a linear memory's final state is affine in its start, [W; S] -> Phi [W; S] + c
+  // (Phi [2d, 2d], c [2d, e] per sequence and head, from this rank's tokens alone). Three runs of
+  // the memory op on this rank's tokens read them off: from (0, 0) the final state is c, from
+  // (I, 0) it is Phi's W column block plus c, from (0, I) its S column block plus c. One AllGather
+  // of every rank's (Phi, c), 4 d^2 + 2 d e numbers per head whatever T, then each rank folds the
+  // earlier ranks' in rank order onto the learned start. The backward is the same graph's: the
+  // adjoint fold through the matmuls and the AllGather's reduce-scatter.
+  CommLabel scope(comm_label());
+  const int64_t B = in.q.size(0), H = n_heads, d = head_dim, rank = sp_group().rank();
+  const Tensor learned = as_memory_state(repeat_batch(initial_state[0], B, in.q), in.q);
+  std::vector<double> eye(static_cast<size_t>(H * d * d), 0.0);
+  for (int64_t i = 0; i < H * d; ++i) eye[static_cast<size_t>(i * d + i % d)] = 1.0;
+  const Tensor one = Tensor::from_vector<double>(eye, {H, d, d}).to(learned.dtype()).to(learned.device());
+  const Tensor zero = Tensor::zeros({H, d, d}, learned.dtype(), learned.device());
+  auto final_from = [&](const Tensor& w, const Tensor& m) {
+    return linear_memory(in.q, in.k, in.v, in.gates, {w, m}, options).state;
+  };
+  const LinearMemoryState c = final_from(zero, zero), from_w = final_from(one, zero), from_s = final_from(zero, one);
+  auto minus = [](const Tensor& a, const Tensor& b) { return add(a, scale(b, -1.0)); };
+  // This rank's summary as one row per sequence: Phi's four blocks, then c's two.
+  const std::vector<Tensor> blocks = {minus(from_w.w, c.w), minus(from_s.w, c.w), minus(from_w.s, c.s),
+                                      minus(from_s.s, c.s), c.w, c.s};
+  Tensor row;
+  for (const Tensor& b : blocks) row = row.defined() ? concat_time(row, reshape(b, {B, -1})) : reshape(b, {B, -1});
+  const Tensor all = all_gather_op(sp_group(), row);  // [ranks, B, 6 H d d]
+  auto block = [&](int64_t p, int64_t i) {
+    const Tensor mine = reshape(slice_outer(all, p, p + 1), {B, 6 * H * d * d});
+    return reshape(narrow_time(mine, i * H * d * d, (i + 1) * H * d * d), {B, H, d, d});
+  };
+  // W' = Phi_WW W + Phi_WS S + c_W, S' = Phi_SW W + Phi_SS S + c_S for each earlier rank p.
+  auto step = [&](int64_t p, const Tensor& w, const Tensor& m) {
+    return std::pair{add(add(matmul(block(p, 0), w), matmul(block(p, 1), m)), block(p, 4)),
+                     add(add(matmul(block(p, 2), w), matmul(block(p, 3), m)), block(p, 5))};
+  };
+  Tensor w = learned, m = Tensor::zeros(learned.shape(), learned.dtype(), learned.device());
+  for (int64_t p = 0; p < rank; ++p) std::tie(w, m) = step(p, w, m);
+  // Rank 0 folds nothing, yet the AllGather's backward is a collective every rank must join: its
+  // start depends on rank 0's summary with weight 0.
+  if (rank == 0 && sp_group().size() > 1) w = add(w, scale(step(0, w, m).first, 0.0));
+  return {w, m};
 }
 
 Tensor NeuralMemory::chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const {

@@ -15,8 +15,10 @@
 //        MemoryAsContext for the order and the causality that the paper leaves implicit).
 // The attention of mal, mag and mac sees `persistent` learned key/value pairs per head before the
 // window (the persistent memory of eq 19, held as lucidrains holds it: inside the attention, so
-// the memory stores content only). Under sequence parallelism the memory's state passes through
-// the ranks in series (NeuralMemory::chain_start / chain_end), the convs and the window use halos.
+// the memory stores content only). Under sequence parallelism an MLP memory's state (and MAC's
+// carry) passes through the ranks in series (NeuralMemory::chain_start / chain_end), a linear
+// memory's start comes from every rank's affine summary folded in rank order (folded_start); the
+// convs and the window use halos.
 #include <vector>
 
 #include "framework/model.h"
@@ -116,6 +118,12 @@ class NeuralMemory : public SequenceMixer {
   // Sends this rank's final state on to rank r + 1; returns carrier (the layer's output, through
   // which the state's gradient comes back).
   Tensor chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const;
+  // A linear memory's start under sequence parallelism without the chain (titans.md 6.2): every
+  // rank's affine summary gathered at once and folded in rank order, {W, S} [B, H, d, d].
+  std::vector<Tensor> folded_start(const MemoryInputs& in) const;
+  // Tests: a linear memory takes the serial chain under sequence parallelism, as an MLP memory
+  // must, instead of the fold.
+  bool chain_linear_memory = false;
 
   Linear &q_proj, &k_proj, &v_proj;
   ShortConv &q_conv, &k_conv, &v_conv;

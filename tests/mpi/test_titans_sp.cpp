@@ -9,6 +9,8 @@
 #include "framework/model.h"
 #include "framework/ops.h"
 #include "model_share.h"
+#include "rel_error.h"
+#include "models/titans.h"
 #include "models/titans_test_config.h"
 
 using namespace eat;
@@ -28,7 +30,38 @@ TEST_CASE("titans: sequence-parallel training equals the whole sequence, logits 
     }
 }
 
-TEST_CASE("titans: the memory's chain sends one state per layer and rank whatever T is") {
+TEST_CASE("titans: the linear memory's affine fold equals the serial chain (every variant but mac; f64)") {
+  Communicator& w = world();
+  const int64_t r = w.rank(), L = 4;
+  for (const std::string variant : {"lmm", "mal", "mag"}) {
+    CAPTURE(variant);
+    const ModelConfig c = titans_config(variant, "linear", 2);
+    Tensor ids = time_slice(random_ids(2, w.size() * L, 11, 41), r * L, L);
+    std::vector<std::vector<double>> logits, grads;
+    for (bool chain : {false, true}) {
+      Generator gen(43);
+      auto model = build_model(c, gen);
+      model->set_sequence_parallel(&w);
+      for (const auto& [path, module] : model->descendants())
+        if (auto* memory = dynamic_cast<models::NeuralMemory*>(module)) memory->chain_linear_memory = chain;
+      Tensor out = model->forward(ids).logits;
+      sum(mul(out, out)).backward();
+      logits.push_back(out.to_f64_vector());
+      std::vector<double> all;
+      for (const Parameter& p : model->parameters()) {  // summed over the ranks: the whole gradient
+        Tensor g = p.tensor.grad().clone();
+        w.all_reduce_sum(g);
+        const std::vector<double> v = g.to_f64_vector();
+        all.insert(all.end(), v.begin(), v.end());
+      }
+      grads.push_back(all);
+    }
+    CHECK(rel_error(logits[0], logits[1]) < 1e-12);
+    CHECK(rel_error(grads[0], grads[1]) < 1e-12);
+  }
+}
+
+TEST_CASE("titans: the memory sends one state or summary per layer and rank whatever T is") {
   Communicator& w = world();
   const int64_t S = w.size(), r = w.rank(), B = 2, H = 2, d = 4, hidden = 6;
   for (const std::string memory : {"linear", "mlp"}) {
@@ -43,11 +76,14 @@ TEST_CASE("titans: the memory's chain sends one state per layer and rank whateve
       reset_comm_counts();
       sum(model->forward(ids).logits).backward();
       auto counts = comm_counts();
-      // Forward: the state on to rank r + 1; backward: its gradient back to rank r - 1; the three
-      // convs' halos of k - 1 = 3 rows of D = 8, forward and back (the ends of the line one way).
-      const int64_t chain = ((r + 1 < S) + (r > 0)) * B * state * 8;
+      // The three convs' halos of k - 1 = 3 rows of D = 8, forward and back (the ends of the line
+      // one way). MLP memory: the state on to rank r + 1 and its gradient back to rank r - 1.
+      // Linear memory: this rank's summary (Phi [2d, 2d] and c [2d, d] per head) into the
+      // AllGather, the gathered summaries' gradients into the reduce-scatter.
       const int64_t halos = ((r + 1 < S) + (r > 0)) * 3 * B * 3 * 8 * 8;
-      CHECK(counts["layers.0.memory"].bytes == chain + halos);
+      const int64_t memory_bytes = memory == "linear" ? (1 + S) * B * H * (4 * d * d + 2 * d * d) * 8
+                                                      : ((r + 1 < S) + (r > 0)) * B * state * 8;
+      CHECK(counts["layers.0.memory"].bytes == memory_bytes + halos);
     }
   }
 }
