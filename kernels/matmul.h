@@ -1,7 +1,8 @@
 #pragma once
 // Dense matrix products on row-major buffers: Eigen's GEMM on the CPU (OpenMP-parallel when called
-// outside a parallel region, single-threaded inside one), cuBLAS on the device (bf16 products read
-// and write bf16 and accumulate in f32).
+// outside a parallel region, single-threaded inside one; a weight gradient's A^T B over many rows
+// is split along its inner dimension into fixed parts instead), cuBLAS on the device (bf16
+// products read and write bf16 and accumulate in f32).
 #include <cstdint>
 
 #include "kernels/backends.h"

@@ -81,16 +81,18 @@ TaylorAttention::TaylorAttention(const ModelConfig& c, const BasedOptions& o, Ge
       n_heads(c.n_heads),
       feature_dim(o.feature_dim),
       head_dim(c.d_model / c.n_heads),
-      options(o.taylor) {
+      options(o.taylor),
+      qkv_({&q_proj, &k_proj, &v_proj}) {
   // The no-denominator variant's g_norm: RMSNorm(head_dim, eps 1e-5) over each head's outputs.
   if (!options.normalize) head_norm = &add_module<RMSNorm>("head_norm", head_dim, o.norm_eps, c.dtype);
 }
 
 Tensor TaylorAttention::forward(const Tensor& x, BasedLayerState* state) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  Tensor q = reshape(q_proj.forward(x), {B, T, n_heads, feature_dim});
-  Tensor k = reshape(k_proj.forward(x), {B, T, n_heads, feature_dim});
-  Tensor v = reshape(v_proj.forward(x), {B, T, n_heads, head_dim});
+  const std::vector<Tensor> qkv = qkv_.forward_split(x);
+  Tensor q = reshape(qkv[0], {B, T, n_heads, feature_dim});
+  Tensor k = reshape(qkv[1], {B, T, n_heads, feature_dim});
+  Tensor v = reshape(qkv[2], {B, T, n_heads, head_dim});
   Tensor y;
   if (sequence_split()) {
     EAT_CHECK(!state, "based: decoding with states and sequence parallelism do not mix");

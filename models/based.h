@@ -78,6 +78,9 @@ class TaylorAttention : public SequenceMixer {
   RMSNorm* head_norm = nullptr;  // without the denominator only
   int64_t n_heads, feature_dim, head_dim;
   TaylorOptions options;
+
+ private:
+  JoinedLinear qkv_;  // q_proj, k_proj and v_proj as one GEMM
 };
 
 class BasedBlock : public Module {

@@ -42,6 +42,7 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const Transformer
       o_proj(add_module<Linear>("o_proj", c.d_model, c.d_model, false, gen, residual_std(c), c.dtype)),
       n_heads(c.n_heads),
       head_dim(c.d_model / c.n_heads),
+      qkv_({&q_proj, &k_proj, &v_proj}),
       rope_theta(o.rope_theta) {
   attention_options.causal = true;
   attention_options.window_left = o.window;
@@ -50,8 +51,9 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const Transformer
 
 CausalSelfAttention::Heads CausalSelfAttention::project_heads(const Tensor& x, int64_t position) const {
   const Shape heads{x.size(0), x.size(1), n_heads, head_dim};
-  return {rope(reshape(q_proj.forward(x), heads), rope_theta, position),
-          rope(reshape(k_proj.forward(x), heads), rope_theta, position), reshape(v_proj.forward(x), heads)};
+  const std::vector<Tensor> qkv = qkv_.forward_split(x);
+  return {rope(reshape(qkv[0], heads), rope_theta, position), rope(reshape(qkv[1], heads), rope_theta, position),
+          reshape(qkv[2], heads)};
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {

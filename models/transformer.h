@@ -62,6 +62,7 @@ class CausalSelfAttention : public SequenceMixer {
   int64_t n_heads, head_dim;
 
  private:
+  JoinedLinear qkv_;  // q_proj, k_proj and v_proj as one GEMM
   // q, k (RoPE at positions from `position` on) and v of x's tokens, [B, T, H, d] each.
   struct Heads {
     Tensor q, k, v;

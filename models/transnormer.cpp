@@ -59,14 +59,16 @@ NormLinearAttention::NormLinearAttention(const ModelConfig& c, const TransNormer
       head_dim(c.d_model / c.n_heads),
       norm_eps(o.norm_eps),
       decay(transnormer_decay(c.n_heads, layer, c.n_layers)),
-      attention_options(o.attention) {}
+      attention_options(o.attention),
+      qkvu_({&q_proj, &k_proj, &v_proj, &u_proj}) {}
 
 Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor* final_state) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   Shape heads{B, T, n_heads, head_dim};
-  Tensor q = reshape(silu(q_proj.forward(x)), heads);
-  Tensor k = reshape(silu(k_proj.forward(x)), heads);
-  Tensor v = reshape(v_proj.forward(x), heads);
+  const std::vector<Tensor> qkvu = qkvu_.forward_split(x);
+  Tensor q = reshape(silu(qkvu[0]), heads);
+  Tensor k = reshape(silu(qkvu[1]), heads);
+  Tensor v = reshape(qkvu[2], heads);
   Tensor o;
   if (sequence_split()) {
     EAT_CHECK(!state.defined() && !final_state, "transnormer: decoding with states and sequence parallelism do not mix");
@@ -79,7 +81,7 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
   }
   // SRMSNorm over all heads jointly (the whole hidden width), then the output gate u.
   Tensor normed = simple_rms_norm(reshape(o, {B, T, D}), norm_eps);
-  return o_proj.forward(mul(normed, u_proj.forward(x)));
+  return o_proj.forward(mul(normed, qkvu[3]));
 }
 
 TransNormerBlock::TransNormerBlock(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen)

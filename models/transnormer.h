@@ -46,6 +46,9 @@ class NormLinearAttention : public SequenceMixer {
   double norm_eps;
   std::vector<double> decay;
   LightningOptions attention_options;
+
+ private:
+  JoinedLinear qkvu_;  // q_proj, k_proj, v_proj and u_proj as one GEMM
 };
 
 class TransNormerBlock : public Module {

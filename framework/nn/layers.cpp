@@ -26,19 +26,21 @@ SwiGLU::SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DTy
     : gate_proj(add_module<Linear>("gate_proj", dim, hidden, false, gen, init_std, dtype)),
       up_proj(add_module<Linear>("up_proj", dim, hidden, false, gen, init_std, dtype)),
       down_proj(add_module<Linear>("down_proj", hidden, dim, false, gen, down_init_std > 0 ? down_init_std : init_std,
-                                   dtype)) {}
+                                   dtype)),
+      gate_up_({&gate_proj, &up_proj}) {}
 
 Tensor SwiGLU::forward(const Tensor& x) const {
-  return down_proj.forward(glu_gate(gate_proj.forward(x), up_proj.forward(x), GateActivation::silu));
+  return down_proj.forward(glu_gate_halves(gate_up_.forward(x), GateActivation::silu));
 }
 
 SGLU::SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype)
     : l1(add_module<Linear>("l1", dim, hidden, false, gen, init_std, dtype)),
       l2(add_module<Linear>("l2", dim, hidden, false, gen, init_std, dtype)),
-      l3(add_module<Linear>("l3", hidden, dim, false, gen, init_std, dtype)) {}
+      l3(add_module<Linear>("l3", hidden, dim, false, gen, init_std, dtype)),
+      l1_l2_({&l1, &l2}) {}
 
 Tensor SGLU::forward(const Tensor& x) const {
-  return l3.forward(glu_gate(l1.forward(x), l2.forward(x), GateActivation::none));
+  return l3.forward(glu_gate_halves(l1_l2_.forward(x), GateActivation::none));
 }
 
 GeluMLP::GeluMLP(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype, double fc2_init_std)

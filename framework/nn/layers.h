@@ -1,5 +1,6 @@
 #pragma once
 // The building-block layers shared by every model family.
+#include "framework/nn/joined_linear.h"
 #include "framework/nn/module.h"
 #include "framework/ops.h"
 #include "base/random.h"
@@ -40,20 +41,28 @@ class RMSNorm : public Module {
 
 // SwiGLU channel mixer (LLaMA): down(silu(gate(x)) * up(x)), no biases. down_init_std (0: the
 // same as init_std) lets a model scale the projection that writes into its residual stream.
+// gate and up run as one GEMM (JoinedLinear) whose output the gate reads in halves.
 class SwiGLU : public Module {
  public:
   SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32,
          double down_init_std = 0);
   Tensor forward(const Tensor& x) const;
   Linear &gate_proj, &up_proj, &down_proj;
+
+ private:
+  JoinedLinear gate_up_;
 };
 
-// SGLU channel mixer (TransNormerLLM Eq. 12): l3(l1(x) * l2(x)), no activation, no biases.
+// SGLU channel mixer (TransNormerLLM Eq. 12): l3(l1(x) * l2(x)), no activation, no biases; l1 and
+// l2 run as one GEMM.
 class SGLU : public Module {
  public:
   SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
   Tensor forward(const Tensor& x) const;
   Linear &l1, &l2, &l3;
+
+ private:
+  JoinedLinear l1_l2_;
 };
 
 // GELU MLP (GPT-2, RAT): fc2(gelu(fc1(x))) with exact GELU, no biases.

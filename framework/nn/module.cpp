@@ -1,5 +1,7 @@
 #include "framework/nn/module.h"
 
+#include <map>
+
 #include "base/error.h"
 
 namespace eat {
@@ -62,8 +64,20 @@ Tensor Module::parameter(const std::string& name) const {
 }
 
 void Module::to_(Device device) const {
+  // Parameters that share one storage (a joined projection's weights, JoinedLinear) move it once
+  // and keep sharing it there, so their join stays a free view.
+  std::map<const Storage*, std::shared_ptr<Storage>> moved;
   for (const Parameter& p : parameters()) {
-    p.tensor.move_to_(device);
+    TensorImpl& impl = p.tensor.impl();
+    if (p.tensor.device() != device) {
+      std::shared_ptr<Storage>& there = moved[impl.storage.get()];
+      if (!there) {
+        const Storage& here = *impl.storage;
+        there = std::make_shared<Storage>(here.nbytes(), device);
+        copy_bytes(there->data(), device, here.data(), here.device(), here.nbytes());
+      }
+      impl.storage = there;
+    }
     if (p.tensor.grad().defined()) p.tensor.grad().move_to_(device);
   }
 }

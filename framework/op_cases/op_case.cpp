@@ -11,7 +11,7 @@ const std::vector<OpCase>& all() {
     std::vector<OpCase> rows;
     for (auto family : {pointwise_cases, norm_cases, product_cases, sequence_cases, attention_cases, lightning_cases,
                         taylor_cases, chunk_scan_cases, summary_attention_cases,
-                        moh_gates_cases, gated_attention_cases, linear_memory_cases, mlp_memory_cases})
+                        moh_gates_cases, gated_attention_cases, linear_memory_cases, mlp_memory_cases, join_cases})
       for (OpCase& row : family()) rows.push_back(std::move(row));
     std::set<std::string> names;
     for (const OpCase& row : rows) EAT_CHECK(names.insert(row.name).second, "op table: two rows are named \"", row.name, "\"");

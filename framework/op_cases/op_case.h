@@ -94,5 +94,6 @@ std::vector<OpCase> moh_gates_cases();          // MoH's router
 std::vector<OpCase> gated_attention_cases();    // MoH's query-sparse attention
 std::vector<OpCase> linear_memory_cases();      // Titans' linear memory
 std::vector<OpCase> mlp_memory_cases();         // Titans' two-layer MLP memory
+std::vector<OpCase> join_cases();               // joined projections' ops (several Linear layers as one GEMM)
 
 }  // namespace eat::op_cases

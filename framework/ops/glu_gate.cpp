@@ -1,7 +1,10 @@
 // act(a) * b: the SwiGLU (act = SiLU) and SGLU (act = identity) gate.
+#include <algorithm>
+
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/joins.h"
 #include "kernels/glu_gate.h"
 
 namespace eat {
@@ -22,6 +25,28 @@ Tensor glu_gate(const Tensor& a, const Tensor& b, GateActivation act) {
                        EAT_KERNEL("glu_gate backward", a, glu_gate_backward, silu, a.data<T>(), b.data<T>(),
                                   g[0].data<T>(), data_or_null<T>(da), data_or_null<T>(db), a.numel());
                        return {da, db};
+                     });
+  }
+  return y;
+}
+
+Tensor glu_gate_halves(const Tensor& ab, GateActivation act) {
+  check_floating("glu_gate_halves", ab);
+  EAT_CHECK(ab.dim() >= 1 && ab.size(-1) % 2 == 0, "glu_gate_halves: the last axis of ", shape_str(ab.shape()),
+            " must be even (the gate's half, then the value's)");
+  const bool silu = act == GateActivation::silu;
+  const int64_t n = ab.size(-1) / 2, rows = ab.numel() / std::max<int64_t>(2 * n, 1);
+  Shape shape = ab.shape();
+  shape.back() = n;
+  Tensor y = Tensor::empty(shape, ab.dtype(), ab.device());
+  EAT_KERNEL("glu_gate_halves", ab, glu_gate_halves_forward, silu, ab.data<T>(), y.data<T>(), rows, n);
+  if (autograd::needs_record({&ab})) {
+    autograd::record("glu_gate_halves", {ab}, {y},
+                     [ab = ab.detach(), silu, rows, n](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                       Tensor dab = Tensor::empty_like(ab);
+                       EAT_KERNEL("glu_gate_halves backward", ab, glu_gate_halves_backward, silu, ab.data<T>(),
+                                  g[0].data<T>(), dab.data<T>(), rows, n);
+                       return {dab};
                      });
   }
   return y;

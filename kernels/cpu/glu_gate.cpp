@@ -2,42 +2,85 @@
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/sigmoid_block.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace eat::cpu {
 
-template <typename T>
-void glu_gate_forward(bool silu, const T* a, const T* b, T* y, int64_t n) {
-  if (!silu) {
-#pragma omp parallel for schedule(static) if(parallel_worth(n))
-    for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
-    return;
-  }
-  for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
-    T s[kPointwiseBlock];
-    sigmoid_block(a + i0, s, len);
-    for (int64_t i = 0; i < len; ++i) y[i0 + i] = (a[i0 + i] * s[i]) * b[i0 + i];
-  });
-}
+namespace {
 
-template <typename T>
-void glu_gate_backward(bool silu, const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
-  for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
-    T s[kPointwiseBlock];
-    if (silu) sigmoid_block(a + i0, s, len);
-    for (int64_t i = 0; i < len; ++i) {
-      const int64_t k = i0 + i;
-      const T act = silu ? a[k] * s[i] : a[k];
-      const T dact = silu ? silu_slope(a[k], s[i]) : T(1);
-      if (da) da[k] = dy[k] * b[k] * dact;
-      if (db) db[k] = dy[k] * act;
+// Output element k of [rows, n] reads a and b (and writes da and db) at (k / n) * pitch + k % n:
+// pitch n for separate tensors (rows 1), 2n for the halves of one. Calls f(out, in, length) on
+// runs that stay within a row, in blocks of kPointwiseBlock outputs spread over the threads; each
+// value is computed alone, so neither the blocks nor the threads change a result.
+template <typename F>
+void for_row_runs(int64_t rows, int64_t n, int64_t pitch, F&& f) {
+  for_pointwise_blocks(rows * n, [&](int64_t i0, int64_t len) {
+    for (int64_t i = i0; i < i0 + len;) {
+      const int64_t row = i / n, col = i % n, run = std::min(i0 + len - i, n - col);
+      f(i, row * pitch + col, run);
+      i += run;
     }
   });
 }
 
-template void glu_gate_forward<float>(bool, const float*, const float*, float*, int64_t);
-template void glu_gate_forward<double>(bool, const double*, const double*, double*, int64_t);
-template void glu_gate_backward<float>(bool, const float*, const float*, const float*, float*, float*, int64_t);
-template void glu_gate_backward<double>(bool, const double*, const double*, const double*, double*, double*, int64_t);
+template <typename T>
+void forward_pitched(bool silu, const T* a, const T* b, int64_t pitch, T* y, int64_t rows, int64_t n) {
+  for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
+    if (!silu) {
+      for (int64_t i = 0; i < len; ++i) y[out + i] = a[in + i] * b[in + i];
+      return;
+    }
+    T s[kPointwiseBlock];
+    sigmoid_block(a + in, s, len);
+    for (int64_t i = 0; i < len; ++i) y[out + i] = (a[in + i] * s[i]) * b[in + i];
+  });
+}
+
+template <typename T>
+void backward_pitched(bool silu, const T* a, const T* b, int64_t pitch, const T* dy, T* da, T* db, int64_t rows,
+                      int64_t n) {
+  for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
+    T s[kPointwiseBlock];
+    if (silu) sigmoid_block(a + in, s, len);
+    for (int64_t i = 0; i < len; ++i) {
+      const int64_t k = in + i;
+      const T act = silu ? a[k] * s[i] : a[k];
+      const T dact = silu ? silu_slope(a[k], s[i]) : T(1);
+      if (da) da[k] = dy[out + i] * b[k] * dact;
+      if (db) db[k] = dy[out + i] * act;
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void glu_gate_forward(bool silu, const T* a, const T* b, T* y, int64_t n) {
+  forward_pitched(silu, a, b, n, y, 1, n);
+}
+
+template <typename T>
+void glu_gate_backward(bool silu, const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
+  backward_pitched(silu, a, b, n, dy, da, db, 1, n);
+}
+
+template <typename T>
+void glu_gate_halves_forward(bool silu, const T* ab, T* y, int64_t rows, int64_t n) {
+  forward_pitched(silu, ab, ab + n, 2 * n, y, rows, n);
+}
+
+template <typename T>
+void glu_gate_halves_backward(bool silu, const T* ab, const T* dy, T* dab, int64_t rows, int64_t n) {
+  backward_pitched(silu, ab, ab + n, 2 * n, dy, dab, dab + n, rows, n);
+}
+
+#define EAT_INSTANTIATE(T)                                                                              \
+  template void glu_gate_forward<T>(bool, const T*, const T*, T*, int64_t);                             \
+  template void glu_gate_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t);              \
+  template void glu_gate_halves_forward<T>(bool, const T*, T*, int64_t, int64_t);                       \
+  template void glu_gate_halves_backward<T>(bool, const T*, const T*, T*, int64_t, int64_t);
+EAT_INSTANTIATE(float)
+EAT_INSTANTIATE(double)
 
 }  // namespace eat::cpu

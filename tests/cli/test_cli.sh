@@ -18,6 +18,8 @@ small=(--set "run.out_dir=$tmp/runs" --set "data.train=$tmp/data/train.tok" --se
        --set schedule.warmup=1 --set checkpoint.every=3 --set eval.every=3 --set eval.max_tokens=512 --set log.every=1)
 out=$("$EAT" train recipes/transformer_tiny.toml "${small[@]}" --set train.steps=4)
 echo "$out" | grep -q "family transformer" || fail "train prints no config summary"
+echo "$out" | grep -Eq "peak from .* \| CPU code built for -march=[a-z0-9-]+.*, (AVX-512|AVX2|AVX|SSE)$" ||
+  fail "train prints no CPU build target beside the peak: $out"
 echo "$out" | grep -q "step 4/4 | loss" || fail "train prints no step line"
 echo "$out" | grep -q "tok/s | mfu" || fail "train prints no throughput"
 run="$tmp/runs/transformer_tiny"

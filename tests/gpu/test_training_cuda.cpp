@@ -10,6 +10,7 @@
 #include "data/corpus.h"
 #include "data/token_file.h"
 #include "framework/io/checkpoint_dir.h"
+#include "framework/ops/joins.h"
 #include "framework/train/checkpoint.h"
 #include "framework/train/evaluate.h"
 #include "framework/train/placement.h"
@@ -135,7 +136,14 @@ TEST_CASE("gpu training: Module::to_ moves every parameter in place") {
   CHECK(w.device() == Device::cuda);  // the handle taken before the move sees it
   CHECK(model->parameter("layers.0.attn.q_proj.weight").same(w));
   CHECK(w.to_f64_vector() == values);
+  // q, k and v run as one GEMM over one storage (JoinedLinear): they still share it on the device,
+  // so their joined weight stays a free view there.
+  const Tensor k = model->parameter("layers.0.attn.k_proj.weight"), v = model->parameter("layers.0.attn.v_proj.weight");
+  CHECK(k.impl().storage == w.impl().storage);
+  CHECK(v.impl().offset == w.impl().offset + 2 * w.numel());
+  CHECK(concat_outer({w, k, v}).impl().storage == w.impl().storage);
   model->to_(Device::cpu);
   CHECK(w.device() == Device::cpu);
   CHECK(w.to_f64_vector() == values);
+  CHECK(k.impl().storage == w.impl().storage);
 }

@@ -42,7 +42,17 @@ inline void check_attention_sp(DType dtype, int64_t L, int64_t window, double to
   o.backward(time_slice(seed, r * L, L));
   for (size_t i = 0; i < 3; ++i) {
     CAPTURE(i);
-    CHECK(rel_error(mine[i].grad(), time_slice(full[i].grad(), r * L, L)) < tol);
+    const Tensor ref = time_slice(full[i].grad(), r * L, L);
+    if (window == 0 && i < 2) {
+      // One key per query: the softmax is constant, so q and k get no gradient. The whole
+      // sequence's kernel can leave rounding noise there (2e-16 in f64 on AVX-512) where a share
+      // gets exact zeros, and no relative error measures noise against zero: both must be zero
+      // to tol absolutely.
+      CHECK(rel_error(mine[i].grad(), Tensor::zeros_like(ref)) < tol);
+      CHECK(rel_error(ref, Tensor::zeros_like(ref)) < tol);
+    } else {
+      CHECK(rel_error(mine[i].grad(), ref) < tol);
+    }
   }
 }
 

@@ -1,0 +1,32 @@
+#pragma once
+// Linear layers that read the same input, run as one GEMM per pass. Their weights move into one
+// storage, rows one after another, so the joined weight [sum out, in] is a free view
+// (concat_outer) and the backward is one GEMM for the input's gradient (no sum of one product
+// per layer) and one for the weights'. Each layer keeps its own parameter: the names and shapes
+// that checkpoints, optimizer state and users see stay those of the separate layers, and a
+// checkpoint saved before the join loads as it did. The joined GEMM blocks its product
+// differently, so outputs may differ from the separate products in the last bits.
+#include <vector>
+
+#include "framework/ops/joins.h"
+
+namespace eat {
+
+class Linear;
+
+class JoinedLinear {
+ public:
+  // The layers in the order their outputs' columns follow each other; one input width and dtype,
+  // all with biases or none (the biases are joined the same way).
+  explicit JoinedLinear(std::vector<Linear*> layers);
+  // x [..., in] -> [..., sum out]: the layers' outputs side by side.
+  Tensor forward(const Tensor& x) const;
+  // The layers' outputs, each its own tensor (forward, then split_last).
+  std::vector<Tensor> forward_split(const Tensor& x) const;
+
+ private:
+  std::vector<Linear*> layers_;
+  std::vector<int64_t> widths_;
+};
+
+}  // namespace eat

@@ -1,0 +1,26 @@
+#pragma once
+// The differentiable ops of a joined projection (several Linear layers over one input run as one
+// GEMM, framework/nn/joined_linear.h): joining their weights, and handing its consumers the
+// joined output's columns.
+#include <vector>
+
+#include "framework/ops.h"
+
+namespace eat {
+
+// The parts' rows one after another ([n_i, ...] -> [sum n_i, ...]): a view, no copy, when the
+// parts already lie one after another in one storage (joined parameters), else a copy. Each
+// part's gradient is its rows of the join's.
+Tensor concat_outer(const std::vector<Tensor>& parts);
+
+// x [..., sum sizes] -> one contiguous copy per width: columns [s_0 + ... + s_{i-1}, + s_i) of
+// the last axis. The gradient puts each part's back in its columns (zeros for a part that did
+// not reach the loss).
+std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& sizes);
+
+// glu_gate (ops.h) on the two halves of ab's last axis, [..., 2n] -> [..., n]: a = ab[..., :n],
+// b = ab[..., n:], as a joined gate-and-up projection leaves them. No copy splits them, and the
+// gradient comes back joined for that projection's one backward GEMM.
+Tensor glu_gate_halves(const Tensor& ab, GateActivation act);
+
+}  // namespace eat

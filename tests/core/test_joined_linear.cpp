@@ -1,0 +1,69 @@
+// Joined projections: several Linear layers over one input as one GEMM, each keeping its own
+// parameter (framework/nn/joined_linear.h).
+#include "framework/nn/joined_linear.h"
+#include "framework/nn/layers.h"
+#include "gradcheck.h"
+#include "rel_error.h"
+
+using namespace eat;
+using namespace eat::test;
+
+namespace {
+
+struct ThreeProjections : Module {
+  explicit ThreeProjections(Generator& g, bool bias)
+      : a(add_module<Linear>("a", 6, 4, bias, g, 0.5, DType::f64)),
+        b(add_module<Linear>("b", 6, 3, bias, g, 0.5, DType::f64)),
+        c(add_module<Linear>("c", 6, 5, bias, g, 0.5, DType::f64)) {}
+  Linear &a, &b, &c;
+};
+
+}  // namespace
+
+TEST_CASE("a joined projection keeps its layers' parameters and computes what they compute") {
+  for (bool bias : {false, true}) {
+    CAPTURE(bias);
+    Generator gen(31);
+    ThreeProjections net(gen, bias);
+    if (bias)
+      for (Linear* l : {&net.a, &net.b, &net.c}) l->bias.copy_from(Tensor::randn(l->bias.shape(), gen, 0.5, DType::f64));
+    std::vector<std::vector<double>> before;
+    for (const Parameter& p : net.parameters()) before.push_back(p.tensor.to_f64_vector());
+    JoinedLinear joined({&net.a, &net.b, &net.c});
+    // Names, shapes and values as before the join; the weights now lie one after another in one storage.
+    const std::vector<Parameter> params = net.parameters();
+    REQUIRE(params.size() == before.size());
+    for (size_t i = 0; i < params.size(); ++i) CHECK(params[i].tensor.to_f64_vector() == before[i]);
+    CHECK(params[0].name == "a.weight");
+    CHECK(net.b.weight.shape() == Shape{3, 6});
+    CHECK(net.b.weight.impl().storage == net.a.weight.impl().storage);
+    CHECK(net.c.weight.impl().offset == net.a.weight.impl().offset + 24 + 18);
+    // The joined weight is a view of that storage, not a copy.
+    const Tensor w = concat_outer({net.a.weight, net.b.weight, net.c.weight});
+    CHECK(w.shape() == Shape{12, 6});
+    CHECK(w.impl().storage == net.a.weight.impl().storage);
+
+    Tensor x = Tensor::randn({2, 3, 6}, gen, 1.0, DType::f64);
+    const std::vector<Tensor> parts = joined.forward_split(x);
+    REQUIRE(parts.size() == 3);
+    CHECK(rel_error(parts[0], net.a.forward(x)) <= 1e-15);
+    CHECK(rel_error(parts[1], net.b.forward(x)) <= 1e-15);
+    CHECK(rel_error(parts[2], net.c.forward(x)) <= 1e-15);
+    CHECK(joined.forward(x).shape() == Shape{2, 3, 12});
+
+    // Gradients reach every layer's own parameters (and the input) through the one GEMM.
+    std::vector<Tensor> inputs{x.detach().clone().requires_grad_()};
+    for (const Parameter& p : params) inputs.push_back(p.tensor);
+    CHECK(gradcheck("joined projection", [&](auto& in) {
+      const std::vector<Tensor> y = joined.forward_split(in[0]);
+      return add(add(sum(mul(y[0], y[0])), sum(y[1])), sum(mul(y[2], y[2])));
+    }, inputs) <= 1.0);
+  }
+}
+
+TEST_CASE("a joined projection's layers must agree in input width and biases") {
+  Generator gen(32);
+  Linear a(6, 4, false, gen, 0.5), wide(7, 4, false, gen, 0.5), biased(6, 4, true, gen, 0.5);
+  CHECK_THROWS_WITH_AS(JoinedLinear({&a, &wide}), doctest::Contains("differ in input width"), Error);
+  CHECK_THROWS_WITH_AS(JoinedLinear({&a, &biased}), doctest::Contains("all have biases or none"), Error);
+}
