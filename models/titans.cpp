@@ -287,8 +287,7 @@ std::vector<Tensor> NeuralMemory::folded_start(const MemoryInputs& in) const {
 
 Tensor NeuralMemory::chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const {
   CommLabel scope(comm_label());
-  for (const Tensor& s : final_state) carrier = chain_send(sp_group(), s, carrier);
-  return carrier;
+  return chain_send(sp_group(), final_state, carrier);
 }
 
 Tensor NeuralMemory::forward(const Tensor& x, MemoryCarry* carry) const {

@@ -78,17 +78,24 @@ Tensor chain_receive(Communicator& group, const Tensor& anchor, const Shape& sha
   return received;
 }
 
-Tensor chain_send(Communicator& group, const Tensor& state, const Tensor& carrier) {
-  if (next_rank(group) >= 0) group.send(state.detach(), next_rank(group));
+Tensor chain_send(Communicator& group, const std::vector<Tensor>& states, const Tensor& carrier) {
+  if (next_rank(group) >= 0)
+    for (const Tensor& s : states) group.send(s.detach(), next_rank(group));
   Tensor out = carrier.detach().clone();
-  if (autograd::needs_record({&state, &carrier})) {
-    autograd::record("chain_send", {state, carrier}, {out},
-                     [&group, shape = state.shape(), dtype = state.dtype(), device = state.device(),
-                      label = current_comm_label()](const std::vector<Tensor>& g) {
-                       Tensor back = Tensor::zeros(shape, dtype, device);
+  std::vector<Tensor> inputs = states;
+  inputs.push_back(carrier);
+  if (autograd::needs_record(inputs)) {
+    std::vector<std::pair<Shape, DType>> kinds;
+    for (const Tensor& s : states) kinds.emplace_back(s.shape(), s.dtype());
+    autograd::record("chain_send", inputs, {out},
+                     [&group, kinds, device = carrier.device(), label = current_comm_label()](const std::vector<Tensor>& g) {
+                       std::vector<Tensor> grads;
+                       for (const auto& [shape, dtype] : kinds) grads.push_back(Tensor::zeros(shape, dtype, device));
                        CommLabel scope(label);
-                       if (next_rank(group) >= 0) group.recv(back, next_rank(group));
-                       return std::vector<Tensor>{back, g[0]};
+                       if (next_rank(group) >= 0)
+                         for (size_t i = grads.size(); i-- > 0;) group.recv(grads[i], next_rank(group));
+                       grads.push_back(g[0]);
+                       return grads;
                      });
   }
   return out;

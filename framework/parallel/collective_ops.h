@@ -10,6 +10,8 @@
 //
 // Devices: CPU tensors go over MPI, CUDA tensors over the communicator's NCCL path (a build with
 // CUDA, MPI and NCCL). The backward books its traffic to the label in scope at the forward.
+#include <vector>
+
 #include "framework/comm/communicator.h"
 #include "framework/tensor.h"
 
@@ -43,10 +45,11 @@ Tensor ring_pass(Communicator& group, const Tensor& x);
 // gradient, e.g. a learned start or the layer's input) gives the dtype and device and ties the
 // node into the graph; it gets no gradient from here.
 Tensor chain_receive(Communicator& group, const Tensor& anchor, const Shape& shape = {});
-// chain_send: sends `state` to rank r + 1 (the last rank sends nothing) and returns `carrier`'s
-// values as a new tensor whose backward receives the state's gradient from rank r + 1 (the last
-// rank: zeros) and passes carrier's gradient through. Pass as carrier a tensor the loss depends
-// on (the layer's output), so that the backward runs.
-Tensor chain_send(Communicator& group, const Tensor& state, const Tensor& carrier);
+// chain_send: sends `states` in order to rank r + 1 (the last rank sends nothing) and returns
+// `carrier`'s values as a new tensor whose backward receives the states' gradients from rank
+// r + 1, last state first (the order in which rank r + 1's chain_receives, each tied behind the
+// one before, send them back; the last rank: zeros), and passes carrier's gradient through. Pass
+// as carrier a tensor the loss depends on (the layer's output), so that the backward runs.
+Tensor chain_send(Communicator& group, const std::vector<Tensor>& states, const Tensor& carrier);
 
 }  // namespace eat
