@@ -68,7 +68,7 @@ std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator&
   return model;
 }
 
-void LanguageModel::set_sequence_parallel(Communicator* sp_group) {
+void LanguageModel::set_sequence_parallel(Communicator* sp_group, int64_t chain_slices) {
   const std::string family = family_ ? family_->name : "model";
   std::vector<std::pair<std::string, SequenceMixer*>> mixers;
   for (const auto& [path, module] : descendants())
@@ -81,7 +81,7 @@ void LanguageModel::set_sequence_parallel(Communicator* sp_group) {
       EAT_CHECK(why.empty(), family, ": sequence parallelism ", why, " (", path, ")");
     }
   }
-  for (const auto& [path, mixer] : mixers) mixer->set_sequence_parallel(sp_group, path);
+  for (const auto& [path, mixer] : mixers) mixer->set_sequence_parallel(sp_group, path, chain_slices);
 }
 
 int64_t defined_bytes(std::initializer_list<Tensor> tensors) {

@@ -144,7 +144,8 @@ class LanguageModel : public Module {
   // ("layers.2.attn"); nullptr returns to whole sequences. Refused for a family whose manifest
   // does not declare sequence parallelism, and where a mixer gives a reason
   // (SequenceMixer::sequence_parallel_refusal).
-  void set_sequence_parallel(Communicator* sp_group);
+  // chain_slices: parallel.chain_slices (SequenceMixer::chain_slices).
+  void set_sequence_parallel(Communicator* sp_group, int64_t chain_slices = 0);
 
  private:
   friend std::unique_ptr<LanguageModel> build_model(const ModelConfig& config, Generator& gen);

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "framework/flops.h"
+#include "framework/ops/joins.h"
 #include "framework/comm/comm_stats.h"
 #include "framework/parallel/collective_ops.h"
 #include "framework/parallel/halo.h"
@@ -32,6 +33,13 @@ Tensor repeat_batch(const Tensor& p, int64_t B, const Tensor& like) {
   Shape shape = p.shape();
   shape.insert(shape.begin(), B);
   return reshape(matmul(ones, reshape(like_activations(p, like), {1, p.numel()})), shape);
+}
+
+// The inputs of sequences [begin, end) of the batch (views; `in` itself when that is all of it).
+MemoryInputs batch_rows(const MemoryInputs& in, int64_t begin, int64_t end) {
+  if (begin == 0 && end == in.q.size(0)) return in;
+  auto rows = [&](const Tensor& t) { return slice_outer(t, begin, end); };
+  return {rows(in.q), rows(in.k), rows(in.v), {rows(in.gates.theta), rows(in.gates.eta), rows(in.gates.alpha)}};
 }
 
 // p [n, D] as [B, n, H, D / H].
@@ -219,9 +227,22 @@ Tensor NeuralMemory::read(const Tensor& x, MemoryCarry* carry) const {
   if (kind == MemoryKind::linear && !chain_linear_memory) return run(in, folded_start(in)).first;
   // The chain's receives are tied behind the convs' halos (a scalar of all three), so on every rank
   // their backward sends to rank r - 1 come before the halos' and the messages pair up in order.
-  Tensor after = add(add(sum(in.q), sum(in.k)), sum(in.v));
-  auto [y, final_state] = run(in, chain_start(after, in.q));
-  return chain_end(final_state, y);
+  const Tensor after = add(add(sum(in.q), sum(in.k)), sum(in.v));
+  return chain_wavefront(x.size(0), after, [&](int64_t begin, int64_t end, Tensor& after) {
+    const MemoryInputs part = batch_rows(in, begin, end);
+    auto [y, final_state] = run(part, chain_start(after, part.q));
+    return chain_end(final_state, y);
+  });
+}
+
+Tensor NeuralMemory::chain_wavefront(int64_t batch, Tensor after, const ChainSlice& slice) const {
+  const int64_t n = chain_slices() == 0 ? batch : std::min(chain_slices(), batch);
+  std::vector<Tensor> outputs;
+  for (int64_t i = 0; i < n; ++i) {
+    outputs.push_back(slice(batch * i / n, batch * (i + 1) / n, after));
+    after = outputs.back();
+  }
+  return n == 1 ? outputs[0] : concat_outer(outputs);
 }
 
 std::vector<Tensor> NeuralMemory::chain_start(Tensor& after, const Tensor& q) const {
@@ -370,19 +391,22 @@ Tensor MemoryAsContext::run_chained(const Tensor& x) const {
   // causal zero padding). The retrieval queries' conv takes its rows from rank r - 1 by a halo,
   // first: every rank sends to its neighbour in the same order (the halo, then the chain).
   const Tensor q = memory.queries(x);
-  SegmentCarry carry;
-  Tensor after = q;  // the receives behind the halo, as NeuralMemory::read's
-  carry.state = memory.chain_start(after, q);
   const int64_t halo = memory.q_conv.weight.size(1) - 1;
-  if (halo > 0) {
-    CommLabel scope(memory.comm_label());
-    const Shape tail{x.size(0), halo, x.size(2)};
-    for (Tensor* t : {&carry.tails.q, &carry.tails.k, &carry.tails.v}) after = *t = chain_receive(memory.sp_group(), after, tail);
-  }
-  Tensor out = run_segments(x, q, carry);
-  std::vector<Tensor> sent = carry.state;
-  if (halo > 0) sent.insert(sent.end(), {carry.tails.q, carry.tails.k, carry.tails.v});
-  return memory.chain_end(sent, out);
+  // The receives behind the halo, as NeuralMemory::read's.
+  return memory.chain_wavefront(x.size(0), q, [&](int64_t begin, int64_t end, Tensor& after) {
+    const Tensor xs = slice_outer(x, begin, end), qs = slice_outer(q, begin, end);
+    SegmentCarry carry;
+    carry.state = memory.chain_start(after, qs);
+    if (halo > 0) {
+      CommLabel scope(memory.comm_label());
+      const Shape tail{end - begin, halo, x.size(2)};
+      for (Tensor* t : {&carry.tails.q, &carry.tails.k, &carry.tails.v}) after = *t = chain_receive(memory.sp_group(), after, tail);
+    }
+    Tensor out = run_segments(xs, qs, carry);
+    std::vector<Tensor> sent = carry.state;
+    if (halo > 0) sent.insert(sent.end(), {carry.tails.q, carry.tails.k, carry.tails.v});
+    return memory.chain_end(sent, out);
+  });
 }
 
 Tensor MemoryAsContext::run_segments(const Tensor& x, const Tensor& q, SegmentCarry& carry) const {

@@ -19,6 +19,7 @@
 // carry) passes through the ranks in series (NeuralMemory::chain_start / chain_end), a linear
 // memory's start comes from every rank's affine summary folded in rank order (folded_start); the
 // convs and the window use halos.
+#include <functional>
 #include <vector>
 
 #include "framework/model.h"
@@ -118,6 +119,16 @@ class NeuralMemory : public SequenceMixer {
   // Sends this rank's final state on to rank r + 1; returns carrier (the layer's output, through
   // which the state's gradient comes back).
   Tensor chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const;
+  // The chain as a wavefront over the batch (titans.md 6.1): the `batch` sequences in
+  // chain_slices() slices, each one's state received, run and sent on by `slice(begin, end,
+  // after)` before the next slice starts, so rank r + 1 works on a slice while rank r works on the
+  // next. `after` is chain_start's, and each slice's receives are tied behind the output of the
+  // slice before: the backward, on every rank, takes the slices last to first, each whole (its
+  // state's adjoint received, its op, its start's adjoint sent back) before the next, which keeps
+  // the ranks' messages in one order and the backward a wavefront too. -> the slices' outputs
+  // over the batch.
+  using ChainSlice = std::function<Tensor(int64_t begin, int64_t end, Tensor& after)>;
+  Tensor chain_wavefront(int64_t batch, Tensor after, const ChainSlice& slice) const;
   // A linear memory's start under sequence parallelism without the chain (titans.md 6.2): every
   // rank's affine summary gathered at once and folded in rank order, {W, S} [B, H, d, d].
   std::vector<Tensor> folded_start(const MemoryInputs& in) const;

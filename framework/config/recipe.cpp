@@ -384,6 +384,9 @@ Recipe parse_recipe(const std::string& text, const std::string& source, const st
              "the " + m.family + " family does not support sequence parallelism (its manifest says so)");
   in.require(r.data.seq_len % r.parallel.sp == 0, "data.seq_len", r.data.seq_len,
              "must be divisible by parallel.sp = " + std::to_string(r.parallel.sp));
+  in.get("parallel.chain_slices", r.parallel.chain_slices);
+  in.require(r.parallel.chain_slices >= 0, "parallel.chain_slices", r.parallel.chain_slices,
+             "must be >= 0 (0: one slice per sequence)");
 
   in.get("checkpoint.every", r.checkpoint.every);
   in.get("checkpoint.keep_last", r.checkpoint.keep_last);

@@ -45,6 +45,7 @@ struct Recipe {
   } schedule;
   struct Parallel {
     int64_t sp = 1;
+    int64_t chain_slices = 0;  // SequenceMixer::chain_slices; 0: one slice per sequence
   } parallel;
   struct Checkpoint {
     int64_t every = 0;  // 0: only at the end

@@ -95,7 +95,7 @@ TrainingRun::TrainingRun(const Recipe& r, const TrainOptions& o, std::unique_ptr
       params, AdamWConfig{recipe.optimizer.beta1, recipe.optimizer.beta2, recipe.optimizer.eps, recipe.optimizer.weight_decay});
   schedule = schedule_of(recipe);
 
-  if (layout.sp > 1) model->set_sequence_parallel(groups.sp_group.get());
+  if (layout.sp > 1) model->set_sequence_parallel(groups.sp_group.get(), recipe.parallel.chain_slices);
   flops_per_token = model->train_flops_per_token(layout.seq_len);
   peak_source = "log.peak_gflops";
   double peak_per_rank = recipe.log.peak_gflops;

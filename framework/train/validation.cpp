@@ -9,7 +9,7 @@ double validate(TrainingRun& run) {
   if (!run.val_file || !run.leader) return std::numeric_limits<double>::quiet_NaN();
   run.model->set_sequence_parallel(nullptr);  // rank 0 evaluates whole windows on its own
   EvalResult ev = evaluate(*run.model, *run.val_file, run.eval_options, run.val_mask.get());
-  if (run.layout.sp > 1) run.model->set_sequence_parallel(run.groups.sp_group.get());
+  if (run.layout.sp > 1) run.model->set_sequence_parallel(run.groups.sp_group.get(), run.recipe.parallel.chain_slices);
   nlohmann::json line = {{"step", run.state.step}, {"val_loss", ev.loss}, {"val_ppl", ev.ppl}, {"val_bpb", ev.bpb},
                          {"val_tokens", ev.tokens}};
   if (run.val_mask) line["val_accuracy"] = ev.accuracy;

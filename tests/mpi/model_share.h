@@ -20,8 +20,10 @@ inline Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
 
 // B sequences of L tokens per rank: every rank's logits are the rows of its share of the whole
 // forward, and the parameter gradients summed over the ranks (a replicated parameter's gradient)
-// are the whole sequence's, both to relative error 1e-12 (f64 configs).
-inline void check_split_model_equals_whole(const ModelConfig& c, int64_t B, int64_t L, uint64_t seed) {
+// are the whole sequence's, both to relative error 1e-12 (f64 configs). chain_slices: as
+// parallel.chain_slices.
+inline void check_split_model_equals_whole(const ModelConfig& c, int64_t B, int64_t L, uint64_t seed,
+                                           int64_t chain_slices = 0) {
   Communicator& w = world();
   const int64_t r = w.rank(), T = w.size() * L;
   Tensor ids = random_ids(B, T, c.vocab_size, seed);
@@ -35,7 +37,7 @@ inline void check_split_model_equals_whole(const ModelConfig& c, int64_t B, int6
 
   Generator g2(seed + 2);
   auto split = build_model(c, g2);
-  split->set_sequence_parallel(&w);
+  split->set_sequence_parallel(&w, chain_slices);
   Tensor mine = split->forward(time_slice(ids, r * L, L)).logits;
   CHECK(rel_error(mine, time_slice(full, r * L, L)) < 1e-12);
   sum(mul(mine, time_slice(weights, r * L, L))).backward();

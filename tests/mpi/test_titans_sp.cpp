@@ -1,7 +1,8 @@
 // The Titans family under sequence parallelism (2 and 4 ranks, f64): every variant with either
 // memory gives on every rank the logits of its share and, summed over the ranks, the parameter
 // gradients of the whole sequence in one process (the memory's state chained through the ranks in
-// series, the convs' and the window's halos, MAC's segment carry); the chain sends the same bytes
+// series, the convs' and the window's halos, MAC's segment carry), in any number of wavefront
+// slices over the batch; the chain sends the same bytes
 // at T and 2T; a split that cuts a memory chunk or a MAC segment is refused with the numbers.
 #include <doctest/doctest.h>
 
@@ -28,6 +29,85 @@ TEST_CASE("titans: sequence-parallel training equals the whole sequence, logits 
       // 2 tokens per rank (chunk 1): the convs' halo spans two earlier ranks.
       if (variant != "mac") check_split_model_equals_whole(titans_config(variant, memory, 1), 1, 2, 33);
     }
+}
+
+TEST_CASE("titans: the chain's wavefront over the batch gives the same logits and gradients in any number of slices "
+          "(f64)") {
+  // parallel.chain_slices 1 (the whole batch at once), 2 (uneven: 1 and 2 sequences) and 3 (0: one
+  // per sequence) for the variants and memories that chain their state through the ranks.
+  for (const auto& [variant, memory] : {std::pair{"lmm", "mlp"}, {"mal", "mlp"}, {"mag", "mlp"}, {"mac", "linear"}, {"mac", "mlp"}})
+    for (int64_t slices : {1, 2, 0}) {
+      CAPTURE(variant);
+      CAPTURE(memory);
+      CAPTURE(slices);
+      check_split_model_equals_whole(titans_config(variant, memory, 2), 3, 4, 37, slices);
+    }
+}
+
+namespace {
+
+// The world's communicator, logging the direction of each point-to-point message and its bytes.
+class MessageLog : public Communicator {
+ public:
+  explicit MessageLog(Communicator& inner) : inner_(inner) {}
+  struct Message {
+    char direction;  // 's' sent, 'r' received
+    int64_t bytes;
+  };
+  std::vector<Message> messages;
+
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  std::string backend() const override { return inner_.backend(); }
+  void all_reduce_sum(const Tensor& t) override { inner_.all_reduce_sum(t); }
+  Tensor all_gather(const Tensor& t) override { return inner_.all_gather(t); }
+  std::unique_ptr<PendingGather> all_gather_async(const Tensor& t) override { return inner_.all_gather_async(t); }
+  Tensor reduce_scatter_sum(const Tensor& t) override { return inner_.reduce_scatter_sum(t); }
+  void broadcast(const Tensor& t, int root) override { inner_.broadcast(t, root); }
+  void send(const Tensor& t, int dst) override {
+    messages.push_back({'s', static_cast<int64_t>(t.nbytes())});
+    inner_.send(t, dst);
+  }
+  void recv(const Tensor& t, int src) override {
+    messages.push_back({'r', static_cast<int64_t>(t.nbytes())});
+    inner_.recv(t, src);
+  }
+  void send_recv(const Tensor& out, int dst, const Tensor& in, int src) override {
+    messages.push_back({'x', static_cast<int64_t>(out.nbytes())});
+    inner_.send_recv(out, dst, in, src);
+  }
+  bool any(bool flag) override { return inner_.any(flag); }
+  double max(double value) override { return inner_.max(value); }
+  void barrier() override { inner_.barrier(); }
+  std::unique_ptr<Communicator> split(int color, int key) override { return inner_.split(color, key); }
+
+ private:
+  Communicator& inner_;
+};
+
+}  // namespace
+
+TEST_CASE("titans: the chain's backward is a wavefront too: a middle rank sends each slice's adjoint on before it "
+          "waits for the next slice's") {
+  // 3 sequences in 3 slices, an MLP memory (1 layer): a middle rank (3 ranks or more) receives each slice's state
+  // adjoint from rank r + 1 and sends its start's adjoint to rank r - 1, slice by slice (last to first),
+  // never two slices' receives before their sends. The memory state's 4 tensors of one sequence
+  // (W1, W2 and their momenta, H 2, d 4, h 6: 384 bytes each) differ in size from the halos.
+  Communicator& w = world();
+  if (w.size() < 3) return;
+  ModelConfig c = titans_config("lmm", "mlp", 2);
+  c.n_layers = 1;
+  Generator gen(5);
+  auto model = build_model(c, gen);
+  MessageLog log(w);
+  model->set_sequence_parallel(&log, 0);
+  Tensor out = model->forward(random_ids(3, 4, 11, 6)).logits;
+  log.messages.clear();
+  sum(out).backward();
+  std::string order;
+  for (const auto& m : log.messages)
+    if (m.bytes == 2 * 4 * 6 * 8) order += m.direction;
+  if (w.rank() > 0 && w.rank() + 1 < w.size()) CHECK(order == "rrrrssss" "rrrrssss" "rrrrssss");
 }
 
 TEST_CASE("titans: the linear memory's affine fold equals the serial chain (every variant but mac; f64)") {

@@ -105,6 +105,8 @@ TEST_CASE("recipe: errors name the file, line and key") {
   CHECK_CONTAINS(error_of(replace(kValid, "betas = [0.9, 0.99]", "betas = [0.9]")), "optimizer.betas: expected two numbers");
   CHECK_CONTAINS(error_of(replace(kValid, "kind = \"wsd\"", "kind = \"cosin\"")), "schedule.kind");
   CHECK_CONTAINS(error_of(replace(kValid, "warmup = 2", "warmup = 10")), "schedule.warmup: = 10: must be in [0, train.steps = 10)");
+  CHECK_CONTAINS(error_of(kValid, {"parallel.chain_slices=-1"}),
+                 "--set parallel.chain_slices=-1: parallel.chain_slices: = -1: must be >= 0 (0: one slice per sequence)");
   CHECK_CONTAINS(error_of(std::string(kValid) + "\n[bogus]\nx = 1\n"), "bogus: unknown section");
   CHECK_CONTAINS(error_of(replace(kValid, "[data]", "[data")), "r.toml:16:6: TOML syntax error");
   CHECK_CONTAINS(error_of(replace(kValid, "d_model = 32", "d_model = 30")), "must be positive and divide model.d_model = 30");
