@@ -42,6 +42,22 @@ MemoryInputs batch_rows(const MemoryInputs& in, int64_t begin, int64_t end) {
   return {rows(in.q), rows(in.k), rows(in.v), {rows(in.gates.theta), rows(in.gates.eta), rows(in.gates.alpha)}};
 }
 
+// The inputs of heads [begin, end) (copies; `in` itself when that is all of them).
+MemoryInputs head_rows(const MemoryInputs& in, int64_t begin, int64_t end) {
+  const int64_t B = in.q.size(0), T = in.q.size(1), H = in.q.size(2);
+  if (begin == 0 && end == H) return in;
+  auto heads = [&](const Tensor& t, Shape shape) {  // [B, T, H, ...] -> [B, T, end - begin, ...]
+    const Tensor rows = narrow_time(reshape(t, {B * T, H, t.numel() / (B * T * H)}), begin, end);
+    return reshape(rows, shape);
+  };
+  auto vectors = [&](const Tensor& t) { return heads(t, {B, T, end - begin, t.size(3)}); };
+  auto scalars = [&](const Tensor& t) { return heads(t, {B, T, end - begin}); };
+  return {vectors(in.q), vectors(in.k), vectors(in.v), {scalars(in.gates.theta), scalars(in.gates.eta), scalars(in.gates.alpha)}};
+}
+
+// The slices' outputs one after another on the batch axis.
+Tensor join_batch(const std::vector<Tensor>& parts) { return parts.size() == 1 ? parts[0] : concat_outer(parts); }
+
 // p [n, D] as [B, n, H, D / H].
 Tensor broadcast_batch(const Tensor& p, int64_t B, int64_t H, const Tensor& like) {
   return reshape(repeat_batch(p, B, like), {B, p.size(0), H, p.size(1) / H});
@@ -228,24 +244,34 @@ Tensor NeuralMemory::read(const Tensor& x, MemoryCarry* carry) const {
   // The chain's receives are tied behind the convs' halos (a scalar of all three), so on every rank
   // their backward sends to rank r - 1 come before the halos' and the messages pair up in order.
   const Tensor after = add(add(sum(in.q), sum(in.k)), sum(in.v));
-  return chain_wavefront(x.size(0), after, [&](int64_t begin, int64_t end, Tensor& after) {
-    const MemoryInputs part = batch_rows(in, begin, end);
-    auto [y, final_state] = run(part, chain_start(after, part.q));
-    return chain_end(final_state, y);
+  const int64_t B = x.size(0), T = x.size(1);
+  if (B > 1 || n_heads == 1) {
+    return join_batch(chain_wavefront(B, after, [&](int64_t begin, int64_t end, Tensor& after) {
+      const MemoryInputs part = batch_rows(in, begin, end);
+      auto [y, final_state] = run(part, chain_start(after, part.q));
+      return chain_end(final_state, y);
+    }));
+  }
+  // One sequence: each head's memory is a chain of its own too, so the slices are groups of heads.
+  std::vector<Tensor> parts = chain_wavefront(n_heads, after, [&](int64_t begin, int64_t end, Tensor& after) {
+    const MemoryInputs part = head_rows(in, begin, end);
+    auto [y, final_state] = run(part, chain_start(after, part.q, begin, end));
+    return reshape(chain_end(final_state, y), {T, end - begin, -1});  // [B T, heads, e]
   });
+  return reshape(concat_all(std::move(parts)), {B, T, n_heads, -1});
 }
 
-Tensor NeuralMemory::chain_wavefront(int64_t batch, Tensor after, const ChainSlice& slice) const {
-  const int64_t n = chain_slices() == 0 ? batch : std::min(chain_slices(), batch);
+std::vector<Tensor> NeuralMemory::chain_wavefront(int64_t lanes, Tensor after, const ChainSlice& slice) const {
+  const int64_t n = chain_slices() == 0 ? lanes : std::min(chain_slices(), lanes);
   std::vector<Tensor> outputs;
   for (int64_t i = 0; i < n; ++i) {
-    outputs.push_back(slice(batch * i / n, batch * (i + 1) / n, after));
+    outputs.push_back(slice(lanes * i / n, lanes * (i + 1) / n, after));
     after = outputs.back();
   }
-  return n == 1 ? outputs[0] : concat_outer(outputs);
+  return outputs;
 }
 
-std::vector<Tensor> NeuralMemory::chain_start(Tensor& after, const Tensor& q) const {
+std::vector<Tensor> NeuralMemory::chain_start(Tensor& after, const Tensor& q, int64_t first_head, int64_t end_head) const {
   // Every rank runs the same ops (rank 0 adds the learned start, the others add it times 0), so
   // the ranks' graphs, and the order of their backward collectives, are the same. Each receive is
   // tied behind the one before (its anchor), so their backward sends go out in the reverse order,
@@ -255,7 +281,9 @@ std::vector<Tensor> NeuralMemory::chain_start(Tensor& after, const Tensor& q) co
   const size_t weights = initial_state.size();
   std::vector<Tensor> start;
   for (size_t i = 0; i < 2 * weights; ++i) {  // the weights, then their momenta
-    const Tensor learned = as_memory_state(repeat_batch(initial_state[i % weights], q.size(0), q), q);
+    const Tensor& all_heads = initial_state[i % weights];
+    const Tensor heads = end_head < 0 ? all_heads : slice_outer(all_heads, first_head, end_head);
+    const Tensor learned = as_memory_state(repeat_batch(heads, q.size(0), q), q);
     const Tensor received = chain_receive(sp_group(), after, learned.shape());
     after = received;
     start.push_back(i < weights ? add(received, scale(learned, first ? 1.0 : 0.0)) : received);
@@ -393,7 +421,7 @@ Tensor MemoryAsContext::run_chained(const Tensor& x) const {
   const Tensor q = memory.queries(x);
   const int64_t halo = memory.q_conv.weight.size(1) - 1;
   // The receives behind the halo, as NeuralMemory::read's.
-  return memory.chain_wavefront(x.size(0), q, [&](int64_t begin, int64_t end, Tensor& after) {
+  return join_batch(memory.chain_wavefront(x.size(0), q, [&](int64_t begin, int64_t end, Tensor& after) {
     const Tensor xs = slice_outer(x, begin, end), qs = slice_outer(q, begin, end);
     SegmentCarry carry;
     carry.state = memory.chain_start(after, qs);
@@ -406,7 +434,7 @@ Tensor MemoryAsContext::run_chained(const Tensor& x) const {
     std::vector<Tensor> sent = carry.state;
     if (halo > 0) sent.insert(sent.end(), {carry.tails.q, carry.tails.k, carry.tails.v});
     return memory.chain_end(sent, out);
-  });
+  }));
 }
 
 Tensor MemoryAsContext::run_segments(const Tensor& x, const Tensor& q, SegmentCarry& carry) const {

@@ -115,20 +115,21 @@ class NeuralMemory : public SequenceMixer {
   // state, rank 0's the learned start with zero momentum; q gives B, dtype and device. The
   // receives are tied behind `after` (a tensor whose producers exchange halos with the same
   // neighbours), which then holds the last received tensor, for receives that follow.
-  std::vector<Tensor> chain_start(Tensor& after, const Tensor& q) const;
+  // [first_head, end_head): the state of those heads only (end_head -1: every head).
+  std::vector<Tensor> chain_start(Tensor& after, const Tensor& q, int64_t first_head = 0, int64_t end_head = -1) const;
   // Sends this rank's final state on to rank r + 1; returns carrier (the layer's output, through
   // which the state's gradient comes back).
   Tensor chain_end(const std::vector<Tensor>& final_state, Tensor carrier) const;
-  // The chain as a wavefront over the batch (titans.md 6.1): the `batch` sequences in
-  // chain_slices() slices, each one's state received, run and sent on by `slice(begin, end,
-  // after)` before the next slice starts, so rank r + 1 works on a slice while rank r works on the
-  // next. `after` is chain_start's, and each slice's receives are tied behind the output of the
-  // slice before: the backward, on every rank, takes the slices last to first, each whole (its
-  // state's adjoint received, its op, its start's adjoint sent back) before the next, which keeps
-  // the ranks' messages in one order and the backward a wavefront too. -> the slices' outputs
-  // over the batch.
+  // The chain as a wavefront (titans.md 6.1) over independent lanes (the batch's sequences, or
+  // one sequence's heads): the lanes in chain_slices() slices, each one's state received, run and
+  // sent on by `slice(begin, end, after)` before the next slice starts, so rank r + 1 works on a
+  // slice while rank r works on the next. `after` is chain_start's, and each slice's receives are
+  // tied behind the output of the slice before: the backward, on every rank, takes the slices
+  // last to first, each whole (its state's adjoint received, its op, its start's adjoint sent
+  // back) before the next, which keeps the ranks' messages in one order and the backward a
+  // wavefront too. -> the slices' outputs in order.
   using ChainSlice = std::function<Tensor(int64_t begin, int64_t end, Tensor& after)>;
-  Tensor chain_wavefront(int64_t batch, Tensor after, const ChainSlice& slice) const;
+  std::vector<Tensor> chain_wavefront(int64_t lanes, Tensor after, const ChainSlice& slice) const;
   // A linear memory's start under sequence parallelism without the chain (titans.md 6.2): every
   // rank's affine summary gathered at once and folded in rank order, {W, S} [B, H, d, d].
   std::vector<Tensor> folded_start(const MemoryInputs& in) const;

@@ -34,14 +34,17 @@ TEST_CASE("titans: sequence-parallel training equals the whole sequence, logits 
 TEST_CASE("titans: the chain's wavefront over the batch gives the same logits and gradients in any number of slices "
           "(f64)") {
   // parallel.chain_slices 1 (the whole batch at once), 2 (uneven: 1 and 2 sequences) and 3 (0: one
-  // per sequence) for the variants and memories that chain their state through the ranks.
+  // per sequence) for the variants and memories that chain their state through the ranks; with one
+  // sequence, the slices are groups of the 2 heads (MAC's heads meet in its attention: one slice).
   for (const auto& [variant, memory] : {std::pair{"lmm", "mlp"}, {"mal", "mlp"}, {"mag", "mlp"}, {"mac", "linear"}, {"mac", "mlp"}})
-    for (int64_t slices : {1, 2, 0}) {
-      CAPTURE(variant);
-      CAPTURE(memory);
-      CAPTURE(slices);
-      check_split_model_equals_whole(titans_config(variant, memory, 2), 3, 4, 37, slices);
-    }
+    for (int64_t B : {3, 1})
+      for (int64_t slices : {1, 2, 0}) {
+        CAPTURE(variant);
+        CAPTURE(memory);
+        CAPTURE(B);
+        CAPTURE(slices);
+        check_split_model_equals_whole(titans_config(variant, memory, 2), B, 4, 37, slices);
+      }
 }
 
 namespace {
@@ -88,15 +91,17 @@ class MessageLog : public Communicator {
 }  // namespace
 
 TEST_CASE("titans: the chain's backward is a wavefront too: a middle rank sends each slice's adjoint on before it "
-          "waits for the next slice's") {
-  // 3 sequences in 3 slices, an MLP memory (1 layer): a middle rank (3 ranks or more) receives each slice's state
-  // adjoint from rank r + 1 and sends its start's adjoint to rank r - 1, slice by slice (last to first),
-  // never two slices' receives before their sends. The memory state's 4 tensors of one sequence
-  // (W1, W2 and their momenta, H 2, d 4, h 6: 384 bytes each) differ in size from the halos.
+          "waits for the next slice's (slices of sequences, and of one sequence's heads)") {
+  // 3 sequences in 3 slices, an MLP memory (1 layer): a middle rank (3 ranks or more) receives
+  // each slice's state adjoint from rank r + 1 and sends its start's adjoint to rank r - 1, slice
+  // by slice (last to first), never two slices' receives before their sends. The memory state's 4
+  // tensors of one sequence (W1, W2 and their momenta; H 2, d 4, hidden 5: 320 bytes each) differ
+  // in size from the halos ([3, 3, 8]: 576 bytes).
   Communicator& w = world();
   if (w.size() < 3) return;
   ModelConfig c = titans_config("lmm", "mlp", 2);
   c.n_layers = 1;
+  c.options.set("memory_hidden", int64_t{5});
   Generator gen(5);
   auto model = build_model(c, gen);
   MessageLog log(w);
@@ -106,8 +111,17 @@ TEST_CASE("titans: the chain's backward is a wavefront too: a middle rank sends 
   sum(out).backward();
   std::string order;
   for (const auto& m : log.messages)
-    if (m.bytes == 2 * 4 * 6 * 8) order += m.direction;
+    if (m.bytes == 2 * 4 * 5 * 8) order += m.direction;
   if (w.rank() > 0 && w.rank() + 1 < w.size()) CHECK(order == "rrrrssss" "rrrrssss" "rrrrssss");
+
+  // One sequence: the same by heads, 2 slices of one head each (160 bytes a tensor; halos 192).
+  out = model->forward(random_ids(1, 4, 11, 6)).logits;
+  log.messages.clear();
+  sum(out).backward();
+  order.clear();
+  for (const auto& m : log.messages)
+    if (m.bytes == 4 * 5 * 8) order += m.direction;
+  if (w.rank() > 0 && w.rank() + 1 < w.size()) CHECK(order == "rrrrssss" "rrrrssss");
 }
 
 TEST_CASE("titans: the linear memory's affine fold equals the serial chain (every variant but mac; f64)") {
