@@ -139,6 +139,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_rat_command(*bench);
   add_bench_moh_command(*bench);
   add_bench_titans_command(*bench);
+  add_bench_train_command(*bench);
 }
 
 }  // namespace eat::cli

@@ -21,6 +21,7 @@ void add_bench_based_command(CLI::App& bench);
 void add_bench_rat_command(CLI::App& bench);
 void add_bench_moh_command(CLI::App& bench);
 void add_bench_titans_command(CLI::App& bench);
+void add_bench_train_command(CLI::App& bench);
 // A length-sweep benchmark under `eat bench`: --quick, --threads and --rounds (rounds_help says its
 // default), then run(quick, rounds), rounds 0 when not given.
 void add_sweep_bench(CLI::App& bench, const std::string& name, const std::string& help, const std::string& rounds_help,

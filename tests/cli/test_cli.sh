@@ -178,4 +178,16 @@ out=$("$EAT" bench ops --op "attention window" --quick --threads 1)
 echo "$out" | grep -Eq "^attention window +[0-9.]+ +[0-9.]+ +[0-9.]+%" || fail "bench ops prints no timing row: $out"
 if err=$("$EAT" bench ops --op nosuch --quick 2>&1); then fail "unknown op accepted by bench ops"; fi
 echo "$err" | grep -q 'no op named "nosuch"' || fail "unknown op error: $err"
+# Whole training steps against a GEMM peak measured beside each, and a second run in the same
+# rounds; nothing lands in run.out_dir.
+out=$("$EAT" bench train recipes/transformer_tiny.toml "${small[@]}" --set run.out_dir="$tmp/bench_runs" --rounds 2 --warmup 1 \
+  --threads 1 --against data.seq_len=64)
+[ "$(echo "$out" | grep -Ec "^ +[12] +[0-9.]+ +[0-9]+ +[0-9.]+% +[0-9]+ +[0-9.]+% +[0-9.]+$")" -eq 2 ] ||
+  fail "bench train prints no two rounds of both runs: $out"
+echo "$out" | grep -Eq "^against / run tokens/s, round by round: median [0-9.]+ \([0-9.]+-[0-9.]+\)$" || fail "bench train ratio: $out"
+[ ! -e "$tmp/bench_runs" ] || fail "bench train wrote into run.out_dir"
+if err=$("$EAT" bench train recipes/transformer_tiny.toml "${small[@]}" --rounds 1 --against model.d_model=33 2>&1); then
+  fail "bench train accepted a bad --against key"
+fi
+echo "$err" | grep -q "model.d_model" || fail "bench train bad key error: $err"
 echo "cli: all checks passed"
