@@ -11,11 +11,12 @@
 // with V' = [V | 1], G = d[N | Z] (from dy, y and the saved denominators), ds = (G V'^T) o (1 + s)
 // / sqrt(f) on the causal entries, R the gradient of the state at the chunk's end (dfinal at the
 // last one; what is left at the start is dS0). Limits: f <= 16, e <= 64 (BASED: 16 and 64).
-// Layouts: the state takes 40 KB at f = 16, e = 64 whatever C is; the chunk's tiles grow with C
-// (its [C, D'] features and [C, C] scores most), 100 KB more at C = 64. The launch takes the
-// largest chunk of kChunks whose layout fits the shared-memory budget (smem_budget.h): 64 where
-// A100 and H100 allow 227 KB, 32 (86 KB in all) under the 99 KB of sm_86/sm_89. The flops per
-// token do not change with C but for the quadratic part, which halves.
+// Layouts: at f = 16, e = 64 the state takes 40,448 bytes whatever C is and the chunk's tiles grow
+// with C (its [C, D'] features and [C, C] scores most): 143,360 bytes in all at C = 64, 87,808 at
+// 32, 63,360 at 16. The launch takes the largest chunk of kChunks whose layout fits the
+// shared-memory budget (smem_budget.h): 64 on A100 and H100, 32 under the 101,376 bytes of
+// sm_86/sm_89. A smaller chunk changes only the quadratic part's flops per token (which halve)
+// and the summation order, not the state's.
 // The sums variant (taylor_chunked_sums_*) writes [N | Z] in f32 for y and reads its gradient for
 // G: the same sweeps without the division.
 #include <cmath>
