@@ -84,12 +84,12 @@ OpCase state_sum_row() {
 // The attention split at its incoming state, as sequence parallelism runs it: the readout of the
 // prefix state added to the sums of a zero-start pass, against the whole attention from that
 // state (both ops' gradients reach q, k, v and the prefix keys and values).
-// Blocks of 16 tokens: several in the longest small case and a ragged last one.
+// The default blocks, as taylor_attention's rows (tests/kernels/test_taylor_split.cpp takes others).
 OpCase split_row(std::string name, bool normalize) {
   OpCase row = taylor_row(std::move(name), TaylorImpl::chunked, TaylorImpl::parallel, normalize, 6, false);
   if (!normalize) row.small.back() = qkv(1, 20, 1, 2, 3, 6);  // unnormalised outputs grow as the final state
   row.call = [=](auto& in) {
-    const TaylorOptions o{.block = 16, .normalize = normalize};
+    const TaylorOptions o{.normalize = normalize};
     const Tensor prefix = taylor_attention(in[3], in[3], in[4], Tensor(), o).second;
     return taylor_state_readout(in[0], prefix, taylor_attention_sums(in[0], in[1], in[2], o), o);
   };
@@ -110,7 +110,7 @@ Tensor join_last(const Tensor& x, const Tensor& c) {
 
 // The sums of a zero-start pass, [N | Z], against the parallel form's unnormalised outputs for v
 // and for values of one (whose output is Z). Unnormalised sums grow with T as the final state does,
-// so the small cases stop at T = 20 as its row's (blocks of 16, as split_row).
+// so the small cases stop at T = 20 as its row's; in blocks of 16, several of them.
 OpCase sums_row() {
   OpCase row = taylor_row("taylor_attention_sums", TaylorImpl::chunked, TaylorImpl::parallel, false, 0, false);
   row.small.back() = qkv(1, 20, 1, 2, 3);
@@ -141,13 +141,15 @@ std::vector<OpCase> taylor_cases() {
   parallel.flops = [](const std::vector<Shape>& s) {
     return flops::taylor_parallel(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], flops::Pass::forward_backward);
   };
+  OpCase with_state = taylor_row("taylor_attention initial state", I::chunked, I::parallel, true, 6, false);
+  OpCase split = split_row("taylor_attention sums + readout", true);
+  // The same call both ways at BASED's widths: what the split of sequence parallelism costs.
+  for (OpCase* row : {&with_state, &split}) row->bench.push_back(qkv(1, 4096, 8, 16, 64, 64));
   return {std::move(chunked), std::move(parallel),
           taylor_row("taylor_attention recurrent", I::recurrent, I::parallel, true, 0, false),
-          taylor_row("taylor_attention unnormalized", I::chunked, I::parallel, false, 0, false),
-          taylor_row("taylor_attention initial state", I::chunked, I::parallel, true, 6, false),
+          taylor_row("taylor_attention unnormalized", I::chunked, I::parallel, false, 0, false), std::move(with_state),
           taylor_row("taylor_attention final state", I::chunked, I::parallel, true, 6, true), state_sum_row(),
-          sums_row(), split_row("taylor_attention sums + readout", true),
-          split_row("taylor_attention sums + readout unnormalized", false)};
+          sums_row(), std::move(split), split_row("taylor_attention sums + readout unnormalized", false)};
 }
 
 }  // namespace eat::op_cases
