@@ -37,6 +37,13 @@ DType state_dtype(const Tensor& q) { return q.device() == Device::cpu ? q.dtype(
 Shape state_shape(const HeadShape& s) { return {s.B, s.H, taylor_feature_dim(s.d), s.e + 1}; }
 Shape sums_shape(const HeadShape& s) { return {s.B, s.T, s.H, s.e + 1}; }
 
+// The normalised variant's saved Z + eps per row [B, T, H] (RowStat: f64 on the CPU, f32 on
+// CUDA); undefined without the denominator.
+Tensor denominators_if(bool normalize, const HeadShape& s, const Tensor& q) {
+  if (!normalize) return Tensor();
+  return Tensor::empty({s.B, s.T, s.H}, q.device() == Device::cpu ? DType::f64 : DType::f32, q.device());
+}
+
 HeadShape checked_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s0,
                         const TaylorOptions& options) {
   const HeadShape s = checked_head_inputs(kOp, q, k, v);
@@ -72,12 +79,9 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
   const HeadShape s = checked_shape(q, k, v, initial_state, options);
   const TaylorKernelArgs args{options.block, options.normalize, options.eps};
   const TaylorImpl impl = options.impl;
-  const bool on_cpu = q.device() == Device::cpu;
   Tensor y = Tensor::empty_like(v);
   Tensor final_state = Tensor::empty(state_shape(s), state_dtype(q), q.device());
-  Tensor denominator;
-  if (options.normalize)
-    denominator = Tensor::empty({s.B, s.T, s.H}, on_cpu ? DType::f64 : DType::f32, q.device());
+  Tensor denominator = denominators_if(options.normalize, s, q);
   dispatch(kOp, q, [&]<typename T>() {
     auto* den = data_or_null<cpu::RowStat>(denominator);
     const T* s0 = data_or_null<T>(initial_state);
@@ -204,9 +208,7 @@ Tensor taylor_state_readout(const Tensor& q, const Tensor& state, const Tensor& 
   EAT_CHECK(options.eps >= 0.0, op, ": eps must be >= 0, got ", options.eps);
   const TaylorKernelArgs args{options.block, options.normalize, options.eps};
   Tensor y = Tensor::empty({s.B, s.T, s.H, s.e}, q.dtype(), q.device());
-  Tensor denominator;
-  if (options.normalize)
-    denominator = Tensor::empty({s.B, s.T, s.H}, q.device() == Device::cpu ? DType::f64 : DType::f32, q.device());
+  Tensor denominator = denominators_if(options.normalize, s, q);
   EAT_KERNEL(op, q, taylor_state_readout_forward, s, args, q.data<T>(), StateData{state}, StateData{sums}, y.data<T>(),
              StateData{denominator});
   if (autograd::needs_record({&q, &state, &sums})) {
