@@ -355,6 +355,20 @@ template <typename D> void launch(void (*kernel)(Args<D>), Args<D> A) {
   EAT_CUDA_CHECK_LAUNCH();
 }
 
+// The forward sweep from s0 (may be null): y and the denominators, or the sums in their place;
+// the final state when wanted.
+template <typename D>
+void forward_sweep(const HeadShape& s, const TaylorKernelArgs& a, const D* q, const D* k, const D* v, const float* s0,
+                   D* y, float* denominator, float* final_state, float* sums) {
+  Args<D> A = make_args<D>(s, a, q, k, v);
+  A.state_in = s0;
+  A.y_out = y;
+  A.den_out = denominator;
+  A.state_out = final_state;
+  A.sums_out = sums;
+  launch(forward_kernel<D>, A);
+}
+
 // The dq sweep from s0 and the dk, dv sweep from dfinal (ending at ds0), each when wanted; A holds
 // the inputs and the output gradient (dy or, for the sums, dsums).
 template <typename D>
@@ -380,13 +394,7 @@ void backward_sweeps(const Args<D>& A, const float* s0, const float* dfinal, D* 
 template <typename T>
 void taylor_chunked_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
                             const float* s0, T* y, float* final_state, RowStat* denominator) {
-  using D = device_t<T>;
-  Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
-  A.state_in = s0;
-  A.y_out = dev(y);
-  A.den_out = denominator;
-  A.state_out = final_state;
-  launch(forward_kernel<D>, A);
+  forward_sweep<device_t<T>>(s, a, dev(q), dev(k), dev(v), s0, dev(y), denominator, final_state, nullptr);
 }
 
 template <typename T>
@@ -404,10 +412,7 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
 template <typename T>
 void taylor_chunked_sums_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
                                  float* sums) {
-  using D = device_t<T>;
-  Args<D> A = make_args<D>(s, a, dev(q), dev(k), dev(v));
-  A.sums_out = sums;
-  launch(forward_kernel<D>, A);
+  forward_sweep<device_t<T>>(s, a, dev(q), dev(k), dev(v), nullptr, nullptr, nullptr, nullptr, sums);
 }
 
 template <typename T>
