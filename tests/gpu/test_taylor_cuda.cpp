@@ -66,7 +66,8 @@ TEST_CASE("cuda taylor: the forms without a CUDA kernel and unsupported widths a
 namespace {
 
 // The chunked attention at BASED's widths (f = 16, e = 64) from a prefix state on the device
-// against the CPU f32 kernel on the same (rounded) inputs: y, the final state and every gradient.
+// against the CPU f32 kernel on the same (rounded) inputs: y, the final state and every gradient;
+// and the same for the sequence-parallel split, whose sums run the same kernel.
 void check_against_cpu(DType dtype, bool normalize, Generator& gen) {
   CAPTURE(dtype_name(dtype));
   CAPTURE(normalize);
@@ -76,7 +77,9 @@ void check_against_cpu(DType dtype, bool normalize, Generator& gen) {
   const std::vector<Tensor> host = {random_rounded({B, T, H, f}, gen, dtype, 0.7), random_rounded({B, T, H, f}, gen, dtype, 0.7),
                                     random_rounded({B, T, H, e}, gen, dtype), s0,
                                     random_rounded({B, T, H, e}, gen, dtype), random_rounded({B, H, Dp, e + 1}, gen, DType::f32)};
-  auto run = [&](Device device) {
+  // split: the sequence-parallel split (the sums of a zero-start pass, then the state's readout),
+  // whose loss has no final-state term.
+  auto run = [&](Device device, bool split) {
     std::vector<Tensor> in;
     for (size_t i = 0; i < 4; ++i) {
       Tensor t = i == 3 || dtype == DType::f32 || device == Device::cpu ? host[i] : host[i].to(dtype);
@@ -85,13 +88,22 @@ void check_against_cpu(DType dtype, bool normalize, Generator& gen) {
     Tensor dy = device == Device::cuda ? to_device(host[4], dtype) : host[4];
     Tensor dfin = device == Device::cuda ? host[5].to(Device::cuda) : host[5];
     const TaylorOptions o{.impl = TaylorImpl::chunked, .normalize = normalize};
+    if (split) {
+      Tensor y = taylor_state_readout(in[0], in[3], taylor_attention_sums(in[0], in[1], in[2], o), o);
+      sum(mul(y, dy)).backward();
+      return std::vector<Tensor>{y, in[0].grad(), in[1].grad(), in[2].grad(), in[3].grad()};
+    }
     auto [y, fin] = taylor_attention(in[0], in[1], in[2], in[3], o);
     add(sum(mul(y, dy)), sum(mul(fin, dfin))).backward();
     return std::vector<Tensor>{y, fin, in[0].grad(), in[1].grad(), in[2].grad(), in[3].grad()};
   };
-  const std::vector<Tensor> cpu = run(Device::cpu), gpu = run(Device::cuda);
+  const std::vector<Tensor> cpu = run(Device::cpu, false), gpu = run(Device::cuda, false);
   const char* names[] = {"y", "final state", "dq", "dk", "dv", "ds0"};
   for (size_t i = 0; i < cpu.size(); ++i) check_close(gpu[i], cpu[i], dtype, names[i]);
+  // The split on the device against the CPU split (the same function as the whole attention).
+  const std::vector<Tensor> cpu_split = run(Device::cpu, true), gpu_split = run(Device::cuda, true);
+  const char* split_names[] = {"split y", "split dq", "split dk", "split dv", "split ds0"};
+  for (size_t i = 0; i < cpu_split.size(); ++i) check_close(gpu_split[i], cpu_split[i], dtype, split_names[i]);
 }
 
 }  // namespace
