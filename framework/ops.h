@@ -142,6 +142,17 @@ std::pair<Tensor, Tensor> taylor_attention(const Tensor& q, const Tensor& k, con
 // without the outputs, so sequence parallelism can send it before the local attention runs.
 // Gradients flow to k (through the feature map) and v.
 Tensor taylor_state_sum(const Tensor& k, const Tensor& v);
+// taylor_attention split at its incoming state, so that sequence parallelism runs the local pass
+// while the state gather is in flight (framework/parallel/taylor_sp.h):
+// taylor_attention_sums is the pass from a zero state, returning the unnormalised [N | Z]
+// [B, T, H, e + 1] (f32 on CUDA; the chunked kernel whatever options.impl, in blocks of
+// options.block on the CPU); taylor_state_readout adds phi(q) [S | z] of a state [B, H, D', e + 1]
+// and divides by Z + eps exactly as taylor_attention does (y = N without the denominator), so
+//     taylor_state_readout(q, s0, taylor_attention_sums(q, k, v, o), o)
+// is taylor_attention(q, k, v, s0, o).first up to the summation order. Gradients reach q, k, v,
+// the state and the sums.
+Tensor taylor_attention_sums(const Tensor& q, const Tensor& k, const Tensor& v, const TaylorOptions& options = {});
+Tensor taylor_state_readout(const Tensor& q, const Tensor& state, const Tensor& sums, const TaylorOptions& options = {});
 
 
 // ---- RAT (Wei et al., CLAIRE-Labo/RAT): recurrence inside chunks, attention across them

@@ -26,6 +26,10 @@ struct TaylorKernelArgs {
   int64_t block = 64;  // tile (parallel) or chunk (chunked) length; unused by the recurrent form
   bool normalize = true;
   double eps = 1e-12;
+  // y receives the unnormalised [N | Z] ([B, T, H, e + 1]) and dy is its gradient; normalize, eps
+  // and the denominators unused. The CPU forms read it (their y is TaylorState<T>); callers use
+  // taylor_chunked_sums_*, which set it.
+  bool sums = false;
 };
 
 // The element type of states and state gradients: the storage type on the CPU (f32 or f64),
@@ -64,6 +68,16 @@ template <typename T>
 void taylor_recurrent_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
                                const TaylorState<T>* s0, const T* y, const RowStat* denominator, const T* dy,
                                const TaylorState<T>* dfinal, T* dq, T* dk, T* dv, TaylorState<T>* ds0);
+
+// Sequence parallelism's local pass (framework/ops.h, taylor_attention_sums): the chunked form
+// from a zero state, writing the unnormalised sums [N | Z] [B, T, H, e + 1] (TaylorState<T>: f32
+// on CUDA) in place of y, with no final state or denominators; the backward takes their gradient.
+template <typename T>
+void taylor_chunked_sums_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
+                                 TaylorState<T>* sums);
+template <typename T>
+void taylor_chunked_sums_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
+                                  const TaylorState<T>* dsums, T* dq, T* dk, T* dv);
 )
 
 // Instantiates one form's forward and backward for storage type T, inside eat::cpu or eat::cuda
@@ -74,5 +88,10 @@ void taylor_recurrent_backward(const HeadShape& s, const TaylorKernelArgs& a, co
   template void taylor_##form##_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, const T*, \
                                             const TaylorState<T>*, const T*, const RowStat*, const T*,              \
                                             const TaylorState<T>*, T*, T*, T*, TaylorState<T>*);
+#define EAT_TAYLOR_SUMS_INSTANTIATE(T)                                                                            \
+  template void taylor_chunked_sums_forward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,     \
+                                               const T*, TaylorState<T>*);                                        \
+  template void taylor_chunked_sums_backward<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*,    \
+                                                const T*, const TaylorState<T>*, T*, T*, T*);
 
 }  // namespace eat

@@ -9,7 +9,7 @@
 #include "framework/flops.h"
 #include "framework/parallel/halo.h"
 #include "framework/parallel/lasp2.h"
-#include "framework/parallel/state_gather.h"
+#include "framework/parallel/taylor_sp.h"
 #include "framework/parallel/time_rows.h"
 
 namespace eat::models {
@@ -97,16 +97,10 @@ Tensor TaylorAttention::forward(const Tensor& x, BasedLayerState* state) const {
   if (sequence_split()) {
     EAT_CHECK(!state, "based: decoding with states and sequence parallelism do not mix");
     CommLabel scope(comm_label());
-    // This rank's [S | z] from a zero start, [B, H, D', e + 1] whatever T is, summed without the
-    // outputs; the earlier ranks' states summed are this rank's incoming state (numerator and
-    // normaliser alike, so the division happens once, on the whole prefix). Unlike LASP-2 the local
-    // attention cannot run during the gather: the normalised output is not the zero-state output
-    // plus a prefix term, so the attention runs once, after it, from the incoming state.
-    Tensor local_state = taylor_state_sum(k, v);
-    Tensor incoming = gather_states(
-        local_state, sp_group(), [](const Tensor& states, int rank) { return rank_weighted_sum(states, prefix_weights(states, rank)); },
-        /*reads_every_rank=*/true);
-    y = taylor_attention(q, k, v, incoming, options).first;
+    // One AllGather of the ranks' [S | z] states ([B, H, D', e + 1] whatever T is), in flight during
+    // the local pass; that pass keeps [N | Z] unnormalised, so the incoming state's readout is
+    // added before the one division (framework/parallel/taylor_sp.h).
+    y = taylor_attention_sp(q, k, v, sp_group(), options);
   } else {
     auto [out, last] = taylor_attention(q, k, v, state ? state->taylor : Tensor(), options);
     if (state) state->taylor = last;

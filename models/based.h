@@ -71,7 +71,8 @@ class TaylorAttention : public SequenceMixer {
   TaylorAttention(const ModelConfig& c, const BasedOptions& o, Generator& gen);
   // x [B, T, D] -> [B, T, D]. state (decoding): the [B, H, D', e + 1] state before x (undefined:
   // zero), replaced by the state after x. Under sequence parallelism the incoming state is the sum
-  // of the earlier ranks' local states (one AllGather of T-independent states).
+  // of the earlier ranks' local states (one AllGather of T-independent states, in flight during
+  // the local pass: framework/parallel/taylor_sp.h).
   Tensor forward(const Tensor& x, BasedLayerState* state = nullptr) const;
 
   Linear &q_proj, &k_proj, &v_proj, &out_proj;

@@ -1,5 +1,6 @@
 // Op table rows: Taylor linear attention (BASED), each form's output, the unnormalised variant,
-// the output and final state after a prefix state, and the state sum alone. The prefix state is built inside the call
+// the output and final state after a prefix state, the state sum alone, and the sequence-parallel
+// split (the sums of a zero-start pass, and with the readout of a prefix state). The prefix state is built inside the call
 // from prefix keys and values (the final state of a run over them), so its normaliser column is
 // what real use sees and its gradient reaches those inputs. References are another form in f64;
 // tests/kernels/test_taylor_attention.cpp checks every form against a loop-by-loop definition.
@@ -80,6 +81,51 @@ OpCase state_sum_row() {
   return row;
 }
 
+// The attention split at its incoming state, as sequence parallelism runs it: the readout of the
+// prefix state added to the sums of a zero-start pass, against the whole attention from that
+// state (both ops' gradients reach q, k, v and the prefix keys and values).
+// The default blocks, as taylor_attention's rows (tests/kernels/test_taylor_split.cpp takes others).
+OpCase split_row(std::string name, bool normalize) {
+  OpCase row = taylor_row(std::move(name), TaylorImpl::chunked, TaylorImpl::parallel, normalize, 6, false);
+  if (!normalize) row.small.back() = qkv(1, 20, 1, 2, 3, 6);  // unnormalised outputs grow as the final state
+  row.call = [=](auto& in) {
+    const TaylorOptions o{.normalize = normalize};
+    const Tensor prefix = taylor_attention(in[3], in[3], in[4], Tensor(), o).second;
+    return taylor_state_readout(in[0], prefix, taylor_attention_sums(in[0], in[1], in[2], o), o);
+  };
+  return row;
+}
+
+// [x | c] for x [B, T, H, e] and c [B, T, H, 1] (f64, no gradient): a reference's two outputs side by side.
+Tensor join_last(const Tensor& x, const Tensor& c) {
+  const std::vector<double> xv = x.to_f64_vector(), cv = c.to_f64_vector();
+  const int64_t rows = c.numel(), e = x.size(3);
+  std::vector<double> out;
+  for (int64_t i = 0; i < rows; ++i) {
+    out.insert(out.end(), xv.begin() + i * e, xv.begin() + (i + 1) * e);
+    out.push_back(cv[static_cast<size_t>(i)]);
+  }
+  return Tensor::from_vector<double>(out, {x.size(0), x.size(1), x.size(2), e + 1});
+}
+
+// The sums of a zero-start pass, [N | Z], against the parallel form's unnormalised outputs for v
+// and for values of one (whose output is Z). Unnormalised sums grow with T as the final state does,
+// so the small cases stop at T = 20 as its row's; in blocks of 16, several of them.
+OpCase sums_row() {
+  OpCase row = taylor_row("taylor_attention_sums", TaylorImpl::chunked, TaylorImpl::parallel, false, 0, false);
+  row.small.back() = qkv(1, 20, 1, 2, 3);
+  // The sums are f32 on CUDA whatever the inputs; the row's result is compared in the inputs' dtype.
+  row.call = [](auto& in) { return cast(taylor_attention_sums(in[0], in[1], in[2], {.block = 16}), in[0].dtype()); };
+  row.reference = [](auto& in) {
+    const TaylorOptions o{.impl = TaylorImpl::parallel, .normalize = false};
+    Shape ones = in[2].shape();
+    ones[3] = 1;
+    return join_last(taylor_attention(in[0], in[1], in[2], Tensor(), o).first,
+                     taylor_attention(in[0], in[1], Tensor::full(ones, 1.0, DType::f64), Tensor(), o).first);
+  };
+  return row;
+}
+
 }  // namespace
 
 std::vector<OpCase> taylor_cases() {
@@ -95,11 +141,15 @@ std::vector<OpCase> taylor_cases() {
   parallel.flops = [](const std::vector<Shape>& s) {
     return flops::taylor_parallel(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], flops::Pass::forward_backward);
   };
+  OpCase with_state = taylor_row("taylor_attention initial state", I::chunked, I::parallel, true, 6, false);
+  OpCase split = split_row("taylor_attention sums + readout", true);
+  // The same call both ways at BASED's widths: what the split of sequence parallelism costs.
+  for (OpCase* row : {&with_state, &split}) row->bench.push_back(qkv(1, 4096, 8, 16, 64, 64));
   return {std::move(chunked), std::move(parallel),
           taylor_row("taylor_attention recurrent", I::recurrent, I::parallel, true, 0, false),
-          taylor_row("taylor_attention unnormalized", I::chunked, I::parallel, false, 0, false),
-          taylor_row("taylor_attention initial state", I::chunked, I::parallel, true, 6, false),
-          taylor_row("taylor_attention final state", I::chunked, I::parallel, true, 6, true), state_sum_row()};
+          taylor_row("taylor_attention unnormalized", I::chunked, I::parallel, false, 0, false), std::move(with_state),
+          taylor_row("taylor_attention final state", I::chunked, I::parallel, true, 6, true), state_sum_row(),
+          sums_row(), std::move(split), split_row("taylor_attention sums + readout unnormalized", false)};
 }
 
 }  // namespace eat::op_cases

@@ -238,6 +238,23 @@ void taylor_chunked_backward(const HeadShape& s, const TaylorKernelArgs& a, cons
                                     ChunkedSchedule::automatic);
 }
 
+// The sums: the same sweeps with args.sums set (taylor_common.h, write_outputs and output_grad).
+template <typename T>
+void taylor_chunked_sums_forward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
+                                 T* sums) {
+  TaylorKernelArgs args = a;
+  args.sums = true;
+  taylor_chunked_forward<T>(s, args, q, k, v, nullptr, sums, nullptr, nullptr);
+}
+
+template <typename T>
+void taylor_chunked_sums_backward(const HeadShape& s, const TaylorKernelArgs& a, const T* q, const T* k, const T* v,
+                                  const T* dsums, T* dq, T* dk, T* dv) {
+  TaylorKernelArgs args = a;
+  args.sums = true;
+  taylor_chunked_backward<T>(s, args, q, k, v, nullptr, nullptr, nullptr, dsums, nullptr, dq, dk, dv, nullptr);
+}
+
 #define EAT_TAYLOR_SCHEDULED(T)                                                                                   \
   template void taylor_chunked_forward_scheduled<T>(const HeadShape&, const TaylorKernelArgs&, const T*, const T*, \
                                                     const T*, const T*, T*, T*, RowStat*, ChunkedSchedule);       \
@@ -248,5 +265,7 @@ EAT_TAYLOR_SCHEDULED(float)
 EAT_TAYLOR_SCHEDULED(double)
 EAT_TAYLOR_INSTANTIATE(chunked, float)
 EAT_TAYLOR_INSTANTIATE(chunked, double)
+EAT_TAYLOR_SUMS_INSTANTIATE(float)
+EAT_TAYLOR_SUMS_INSTANTIATE(double)
 
 }  // namespace eat::cpu

@@ -122,10 +122,14 @@ void tile_backward(const Mat<T>& qi, int64_t ti, const Mat<T>& kj, int64_t tj, c
 }
 
 // Writes y for rows [t0, t0 + L) of head (b, h) from the augmented output [N | Z] (L x (e + 1)),
-// and Z + eps to the denominator when normalising.
+// and Z + eps to the denominator when normalising; with args.sums, [N | Z] itself.
 template <typename T>
 void write_outputs(const Head& P, const Mat<T>& out, int64_t b, int64_t h, int64_t t0, T* y, RowStat* denominator) {
   const HeadShape& s = P.s;
+  if (P.a.sums) {
+    head_rows(y, s, b, h, t0, out.rows(), P.E) = out;
+    return;
+  }
   auto dst = head_rows(y, s, b, h, t0, out.rows(), s.e);
   for (int64_t r = 0; r < out.rows(); ++r) {
     if (P.a.normalize) {
@@ -139,11 +143,13 @@ void write_outputs(const Head& P, const Mat<T>& out, int64_t b, int64_t h, int64
 }
 
 // The gradient of the augmented output [N | Z] for rows [t0, t0 + L): normalising,
-// dN = dy / (Z + eps) and dZ = -(dy . y) / (Z + eps); otherwise dN = dy, dZ = 0.
+// dN = dy / (Z + eps) and dZ = -(dy . y) / (Z + eps); otherwise dN = dy, dZ = 0; with args.sums,
+// dy is that gradient.
 template <typename T>
 Mat<T> output_grad(const Head& P, const T* y, const RowStat* denominator, const T* dy, int64_t b, int64_t h, int64_t t0,
                    int64_t L) {
   const HeadShape& s = P.s;
+  if (P.a.sums) return head_rows(dy, s, b, h, t0, L, P.E);
   Mat<T> g(L, P.E);
   g.leftCols(s.e) = head_rows(dy, s, b, h, t0, L, s.e);
   if (!P.a.normalize) {
