@@ -19,6 +19,7 @@
 
 #include "app/commands.h"
 #include "base/error.h"
+#include "base/median.h"
 #include "framework/build_target.h"
 #include "framework/config/recipe.h"
 #include "framework/perf.h"
@@ -37,12 +38,6 @@ struct BenchTrainOptions {
   std::vector<std::string> sets, against;
   int rounds = 5, warmup = 2, threads = 0;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 // One run of the recipe with `sets`, set up to step `steps` times into `dir` at the recipe's seed.
 std::unique_ptr<TrainingRun> start_run(const BenchTrainOptions& opt, std::vector<std::string> sets, const fs::path& dir,
@@ -107,10 +102,9 @@ void bench_train(const BenchTrainOptions& opt) {
   if (runs.size() == 2) std::printf(" %8s", "ratio");
   std::printf("\n");
   std::vector<RunTimes> times(runs.size());
-  std::vector<double> ratios;
+  std::vector<double> ratios;  // against / run, round by round
   for (int round = 1; round <= opt.rounds; ++round) {
     std::printf("%6d", round);
-    std::vector<double> tps;
     for (size_t i = 0; i < runs.size(); ++i) {
       TrainingRun& run = *runs[i];
       // The peak right before each step: the two are measured seconds apart, not minutes.
@@ -121,11 +115,10 @@ void bench_train(const BenchTrainOptions& opt) {
       const double mfu = run.flops_per_token * tokens_per_s / (peak * 1e9);
       times[i].tokens_per_s.push_back(tokens_per_s);
       times[i].mfu.push_back(mfu);
-      tps.push_back(tokens_per_s);
       std::printf(" %12.0f %7.1f%%", tokens_per_s, 100 * mfu);
     }
     if (runs.size() == 2) {
-      ratios.push_back(tps[1] / tps[0]);
+      ratios.push_back(times[1].tokens_per_s.back() / times[0].tokens_per_s.back());
       std::printf(" %8.3f", ratios.back());
     }
     std::printf("\n");

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "base/median.h"
+
 namespace eat::cli {
 
 // Best wall time in seconds of `reps` runs after one warm-up run.
@@ -60,11 +62,7 @@ struct CallTimes {
     best = std::min(best, total / static_cast<double>(calls));
   }
   double best_call() const { return *std::min_element(call_seconds.begin(), call_seconds.end()); }
-  double median_call() const {
-    std::vector<double> v = call_seconds;
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  }
+  double median_call() const { return median(call_seconds); }
 };
 
 // Rounds over every length of several kernels (kernels[k]: one kernel's cases ordered by length,

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "base/error.h"
+#include "base/median.h"
 #include "framework/io/checkpoint_dir.h"
 #include "framework/train/checkpoint.h"
 #include "framework/train/metrics.h"
@@ -18,11 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::optional<double> median(std::vector<double> v) {
+std::optional<double> median_or_none(const std::vector<double>& v) {
   if (v.empty()) return std::nullopt;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return median(v);
 }
 
 bool has_number(const nlohmann::json& j, const char* key) { return j.contains(key) && j[key].is_number(); }
@@ -99,8 +98,8 @@ RunSummary summarize_run(const std::string& run_dir) {
     for (size_t i = losses.size() - static_cast<size_t>(s.final_loss_steps); i < losses.size(); ++i) sum += losses[i];
     s.train_loss = sum / static_cast<double>(s.final_loss_steps);
   }
-  s.tokens_per_s = median(tokens_per_s);
-  s.mfu = median(mfu);
+  s.tokens_per_s = median_or_none(tokens_per_s);
+  s.mfu = median_or_none(mfu);
   if (timed) s.wall_seconds = wall;
   if (tokens_per_step) {
     const double per_step = static_cast<double>(*tokens_per_step);
