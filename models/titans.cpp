@@ -244,20 +244,17 @@ Tensor NeuralMemory::read(const Tensor& x, MemoryCarry* carry) const {
   // The chain's receives are tied behind the convs' halos (a scalar of all three), so on every rank
   // their backward sends to rank r - 1 come before the halos' and the messages pair up in order.
   const Tensor after = add(add(sum(in.q), sum(in.k)), sum(in.v));
+  // The wavefront's lanes are the sequences; with one sequence, its heads (each head's memory is a
+  // chain of its own too).
   const int64_t B = x.size(0), T = x.size(1);
-  if (B > 1 || n_heads == 1) {
-    return join_batch(chain_wavefront(B, after, [&](int64_t begin, int64_t end, Tensor& after) {
-      const MemoryInputs part = batch_rows(in, begin, end);
-      auto [y, final_state] = run(part, chain_start(after, part.q));
-      return chain_end(final_state, y);
-    }));
-  }
-  // One sequence: each head's memory is a chain of its own too, so the slices are groups of heads.
-  std::vector<Tensor> parts = chain_wavefront(n_heads, after, [&](int64_t begin, int64_t end, Tensor& after) {
-    const MemoryInputs part = head_rows(in, begin, end);
-    auto [y, final_state] = run(part, chain_start(after, part.q, begin, end));
-    return reshape(chain_end(final_state, y), {T, end - begin, -1});  // [B T, heads, e]
+  const bool by_heads = B == 1 && n_heads > 1;
+  std::vector<Tensor> parts = chain_wavefront(by_heads ? n_heads : B, after, [&](int64_t begin, int64_t end, Tensor& after) {
+    const MemoryInputs part = by_heads ? head_rows(in, begin, end) : batch_rows(in, begin, end);
+    auto [y, final_state] = run(part, chain_start(after, part.q, by_heads ? begin : 0, by_heads ? end : -1));
+    return chain_end(final_state, y);
   });
+  if (!by_heads) return join_batch(parts);
+  for (Tensor& p : parts) p = reshape(p, {T, p.size(2), p.size(3)});  // [T, heads, e]: joined on axis 1
   return reshape(concat_all(std::move(parts)), {B, T, n_heads, -1});
 }
 
