@@ -67,9 +67,10 @@ __global__ void wide_state_gradient(WideShape w, const D* q, const D* dout, D* d
   if (n >= w.B * w.H * w.d * w.e) return;
   const int64_t j = n % w.e, i = (n / w.e) % w.d, h = (n / (w.e * w.d)) % w.H, b = n / (w.e * w.d * w.H);
   float acc = 0;
-  for (int64_t t = 0; t < w.T; ++t) {
+  double power = w.decay[h];  // lambda^(t+1), one multiplication per token (not a pow each)
+  for (int64_t t = 0; t < w.T; ++t, power *= w.decay[h]) {
     const int64_t row = (b * w.T + t) * w.H + h;
-    acc += reach(w, h, t) * to_f32(q[row * w.d + i]) * to_f32(dout[row * w.e + j]);
+    acc += static_cast<float>(power) * to_f32(q[row * w.d + i]) * to_f32(dout[row * w.e + j]);
   }
   dstate[n] = from_f32<D>(acc);
 }
