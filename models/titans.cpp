@@ -299,9 +299,13 @@ std::vector<Tensor> NeuralMemory::folded_start(const MemoryInputs& in) const {
   CommLabel scope(comm_label());
   const int64_t B = in.q.size(0), H = n_heads, d = head_dim, rank = sp_group().rank();
   const Tensor learned = as_memory_state(repeat_batch(initial_state[0], B, in.q), in.q);
-  std::vector<double> eye(static_cast<size_t>(H * d * d), 0.0);
-  for (int64_t i = 0; i < H * d; ++i) eye[static_cast<size_t>(i * d + i % d)] = 1.0;
-  const Tensor one = Tensor::from_vector<double>(eye, {H, d, d}).to(learned.dtype()).to(learned.device());
+  // I per head [H, d, d]: built once per dtype and device, not on every forward.
+  if (!fold_identity_.defined() || fold_identity_.dtype() != learned.dtype() || fold_identity_.device() != learned.device()) {
+    std::vector<double> eye(static_cast<size_t>(H * d * d), 0.0);
+    for (int64_t i = 0; i < H * d; ++i) eye[static_cast<size_t>(i * d + i % d)] = 1.0;
+    fold_identity_ = Tensor::from_vector<double>(eye, {H, d, d}).to(learned.dtype()).to(learned.device());
+  }
+  const Tensor& one = fold_identity_;
   const Tensor zero = Tensor::zeros({H, d, d}, learned.dtype(), learned.device());
   auto final_from = [&](const Tensor& w, const Tensor& m) {
     return linear_memory(in.q, in.k, in.v, in.gates, {w, m}, options).state;

@@ -154,6 +154,7 @@ class NeuralMemory : public SequenceMixer {
   // SiLU(conv(x W)) as [B, T, H, d]: tail (optional) continues the conv; under sequence
   // parallelism without a tail, the conv's k - 1 rows before this rank's come from rank r - 1.
   Tensor conv_path(const Linear& proj, const ShortConv& conv, const Tensor& x, Tensor* tail) const;
+  mutable Tensor fold_identity_;  // folded_start's identity, kept while the dtype and device stay
 };
 
 // Sliding-window attention with RoPE whose queries also see `persistent` learned key/value pairs
