@@ -17,6 +17,7 @@
 
 #include "kernels/attention_band.h"
 #include "kernels/cpu/attention_tiled.h"
+#include "kernels/cpu/tile_gemm.h"
 
 namespace eat::cpu::attention_tiles {
 
@@ -30,6 +31,40 @@ template <typename T>
 using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
+
+// C = op(A) B, or C += op(A) B; op(A) = A^T when trans_a: tile_gemm on row-major Eigen views
+// (maps, blocks) of tiles.
+template <typename C, typename A, typename B>
+void tile_product(C&& c, const A& a, bool trans_a, const B& b, bool accumulate) {
+  using T = typename std::remove_reference_t<C>::Scalar;
+  tile_gemm<T>(trans_a, a.data(), a.outerStride(), b.data(), b.outerStride(), c.data(), c.outerStride(), c.rows(),
+               c.cols(), trans_a ? a.rows() : a.cols(), accumulate);
+}
+
+// Key-side rows of one head transposed (width x rows), so that the score products S = Q K^T and
+// dP = dO V^T read them as plain row-major operands: column j is key row j. One per thread;
+// `load` fills the columns of the rows a task will visit, once for all its query tiles.
+template <typename T>
+struct TransposedRows {
+  RowMajor<T> t;
+
+  template <typename Rows>
+  void load(const Rows& rows, int64_t first, int64_t total) {
+    // 16 columns of padding: a row pitch of a power of two bytes would put a product's rows of t
+    // in the same few cache sets.
+    if (t.rows() != rows.cols() || t.cols() < total) t.resize(rows.cols(), total + 16);
+    // 16 rows at a time, so the source lines stay in L1 while their columns are written out.
+    const int64_t n = rows.rows(), width = rows.cols(), stride = rows.outerStride(), pitch = t.cols();
+    const auto* src = rows.data();
+    auto* dst = t.data() + first;
+    for (int64_t j0 = 0; j0 < n; j0 += 16) {
+      const int64_t j1 = std::min(n, j0 + 16);
+      for (int64_t c = 0; c < width; ++c)
+        for (int64_t j = j0; j < j1; ++j) dst[c * pitch + j] = src[j * stride + c];
+    }
+  }
+  auto cols(int64_t first, int64_t count) const { return t.middleCols(first, count); }
+};
 
 // Tokens [first, first + count) of head (b, h): query-side tensors (q, out, dout, dq; seq rows)
 // and key-side ones (k, v, dk, dv; key_rows() rows: the persistent keys, then the sequence's,
@@ -80,6 +115,25 @@ struct TileBand {
   }
 };
 
+// Elementwise work on a row of a score buffer runs over whole vectors, from the row's start (rows
+// of the buffers are aligned, their widths whole vectors) to past its last column: every element
+// takes the same vector code wherever it lies, so a (query, key) pair's probability has the same
+// bits whether its key came in a 64-key tile or a wider span. Columns past the tile are scratch.
+template <typename T>
+using AlignedRow = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>, Eigen::AlignedMax>;
+
+template <typename T>
+int64_t vector_width(int64_t nc) {
+  constexpr int64_t packet = Eigen::internal::packet_traits<T>::size;
+  return (nc + packet - 1) / packet * packet;
+}
+
+// A score buffer (rows of whole vectors, aligned), zeroed so its scratch columns hold numbers.
+template <typename T>
+RowMajor<T> score_buffer(int64_t key_width) {
+  return RowMajor<T>::Zero(kAttentionQueryTile, vector_width<T>(key_width));
+}
+
 // The forward's online-softmax step for one key tile: S (nr x nc) holds the raw scores Q K^T on
 // entry and exp(scale * S - new row max) inside each row's band (0 outside) on exit; each row's
 // running max and sum absorb the tile, and the rows of the accumulator A (the unnormalised output
@@ -87,6 +141,7 @@ struct TileBand {
 template <typename T, typename Scores, typename Acc>
 void fold_key_tile(const TileBand& band, Scores&& S, Acc&& A, T scale, T* row_max, T* row_sum) {
   const bool full = band.full();
+  const int64_t width = vector_width<T>(band.nc);
   for (int64_t r = 0; r < band.nr; ++r) {
     const int64_t lo = full ? 0 : band.lo(r), hi = full ? band.nc : band.hi(r);
     auto row = S.row(r);
@@ -94,14 +149,14 @@ void fold_key_tile(const TileBand& band, Scores&& S, Acc&& A, T scale, T* row_ma
       row.setZero();
       continue;
     }
-    auto seg = row.segment(lo, hi - lo);
-    seg *= scale;
-    const T new_max = std::max(row_max[r], seg.maxCoeff());
+    AlignedRow<T> x(row.data(), width);
+    x *= scale;
+    const T new_max = std::max(row_max[r], x.segment(lo, hi - lo).maxCoeff());
     const T rescale = std::exp(row_max[r] - new_max);  // exp(-inf) = 0 on the row's first tile
-    seg = (seg.array() - new_max).exp().matrix();
+    x = (x - new_max).exp();
     row.head(lo).setZero();
     row.tail(band.nc - hi).setZero();
-    row_sum[r] = row_sum[r] * rescale + seg.sum();
+    row_sum[r] = row_sum[r] * rescale + x.segment(lo, hi - lo).sum();
     if (rescale != T(1)) A.row(r) *= rescale;
     row_max[r] = new_max;
   }
@@ -114,21 +169,22 @@ struct OnlineSoftmax {
   RowMajor<T> S, acc;
   T row_max[kAttentionQueryTile], row_sum[kAttentionQueryTile];
 
-  explicit OnlineSoftmax(int64_t v_dim) : S(kAttentionQueryTile, kAttentionKeyTile), acc(kAttentionQueryTile, v_dim) {}
+  // Key tiles (or spans) of up to key_width keys.
+  OnlineSoftmax(int64_t v_dim, int64_t key_width) : S(score_buffer<T>(key_width)), acc(kAttentionQueryTile, v_dim) {}
 
   void start(int64_t nr) {
     acc.topRows(nr).setZero();
     std::fill(row_max, row_max + nr, -std::numeric_limits<T>::infinity());
     std::fill(row_sum, row_sum + nr, T(0));
   }
-  // Folds key tile K, V (band.nc rows) into the tile's band.nr query rows Q.
-  template <typename QRows, typename KRows, typename VRows>
-  void attend(const TileBand& band, const QRows& Q, const KRows& K, const VRows& V, T scale) {
+  // Folds key tile K, V (band.nc rows; KT: K transposed) into the tile's band.nr query rows Q.
+  template <typename QRows, typename KCols, typename VRows>
+  void attend(const TileBand& band, const QRows& Q, const KCols& KT, const VRows& V, T scale) {
     auto s = S.topLeftCorner(band.nr, band.nc);
     auto A = acc.topRows(band.nr);
-    s.noalias() = Q * K.transpose();
+    tile_product(s, Q, false, KT, false);
     fold_key_tile(band, s, A, scale, row_max, row_sum);
-    A.noalias() += s * V;
+    tile_product(A, s, false, V, true);
   }
   // Row r's output and log-sum-exp once every key tile is in. Every query attends at least one
   // key, so row_sum > 0.
@@ -139,18 +195,19 @@ struct OnlineSoftmax {
 // The backward's inner step for one tile of query rows and key tile [k0, k0 + nc): rebuilds
 // P = exp(scale * Q K^T - L) inside the band (0 outside) into P_buf, and leaves
 // dS = P * (dO V^T - D) in dS_buf, both in their top-left nr x nc corners. L and D are the rows'
-// log-sum-exps and dO . O, indexed from the tile's first row.
-template <typename T, typename QRows, typename KRows, typename VRows, typename DORows>
-void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& band, const QRows& Q, const KRows& K,
-                                    const VRows& V, const DORows& dO, const T* L, const T* D, RowMajor<T>& P_buf,
+// log-sum-exps and dO . O, indexed from the tile's first row; KT and VT the key tile's K and V
+// transposed.
+template <typename T, typename QRows, typename KCols, typename VCols, typename DORows>
+void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& band, const QRows& Q, const KCols& KT,
+                                    const VCols& VT, const DORows& dO, const T* L, const T* D, RowMajor<T>& P_buf,
                                     RowMajor<T>& dS_buf) {
-  const int64_t nr = band.nr, nc = band.nc;
+  const int64_t nr = band.nr, nc = band.nc, width = vector_width<T>(nc);
   const T scale = static_cast<T>(dims.scale);
   const bool full = band.full();
   auto P = P_buf.topLeftCorner(nr, nc);
   auto dS = dS_buf.topLeftCorner(nr, nc);
-  P.noalias() = Q * K.transpose();
-  dS.noalias() = dO * V.transpose();
+  tile_product(P, Q, false, KT, false);
+  tile_product(dS, dO, false, VT, false);
   for (int64_t r = 0; r < nr; ++r) {
     const int64_t lo = full ? 0 : band.lo(r), hi = full ? nc : band.hi(r);
     auto p = P.row(r);
@@ -160,10 +217,9 @@ void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& b
       g.setZero();
       continue;
     }
-    auto ps = p.segment(lo, hi - lo);
-    auto gs = g.segment(lo, hi - lo);
-    ps = (ps.array() * scale - L[r]).exp().matrix();
-    gs = (ps.array() * (gs.array() - D[r])).matrix();
+    AlignedRow<T> pv(p.data(), width), gv(g.data(), width);
+    pv = (pv * scale - L[r]).exp();
+    gv = pv * (gv - D[r]);
     p.head(lo).setZero();
     p.tail(nc - hi).setZero();
     g.head(lo).setZero();

@@ -1,6 +1,8 @@
 #include "kernels/cpu/attention_tiled.h"
 #include "kernels/cpu/parallel.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -15,6 +17,7 @@ using namespace attention_tiles;
 
 constexpr int64_t Br = kAttentionQueryTile;
 constexpr int64_t Bc = kAttentionKeyTile;
+constexpr int64_t kKeySpan = 8 * Bc;  // keys per product: 64 x 512 scores, 128 KiB in f32
 
 // Key tiles that query tile [q0, q0 + nr) must visit: [first, end) in units of Bc. Every one of
 // them holds at least one attended pair (the band is contiguous and slides by one per query).
@@ -42,99 +45,201 @@ int64_t first_row(const AttentionDims& dims, const TileBand& tile) {
   return tile.persistent ? tile.k0 : dims.prefix + tile.k0;
 }
 
-// Calls visit(band, first row) for each key tile query tile [q0, q0 + nr) sees, in a fixed
-// order: the persistent ones, then those of its band.
+// Calls visit(band, first row) for the keys query tile [q0, q0 + nr) sees, in a fixed order: the
+// persistent ones, then those of its band from the first key tile holding an attended key to the
+// last. Up to kKeySpan keys (whole key tiles) at a time: one product and one softmax step per
+// span instead of per tile, and still only the tiles cut by the band's edge hold masked pairs.
 template <typename Visit>
-void for_each_key_tile(const AttentionDims& dims, int64_t q0, int64_t nr, Visit&& visit) {
-  const int64_t n_pt = persistent_tiles(dims);
-  auto visit_tile = [&](int64_t i) {
-    const TileBand band = key_tile(dims, i, q0, nr);
-    visit(band, first_row(dims, band));
-  };
-  for (int64_t i = 0; i < n_pt; ++i) visit_tile(i);
-  for (int64_t kt = first_key_tile(dims, q0); kt < end_key_tile(dims, q0, nr); ++kt) visit_tile(n_pt + kt);
+void for_each_key_span(const AttentionDims& dims, int64_t q0, int64_t nr, Visit&& visit) {
+  for (int64_t k0 = 0; k0 < dims.prefix; k0 += kKeySpan)
+    visit(TileBand{dims, q0, nr, k0, std::min(kKeySpan, dims.prefix - k0), nullptr, true}, k0);
+  const int64_t end = std::min(dims.key_len(), end_key_tile(dims, q0, nr) * Bc);
+  for (int64_t k0 = first_key_tile(dims, q0) * Bc; k0 < end; k0 += kKeySpan)
+    visit(TileBand{dims, q0, nr, k0, std::min(kKeySpan, end - k0)}, dims.prefix + k0);
 }
+
+// Whether one task per (batch, head) keeps every thread busy: as many heads as threads, evenly
+// shared, or at least two each. Otherwise tasks are tiles of heads, which rebuild more.
+bool tasks_per_head(const AttentionDims& dims) {
+  const int64_t heads = dims.batch * dims.heads, threads = omp_get_max_threads();
+  return heads >= 2 * threads || heads % threads == 0;
+}
+
+bool worth_threads(const AttentionDims& dims) {
+  return parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len());
+}
+
+// Transposes the key-side rows of the key tiles query tile [q0, q0 + nr) visits (into their columns).
+template <typename Load>
+void load_visited(const AttentionDims& dims, int64_t q0, int64_t nr, Load&& load) {
+  for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) { load(row, band.nc); });
+}
+
+// D[b, h, t] = dO_t . O_t (= sum_j P_tj dP_tj): the softmax backward's per-row correction.
+template <typename T>
+std::vector<T> row_corrections(const T* out, const T* dout, const AttentionDims& dims) {
+  const int64_t n = dims.seq, bh_count = dims.batch * dims.heads;
+  std::vector<T> D(static_cast<size_t>(bh_count * n));
+#pragma omp parallel for schedule(static) if(worth_threads(dims))
+  for (int64_t row = 0; row < bh_count * n; ++row) {
+    const int64_t bh = row / n, t = row % n;
+    const Head head{dims, bh / dims.heads, bh % dims.heads};
+    D[static_cast<size_t>(row)] = head.vv(dout, t, 1).row(0).dot(head.vv(out, t, 1).row(0));
+  }
+  return D;
+}
+
+// What every backward task reads, and one thread's buffers: the probabilities and score
+// gradients of one (query tile, key tile) pair, and the head's keys and values transposed.
+template <typename T>
+struct BackwardPair {
+  const T *q, *k, *v, *lse, *dout, *D;
+  const AttentionDims& dims;
+  RowMajor<T> P_buf = score_buffer<T>(kKeySpan), dS_buf = score_buffer<T>(kKeySpan);
+  TransposedRows<T> KT, VT;
+
+  // Transposes key rows [row, row + count) of the head.
+  void load(const Head& head, int64_t row, int64_t count) {
+    KT.load(head.kk(k, row, count), row, dims.key_rows());
+    VT.load(head.kv(v, row, count), row, dims.key_rows());
+  }
+  // P and dS of query rows Q (dout rows dO) against the band's key tile, whose first row is `row`
+  // (loaded before); their nr x nc corners are returned.
+  template <typename QRows, typename DORows>
+  void rebuild(const Head& head, const TileBand& band, int64_t row, const QRows& Q, const DORows& dO) {
+    const int64_t bh = head.b * dims.heads + head.h;
+    tile_probabilities_and_dscores<T>(dims, band, Q, KT.cols(row, band.nc), VT.cols(row, band.nc), dO,
+                                      lse + bh * dims.seq + band.q0, D + bh * dims.seq + band.q0, P_buf, dS_buf);
+  }
+  auto P(const TileBand& band) const { return P_buf.topLeftCorner(band.nr, band.nc); }
+  auto dS(const TileBand& band) const { return dS_buf.topLeftCorner(band.nr, band.nc); }
+};
 
 }  // namespace
 
 template <typename T>
 void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse, const AttentionDims& dims) {
-  const int64_t n = dims.seq, n_qt = tiles(n, Br), tasks = dims.batch * dims.heads * n_qt;
+  const int64_t n = dims.seq, n_qt = tiles(n, Br), rows_k = dims.key_rows();
+  const bool per_head = tasks_per_head(dims);
+  const int64_t tiles_per_task = per_head ? n_qt : 1, tasks = dims.batch * dims.heads * (per_head ? 1 : n_qt);
   const T scale = static_cast<T>(dims.scale);
-  // One task per (batch, head, query tile); each task owns its output rows outright. Under the
-  // causal mask later query tiles visit more key tiles, so tasks are dealt out round-robin
-  // (static, 1) to keep threads level. Which thread runs a task never changes its arithmetic:
-  // Eigen runs the tile products single-threaded inside a parallel region, so results do not
-  // depend on the thread count either.
-#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
+  // One task per head, or per (head, query tile) when heads are few; each task owns its output
+  // rows outright. Under the causal mask later query tiles visit more key tiles, so tasks are
+  // dealt out round-robin (static, 1) to keep threads level. Every tile's arithmetic is the same
+  // under either split and on any thread, so results do not depend on the thread count.
+#pragma omp parallel if(worth_threads(dims))
   {
-    OnlineSoftmax<T> rows(dims.v_dim);
+    OnlineSoftmax<T> rows(dims.v_dim, kKeySpan);
+    TransposedRows<T> KT;
 #pragma omp for schedule(static, 1)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t qt = task % n_qt, bh = task / n_qt;
+      const int64_t bh = per_head ? task : task / n_qt, qt_first = per_head ? 0 : task % n_qt;
       const Head head{dims, bh / dims.heads, bh % dims.heads};
-      const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
-      const auto Q = head.qk(q, q0, nr);
-      rows.start(nr);
-      for_each_key_tile(dims, q0, nr, [&](const TileBand& band, int64_t row) {
-        rows.attend(band, Q, head.kk(k, row, band.nc), head.kv(v, row, band.nc), scale);
-      });
-      auto O = head.vv(out, q0, nr);
-      T* L = lse + bh * n + q0;
-      for (int64_t r = 0; r < nr; ++r) {
-        O.row(r) = rows.output(r);
-        L[r] = rows.lse(r);
+      if (per_head) KT.load(head.kk(k, 0, rows_k), 0, rows_k);
+      for (int64_t qt = qt_first; qt < qt_first + tiles_per_task; ++qt) {
+        const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
+        if (!per_head)
+          load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { KT.load(head.kk(k, row, count), row, rows_k); });
+        const auto Q = head.qk(q, q0, nr);
+        rows.start(nr);
+        for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
+          rows.attend(band, Q, KT.cols(row, band.nc), head.kv(v, row, band.nc), scale);
+        });
+        auto O = head.vv(out, q0, nr);
+        T* L = lse + bh * n + q0;
+        for (int64_t r = 0; r < nr; ++r) {
+          O.row(r) = rows.output(r);
+          L[r] = rows.lse(r);
+        }
       }
     }
   }
 }
 
 template <typename T>
-void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq,
-                              T* dk, T* dv, const AttentionDims& dims) {
+void attention_tiled_backward_by_head(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
+                                      T* dq, T* dk, T* dv, const AttentionDims& dims) {
+  const int64_t n = dims.seq, n_qt = tiles(n, Br), bh_count = dims.batch * dims.heads, rows = dims.key_rows();
+  const T scale = static_cast<T>(dims.scale);
+  const std::vector<T> D = row_corrections(out, dout, dims);
+  // One task per (batch, head): it owns that head's rows of dq, dk and dv, so every (query tile,
+  // key tile) pair's probabilities are built once and feed all three. Query tiles in increasing
+  // order, each walking its key tiles in increasing order: every dq row sums its key tiles in
+  // that order, and every dk/dv row its query tiles, as the two-pass schedule does.
+#pragma omp parallel if(worth_threads(dims))
+  {
+    BackwardPair<T> pair{q, k, v, lse, dout, D.data(), dims};
+    RowMajor<T> dQ_acc(Br, dims.qk_dim);
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < bh_count; ++bh) {
+      const Head head{dims, bh / dims.heads, bh % dims.heads};
+      // An unwanted gradient is an empty view (its products are skipped).
+      auto key_grad = [&](T* base, int64_t width, bool value) {
+        if (!base) return HeadRows<T>(nullptr, 0, width, Eigen::OuterStride<>(width));
+        return value ? head.kv(base, 0, rows) : head.kk(base, 0, rows);
+      };
+      auto dK = key_grad(dk, dims.qk_dim, false);
+      auto dV = key_grad(dv, dims.v_dim, true);
+      dK.setZero();
+      dV.setZero();
+      pair.load(head, 0, rows);
+      for (int64_t qt = 0; qt < n_qt; ++qt) {
+        const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
+        const auto Q = head.qk(q, q0, nr);
+        const auto dO = head.vv(dout, q0, nr);
+        auto dQa = dQ_acc.topRows(nr);
+        dQa.setZero();
+        for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
+          pair.rebuild(head, band, row, Q, dO);
+          if (dv) tile_product(dV.middleRows(row, band.nc), pair.P(band), true, dO, true);
+          if (dk) tile_product(dK.middleRows(row, band.nc), pair.dS(band), true, Q, true);
+          if (dq) tile_product(dQa, pair.dS(band), false, head.kk(k, row, band.nc), true);
+        });
+        if (dq) head.qk(dq, q0, nr) = dQa * scale;
+      }
+      if (dk) dK *= scale;
+    }
+  }
+}
+
+template <typename T>
+void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
+                                      T* dq, T* dk, T* dv, const AttentionDims& dims) {
   const int64_t n = dims.seq, bh_count = dims.batch * dims.heads;
   const int64_t n_qt = tiles(n, Br), n_kt = key_tiles(dims);
   const T scale = static_cast<T>(dims.scale);
-
-  // D[b, h, t] = dO_t . O_t (= sum_j P_tj dP_tj): the softmax backward's per-row correction.
-  std::vector<T> D(static_cast<size_t>(bh_count * n));
-#pragma omp parallel for schedule(static) if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
-  for (int64_t row = 0; row < bh_count * n; ++row) {
-    const int64_t bh = row / n, t = row % n;
-    const Head head{dims, bh / dims.heads, bh % dims.heads};
-    D[static_cast<size_t>(row)] = head.vv(dout, t, 1).row(0).dot(head.vv(out, t, 1).row(0));
-  }
+  const std::vector<T> D = row_corrections(out, dout, dims);
 
   // Pass 1, dK and dV: one task per (batch, head, key tile), which walks its query tiles in
   // increasing order (every one for a tile of persistent keys); every dK/dV row is written by
   // exactly one task.
   if (dk || dv) {
     const int64_t tasks = bh_count * n_kt;
-#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
+#pragma omp parallel if(worth_threads(dims))
     {
-      RowMajor<T> P_buf(Br, Bc), dS_buf(Br, Bc), dK_acc(Bc, dims.qk_dim), dV_acc(Bc, dims.v_dim);
+      BackwardPair<T> pair{q, k, v, lse, dout, D.data(), dims};
+      RowMajor<T> dK_acc(Bc, dims.qk_dim), dV_acc(Bc, dims.v_dim);
 #pragma omp for schedule(static, 1)
       for (int64_t task = 0; task < tasks; ++task) {
         const int64_t kt = task % n_kt, bh = task / n_kt;
         const Head head{dims, bh / dims.heads, bh % dims.heads};
         const TileBand tile = key_tile(dims, kt, 0, 0);
         const int64_t row = first_row(dims, tile), k0 = tile.k0, nc = tile.nc;
-        const auto K = head.kk(k, row, nc);
-        const auto V = head.kv(v, row, nc);
         auto dKa = dK_acc.topRows(nc);
         auto dVa = dV_acc.topRows(nc);
         dKa.setZero();
         dVa.setZero();
+        pair.load(head, row, nc);
         const int64_t qt_first = tile.persistent ? 0 : first_query_tile(dims, k0);
         const int64_t qt_end = tile.persistent ? n_qt : end_query_tile(dims, k0, nc);
         for (int64_t qt = qt_first; qt < qt_end; ++qt) {
           const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
           const auto Q = head.qk(q, q0, nr);
           const auto dO = head.vv(dout, q0, nr);
-          tile_probabilities_and_dscores<T>(dims, TileBand{dims, q0, nr, k0, nc, nullptr, tile.persistent}, Q, K, V,
-                                            dO, lse + bh * n + q0, D.data() + bh * n + q0, P_buf, dS_buf);
-          dVa.noalias() += P_buf.topLeftCorner(nr, nc).transpose() * dO;
-          dKa.noalias() += dS_buf.topLeftCorner(nr, nc).transpose() * Q;
+          const TileBand band{dims, q0, nr, k0, nc, nullptr, tile.persistent};
+          pair.rebuild(head, band, row, Q, dO);
+          tile_product(dVa, pair.P(band), true, dO, true);
+          tile_product(dKa, pair.dS(band), true, Q, true);
         }
         if (dv) head.kv(dv, row, nc) = dVa;
         if (dk) head.kk(dk, row, nc) = dKa * scale;
@@ -145,9 +250,10 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
   // Pass 2, dQ: one task per (batch, head, query tile), walking its key tiles in increasing order.
   if (dq) {
     const int64_t tasks = bh_count * n_qt;
-#pragma omp parallel if(parallel_worth(dims.batch * dims.heads * dims.seq * dims.key_len()))
+#pragma omp parallel if(worth_threads(dims))
     {
-      RowMajor<T> P_buf(Br, Bc), dS_buf(Br, Bc), dQ_acc(Br, dims.qk_dim);
+      BackwardPair<T> pair{q, k, v, lse, dout, D.data(), dims};
+      RowMajor<T> dQ_acc(Br, dims.qk_dim);
 #pragma omp for schedule(static, 1)
       for (int64_t task = 0; task < tasks; ++task) {
         const int64_t qt = task % n_qt, bh = task / n_qt;
@@ -157,11 +263,10 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
         const auto dO = head.vv(dout, q0, nr);
         auto dQa = dQ_acc.topRows(nr);
         dQa.setZero();
-        for_each_key_tile(dims, q0, nr, [&](const TileBand& band, int64_t row) {
-          const auto K = head.kk(k, row, band.nc);
-          tile_probabilities_and_dscores<T>(dims, band, Q, K, head.kv(v, row, band.nc), dO, lse + bh * n + q0,
-                                            D.data() + bh * n + q0, P_buf, dS_buf);
-          dQa.noalias() += dS_buf.topLeftCorner(nr, band.nc) * K;
+        load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { pair.load(head, row, count); });
+        for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
+          pair.rebuild(head, band, row, Q, dO);
+          tile_product(dQa, pair.dS(band), false, head.kk(k, row, band.nc), true);
         });
         head.qk(dq, q0, nr) = dQa * scale;
       }
@@ -169,10 +274,25 @@ void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, 
   }
 }
 
+template <typename T>
+void attention_tiled_backward(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq,
+                              T* dk, T* dv, const AttentionDims& dims) {
+  // Both schedules give the same bits (every sum runs in the same order), so the choice may follow
+  // the thread count: by head does less work, by tile keeps more threads busy when heads are few.
+  if (tasks_per_head(dims))
+    attention_tiled_backward_by_head(q, k, v, out, lse, dout, dq, dk, dv, dims);
+  else
+    attention_tiled_backward_by_tile(q, k, v, out, lse, dout, dq, dk, dv, dims);
+}
+
 #define EAT_INSTANTIATE(T)                                                                                     \
   template void attention_tiled_forward<T>(const T*, const T*, const T*, T*, T*, const AttentionDims&);        \
   template void attention_tiled_backward<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, T*, \
-                                            T*, const AttentionDims&);
+                                            T*, const AttentionDims&);                                         \
+  template void attention_tiled_backward_by_head<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, \
+                                                    T*, T*, const AttentionDims&);                             \
+  template void attention_tiled_backward_by_tile<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, \
+                                                    T*, T*, const AttentionDims&);
 EAT_INSTANTIATE(float)
 EAT_INSTANTIATE(double)
 

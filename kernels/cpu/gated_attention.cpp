@@ -74,7 +74,8 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
   {
     std::vector<int64_t> positions;
     RowMajor<T> Qa;
-    OnlineSoftmax<T> rows(dims.v_dim);
+    OnlineSoftmax<T> rows(dims.v_dim, Bc);
+    TransposedRows<T> KT;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < tasks; ++bh) {
       const int64_t b = bh / dims.heads, h = bh % dims.heads;
@@ -89,6 +90,7 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
       collect_active(dims, gates, b, h, positions);
       const int64_t m = static_cast<int64_t>(positions.size());
       gather_rows(positions, [&](int64_t t) { return head.qk(q, t, 1); }, Qa, dims.qk_dim, [](size_t) { return T(1); });
+      KT.load(head.kk(k, 0, nk), 0, nk);
 
       for (int64_t i0 = 0; i0 < m; i0 += Br) {
         const int64_t nr = std::min(Br, m - i0);
@@ -98,7 +100,7 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
         for (int64_t kt = first_key_tile(dims, p); kt < end_key_tile(dims, p, nr); ++kt) {
           const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
           const TileBand band{dims, 0, nr, k0, nc, p};
-          if (any_attended(band)) rows.attend(band, Q, head.kk(k, k0, nc), head.kv(v, k0, nc), scale);
+          if (any_attended(band)) rows.attend(band, Q, KT.cols(k0, nc), head.kv(v, k0, nc), scale);
         }
         for (int64_t r = 0; r < nr; ++r) {
           head.vv(y, p[r], 1).row(0) = rows.output(r) * gates[gate_index(dims, b, p[r], h)];
@@ -118,7 +120,8 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
   {
     std::vector<int64_t> positions;
     std::vector<T> La, Da;
-    RowMajor<T> Qa, dOa, P_buf(Br, Bc), dS_buf(Br, Bc), dQ_acc(Br, dims.qk_dim);
+    RowMajor<T> Qa, dOa, P_buf = score_buffer<T>(Bc), dS_buf = score_buffer<T>(Bc), dQ_acc(Br, dims.qk_dim);
+    TransposedRows<T> KT, VT;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < tasks; ++bh) {
       const int64_t b = bh / dims.heads, h = bh % dims.heads;
@@ -138,6 +141,8 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
       // The active rows' q, dO = gate dy, log-sum-exp and D = dO . O = dy . y; dgate = dy . O = D / gate.
       gather_rows(positions, [&](int64_t t) { return head.qk(q, t, 1); }, Qa, dims.qk_dim, [](size_t) { return T(1); });
       gather_rows(positions, [&](int64_t t) { return head.vv(dy, t, 1); }, dOa, dims.v_dim, gate_of);
+      KT.load(head.kk(k, 0, nk), 0, nk);
+      VT.load(head.kv(v, 0, nk), 0, nk);
       La.resize(positions.size());
       Da.resize(positions.size());
       for (int64_t i = 0; i < m; ++i) {
@@ -158,14 +163,13 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
           const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
           const TileBand band{dims, 0, nr, k0, nc, p};
           if (!any_attended(band)) continue;
-          const auto K = head.kk(k, k0, nc);
-          tile_probabilities_and_dscores<T>(dims, band, Q, K, head.kv(v, k0, nc), dO, La.data() + i0, Da.data() + i0,
-                                            P_buf, dS_buf);
+          tile_probabilities_and_dscores<T>(dims, band, Q, KT.cols(k0, nc), VT.cols(k0, nc), dO, La.data() + i0,
+                                            Da.data() + i0, P_buf, dS_buf);
           const auto P = P_buf.topLeftCorner(nr, nc);
           const auto dS = dS_buf.topLeftCorner(nr, nc);
-          dV.middleRows(k0, nc).noalias() += P.transpose() * dO;
-          dK.middleRows(k0, nc).noalias() += dS.transpose() * Q;
-          dQa.noalias() += dS * K;
+          tile_product(dV.middleRows(k0, nc), P, true, dO, true);
+          tile_product(dK.middleRows(k0, nc), dS, true, Q, true);
+          tile_product(dQa, dS, false, head.kk(k, k0, nc), true);
         }
         for (int64_t r = 0; r < nr; ++r) head.qk(dq, p[r], 1).row(0) = dQa.row(r) * scale;
       }

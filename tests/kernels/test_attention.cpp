@@ -5,6 +5,7 @@
 #include "framework/parallel/lasp2.h"
 #include "gradcheck.h"
 #include "kernels/cpu/attention_flops.h"
+#include "kernels/cpu/attention_tiled.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -232,6 +233,56 @@ TEST_CASE("attention tiled: bit-identical across runs and thread counts") {
   }
 }
 
+TEST_CASE("attention tiled: the backward's two schedules (by head, by tile) agree bit for bit") {
+  // The backward runs one task per head when there are heads enough for the threads, else tasks per
+  // tile; the thread count picks, so they must give the same bits. Head widths of whole vectors
+  // (64) and ragged ones, windows, persistent keys, a query slice of longer keys (sequence
+  // parallelism), and a missing gradient; f32, where rounding differences would show.
+  struct Case {
+    int64_t T, d, e, window, prefix, keys, query_offset;
+    bool want_dk;
+  };
+  Generator gen(27);
+  for (Case c : {Case{700, 64, 64, -1, 0, 0, 0, true}, Case{300, 16, 24, 70, 0, 0, 0, true},
+                 Case{200, 8, 6, 30, 70, 0, 0, true}, Case{130, 64, 32, -1, 0, 330, 150, true},
+                 Case{600, 64, 64, 100, 0, 0, 0, false}}) {
+    CAPTURE(c.T);
+    CAPTURE(c.window);
+    AttentionDims dims;
+    dims.batch = 2;
+    dims.seq = c.T;
+    dims.heads = 3;
+    dims.qk_dim = c.d;
+    dims.v_dim = c.e;
+    dims.window_left = c.window;
+    dims.scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+    dims.keys = c.keys;
+    dims.query_offset = c.query_offset;
+    dims.prefix = c.prefix;
+    const int64_t rows = dims.key_rows(), H = dims.heads, B = dims.batch;
+    auto values = [&](int64_t n) { return Tensor::randn({n}, gen).to_f64_vector(); };
+    auto floats = [](const std::vector<double>& x) { return std::vector<float>(x.begin(), x.end()); };
+    const auto q = floats(values(B * c.T * H * c.d)), k = floats(values(B * rows * H * c.d)),
+               v = floats(values(B * rows * H * c.e)), dout = floats(values(B * c.T * H * c.e));
+    std::vector<float> out(q.size() / c.d * c.e), lse(static_cast<size_t>(B * H * c.T));
+    cpu::attention_tiled_forward<float>(q.data(), k.data(), v.data(), out.data(), lse.data(), dims);
+    auto grads = [&](auto backward) {
+      std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+      backward(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), dq.data(),
+               c.want_dk ? dk.data() : nullptr, dv.data(), dims);
+      dq.insert(dq.end(), dk.begin(), dk.end());
+      dq.insert(dq.end(), dv.begin(), dv.end());
+      return dq;
+    };
+    const std::vector<float> by_head = grads(cpu::attention_tiled_backward_by_head<float>),
+                             by_tile = grads(cpu::attention_tiled_backward_by_tile<float>);
+    REQUIRE(by_head.size() == by_tile.size());
+    CHECK(std::memcmp(by_head.data(), by_tile.data(), by_head.size() * sizeof(float)) == 0);
+    // And not trivially: the gradients are there.
+    CHECK(std::any_of(by_head.begin(), by_head.end(), [](float x) { return x != 0.0f; }));
+  }
+}
+
 TEST_CASE("attention: pair and FLOP counts match a brute-force count of the mask") {
   for (int64_t T : {1, 7, 64, 130})
     for (auto [causal, window] : masks(T)) {
@@ -396,12 +447,13 @@ TEST_CASE("attention with persistent keys and no window is causal attention with
   }
 }
 
-TEST_CASE("attention tiled: 64 persistent keys (one whole key tile) are bit for bit the keys before the queries") {
-  // The prefix takes key tiles of its own and the band keeps its tiles, so a prefix of exactly one
-  // tile visits the same tiles, in the same order, with the same masks, as causal attention whose
-  // queries start after those 64 keys: the same arithmetic, every bit (f32, forward and backward).
+TEST_CASE("attention tiled: 512 persistent keys (one whole key span) are bit for bit the keys before the queries") {
+  // Keys are taken in spans of up to 512 (whole 64-key tiles); the prefix takes spans of its own and
+  // the band keeps its spans, so a prefix of exactly one span visits the same spans, in the same
+  // order, with the same masks, as causal attention whose queries start after those 512 keys: the
+  // same arithmetic, every bit (f32, forward and backward).
   Generator gen(45);
-  const int64_t prefix = 64;
+  const int64_t prefix = 512;
   for (int64_t T : {1, 100, 130}) {
     CAPTURE(T);
     Tensor q = Tensor::randn({2, T, 3, 8}, gen), k = Tensor::randn({2, prefix + T, 3, 8}, gen),
