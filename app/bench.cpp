@@ -1,6 +1,6 @@
 // eat bench ops: forward+backward time of every row of the op table (framework/op_cases/) at its
 // bench shapes, GFLOP/s from the row's FLOP formula (framework/flops.h) and the fraction of the
-// machine's peak: on the CPU a large Eigen f32 GEMM measured in the same run, on CUDA the GPU's
+// machine's peak: on the CPU a large f32 GEMM measured in the same run, on CUDA the GPU's
 // dense bf16 peak (framework/device_peak.h). A new op is timed by adding its row, not code here.
 #include <omp.h>
 
@@ -76,7 +76,7 @@ void bench_ops(const BenchOptions& opt) {
   } else {
     const int64_t n = opt.quick ? 1024 : 2048;
     peak = measure_gemm_peak_gflops(n, reps);
-    std::printf("eat bench ops: f32 on the CPU, %d OpenMP threads; GEMM peak (Eigen f32 %lld^3) %.1f GFLOP/s\n",
+    std::printf("eat bench ops: f32 on the CPU, %d OpenMP threads; GEMM peak (f32 %lld^3) %.1f GFLOP/s\n",
                 omp_get_max_threads(), static_cast<long long>(n), peak);
   }
   std::printf("forward+backward per call, best of %d; GFLOP/s count the products an op must do (none for\n"

@@ -67,7 +67,7 @@ void bench_based(bool quick, int rounds) {
   std::printf("eat bench based: %d OpenMP threads, f32, block %lld\n", omp_get_max_threads(),
               static_cast<long long>(TaylorOptions{}.block));
   const double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
-  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("GEMM peak (f32): %.1f GFLOP/s\n", peak);
   std::printf("%d rounds; a round runs every length of a form in turn, each for as many tokens as its longest.\n"
               "Times are the median call; the best sample and the best single call are shown beside it.\n"
               "The parallel form is O(T^2): it stops at %s.\n\n", rounds, quick ? "1K" : "8K");

@@ -67,7 +67,7 @@ void bench_lightning(bool quick, int rounds) {
   if (rounds <= 0) rounds = quick ? 1 : 9;
   std::printf("eat bench lightning: %d OpenMP threads, f32, block 64\n", omp_get_max_threads());
   double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
-  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("GEMM peak (f32): %.1f GFLOP/s\n", peak);
   std::printf("%d rounds; a round runs every length in turn, each for as many tokens as the longest.\n"
               "Times are the median call (robust to a shared machine's slow spells and lucky gaps alike);\n"
               "the best sample (of equal token counts) and the best single call are shown beside it\n\n", rounds);

@@ -79,7 +79,7 @@ void bench_moh(bool quick, int rounds) {
   if (rounds <= 0) rounds = quick ? 1 : 3;
   std::printf("eat bench moh: %d OpenMP threads, f32, causal attention B=1 H=8 d=64\n", omp_get_max_threads());
   const double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
-  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("GEMM peak (f32): %.1f GFLOP/s\n", peak);
   std::printf("%d rounds, the kernels interleaved in each; times are the median call. GFLOP/s counts the\n"
               "active (token, head) pairs only.\n\n", rounds);
   std::printf("%-34s %-26s %10s %10s %8s\n", "kernel", "shape", "ms", "GFLOP/s", "of peak");

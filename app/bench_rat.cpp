@@ -86,7 +86,7 @@ void bench_rat(bool quick, int rounds) {
   std::printf("eat bench rat: %d OpenMP threads, f32, one layer at d_model 768, 12 heads of 64, batch 1\n",
               omp_get_max_threads());
   const double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
-  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("GEMM peak (f32): %.1f GFLOP/s\n", peak);
   std::printf(
       "%d rounds; a round runs every length of a layer in turn, each for as many tokens as its longest.\n"
       "Times are the median call. Softmax attention is O(T^2): it stops at %s.\n\n",

@@ -79,7 +79,7 @@ void bench_titans(bool quick, int rounds) {
   std::printf("eat bench titans: %d OpenMP threads, f32, the memory ops at 4 heads of 64 (MLP hidden 256), batch 1\n",
               omp_get_max_threads());
   const double peak = measure_gemm_peak_gflops(quick ? 1024 : 2048, 3);
-  std::printf("GEMM peak (Eigen f32): %.1f GFLOP/s\n", peak);
+  std::printf("GEMM peak (f32): %.1f GFLOP/s\n", peak);
   std::printf("%d rounds; a round runs every length of an op in turn, each for as many tokens as its longest.\n"
               "Times are the median call.\n\n",
               rounds);

@@ -2,6 +2,8 @@
 // the shape errors, and the weight gradient's split product.
 #include <omp.h>
 
+#include <limits>
+
 #include "base/error.h"
 #include "base/random.h"
 #include "gradcheck.h"
@@ -48,4 +50,42 @@ TEST_CASE("a weight gradient's product over many rows (the inner dimension split
     CHECK(by_threads[1] == by_threads[0]);
     CHECK(by_threads[2] == by_threads[0]);
   }
+}
+
+TEST_CASE("a product over many rows (a layer's tokens, on tile_gemm) matches f64, on any thread count, without reading C") {
+  // C [m, n] (+)= A op(B): m = 400 rows (four blocks of 96 and a ragged one), n = 70 (a 64-column
+  // panel and a partial one), k = 300 (an inner slice of 256 and one of 44); B stored [k, n], or
+  // [n, k] as a layer's weight. Without accumulate C starts as NaN, which must not leak through.
+  const int64_t m = 400, n = 70, k = 300;
+  Generator gen(42);
+  const Tensor a = Tensor::randn({m, k}, gen), b = Tensor::randn({k, n}, gen), bt = Tensor::randn({n, k}, gen),
+               c0 = Tensor::randn({m, n}, gen);
+  const std::vector<double> av = a.to_f64_vector(), cv = c0.to_f64_vector();
+  const int threads_before = omp_get_max_threads();
+  for (bool trans_b : {false, true})
+    for (bool accumulate : {false, true}) {
+      CAPTURE(trans_b);
+      CAPTURE(accumulate);
+      const std::vector<double> bv = (trans_b ? bt : b).to_f64_vector();
+      std::vector<double> ref(static_cast<size_t>(m * n));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = accumulate ? cv[static_cast<size_t>(i * n + j)] : 0.0;
+          for (int64_t p = 0; p < k; ++p)
+            s += av[static_cast<size_t>(i * k + p)] * bv[static_cast<size_t>(trans_b ? j * k + p : p * n + j)];
+          ref[static_cast<size_t>(i * n + j)] = s;
+        }
+      std::vector<std::vector<double>> by_threads;
+      for (int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        Tensor c = accumulate ? c0.clone() : Tensor::full({m, n}, std::numeric_limits<float>::quiet_NaN());
+        cpu::gemm<float>(a.data<float>(), (trans_b ? bt : b).data<float>(), c.data<float>(), m, n, k, false, trans_b,
+                         accumulate);
+        by_threads.push_back(c.to_f64_vector());
+        CHECK(rel_error(by_threads.back(), ref) <= 1e-6);
+      }
+      omp_set_num_threads(threads_before);
+      CHECK(by_threads[1] == by_threads[0]);
+      CHECK(by_threads[2] == by_threads[0]);
+    }
 }
