@@ -170,6 +170,21 @@ TEST_CASE("lightning: recurrent and chunked equal naive in f64, outputs, final s
       }
 }
 
+TEST_CASE("lightning: chunked equals naive at widths past one register panel and not whole vectors") {
+  // d = 70 and e = 37 take the CPU kernel's tiles past one panel of vectors (64 f32 or 32 f64
+  // lanes) and through its zero-padded copies of q, k, v, dO and the states; T = 80 ends in a
+  // short block. Tolerances as above: 1e-12 in f64, 2e-6 for f32 against f64.
+  Generator gen(12);
+  const HeadShape n{2, 80, 2, 70, 37};
+  const std::vector<double> decay{0.97, 0.5};
+  Inputs in = make_inputs(gen, n, true);
+  Tensor r_o = randn64({n.B, n.T, n.H, n.e}, gen, 1.0, false), r_f = randn64({n.B, n.H, n.d, n.e}, gen, 1.0, false);
+  Run want = run(leaves(in), decay, opts(LightningImpl::naive), r_o, r_f);
+  check_close(run(leaves(in), decay, opts(LightningImpl::chunked, 64), r_o, r_f), want, 1e-12);
+  check_close(run(leaves(in, DType::f32), decay, opts(LightningImpl::chunked, 64), r_o.to(DType::f32), r_f.to(DType::f32)),
+              want, 2e-6);
+}
+
 TEST_CASE("lightning: an output left out of the loss counts as a zero gradient") {
   Generator gen(3);
   const HeadShape n{2, 37, 2, 4, 3};
