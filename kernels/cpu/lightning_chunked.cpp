@@ -9,7 +9,9 @@
 //     dV_j = [(Q_j K_j^T) o M]^T dO_j + diag(lambda^(L-1-c)) K_j G_out(j)
 // Every decay is lambda to a NON-NEGATIVE power (r - c, r + 1, L - 1 - c, L), never lambda^-r,
 // so a strong decay over a long block underflows to 0 instead of overflowing to inf (inf * 0 =
-// NaN). The causal tiles are computed and used through triangular views (half the work).
+// NaN). A block's products are register tiles (tile_gemm.h) on its rows read in place and on
+// small transposed or decay-scaled copies: each output tile sums its inter- and intra-block
+// products in registers, and the causal score tiles stop at the diagonal (about half the work).
 //
 // The per-block pieces below are shared by both schedules (kernels/cpu/chunk_schedule.h); each task
 // writes only its own rows and states, in a fixed order, so no atomics are needed and the
@@ -77,10 +79,6 @@ void fold_state(T* next, const T* prev, T decay, int64_t n) {
   for (int64_t i = 0; i < n; ++i) next[i] = std::fma(decay, prev[i], next[i]);
 }
 
-// Rows per register tile (tile_gemm.h). The causal products stop each tile at its last row's
-// diagonal, so tiles of 4 rows waste less above it than tile_gemm's 6 (measured faster here).
-constexpr int kRows = 4;
-
 // A row-major matrix operand: element (r, c) at p[r * ld + c].
 template <typename T>
 struct Rows {
@@ -131,7 +129,7 @@ class BlockWork {
     }
     if (delta) {
       const Rows<T> Vb = scaled_rows(V, a.L, s.e, P_.to_block_end(a.h, a.L));
-      for_each_tile<T, kRows>(s.d, [&](int64_t) { return s.e; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+      for_each_tile<T>(s.d, [&](int64_t) { return s.e; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
         RegisterTile<T, R, NV, Partial> t(last);
         t.template mac<false>(kt_ + r0 * Cp_, Cp_, Vb.p + c0, Vb.ld, 0, a.L);
         t.store(delta + r0 * s.e + c0, s.e, false);
@@ -182,7 +180,7 @@ class BlockWork {
       });
     }
     if (delta)
-      for_each_tile<T, kRows>(s.d, [&](int64_t) { return s.e; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+      for_each_tile<T>(s.d, [&](int64_t) { return s.e; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
         RegisterTile<T, R, NV, Partial> t(last);
         t.template mac<true>(Q.p + r0, Q.ld, dOa.p + c0, dOa.ld, 0, a.L);
         t.store(delta + r0 * s.e + c0, s.e, false);
@@ -213,10 +211,10 @@ class BlockWork {
   // transposed, width x L, pitch Cp_), in row tiles that stop at the whole vector holding their
   // last row's diagonal: the entries computed above the diagonal are multiplied by the mask's
   // zeros, so every product that reads a row tile's columns up to its last row sees zeros there.
-  // (Partial vectors, with masked loads and stores, made these tiles about a fifth slower; the
-  // columns from L to the pitch hold whatever Y held there and are never read.)
+  // (Stopping at the diagonal itself, with masked partial vectors, made a block's forward about
+  // 15% slower. The columns from L to the pitch hold whatever Y held there and are never read.)
   void causal_scores(const BlockAt& a, const Rows<T>& X, const Rows<T>& Y, int64_t width, T* out) {
-    for_each_tile<T, kRows>(a.L, [&](int64_t r0) { return whole_vectors<T>(std::min(a.L, r0 + kRows)); },
+    for_each_tile<T>(a.L, [&](int64_t r0) { return whole_vectors<T>(std::min(a.L, r0 + kTileRows)); },
                      [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
                        RegisterTile<T, R, NV, Partial> t(last);
                        t.template mac<false>(X.row(r0), X.ld, Y.p + c0, Y.ld, 0, width);
@@ -231,7 +229,7 @@ class BlockWork {
   void write_rows(T* base, const BlockAt& a, int64_t width, Body&& body) {
     T* out = P_.blocks.row(base, a, 0, width);
     const int64_t ld = P_.s.H * width;
-    for_each_tile<T, kRows>(a.L, [&](int64_t) { return width; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+    for_each_tile<T>(a.L, [&](int64_t) { return width; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
       RegisterTile<T, R, NV, Partial> t(last);
       body(t, r0, c0);
       t.store(out + r0 * ld + c0, ld, false);

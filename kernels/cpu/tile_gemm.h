@@ -11,8 +11,9 @@
 // caller splits a product, so two schedules of the same sums agree bit for bit. With AVX-512 or
 // AVX2 the sums are fused multiply-adds in registers; elsewhere plain loops with the same order.
 //
-// Below tile_gemm: the register tiles it is made of (Tile, for_each_tile), for kernels that sum
-// several products into one output tile and scale or mask it before the store, and a transpose.
+// Below tile_gemm: the register tiles it is made of (RegisterTile, for_each_tile), for kernels
+// that sum several products into one output tile and scale or mask it before the store, and a
+// transpose.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -196,7 +197,7 @@ using tile_gemm_detail::RegisterTile;
 template <typename T>
 inline constexpr int64_t kTileLanes = tile_gemm_detail::Vec<T>::lanes;
 
-// Rows of C per register tile in tile_gemm (the last tile of a walk may have fewer).
+// Rows of C per register tile (the last tile of a walk may have fewer).
 inline constexpr int kTileRows = 6;
 
 namespace tile_gemm_detail {
@@ -209,13 +210,14 @@ void call_tile_rows(F& f, int rows, int64_t i0, int64_t j0, int nv, bool partial
 }
 }  // namespace tile_gemm_detail
 
-// Walks the rows [0, m) of a C in blocks of MR (the last block the rest) and, within the block
-// from row i0, the columns [0, n_of(i0)) in tiles of up to kBlockVectors vectors, the last
+// Walks the rows [0, m) of a C in blocks of kTileRows (the last block the rest) and, within the
+// block from row i0, the columns [0, n_of(i0)) in tiles of up to kBlockVectors vectors, the last
 // vector partial: calls f.template operator()<R, NV, Partial>(i0, j0, last) for each tile, R its
 // rows, NV its vectors, `last` the lanes of its last vector.
-template <typename T, int MR = kTileRows, typename Columns, typename F>
+template <typename T, typename Columns, typename F>
 void for_each_tile(int64_t m, Columns&& n_of, F&& f) {
   using namespace tile_gemm_detail;
+  constexpr int MR = kTileRows;
   constexpr int64_t W = Vec<T>::lanes, panel = kBlockVectors * W;
   for (int64_t i0 = 0; i0 < m; i0 += MR) {
     const int64_t n = n_of(i0);

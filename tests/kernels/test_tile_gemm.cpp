@@ -141,9 +141,9 @@ std::vector<int64_t> widths() {
   return {1, W - 1, W, W + 1, 4 * W + 3};
 }
 
-template <typename T, int MR>
+template <typename T>
 void check_tile_walk() {
-  constexpr int64_t W = kTileLanes<T>;
+  constexpr int64_t W = kTileLanes<T>, MR = eat::cpu::kTileRows;
   for (int64_t rows : {1, 3, 4, 5, 6, 7, 13})
     for (int64_t width : widths<T>())
       for (bool lower : {false, true}) {
@@ -153,7 +153,7 @@ void check_tile_walk() {
         // lower: the tiles from row r0 stop at their last row, as causal score tiles do.
         auto n_of = [&](int64_t r0) { return lower ? std::min<int64_t>(width, r0 + MR) : width; };
         std::vector<int> seen(static_cast<size_t>(rows * width), 0);
-        for_each_tile<T, MR>(rows, n_of, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+        for_each_tile<T>(rows, n_of, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
           CHECK(r0 % MR == 0);
           CHECK(R == std::min<int64_t>(MR, rows - r0));
           CHECK(last >= 1);
@@ -169,13 +169,13 @@ void check_tile_walk() {
       }
 }
 
-// out = diag(f) (A1 B1) + (A2 B2) o mask over the k ranges given, in tiles of 4 rows, against loops;
+// out = diag(f) (A1 B1) + (A2 B2) o mask over the k ranges given, tile by tile, against loops;
 // A2 read transposed or not; the mask's row r at mask_row0 - r (a negative pitch, as the decay
 // masks are read). Columns past the width are never written.
 template <typename T, bool TransA>
 void check_tile_sums() {
   constexpr int64_t K1 = 7, K2 = 11, k0 = 2, k1 = K2 - 1;  // the second range skips both ends
-  for (int64_t rows : {1, 4, 6})
+  for (int64_t rows : {1, 4, 6, 8})
     for (int64_t cols : widths<T>()) {
       CAPTURE(rows);
       CAPTURE(cols);
@@ -188,7 +188,7 @@ void check_tile_sums() {
       const T* mask_row0 = mask.data() + rows - 1;
       auto a2_at = [&](int64_t r, int64_t k) { return a2[static_cast<size_t>(TransA ? k * lda2 + r : r * lda2 + k)]; };
       std::vector<T> got(static_cast<size_t>(rows * ldc), T(99));
-      for_each_tile<T, 4>(rows, [&](int64_t) { return cols; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+      for_each_tile<T>(rows, [&](int64_t) { return cols; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
         RegisterTile<T, R, NV, Partial> t(last), u(last);
         t.template mac<false>(a1.data() + r0 * K1, K1, b1.data() + c0, ldb, 0, K1);
         t.scale_rows(f.data() + r0);
@@ -228,10 +228,8 @@ void check_transpose() {
 }  // namespace
 
 TEST_CASE("tile_gemm: the tile walk covers every element once, full or stopping at each block's last row") {
-  check_tile_walk<float, 4>();
-  check_tile_walk<float, 6>();
-  check_tile_walk<double, 4>();
-  check_tile_walk<double, 6>();
+  check_tile_walk<float>();
+  check_tile_walk<double>();
 }
 
 TEST_CASE("tile_gemm: register tiles sum products over k ranges, scale rows, mask and store partial widths") {
