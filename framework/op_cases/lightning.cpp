@@ -56,6 +56,8 @@ OpCase lightning_row(std::string name, bool with_state, bool final_state) {
   if (!with_state && !final_state) {
     row.sp = [](auto& in, Communicator& group) { return lightning_attention_sp(in[0], in[1], in[2], decays(in[0].size(2)), group); };
     for (int64_t T : {1024, 4096, 16384}) row.bench.push_back(qkv(1, T, 8, 64, 64, false));
+    // transnormer_tiny's attention: 8 sequences of 512 tokens, and one of 4096; 4 heads of 64.
+    for (int64_t B : {8, 1}) row.bench.push_back(qkv(B, 4096 / B, 4, 64, 64, false));
     row.flops = [](const std::vector<Shape>& s) {
       return flops::lightning(s[0][0], s[0][1], s[0][2], s[0][3], s[2][3], LightningOptions{}.block,
                               flops::Pass::forward_backward);

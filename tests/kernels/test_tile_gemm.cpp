@@ -114,3 +114,132 @@ TEST_CASE("tile_gemm: an element has the same bits whatever product it is comput
     CHECK(std::memcmp(whole.data(), pieces.data(), whole.size() * sizeof(float)) == 0);
   }
 }
+
+// The register tiles under tile_gemm (RegisterTile, for_each_tile) as the chunked linear attention
+// kernel uses them, and the transpose. Inputs are small integers and halves, so every sum is
+// exact and the checks are exact.
+namespace {
+
+using eat::cpu::for_each_tile;
+using eat::cpu::kTileLanes;
+using eat::cpu::RegisterTile;
+
+template <typename T>
+std::vector<T> small_ints(int64_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> pick(-3, 3);
+  std::vector<T> out(static_cast<size_t>(n));
+  for (T& x : out) x = static_cast<T>(pick(gen));
+  return out;
+}
+
+// Widths around a vector and a tile of 4 vectors: one element, a vector less one, a vector, a
+// vector and one, four vectors and three (two tiles, the second ragged).
+template <typename T>
+std::vector<int64_t> widths() {
+  constexpr int64_t W = kTileLanes<T>;
+  return {1, W - 1, W, W + 1, 4 * W + 3};
+}
+
+template <typename T>
+void check_tile_walk() {
+  constexpr int64_t W = kTileLanes<T>, MR = eat::cpu::kTileRows;
+  for (int64_t rows : {1, 3, 4, 5, 6, 7, 13})
+    for (int64_t width : widths<T>())
+      for (bool lower : {false, true}) {
+        CAPTURE(rows);
+        CAPTURE(width);
+        CAPTURE(lower);
+        // lower: the tiles from row r0 stop at their last row, as causal score tiles do.
+        auto n_of = [&](int64_t r0) { return lower ? std::min<int64_t>(width, r0 + MR) : width; };
+        std::vector<int> seen(static_cast<size_t>(rows * width), 0);
+        for_each_tile<T>(rows, n_of, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+          CHECK(r0 % MR == 0);
+          CHECK(R == std::min<int64_t>(MR, rows - r0));
+          CHECK(last >= 1);
+          CHECK(last <= W);
+          CHECK(Partial == (last < W));
+          for (int64_t r = r0; r < r0 + R; ++r)
+            for (int64_t c = c0; c < c0 + (NV - 1) * W + last; ++c) seen[static_cast<size_t>(r * width + c)] += 1;
+        });
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t end = n_of(r / MR * MR);
+          for (int64_t c = 0; c < width; ++c) CHECK(seen[static_cast<size_t>(r * width + c)] == (c < end ? 1 : 0));
+        }
+      }
+}
+
+// out = diag(f) (A1 B1) + (A2 B2) o mask over the k ranges given, tile by tile, against loops;
+// A2 read transposed or not; the mask's row r at mask_row0 - r (a negative pitch, as the decay
+// masks are read). Columns past the width are never written.
+template <typename T, bool TransA>
+void check_tile_sums() {
+  constexpr int64_t K1 = 7, K2 = 11, k0 = 2, k1 = K2 - 1;  // the second range skips both ends
+  for (int64_t rows : {1, 4, 6, 8})
+    for (int64_t cols : widths<T>()) {
+      CAPTURE(rows);
+      CAPTURE(cols);
+      const int64_t ldb = cols + 1, ldc = cols + 5, lda2 = TransA ? rows : K2;
+      const auto a1 = small_ints<T>(rows * K1, 1), b1 = small_ints<T>(K1 * ldb, 2);
+      const auto a2 = small_ints<T>(rows * K2, 3), b2 = small_ints<T>(K2 * ldb, 4);
+      std::vector<T> f(static_cast<size_t>(rows)), mask(static_cast<size_t>(rows + cols));
+      for (int64_t r = 0; r < rows; ++r) f[static_cast<size_t>(r)] = static_cast<T>(1 << (r % 3));
+      for (size_t i = 0; i < mask.size(); ++i) mask[i] = static_cast<T>(i % 4) / 2;
+      const T* mask_row0 = mask.data() + rows - 1;
+      auto a2_at = [&](int64_t r, int64_t k) { return a2[static_cast<size_t>(TransA ? k * lda2 + r : r * lda2 + k)]; };
+      std::vector<T> got(static_cast<size_t>(rows * ldc), T(99));
+      for_each_tile<T>(rows, [&](int64_t) { return cols; }, [&]<int R, int NV, bool Partial>(int64_t r0, int64_t c0, int last) {
+        RegisterTile<T, R, NV, Partial> t(last), u(last);
+        t.template mac<false>(a1.data() + r0 * K1, K1, b1.data() + c0, ldb, 0, K1);
+        t.scale_rows(f.data() + r0);
+        u.template mac<TransA>(TransA ? a2.data() + r0 : a2.data() + r0 * K2, lda2, b2.data() + c0, ldb, k0, k1);
+        u.mul(mask_row0 - r0 + c0, -1);
+        t.store(got.data() + r0 * ldc + c0, ldc, false);
+        u.store(got.data() + r0 * ldc + c0, ldc, true);
+      });
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) {
+          T p1 = 0, p2 = 0;
+          for (int64_t k = 0; k < K1; ++k) p1 += a1[static_cast<size_t>(r * K1 + k)] * b1[static_cast<size_t>(k * ldb + c)];
+          for (int64_t k = k0; k < k1; ++k) p2 += a2_at(r, k) * b2[static_cast<size_t>(k * ldb + c)];
+          CHECK(got[static_cast<size_t>(r * ldc + c)] == f[static_cast<size_t>(r)] * p1 + p2 * mask_row0[c - r]);
+        }
+        for (int64_t c = cols; c < ldc; ++c) CHECK(got[static_cast<size_t>(r * ldc + c)] == T(99));
+      }
+    }
+}
+
+template <typename T>
+void check_transpose() {
+  for (int64_t rows : widths<T>())
+    for (int64_t cols : widths<T>()) {
+      CAPTURE(rows);
+      CAPTURE(cols);
+      const int64_t lds = cols + 2, ldd = rows + 3;
+      const auto src = small_ints<T>(rows * lds, 5);
+      std::vector<T> dst(static_cast<size_t>(cols * ldd), T(99));
+      eat::cpu::transpose(src.data(), lds, rows, cols, dst.data(), ldd);
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t r = 0; r < ldd; ++r)
+          CHECK(dst[static_cast<size_t>(c * ldd + r)] == (r < rows ? src[static_cast<size_t>(r * lds + c)] : T(99)));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("tile_gemm: the tile walk covers every element once, full or stopping at each block's last row") {
+  check_tile_walk<float>();
+  check_tile_walk<double>();
+}
+
+TEST_CASE("tile_gemm: register tiles sum products over k ranges, scale rows, mask and store partial widths") {
+  check_tile_sums<float, false>();
+  check_tile_sums<float, true>();
+  check_tile_sums<double, false>();
+  check_tile_sums<double, true>();
+}
+
+TEST_CASE("tile_gemm: transpose of ragged tiles with row pitches, nothing written outside") {
+  check_transpose<float>();
+  check_transpose<double>();
+}
