@@ -38,6 +38,7 @@ TEST_CASE("row-parallel kernels: the same bits for 1, 2 and 3 threads") {
       {"glu_gate_halves none", {normal({40, 2200})}},
       {"split_last", {normal({300, 301})}},
       {"silu", {normal({300, 200}, 3.0)}},
+      {"rope", {normal({2, 300, 3, 40})}},
   };
   const int threads_before = omp_get_max_threads();
   for (const auto& [name, sizes] : cases) {
