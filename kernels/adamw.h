@@ -15,8 +15,10 @@ struct AdamWStep {
 };
 
 namespace cpu {
+// Each gradient is taken times grad_scale (gradient clipping folded into the update: one pass
+// over the gradients fewer than scaling them first; a scale of 1 changes no bit).
 template <typename T>
-void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWStep& s);
+void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWStep& s, double grad_scale = 1.0);
 
 // sum of squares in double over fixed-size blocks summed in order (thread-count independent).
 template <typename T>

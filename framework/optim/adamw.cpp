@@ -50,7 +50,7 @@ AdamW::State& AdamW::state(const std::string& name) {
   return it->second;
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, double grad_scale) {
   for (const Parameter& p : params_) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
@@ -60,9 +60,12 @@ void AdamW::step(double lr) {
     dispatch(
         "adamw", p.tensor,
         [&]<typename T>() {
-          cpu::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper);
+          cpu::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper,
+                               grad_scale);
         },
         EAT_CUDA([&]<typename T>() {
+          // The device kernel takes the gradient as it is: scale it first.
+          if (grad_scale != 1.0) cuda::scale_forward<T>(g.data<T>(), grad_scale, g.data<T>(), g.numel());
           cuda::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<float>(), s.v.data<float>(), nullptr,
                                 p.tensor.numel(), hyper);
         }));
@@ -73,7 +76,7 @@ void AdamW::zero_grad() {
   for (const Parameter& p : params_) p.tensor.zero_grad();
 }
 
-double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
+double grad_norm(const std::vector<Parameter>& params) {
   double total = 0;
   // On the device each gradient's sum of squares lands in its own slot; the slots come back in
   // one read (one sync per step, not one per parameter) and are added on the host in order.
@@ -97,9 +100,14 @@ double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
     const std::vector<double> squares = device_squares.to_f64_vector();  // the norm decides on the host whether to clip
     for (int64_t i = 0; i < slot; ++i) total += squares[static_cast<size_t>(i)];
   }
-  const double norm = std::sqrt(total);
-  if (max_norm > 0 && norm > max_norm) {
-    const double factor = max_norm / (norm + 1e-6);
+  return std::sqrt(total);
+}
+
+double clip_factor(double norm, double max_norm) { return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0; }
+
+double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
+  const double norm = grad_norm(params), factor = clip_factor(norm, max_norm);
+  if (factor != 1.0) {
     for (const Parameter& p : params) {
       Tensor g = p.tensor.grad();
       if (!g.defined()) continue;

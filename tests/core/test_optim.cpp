@@ -79,6 +79,35 @@ TEST_CASE("global gradient-norm clipping") {
   CHECK(toy.b.grad().item() == doctest::Approx(4.0 / (5.0 + 1e-6)).epsilon(1e-15));
 }
 
+TEST_CASE("AdamW with a gradient scale: the same bits as clipping the gradients first, which stay as they were") {
+  // Many values in f32 and f64 (past the threads' threshold): the clip factor folded into the
+  // update must equal scaling the gradients in place, then stepping.
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(std::string(dtype_name(dt)));
+    Generator gen(5);
+    const Tensor init = Tensor::randn({300, 200}, gen, 1.0, dt), grad = Tensor::randn({300, 200}, gen, 3.0, dt);
+    Tensor folded = init.clone(), clipped = init.clone();
+    const std::vector<Parameter> a{{"w", folded, ParamKind::weight}}, b{{"w", clipped, ParamKind::weight}};
+    AdamW opt_a(a, AdamWConfig{}), opt_b(b, AdamWConfig{});
+    for (int t = 0; t < 2; ++t) {
+      folded.set_grad(grad.clone());
+      clipped.set_grad(grad.clone());
+      const double norm = grad_norm(a), factor = clip_factor(norm, 1.0);
+      CHECK(factor < 1.0);
+      CHECK(clip_grad_norm(b, 1.0) == norm);
+      opt_a.step(1e-2, factor);
+      opt_b.step(1e-2);
+      CHECK(folded.to_f64_vector() == clipped.to_f64_vector());
+      CHECK(opt_a.state("w").m.to_f64_vector() == opt_b.state("w").m.to_f64_vector());
+      CHECK(opt_a.state("w").v.to_f64_vector() == opt_b.state("w").v.to_f64_vector());
+      CHECK(folded.grad().to_f64_vector() == grad.to_f64_vector());
+    }
+  }
+  CHECK(clip_factor(5.0, 0.0) == 1.0);
+  CHECK(clip_factor(5.0, 10.0) == 1.0);
+  CHECK(clip_factor(5.0, 1.0) == 1.0 / (5.0 + 1e-6));
+}
+
 TEST_CASE("schedules against hand-computed values") {
   LrSchedule s{ScheduleKind::cosine, 1.0, 2, 7, 0.1};
   s.validate();
