@@ -4,6 +4,7 @@
 #include "framework/nn/layers.h"
 #include "framework/optim/adamw.h"
 #include "framework/optim/schedule.h"
+#include "kernels/adamw.h"
 
 using namespace eat;
 
@@ -106,6 +107,43 @@ TEST_CASE("AdamW with a gradient scale: the same bits as clipping the gradients 
   CHECK(clip_factor(5.0, 0.0) == 1.0);
   CHECK(clip_factor(5.0, 10.0) == 1.0);
   CHECK(clip_factor(5.0, 1.0) == 1.0 / (5.0 + 1e-6));
+}
+
+TEST_CASE("AdamW and grad_norm over many CPU parameters of both types: the bits of one kernel call per parameter") {
+  // The step updates, and measures, all CPU parameters of a type in one call, cut in pieces that
+  // cross no parameter's end: each must come out as if updated alone.
+  Generator gen(6);
+  std::vector<Parameter> params;
+  std::vector<Tensor> grads;
+  int k = 0;
+  for (auto [shape, dt] : std::vector<std::pair<Shape, DType>>{
+           {{300, 200}, DType::f32}, {{7}, DType::f32}, {{1000}, DType::f64}, {{20000}, DType::f32}, {{3, 5}, DType::f64}}) {
+    Tensor t = Tensor::randn(shape, gen, 1.0, dt);
+    grads.push_back(Tensor::randn(shape, gen, 1.0, dt));
+    t.set_grad(grads.back().clone());
+    params.push_back({"p" + std::to_string(k++), t, ParamKind::weight});
+  }
+  double squares = 0;
+  for (const Tensor& g : grads)
+    squares += g.dtype() == DType::f32 ? cpu::sum_of_squares(g.data<float>(), g.numel())
+                                       : cpu::sum_of_squares(g.data<double>(), g.numel());
+  CHECK(grad_norm(params) == std::sqrt(squares));
+  std::vector<Tensor> alone;
+  for (const Parameter& p : params) alone.push_back(p.tensor.clone());
+  AdamW opt(params, AdamWConfig{});
+  opt.step(1e-2, 0.5);
+  for (size_t i = 0; i < params.size(); ++i) {
+    CAPTURE(i);
+    const Tensor& a = alone[i];
+    Tensor m = Tensor::zeros(a.shape(), a.dtype()), v = Tensor::zeros(a.shape(), a.dtype());
+    const AdamWStep step{1e-2, 0.9, 0.95, 1e-8, 0.1, 1};
+    if (a.dtype() == DType::f32)
+      cpu::adamw_update(a.data<float>(), grads[i].data<float>(), m.data<float>(), v.data<float>(), a.numel(), step, 0.5);
+    else
+      cpu::adamw_update(a.data<double>(), grads[i].data<double>(), m.data<double>(), v.data<double>(), a.numel(), step, 0.5);
+    CHECK(params[i].tensor.to_f64_vector() == a.to_f64_vector());
+    CHECK(opt.state(params[i].name).m.to_f64_vector() == m.to_f64_vector());
+  }
 }
 
 TEST_CASE("schedules against hand-computed values") {
