@@ -24,22 +24,24 @@ struct ClosureNode final : Node {
   BackwardFn fn;
 };
 
-// Sums a gradient into a slot. The first gradient is stored as is; later ones make a new tensor,
-// so a gradient tensor that an op handed to two inputs is never modified in place.
+// Whether no other tensor shares t's data: t is the last handle, and its storage has no other view.
+bool sole_handle(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.impl().storage.use_count() == 1; }
+
+// Sums a gradient into a slot. The first gradient is stored as is; a later one is added in place
+// when the slot's tensor is nobody else's (no new tensor to allocate and write), else into a new
+// tensor, so a gradient tensor that an op handed to two inputs is never modified in place.
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined()) {
     slot = g;
+  } else if (sole_handle(slot)) {
+    add_into(slot, g);
   } else {
     slot = add(slot, g);
   }
 }
 
-// g itself when no other tensor shares its data (this was the last handle, and its storage has no
-// other view), else a copy.
-Tensor owned_or_clone(Tensor g) {
-  const bool sole = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1;
-  return sole ? g : g.clone();
-}
+// g itself when no other tensor shares its data, else a copy.
+Tensor owned_or_clone(Tensor g) { return sole_handle(g) ? g : g.clone(); }
 
 // Nodes reachable from `root`, parents before children (reverse post-order of a DFS). Owning
 // pointers: the pass frees each node's inputs as it goes, which would otherwise free its children.

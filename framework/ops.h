@@ -19,6 +19,7 @@ Tensor cast(const Tensor& x, DType dtype);
 
 // ---- elementwise (same shapes) and reductions
 Tensor add(const Tensor& a, const Tensor& b);
+void add_into(const Tensor& a, const Tensor& b);  // a += b in place; not differentiable (gradient sums)
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, double s);
 Tensor sum(const Tensor& x);   // all elements -> shape [1]

@@ -6,6 +6,7 @@
 // The CPU keeps the moments in the parameter's type; the device keeps them in f32 whatever the
 // parameter's storage type, computes the update in f32 and may update an f32 master copy.
 #include <cstdint>
+#include <vector>
 
 namespace eat {
 
@@ -15,12 +16,33 @@ struct AdamWStep {
 };
 
 namespace cpu {
+// Each gradient is taken times grad_scale (gradient clipping folded into the update: one pass
+// over the gradients fewer than scaling them first; a scale of 1 changes no bit).
 template <typename T>
-void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWStep& s);
+void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWStep& s, double grad_scale = 1.0);
+
+// One parameter of a whole-model update.
+template <typename T>
+struct AdamWTensor {
+  T* param;
+  const T* grad;
+  T* m;
+  T* v;
+  int64_t n;
+  AdamWStep step;
+};
+// adamw_update on every tensor, the same bits, in one parallel region: a region per parameter
+// costs a wake-up and a barrier each, a few dozen a step, and far more when the threads share
+// their cores with another process.
+template <typename T>
+void adamw_update_all(const std::vector<AdamWTensor<T>>& tensors, double grad_scale = 1.0);
 
 // sum of squares in double over fixed-size blocks summed in order (thread-count independent).
 template <typename T>
 double sum_of_squares(const T* x, int64_t n);
+// sums[i] = sum_of_squares(xs[i], ns[i]) for every i, the same bits, in one parallel region.
+template <typename T>
+void sums_of_squares(const std::vector<const T*>& xs, const std::vector<int64_t>& ns, double* sums);
 }  // namespace cpu
 
 namespace cuda {

@@ -133,7 +133,8 @@ OpCase cross_entropy_row() {
     return Tensor::full({1}, counted ? loss / static_cast<double>(counted) : 0.0, DType::f64);
   };
   row.small = {{normal({6, 13}, 2.0)}, {normal({2, 3, 4}, 2.0)}};
-  row.medium = {{normal({6, 13}, 2.0)}, {normal({2, 37, 1000}, 3.0)}};
+  // 2085 logits a row: two full blocks of the CPU kernel's 1024 and a ragged one.
+  row.medium = {{normal({6, 13}, 2.0)}, {normal({2, 37, 1000}, 3.0)}, {normal({3, 2085}, 3.0)}};
   row.bench = {{normal({1024, 8192})}, {normal({2048, 32768})}};
   return row;
 }

@@ -30,6 +30,11 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return y;
 }
 
+void add_into(const Tensor& a, const Tensor& b) {
+  check_binary("add", a, b);
+  EAT_KERNEL("add", a, add_forward, a.data<T>(), b.data<T>(), a.data<T>(), a.numel());
+}
+
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_binary("mul", a, b);
   Tensor y = Tensor::empty_like(a);

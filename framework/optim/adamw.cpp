@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "framework/dispatch.h"
 #include "framework/ops.h"
@@ -50,31 +51,72 @@ AdamW::State& AdamW::state(const std::string& name) {
   return it->second;
 }
 
-void AdamW::step(double lr) {
+namespace {
+
+// The CPU parameters' work of a step goes to one kernel call per element type (kernels/adamw.h):
+// a call per parameter would open a parallel region each.
+template <template <typename> class List>
+using PerCpuType = std::tuple<List<float>, List<double>>;
+template <typename T>
+using UpdateList = std::vector<cpu::AdamWTensor<T>>;
+
+// The gradients of one element type whose sums of squares are taken together.
+template <typename T>
+struct SquaresList {
+  std::vector<const T*> data;
+  std::vector<int64_t> sizes;
+  std::vector<double> sums;
+  size_t add(const Tensor& g) {
+    data.push_back(g.data<T>());
+    sizes.push_back(g.numel());
+    return data.size() - 1;
+  }
+  void run() {
+    sums.resize(data.size());
+    if (!data.empty()) cpu::sums_of_squares(data, sizes, sums.data());
+  }
+};
+
+}  // namespace
+
+void AdamW::step(double lr, double grad_scale) {
+  PerCpuType<UpdateList> cpu_updates;
+  bool any_cpu = false;
   for (const Parameter& p : params_) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
     State& s = state_[p.name];
     ++s.step;
     AdamWStep hyper{lr, config_.beta1, config_.beta2, config_.eps, decay_[p.name] ? config_.weight_decay : 0.0, s.step};
-    dispatch(
-        "adamw", p.tensor,
-        [&]<typename T>() {
-          cpu::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper);
-        },
-        EAT_CUDA([&]<typename T>() {
-          cuda::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<float>(), s.v.data<float>(), nullptr,
-                                p.tensor.numel(), hyper);
-        }));
+    if (p.tensor.device() == Device::cpu) {
+      dispatch_floating("adamw", p.tensor.dtype(), [&]<typename T>() {
+        std::get<UpdateList<T>>(cpu_updates)
+            .push_back({p.tensor.data<T>(), g.data<T>(), s.m.data<T>(), s.v.data<T>(), p.tensor.numel(), hyper});
+      });
+      any_cpu = true;
+      continue;
+    }
+    dispatch("adamw", p.tensor, [&]<typename T>() {},  // (CPU parameters went to cpu_updates)
+             EAT_CUDA([&]<typename T>() {
+               // The device kernel takes the gradient as it is: scale it first.
+               if (grad_scale != 1.0) cuda::scale_forward<T>(g.data<T>(), grad_scale, g.data<T>(), g.numel());
+               cuda::adamw_update<T>(p.tensor.data<T>(), g.data<T>(), s.m.data<float>(), s.v.data<float>(), nullptr,
+                                     p.tensor.numel(), hyper);
+             }));
   }
+  if (!any_cpu) return;
+  profiler::OpScope timed("adamw", Device::cpu);
+  std::apply([&](auto&... lists) { ((lists.empty() ? void() : cpu::adamw_update_all(lists, grad_scale)), ...); },
+             cpu_updates);
 }
 
 void AdamW::zero_grad() {
   for (const Parameter& p : params_) p.tensor.zero_grad();
 }
 
-double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
-  double total = 0;
+double grad_norm(const std::vector<Parameter>& params) {
+  PerCpuType<SquaresList> cpu_squares;
+  std::vector<std::pair<DType, size_t>> cpu_order;  // each CPU gradient's list and place in it
   // On the device each gradient's sum of squares lands in its own slot; the slots come back in
   // one read (one sync per step, not one per parameter) and are added on the host in order.
   Tensor device_squares;
@@ -82,24 +124,42 @@ double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
   for (const Parameter& p : params) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
-    dispatch(
-        "clip_grad_norm", g, [&]<typename T>() { total += cpu::sum_of_squares<T>(g.data<T>(), g.numel()); },
-        EAT_CUDA([&]<typename T>() {
-          if (!device_squares.defined())
-            device_squares = Tensor::empty({static_cast<int64_t>(params.size())}, DType::f32, g.device());
-          Tensor partial = Tensor::empty({cuda::sum_partials(g.numel())}, DType::f32, g.device());
-          cuda::sum_forward<T, float>(g.data<T>(), g.numel(), 1.0f, true, partial.data<float>(),
-                                      device_squares.data<float>() + slot);
-          ++slot;
-        }));
+    if (g.device() == Device::cpu) {
+      dispatch_floating("clip_grad_norm", g.dtype(), [&]<typename T>() {
+        cpu_order.emplace_back(g.dtype(), std::get<SquaresList<T>>(cpu_squares).add(g));
+      });
+      continue;
+    }
+    dispatch("clip_grad_norm", g, [&]<typename T>() {},  // (CPU gradients went to cpu_squares)
+             EAT_CUDA([&]<typename T>() {
+               if (!device_squares.defined())
+                 device_squares = Tensor::empty({static_cast<int64_t>(params.size())}, DType::f32, g.device());
+               Tensor partial = Tensor::empty({cuda::sum_partials(g.numel())}, DType::f32, g.device());
+               cuda::sum_forward<T, float>(g.data<T>(), g.numel(), 1.0f, true, partial.data<float>(),
+                                           device_squares.data<float>() + slot);
+               ++slot;
+             }));
+  }
+  double total = 0;
+  if (!cpu_order.empty()) {
+    profiler::OpScope timed("clip_grad_norm", Device::cpu);
+    std::apply([](auto&... lists) { (lists.run(), ...); }, cpu_squares);
+    for (const auto& [dtype, i] : cpu_order)  // in parameter order
+      total += dtype == DType::f32 ? std::get<SquaresList<float>>(cpu_squares).sums[i]
+                                   : std::get<SquaresList<double>>(cpu_squares).sums[i];
   }
   if (slot > 0) {
     const std::vector<double> squares = device_squares.to_f64_vector();  // the norm decides on the host whether to clip
     for (int64_t i = 0; i < slot; ++i) total += squares[static_cast<size_t>(i)];
   }
-  const double norm = std::sqrt(total);
-  if (max_norm > 0 && norm > max_norm) {
-    const double factor = max_norm / (norm + 1e-6);
+  return std::sqrt(total);
+}
+
+double clip_factor(double norm, double max_norm) { return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0; }
+
+double clip_grad_norm(const std::vector<Parameter>& params, double max_norm) {
+  const double norm = grad_norm(params), factor = clip_factor(norm, max_norm);
+  if (factor != 1.0) {
     for (const Parameter& p : params) {
       Tensor g = p.tensor.grad();
       if (!g.defined()) continue;

@@ -33,8 +33,9 @@ class AdamW {
 
   AdamW(std::vector<Parameter> params, AdamWConfig config, DecayRule decays = decay_matrices_only);
 
-  // Applies one update with learning rate lr to every parameter that has a gradient.
-  void step(double lr);
+  // Applies one update with learning rate lr to every parameter that has a gradient, taken times
+  // grad_scale (clip_factor's; the gradients themselves are left as they are).
+  void step(double lr, double grad_scale = 1.0);
   void zero_grad();
 
   const AdamWConfig& config() const { return config_; }
@@ -50,8 +51,13 @@ class AdamW {
   std::map<std::string, State> state_;
 };
 
-// Global L2 norm of all gradients (f64, fixed order); when max_norm > 0 and the norm exceeds it,
-// scales every gradient in place by max_norm / (norm + 1e-6). Returns the norm before clipping.
+// Global L2 norm of all gradients (f64, fixed order).
+double grad_norm(const std::vector<Parameter>& params);
+// The factor that clips gradients of global norm `norm` to max_norm: max_norm / (norm + 1e-6) when
+// max_norm > 0 and the norm exceeds it, else 1.
+double clip_factor(double norm, double max_norm);
+// grad_norm, and the gradients scaled in place by clip_factor. Returns the norm before clipping.
+// (A training step passes the factor to AdamW::step instead: one pass over the gradients fewer.)
 double clip_grad_norm(const std::vector<Parameter>& params, double max_norm);
 
 }  // namespace eat

@@ -1,10 +1,9 @@
 #include "framework/parallel/time_rows.h"
 
-#include <cstring>
-
 #include "framework/dispatch.h"
 #include "base/error.h"
 #include "framework/ops.h"
+#include "kernels/cpu/copy_rows.h"
 #ifdef EAT_WITH_CUDA
 #include "kernels/cuda/copy_rows.h"
 #endif
@@ -18,9 +17,7 @@ void copy_blocks(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
     EAT_CUDA_BRANCH(cuda::copy_rows(dst, dst_pitch, src, src_pitch, width, static_cast<size_t>(blocks)));
     return;
   }
-  for (int64_t i = 0; i < blocks; ++i)
-    std::memcpy(static_cast<char*>(dst) + static_cast<size_t>(i) * dst_pitch,
-                static_cast<const char*>(src) + static_cast<size_t>(i) * src_pitch, width);
+  cpu::copy_rows(dst, dst_pitch, src, src_pitch, width, static_cast<size_t>(blocks));
 }
 
 Shape with_time(const Tensor& x, int64_t T) {

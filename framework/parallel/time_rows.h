@@ -1,8 +1,8 @@
 #pragma once
 // Moving token rows of [B, T, ...] tensors on the time axis (axis 1), on the CPU (memcpy per
-// block) or on CUDA (one strided copy on the compute stream, ordered with the kernels and the
-// collectives around it): the packing, unpacking and gradient accumulation behind the halo
-// exchange and the sequence joins of sequence parallelism.
+// block, the blocks spread over the threads) or on CUDA (one strided copy on the compute stream,
+// ordered with the kernels and the collectives around it): the packing, unpacking and gradient
+// accumulation behind the halo exchange and the sequence joins of sequence parallelism.
 #include <cstddef>
 #include <cstdint>
 

@@ -111,11 +111,11 @@ StepNumbers train_step(TrainingRun& run) {
             last_good_checkpoint(run));
   EAT_CHECK(std::isfinite(s.aux_loss), "step ", s.step, ": aux loss is ", s.aux_loss, "; stopping without updating. ",
             last_good_checkpoint(run));
-  s.grad_norm = clip_grad_norm(run.params, run.recipe.train.grad_clip);
+  s.grad_norm = grad_norm(run.params);
   EAT_CHECK(std::isfinite(s.grad_norm), "step ", s.step, ": gradient norm is ", s.grad_norm, "; stopping. ",
             last_good_checkpoint(run));
   s.lr = run.schedule.lr_at(run.state.step);
-  run.optimizer->step(s.lr);
+  run.optimizer->step(s.lr, clip_factor(s.grad_norm, run.recipe.train.grad_clip));  // clipping folded into the update
   run.optimizer->zero_grad();
   run.state.step += 1;
   run.state.samples_consumed += run.recipe.train.global_batch;

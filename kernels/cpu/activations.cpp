@@ -43,7 +43,7 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n) {
     for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
       T s[kPointwiseBlock];
       sigmoid_block(x + i0, s, len);
-      for (int64_t i = 0; i < len; ++i) y[i0 + i] = x[i0 + i] * s[i];
+      ArrayMap<T>(y + i0, len) = ConstArrayMap<T>(x + i0, len) * ConstArrayMap<T>(s, len);
     });
     return;
   }
@@ -59,10 +59,12 @@ void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t
     for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
       T s[kPointwiseBlock];
       sigmoid_block(x + i0, s, len);
+      ConstArrayMap<T> X(x + i0, len), DY(dy + i0, len), S(s, len);
+      ArrayMap<T> DX(dx + i0, len);
       if (silu)
-        for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * silu_slope(x[i0 + i], s[i]);
+        DX = DY * silu_slope(X, S);
       else
-        for (int64_t i = 0; i < len; ++i) dx[i0 + i] = dy[i0 + i] * (s[i] * (T(1) - s[i]));
+        DX = DY * (S * (T(1) - S));
     });
     return;
   }

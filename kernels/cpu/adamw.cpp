@@ -7,16 +7,28 @@
 
 namespace eat::cpu {
 
+namespace {
+
+// Elements per task of a whole-model update: every parameter is cut into pieces of this size (its
+// last one shorter), and the pieces of all parameters are spread over the threads together.
+constexpr int64_t kPiece = int64_t{1} << 14;
+// Elements per block of a sum of squares; a block's sum does not depend on the threads.
+constexpr int64_t kSquaresBlock = 4096;
+
+// Elements [begin, end) of one tensor's update.
 template <typename T>
-void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWStep& s) {
+void update_range(const AdamWTensor<T>& t, T gs, int64_t begin, int64_t end) {
+  const AdamWStep& s = t.step;
   const T lr = static_cast<T>(s.lr), b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
   const T decay = static_cast<T>(1.0 - s.lr * s.weight_decay);
   const T bc1 = static_cast<T>(1.0 - std::pow(s.beta1, static_cast<double>(s.t)));
   const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(s.beta2, static_cast<double>(s.t))));
   const T step = lr / bc1, eps = static_cast<T>(s.eps);
-#pragma omp parallel for simd schedule(static) if(parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) {
-    const T g = grad[i];
+  T *param = t.param, *m = t.m, *v = t.v;
+  const T* grad = t.grad;
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) {
+    const T g = grad[i] * gs;
     const T mi = b1 * m[i] + (T(1) - b1) * g;
     const T vi = b2 * v[i] + (T(1) - b2) * g * g;
     m[i] = mi;
@@ -25,26 +37,74 @@ void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWSte
   }
 }
 
-template <typename T>
-double sum_of_squares(const T* x, int64_t n) {
-  constexpr int64_t kBlock = 4096;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> partial(static_cast<size_t>(blocks));
-#pragma omp parallel for schedule(static) if(parallel_worth(n))
-  for (int64_t b = 0; b < blocks; ++b) {
-    double s = 0;
-    for (int64_t i = b * kBlock, end = std::min(n, (b + 1) * kBlock); i < end; ++i)
-      s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-    partial[static_cast<size_t>(b)] = s;
+// Pieces of `piece` elements of arrays of sizes ns: (array, first element) of each, and the total.
+struct Pieces {
+  std::vector<std::pair<size_t, int64_t>> starts;
+  int64_t total = 0;
+};
+
+Pieces cut(const std::vector<int64_t>& ns, int64_t piece) {
+  Pieces p;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    for (int64_t b = 0; b < ns[i]; b += piece) p.starts.emplace_back(i, b);
+    p.total += ns[i];
   }
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
+  return p;
 }
 
-template void adamw_update<float>(float*, const float*, float*, float*, int64_t, const AdamWStep&);
-template void adamw_update<double>(double*, const double*, double*, double*, int64_t, const AdamWStep&);
-template double sum_of_squares<float>(const float*, int64_t);
-template double sum_of_squares<double>(const double*, int64_t);
+}  // namespace
+
+template <typename T>
+void adamw_update_all(const std::vector<AdamWTensor<T>>& tensors, double grad_scale) {
+  std::vector<int64_t> ns;
+  for (const AdamWTensor<T>& t : tensors) ns.push_back(t.n);
+  const Pieces pieces = cut(ns, kPiece);
+  const T gs = static_cast<T>(grad_scale);
+  const auto count = static_cast<int64_t>(pieces.starts.size());
+#pragma omp parallel for schedule(static) if(parallel_worth(pieces.total))
+  for (int64_t k = 0; k < count; ++k) {
+    const auto [i, begin] = pieces.starts[static_cast<size_t>(k)];
+    const AdamWTensor<T>& t = tensors[i];
+    update_range(t, gs, begin, std::min(t.n, begin + kPiece));
+  }
+}
+
+template <typename T>
+void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWStep& s, double grad_scale) {
+  adamw_update_all<T>({{param, grad, m, v, n, s}}, grad_scale);
+}
+
+template <typename T>
+void sums_of_squares(const std::vector<const T*>& xs, const std::vector<int64_t>& ns, double* sums) {
+  const Pieces blocks = cut(ns, kSquaresBlock);
+  const auto count = static_cast<int64_t>(blocks.starts.size());
+  std::vector<double> partial(blocks.starts.size());
+#pragma omp parallel for schedule(static) if(parallel_worth(blocks.total))
+  for (int64_t k = 0; k < count; ++k) {
+    const auto [i, begin] = blocks.starts[static_cast<size_t>(k)];
+    const T* x = xs[i];
+    double s = 0;
+    for (int64_t j = begin, end = std::min(ns[i], begin + kSquaresBlock); j < end; ++j)
+      s += static_cast<double>(x[j]) * static_cast<double>(x[j]);
+    partial[static_cast<size_t>(k)] = s;
+  }
+  std::fill(sums, sums + xs.size(), 0.0);
+  for (size_t k = 0; k < partial.size(); ++k) sums[blocks.starts[k].first] += partial[k];  // block order
+}
+
+template <typename T>
+double sum_of_squares(const T* x, int64_t n) {
+  double sum = 0;
+  sums_of_squares<T>({x}, {n}, &sum);
+  return sum;
+}
+
+#define EAT_INSTANTIATE(T)                                                                          \
+  template void adamw_update<T>(T*, const T*, T*, T*, int64_t, const AdamWStep&, double);          \
+  template void adamw_update_all<T>(const std::vector<AdamWTensor<T>>&, double);                   \
+  template double sum_of_squares<T>(const T*, int64_t);                                             \
+  template void sums_of_squares<T>(const std::vector<const T*>&, const std::vector<int64_t>&, double*);
+EAT_INSTANTIATE(float)
+EAT_INSTANTIATE(double)
 
 }  // namespace eat::cpu

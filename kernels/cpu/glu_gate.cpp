@@ -27,29 +27,35 @@ void for_row_runs(int64_t rows, int64_t n, int64_t pitch, F&& f) {
 template <typename T>
 void forward_pitched(bool silu, const T* a, const T* b, int64_t pitch, T* y, int64_t rows, int64_t n) {
   for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
+    ConstArrayMap<T> A(a + in, len), B(b + in, len);
+    ArrayMap<T> Y(y + out, len);
     if (!silu) {
-      for (int64_t i = 0; i < len; ++i) y[out + i] = a[in + i] * b[in + i];
+      Y = A * B;
       return;
     }
     T s[kPointwiseBlock];
     sigmoid_block(a + in, s, len);
-    for (int64_t i = 0; i < len; ++i) y[out + i] = (a[in + i] * s[i]) * b[in + i];
+    Y = (A * ConstArrayMap<T>(s, len)) * B;
   });
 }
 
+// Whole-run array expressions, one per case: a loop that tests silu, da and db per element (and
+// may alias its pointers) stays scalar.
 template <typename T>
 void backward_pitched(bool silu, const T* a, const T* b, int64_t pitch, const T* dy, T* da, T* db, int64_t rows,
                       int64_t n) {
   for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
-    T s[kPointwiseBlock];
-    if (silu) sigmoid_block(a + in, s, len);
-    for (int64_t i = 0; i < len; ++i) {
-      const int64_t k = in + i;
-      const T act = silu ? a[k] * s[i] : a[k];
-      const T dact = silu ? silu_slope(a[k], s[i]) : T(1);
-      if (da) da[k] = dy[out + i] * b[k] * dact;
-      if (db) db[k] = dy[out + i] * act;
+    ConstArrayMap<T> A(a + in, len), B(b + in, len), DY(dy + out, len);
+    if (!silu) {
+      if (da) ArrayMap<T>(da + in, len) = DY * B;
+      if (db) ArrayMap<T>(db + in, len) = DY * A;
+      return;
     }
+    T s[kPointwiseBlock];
+    sigmoid_block(a + in, s, len);
+    ConstArrayMap<T> S(s, len);
+    if (da) ArrayMap<T>(da + in, len) = DY * B * silu_slope(A, S);
+    if (db) ArrayMap<T>(db + in, len) = DY * (A * S);
   });
 }
 

@@ -1,9 +1,9 @@
 #include "kernels/norms.h"
 
+#include <algorithm>
 #include <cmath>
-#include <vector>
+#include <memory>
 
-#include "kernels/matmul.h"
 #include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
@@ -44,26 +44,44 @@ void rms_norm_forward(const T* x, const T* w, T* y, double* r, int64_t rows, int
   }
 }
 
+// Rows per block of the weight gradient: each block sums its rows' dy * xhat into its own
+// partial row, and the partials are added in block order, so dw does not depend on the threads.
+constexpr int64_t kRmsRowBlock = 64;
+
 template <typename T>
 void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols) {
-  if (dx) {
+  // One pass over x and dy for both gradients, row blocks over the threads.
+  const int64_t blocks = (rows + kRmsRowBlock - 1) / kRmsRowBlock;
+  std::unique_ptr<double[]> partials(dw ? new double[static_cast<size_t>(blocks * cols)] : nullptr);
 #pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
-    for (int64_t i = 0; i < rows; ++i) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    double* part = dw ? partials.get() + b * cols : nullptr;
+    if (part) std::fill(part, part + cols, 0.0);
+    for (int64_t i = b * kRmsRowBlock; i < std::min(rows, (b + 1) * kRmsRowBlock); ++i) {
       const T *xr = x + i * cols, *gr = dy + i * cols;
-      // The mean over the row of (dy * w) * xhat.
-      const double dot = dot_f64<T>(gr, xr, w, cols) * r[i] / static_cast<double>(cols);
-      for (int64_t j = 0; j < cols; ++j)
-        dx[i * cols + j] = static_cast<T>(r[i] * (static_cast<double>(gr[j]) * (w ? w[j] : T(1)) - xr[j] * r[i] * dot));
+      const double ri = r[i];
+      if (dx) {
+        // The mean over the row of (dy * w) * xhat.
+        const double dot = dot_f64<T>(gr, xr, w, cols) * ri / static_cast<double>(cols);
+        T* dxr = dx + i * cols;
+        for (int64_t j = 0; j < cols; ++j)
+          dxr[j] = static_cast<T>(ri * (static_cast<double>(gr[j]) * (w ? w[j] : T(1)) - xr[j] * ri * dot));
+      }
+      if (part)
+        for (int64_t j = 0; j < cols; ++j) part[j] += static_cast<double>(gr[j]) * (xr[j] * ri);
     }
   }
-  if (dw) {
-    // dw = column sums of dy * xhat: form the product, then the fixed-order column reduction.
-    std::vector<T> prod(static_cast<size_t>(rows * cols));
-#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j)
-        prod[static_cast<size_t>(i * cols + j)] = static_cast<T>(dy[i * cols + j] * (x[i * cols + j] * r[i]));
-    column_sums<T>(prod.data(), dw, rows, cols);
+  if (!dw) return;
+  constexpr int64_t kCols = 64;  // columns per task of the sum over blocks
+#pragma omp parallel for schedule(static) if(parallel_worth(blocks * cols))
+  for (int64_t j0 = 0; j0 < cols; j0 += kCols) {
+    const int64_t width = std::min(kCols, cols - j0);
+    double sum[kCols] = {};
+    for (int64_t b = 0; b < blocks; ++b) {
+      const double* part = partials.get() + b * cols + j0;
+      for (int64_t j = 0; j < width; ++j) sum[j] += part[j];
+    }
+    for (int64_t j = 0; j < width; ++j) dw[j0 + j] = static_cast<T>(sum[j]);
   }
 }
 

@@ -6,31 +6,73 @@
 
 namespace eat::cpu {
 
+namespace {
+
+// cos and sin of every angle, rounded to T, [T_, d/2] each. They depend only on the positions and
+// the frequencies, not on the batch or the heads, so one table serves every call at the same
+// positions: the q and k of every layer, forward and backward. Its 2 T_ d/2 libm calls cost more
+// than the rotation of a small batch itself, so the last table built is kept (one per thread and
+// type; no larger than an input of one sequence and one head pair).
+template <typename T>
+struct AngleTable {
+  int64_t T_ = -1, d = -1, offset = 0, chunk = 0;
+  double theta = 0;
+  std::vector<T> cos, sin;
+};
+
+template <typename T>
+const AngleTable<T>& angle_table(int64_t T_, int64_t d, double theta, int64_t offset, int64_t chunk) {
+  static thread_local AngleTable<T> last;
+  AngleTable<T>& table = last;  // the caller's: inside the parallel region `last` would name each thread's own
+  if (table.T_ == T_ && table.d == d && table.theta == theta && table.offset == offset && table.chunk == chunk)
+    return table;
+  const int64_t half = d / 2;
+  std::vector<double> freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+  table.cos.resize(static_cast<size_t>(T_ * half));
+  table.sin.resize(static_cast<size_t>(T_ * half));
+#pragma omp parallel for schedule(static) if(parallel_worth(T_ * half * 16))
+  for (int64_t t = 0; t < T_; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>((offset + t) / chunk) * freq[i];
+      table.cos[t * half + i] = static_cast<T>(std::cos(angle));
+      table.sin[t * half + i] = static_cast<T>(std::sin(angle));
+    }
+  table.T_ = T_;
+  table.d = d;
+  table.theta = theta;
+  table.offset = offset;
+  table.chunk = chunk;
+  return table;
+}
+
+// One head's rotation; the inverse negates sin (exactly).
+template <bool kInverse, typename T>
+void rotate(const T* x, T* y, const T* c, const T* s, int64_t half) {
+  for (int64_t i = 0; i < half; ++i) {
+    const T x1 = x[i], x2 = x[i + half], si = kInverse ? -s[i] : s[i];
+    y[i] = x1 * c[i] - x2 * si;
+    y[i + half] = x2 * c[i] + x1 * si;
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, int64_t chunk,
                 bool inverse) {
   const int64_t half = d / 2;
-  std::vector<double> freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
-  const double sign = inverse ? -1.0 : 1.0;
+  const AngleTable<T>& table = angle_table<T>(T_, d, theta, offset, chunk);
 #pragma omp parallel for schedule(static) if(parallel_worth(B * T_ * H * d))
   for (int64_t t = 0; t < T_; ++t) {
-    std::vector<T> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>((offset + t) / chunk) * freq[i];
-      c[i] = static_cast<T>(std::cos(angle));
-      s[i] = static_cast<T>(sign * std::sin(angle));
-    }
+    const T *c = table.cos.data() + t * half, *s = table.sin.data() + t * half;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t base = ((b * T_ + t) * H + h) * d;
-        const T* xr = x + base;
-        T* yr = y + base;
-        for (int64_t i = 0; i < half; ++i) {
-          const T x1 = xr[i], x2 = xr[i + half];
-          yr[i] = x1 * c[i] - x2 * s[i];
-          yr[i + half] = x2 * c[i] + x1 * s[i];
-        }
+        if (inverse)
+          rotate<true>(x + base, y + base, c, s, half);
+        else
+          rotate<false>(x + base, y + base, c, s, half);
       }
   }
 }

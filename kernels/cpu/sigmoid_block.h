@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/array_map.h"
 #include "kernels/cpu/parallel.h"
 
 namespace eat::cpu {
@@ -18,15 +19,16 @@ constexpr int64_t kPointwiseBlock = 1024;
 // clamped maximum), large positive x gives 1.
 template <typename T>
 inline void sigmoid_block(const T* x, T* s, int64_t n) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  Eigen::Map<const Array> X(x, n);
-  Eigen::Map<Array> S(s, n);
+  ConstArrayMap<T> X(x, n);
+  ArrayMap<T> S(s, n);
   S = (T(1) + (-X).exp()).inverse();
 }
 
-// SiLU's derivative at x from s = sigmoid(x): d/dx [x s(x)] = s (1 + x (1 - s)).
-template <typename T>
-inline T silu_slope(T x, T s) {
+// SiLU's derivative at x from s = sigmoid(x): d/dx [x s(x)] = s (1 + x (1 - s)), as an array
+// expression over a run (x and s must outlive it).
+template <typename X, typename S>
+inline auto silu_slope(const Eigen::ArrayBase<X>& x, const Eigen::ArrayBase<S>& s) {
+  using T = typename X::Scalar;
   return s * (T(1) + x * (T(1) - s));
 }
 

@@ -49,6 +49,20 @@ TEST_CASE("a tensor used twice accumulates both gradients") {
   for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(2 * xv[i] + 1).epsilon(1e-14));
 }
 
+TEST_CASE("gradients summed into a tensor nobody else holds, never into one an op handed to several inputs") {
+  // out = h m + (h + m): the outer add hands one gradient tensor G to both its inputs, the inner
+  // add hands G on to h and m. When h's second gradient (from h m) arrives, G is still m's
+  // pending gradient: summing into it in place would change m's. A sum into a tensor of h's own
+  // may go in place (no new tensor each time).
+  Generator gen(5);
+  const Tensor w = randn64({6}, gen, 1.0, false), u = randn64({6}, gen, 1.0, false);
+  auto fn = [&](auto& in) {
+    const Tensor h = mul(in[0], w), m = mul(in[1], u);
+    return add(mul(h, m), add(h, m));
+  };
+  CHECK(gradcheck("shared gradients", fn, {randn64({6}, gen), randn64({6}, gen)}) <= 1.0);
+}
+
 TEST_CASE("leaf gradients never share data with each other or with the seed") {
   // add's backward hands the same gradient tensor to both inputs, which is also the seed: each
   // leaf must still get its own copy, since optimisers scale gradients in place.

@@ -4,6 +4,7 @@
 #include "framework/nn/layers.h"
 #include "framework/optim/adamw.h"
 #include "framework/optim/schedule.h"
+#include "kernels/adamw.h"
 
 using namespace eat;
 
@@ -77,6 +78,72 @@ TEST_CASE("global gradient-norm clipping") {
   CHECK(clip_grad_norm(params, 1.0) == doctest::Approx(5.0).epsilon(1e-15));
   CHECK(toy.w.grad().item() == doctest::Approx(3.0 / (5.0 + 1e-6)).epsilon(1e-15));
   CHECK(toy.b.grad().item() == doctest::Approx(4.0 / (5.0 + 1e-6)).epsilon(1e-15));
+}
+
+TEST_CASE("AdamW with a gradient scale: the same bits as clipping the gradients first, which stay as they were") {
+  // Many values in f32 and f64 (past the threads' threshold): the clip factor folded into the
+  // update must equal scaling the gradients in place, then stepping.
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(std::string(dtype_name(dt)));
+    Generator gen(5);
+    const Tensor init = Tensor::randn({300, 200}, gen, 1.0, dt), grad = Tensor::randn({300, 200}, gen, 3.0, dt);
+    Tensor folded = init.clone(), clipped = init.clone();
+    const std::vector<Parameter> a{{"w", folded, ParamKind::weight}}, b{{"w", clipped, ParamKind::weight}};
+    AdamW opt_a(a, AdamWConfig{}), opt_b(b, AdamWConfig{});
+    for (int t = 0; t < 2; ++t) {
+      folded.set_grad(grad.clone());
+      clipped.set_grad(grad.clone());
+      const double norm = grad_norm(a), factor = clip_factor(norm, 1.0);
+      CHECK(factor < 1.0);
+      CHECK(clip_grad_norm(b, 1.0) == norm);
+      opt_a.step(1e-2, factor);
+      opt_b.step(1e-2);
+      CHECK(folded.to_f64_vector() == clipped.to_f64_vector());
+      CHECK(opt_a.state("w").m.to_f64_vector() == opt_b.state("w").m.to_f64_vector());
+      CHECK(opt_a.state("w").v.to_f64_vector() == opt_b.state("w").v.to_f64_vector());
+      CHECK(folded.grad().to_f64_vector() == grad.to_f64_vector());
+    }
+  }
+  CHECK(clip_factor(5.0, 0.0) == 1.0);
+  CHECK(clip_factor(5.0, 10.0) == 1.0);
+  CHECK(clip_factor(5.0, 1.0) == 1.0 / (5.0 + 1e-6));
+}
+
+TEST_CASE("AdamW and grad_norm over many CPU parameters of both types: the bits of one kernel call per parameter") {
+  // The step updates, and measures, all CPU parameters of a type in one call, cut in pieces that
+  // cross no parameter's end: each must come out as if updated alone.
+  Generator gen(6);
+  std::vector<Parameter> params;
+  std::vector<Tensor> grads;
+  int k = 0;
+  for (auto [shape, dt] : std::vector<std::pair<Shape, DType>>{
+           {{300, 200}, DType::f32}, {{7}, DType::f32}, {{1000}, DType::f64}, {{20000}, DType::f32}, {{3, 5}, DType::f64}}) {
+    Tensor t = Tensor::randn(shape, gen, 1.0, dt);
+    grads.push_back(Tensor::randn(shape, gen, 1.0, dt));
+    t.set_grad(grads.back().clone());
+    params.push_back({"p" + std::to_string(k++), t, ParamKind::weight});
+  }
+  double squares = 0;
+  for (const Tensor& g : grads)
+    squares += g.dtype() == DType::f32 ? cpu::sum_of_squares(g.data<float>(), g.numel())
+                                       : cpu::sum_of_squares(g.data<double>(), g.numel());
+  CHECK(grad_norm(params) == std::sqrt(squares));
+  std::vector<Tensor> alone;
+  for (const Parameter& p : params) alone.push_back(p.tensor.clone());
+  AdamW opt(params, AdamWConfig{});
+  opt.step(1e-2, 0.5);
+  for (size_t i = 0; i < params.size(); ++i) {
+    CAPTURE(i);
+    const Tensor& a = alone[i];
+    Tensor m = Tensor::zeros(a.shape(), a.dtype()), v = Tensor::zeros(a.shape(), a.dtype());
+    const AdamWStep step{1e-2, 0.9, 0.95, 1e-8, 0.1, 1};
+    if (a.dtype() == DType::f32)
+      cpu::adamw_update(a.data<float>(), grads[i].data<float>(), m.data<float>(), v.data<float>(), a.numel(), step, 0.5);
+    else
+      cpu::adamw_update(a.data<double>(), grads[i].data<double>(), m.data<double>(), v.data<double>(), a.numel(), step, 0.5);
+    CHECK(params[i].tensor.to_f64_vector() == a.to_f64_vector());
+    CHECK(opt.state(params[i].name).m.to_f64_vector() == m.to_f64_vector());
+  }
 }
 
 TEST_CASE("schedules against hand-computed values") {
