@@ -96,7 +96,7 @@ struct BackwardPair {
   const T *q, *k, *v, *lse, *dout, *D;
   const AttentionDims& dims;
   RowMajor<T> P_buf = score_buffer<T>(kKeySpan), dS_buf = score_buffer<T>(kKeySpan);
-  TransposedRows<T> KT, VT;
+  TransposedRows<T> KT{}, VT{};
 
   // Transposes key rows [row, row + count) of the head.
   void load(const Head& head, int64_t row, int64_t count) {
