@@ -1,9 +1,9 @@
 #pragma once
-// Dense matrix products on row-major buffers. On the CPU (OpenMP-parallel when called outside a
-// parallel region, single-threaded inside one): products over many rows (a layer's tokens) on
-// register-blocked tiles (kernels/cpu/tile_gemm.h), others on Eigen's GEMM; a weight gradient's
-// A^T B over many rows is split along its inner dimension into fixed parts. cuBLAS on the device
-// (bf16 products read and write bf16 and accumulate in f32).
+// Dense matrix products on row-major buffers: Eigen's GEMM on the CPU (OpenMP-parallel when called
+// outside a parallel region, single-threaded inside one; a product over many rows runs as fixed
+// blocks of rows, one per task, and a weight gradient's A^T B over many rows is split along its
+// inner dimension into fixed parts), cuBLAS on the device (bf16 products read and write bf16 and
+// accumulate in f32).
 #include <cstdint>
 
 #include "kernels/backends.h"

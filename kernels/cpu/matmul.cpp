@@ -1,6 +1,5 @@
 #include "kernels/matmul.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/tile_gemm.h"
 
 #include <omp.h>
 
@@ -74,44 +73,23 @@ void gemm_split_inner(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_
   }
 }
 
-// Products with many rows (a layer's tokens: x W^T forward, dY W for the input's gradient) run on
-// tile_gemm: blocks of kRowBlock rows of C spread over the threads, each swept in kInnerBlock
-// slices of the inner dimension and 64 columns at a time, with no packing and no zero-filling of
-// C (Eigen's product clears C, then adds into it: one more pass over a layer's activations). B is
-// staged row-major, transposed when stored [N, K], with a row pitch that is not a multiple of 128
-// floats (rows a power-of-two apart would share cache sets). Every element is the same sum in
-// every split (the slices of the inner dimension are fixed), so neither threads nor blocks change
-// a bit. On 2 cores, interleaved with Eigen's parallel GEMM, it ran the model's projections and
-// the 1024^3 product 1.1-1.5x faster; Eigen stays for few rows, where staging B would cost as much
-// as the product, for long inner dimensions (weight gradients, split as above) and for outputs
-// wider than 1024 columns, where it was faster (a joined SwiGLU gate and up, 1366 wide: 0.9x).
-constexpr int64_t kRowBlock = 96, kInnerBlock = 256, kColumnPanel = 64;
+// Products with many rows (a layer's tokens: x W^T forward, dY W for the input's gradient) split C
+// into fixed blocks of kRowChunk rows, one single-threaded Eigen product per block, spread over the
+// threads. Eigen's own parallel product shares its packed B between the threads and waits on them
+// at every block of the inner dimension; on 2 shared cores that stall grew with any load on the
+// other core. Fixed blocks (not one per thread) keep every row's arithmetic independent of the
+// thread count.
+constexpr int64_t kRowChunk = 256;
 
-bool rows_product(int64_t m, int64_t n, int64_t k, bool trans_a) {
-  return !trans_a && m >= 4 * kRowBlock && k <= 4 * kInnerBlock && n <= 1024;
-}
+bool row_chunks(int64_t m, bool trans_a) { return !trans_a && m >= 2 * kRowChunk; }
 
 template <typename T>
-void gemm_rows(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool trans_b, bool accumulate) {
-  static thread_local std::vector<T> staged;
-  const int64_t ldb = (n + 15) / 16 * 16 + 16;
-  staged.resize(static_cast<size_t>(k * ldb));
-  T* bs = staged.data();
-  for (int64_t j0 = 0; j0 < n; j0 += 16) {  // 16 source rows at a time stay in L1 while transposed
-    const int64_t j1 = std::min(n, j0 + 16);
-    for (int64_t p = 0; p < k; ++p)
-      for (int64_t j = j0; j < j1; ++j) bs[p * ldb + j] = trans_b ? b[j * k + p] : b[p * n + j];
-  }
-  const int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
+void gemm_row_chunks(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool trans_b, bool accumulate) {
+  const int64_t chunks = (m + kRowChunk - 1) / kRowChunk;
 #pragma omp parallel for schedule(static) if(parallel_worth(m * n * k))
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t i0 = blk * kRowBlock, rows = std::min(kRowBlock, m - i0);
-    for (int64_t p0 = 0; p0 < k; p0 += kInnerBlock) {
-      const int64_t depth = std::min(kInnerBlock, k - p0);
-      for (int64_t j0 = 0; j0 < n; j0 += kColumnPanel)
-        tile_gemm<T>(false, a + i0 * k + p0, k, bs + p0 * ldb + j0, ldb, c + i0 * n + j0, n, rows,
-                     std::min(kColumnPanel, n - j0), depth, accumulate || p0 > 0);
-    }
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int64_t i0 = i * kRowChunk, rows = std::min(kRowChunk, m - i0);
+    gemm_one(a + i0 * k, b, c + i0 * n, rows, n, k, false, trans_b, accumulate);
   }
 }
 
@@ -128,8 +106,8 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool tr
     gemm_split_inner(a, b, c, m, n, k, accumulate);
     return;
   }
-  if (rows_product(m, n, k, trans_a)) {
-    gemm_rows(a, b, c, m, n, k, trans_b, accumulate);
+  if (row_chunks(m, trans_a)) {
+    gemm_row_chunks(a, b, c, m, n, k, trans_b, accumulate);
     return;
   }
   gemm_one(a, b, c, m, n, k, trans_a, trans_b, accumulate);

@@ -52,11 +52,11 @@ TEST_CASE("a weight gradient's product over many rows (the inner dimension split
   }
 }
 
-TEST_CASE("a product over many rows (a layer's tokens, on tile_gemm) matches f64, on any thread count, without reading C") {
-  // C [m, n] (+)= A op(B): m = 400 rows (four blocks of 96 and a ragged one), n = 70 (a 64-column
-  // panel and a partial one), k = 300 (an inner slice of 256 and one of 44); B stored [k, n], or
-  // [n, k] as a layer's weight. Without accumulate C starts as NaN, which must not leak through.
-  const int64_t m = 400, n = 70, k = 300;
+TEST_CASE("a product over many rows (a layer's tokens, in fixed blocks of rows) matches f64, on any thread count, without reading C") {
+  // C [m, n] (+)= A op(B): m = 700 rows (two blocks of 256 and a ragged one), n = 70, k = 300; B
+  // stored [k, n], or [n, k] as a layer's weight. Without accumulate C starts as NaN, which must
+  // not leak through.
+  const int64_t m = 700, n = 70, k = 300;
   Generator gen(42);
   const Tensor a = Tensor::randn({m, k}, gen), b = Tensor::randn({k, n}, gen), bt = Tensor::randn({n, k}, gen),
                c0 = Tensor::randn({m, n}, gen);
