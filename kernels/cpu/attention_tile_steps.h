@@ -53,15 +53,7 @@ struct TransposedRows {
     // 16 columns of padding: a row pitch of a power of two bytes would put a product's rows of t
     // in the same few cache sets.
     if (t.rows() != rows.cols() || t.cols() < total) t.resize(rows.cols(), total + 16);
-    // 16 rows at a time, so the source lines stay in L1 while their columns are written out.
-    const int64_t n = rows.rows(), width = rows.cols(), stride = rows.outerStride(), pitch = t.cols();
-    const auto* src = rows.data();
-    auto* dst = t.data() + first;
-    for (int64_t j0 = 0; j0 < n; j0 += 16) {
-      const int64_t j1 = std::min(n, j0 + 16);
-      for (int64_t c = 0; c < width; ++c)
-        for (int64_t j = j0; j < j1; ++j) dst[c * pitch + j] = src[j * stride + c];
-    }
+    transpose(rows.data(), rows.outerStride(), rows.rows(), rows.cols(), t.data() + first, t.cols());
   }
   auto cols(int64_t first, int64_t count) const { return t.middleCols(first, count); }
 };
