@@ -8,6 +8,7 @@
 #include "framework/ops.h"
 #include "framework/ops/joins.h"
 #include "framework/parallel/time_rows.h"
+#include "kernels/cpu/copy_rows.h"
 
 namespace eat {
 
@@ -69,6 +70,54 @@ Tensor concat_outer(const std::vector<Tensor>& parts) {
   return y;
 }
 
+namespace {
+
+// The parts' bytes per row, each part's width times the element size.
+std::vector<size_t> byte_widths(const std::vector<int64_t>& sizes, size_t elem) {
+  std::vector<size_t> widths;
+  for (int64_t s : sizes) widths.push_back(static_cast<size_t>(s) * elem);
+  return widths;
+}
+
+// parts[i] <- its columns of x ([rows, sum of widths] bytes); on the CPU in one pass over the rows,
+// on CUDA a strided copy per part.
+void copy_out_columns(const Tensor& x, const std::vector<Tensor>& parts, const std::vector<size_t>& widths, int64_t rows) {
+  if (x.device() == Device::cpu) {
+    std::vector<void*> out;
+    for (const Tensor& p : parts) out.push_back(p.raw_data());
+    cpu::split_columns(x.raw_data(), out, widths, static_cast<size_t>(rows));
+    return;
+  }
+  const size_t pitch = std::accumulate(widths.begin(), widths.end(), size_t{0});
+  size_t column = 0;
+  for (size_t i = 0; i < parts.size(); column += widths[i], ++i)
+    copy_blocks(parts[i].raw_data(), widths[i], static_cast<const char*>(x.raw_data()) + column, pitch, widths[i], rows,
+                x.device());
+}
+
+// The columns of dx from the parts' gradients, zero where a part has none.
+Tensor joined_gradient(const Tensor& like, const std::vector<Tensor>& g, const std::vector<size_t>& widths, int64_t rows) {
+  if (like.device() == Device::cpu) {
+    Tensor dx = Tensor::empty_like(like);
+    std::vector<const void*> in;
+    for (const Tensor& gi : g) in.push_back(gi.defined() ? gi.raw_data() : nullptr);
+    cpu::join_columns(dx.raw_data(), in, widths, static_cast<size_t>(rows));
+    return dx;
+  }
+  bool all = true;
+  for (const Tensor& gi : g) all = all && gi.defined();
+  Tensor dx = all ? Tensor::empty_like(like) : Tensor::zeros_like(like);
+  const size_t pitch = std::accumulate(widths.begin(), widths.end(), size_t{0});
+  size_t column = 0;
+  for (size_t i = 0; i < g.size(); column += widths[i], ++i)
+    if (g[i].defined())
+      copy_blocks(static_cast<char*>(dx.raw_data()) + column, pitch, g[i].raw_data(), widths[i], widths[i], rows,
+                  dx.device());
+  return dx;
+}
+
+}  // namespace
+
 std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& sizes) {
   EAT_CHECK(x.dim() >= 1, "split_last: needs at least one dimension, got ", shape_str(x.shape()));
   const int64_t n = x.size(-1);
@@ -76,34 +125,19 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   EAT_CHECK(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) == n, "split_last: widths do not add up to the last axis of ",
             shape_str(x.shape()));
   const int64_t rows = x.numel() / std::max<int64_t>(n, 1);
-  const size_t elem = dtype_size(x.dtype()), pitch = static_cast<size_t>(n) * elem;
+  const std::vector<size_t> widths = byte_widths(sizes, dtype_size(x.dtype()));
   std::vector<Tensor> parts;
-  int64_t column = 0;
   for (int64_t s : sizes) {
     Shape shape = x.shape();
     shape.back() = s;
-    Tensor part = Tensor::empty(shape, x.dtype(), x.device());
-    copy_blocks(part.raw_data(), static_cast<size_t>(s) * elem, static_cast<const char*>(x.raw_data()) + column * elem,
-                pitch, static_cast<size_t>(s) * elem, rows, x.device());
-    parts.push_back(part);
-    column += s;
+    parts.push_back(Tensor::empty(shape, x.dtype(), x.device()));
   }
+  copy_out_columns(x, parts, widths, rows);
   if (autograd::needs_record({&x})) {
     autograd::record("split_last", {x}, parts,
-                     [like = x.detach(), sizes, rows, elem, pitch](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                     [like = x.detach(), widths, rows](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        // A part that did not reach the loss leaves its columns zero.
-                       bool all = true;
-                       for (const Tensor& gi : g) all = all && gi.defined();
-                       Tensor dx = all ? Tensor::empty_like(like) : Tensor::zeros_like(like);
-                       int64_t column = 0;
-                       for (size_t i = 0; i < sizes.size(); ++i) {
-                         if (g[i].defined())
-                           copy_blocks(static_cast<char*>(dx.raw_data()) + column * elem, pitch, g[i].raw_data(),
-                                       static_cast<size_t>(sizes[i]) * elem, static_cast<size_t>(sizes[i]) * elem, rows,
-                                       dx.device());
-                         column += sizes[i];
-                       }
-                       return {dx};
+                       return {joined_gradient(like, g, widths, rows)};
                      });
   }
   return parts;
