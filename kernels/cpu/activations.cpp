@@ -41,7 +41,7 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n) {
   }
   if (act == Activation::silu) {
     for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
-      T s[kPointwiseBlock];
+      alignas(64) T s[kPointwiseBlock];
       sigmoid_block(x + i0, s, len);
       ArrayMap<T>(y + i0, len) = ConstArrayMap<T>(x + i0, len) * ConstArrayMap<T>(s, len);
     });
@@ -57,7 +57,7 @@ void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t
   if (act == Activation::silu || act == Activation::sigmoid) {
     const bool silu = act == Activation::silu;
     for_pointwise_blocks(n, [&](int64_t i0, int64_t len) {
-      T s[kPointwiseBlock];
+      alignas(64) T s[kPointwiseBlock];
       sigmoid_block(x + i0, s, len);
       ConstArrayMap<T> X(x + i0, len), DY(dy + i0, len), S(s, len);
       ArrayMap<T> DX(dx + i0, len);

@@ -13,7 +13,8 @@ namespace {
 // Logits per block: a block's exponentials stay in L1.
 constexpr int64_t kBlock = 1024;
 
-// e[j] = exp(x[j] - shift) for j < n <= kBlock, in double. The widening is a loop of its own and
+// e[j] = exp(x[j] - shift) for j < n <= kBlock, in double (e aligned to 64 bytes, so every
+// element takes Eigen's vector exp whatever stack it lies on; see sigmoid_block.h). The widening is a loop of its own and
 // the exp an array expression on doubles: Eigen vectorises exp (std::exp in a loop is a scalar
 // libm call per logit, the bulk of this op's time) but not the cast from float inside one.
 template <typename T>
@@ -27,7 +28,7 @@ void shifted_exp(const T* x, int64_t n, double shift, double* e) {
 // vectorise, and the result does not depend on the threads.
 template <typename T>
 double sum_shifted_exp(const T* x, int64_t n, double shift) {
-  double e[kBlock];
+  alignas(64) double e[kBlock];
   double acc[8] = {};
   double tail = 0;
   for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
@@ -74,7 +75,7 @@ void cross_entropy_backward(const T* logits, const int64_t* targets, const doubl
       std::fill(d, d + V, T(0));
       continue;
     }
-    double e[kBlock];
+    alignas(64) double e[kBlock];
     for (int64_t j0 = 0; j0 < V; j0 += kBlock) {
       const int64_t len = std::min(kBlock, V - j0);
       shifted_exp(logits + i * V + j0, len, lse[i], e);

@@ -33,7 +33,7 @@ void forward_pitched(bool silu, const T* a, const T* b, int64_t pitch, T* y, int
       Y = A * B;
       return;
     }
-    T s[kPointwiseBlock];
+    alignas(64) T s[kPointwiseBlock];
     sigmoid_block(a + in, s, len);
     Y = (A * ConstArrayMap<T>(s, len)) * B;
   });
@@ -51,7 +51,7 @@ void backward_pitched(bool silu, const T* a, const T* b, int64_t pitch, const T*
       if (db) ArrayMap<T>(db + in, len) = DY * A;
       return;
     }
-    T s[kPointwiseBlock];
+    alignas(64) T s[kPointwiseBlock];
     sigmoid_block(a + in, s, len);
     ConstArrayMap<T> S(s, len);
     if (da) ArrayMap<T>(da + in, len) = DY * B * silu_slope(A, S);

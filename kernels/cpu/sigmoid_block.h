@@ -16,7 +16,10 @@ namespace eat::cpu {
 constexpr int64_t kPointwiseBlock = 1024;
 
 // s[0, n) = 1 / (1 + exp(-x[0, n))). Large negative x gives 0 (exp overflows to inf or Eigen's
-// clamped maximum), large positive x gives 1.
+// clamped maximum), large positive x gives 1. Callers keep s at a fixed alignment (alignas(64) on
+// the stack, an aligned allocator, or a fixed offset into a tensor): Eigen runs the elements before
+// the first aligned one through its scalar exp, so an s wherever a thread's stack happens to put it
+// could give an element other bits on another thread.
 template <typename T>
 inline void sigmoid_block(const T* x, T* s, int64_t n) {
   ConstArrayMap<T> X(x, n);
