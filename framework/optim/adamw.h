@@ -34,7 +34,8 @@ class AdamW {
   AdamW(std::vector<Parameter> params, AdamWConfig config, DecayRule decays = decay_matrices_only);
 
   // Applies one update with learning rate lr to every parameter that has a gradient, taken times
-  // grad_scale (clip_factor's; the gradients themselves are left as they are).
+  // grad_scale (clip_factor's). The CPU update scales each gradient as it reads it and leaves the
+  // gradients as they are; on CUDA the gradients are scaled in place first.
   void step(double lr, double grad_scale = 1.0);
   void zero_grad();
 
