@@ -1,10 +1,12 @@
 #include "kernels/matmul.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "kernels/cpu/parallel.h"
 
 #include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace eat::cpu {
@@ -101,6 +103,12 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool tr
   if (k == 0) {
     if (!accumulate) std::fill(c, c + m * n, T(0));
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_available() && packed_gemm_worth(m, n, k)) {
+      packed_gemm(a, b, c, m, n, k, trans_a, trans_b, accumulate);
+      return;
+    }
   }
   if (split_inner(m, n, k, trans_a, trans_b)) {
     gemm_split_inner(a, b, c, m, n, k, accumulate);
