@@ -1,10 +1,10 @@
 #pragma once
 // Dense matrix products on row-major buffers. On the CPU, f32 products of more than about a
-// million multiply-adds on AVX-512 builds run in our own packed GEMM (kernels/cpu/packed_gemm.h);
-// the rest in Eigen's (OpenMP-parallel when called outside a parallel region, single-threaded
-// inside one; a product over many rows runs as fixed blocks of rows, one per task, and a weight
-// gradient's A^T B over many rows is split along its inner dimension into fixed parts). cuBLAS on
-// the device (bf16 products read and write bf16 and accumulate in f32).
+// million multiply-adds on AVX-512 and AVX2 builds run in our own packed GEMM
+// (kernels/cpu/packed_gemm.h); the rest in Eigen's (OpenMP-parallel when called outside a parallel
+// region, single-threaded inside one; a product over many rows runs as fixed blocks of rows, one
+// per task, and a weight gradient's A^T B over many rows is split along its inner dimension into
+// fixed parts). cuBLAS on the device (bf16 products read and write bf16 and accumulate in f32).
 #include <cstdint>
 
 #include "kernels/backends.h"

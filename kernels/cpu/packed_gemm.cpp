@@ -1,7 +1,8 @@
 #include "kernels/cpu/packed_gemm.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
+#include "kernels/cpu/tile_gemm.h"  // Vec<float>: the vector unit's loads, stores and fused multiply-add
+
+#if defined(EAT_TILE_GEMM)
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -13,16 +14,21 @@
 
 namespace eat::cpu {
 
-#if defined(__AVX512F__)
+#if defined(EAT_TILE_GEMM)
 
 namespace {
 
-// A register tile: 12 rows (elements of op(A), broadcast) x 2 vectors of a B panel, 24
-// accumulators. 6 x 4, 8 x 3 and 14 x 2 measured no faster.
-constexpr int kRows = 12;
+using V = tile_gemm_detail::Vec<float>;
+constexpr int kLanes = V::lanes;
+
+// A register tile: rows of op(A) (broadcast) x 2 vectors of a B panel. With AVX-512's 32
+// registers, 12 rows (24 accumulators; 6 x 4, 8 x 3 and 14 x 2 measured no faster); with AVX2's
+// 16, 6 rows (12 accumulators).
+constexpr int kRows = kLanes == 16 ? 12 : 6;
 constexpr int kVecs = 2;
-constexpr int kCols = 16 * kVecs;
-// The longest inner block: a 12-row panel of A (18 KB) stays in L1 (48 KB a core here) while the
+constexpr int kCols = kLanes * kVecs;
+static_assert(kRows <= kLanes, "a row of a packed A panel is one vector");
+// The longest inner block: a 12-row panel of A (18 KB with AVX-512) stays in L1 (48 KB a core here) while the
 // B panels of its block stream past it from L2. 256 and 384 measured alike.
 constexpr int64_t kMaxInner = 384;
 // Packed B up to this size stays in L2 (2 MB a core here) beside a chunk of A's rows and C's,
@@ -30,10 +36,15 @@ constexpr int64_t kMaxInner = 384;
 constexpr int64_t kResidentB = int64_t{3} << 19;
 constexpr int64_t kChunkTiles = 8;  // rows of C a thread finishes before the next: 96
 
-__mmask16 lanes(int64_t count) {
-  if (count >= 16) return __mmask16(0xFFFF);
-  if (count <= 0) return __mmask16(0);
-  return __mmask16((1u << count) - 1);
+// The first `count` lanes at p (all of them, or none), the rest zero.
+V::R load_lanes(const float* p, int64_t count) {
+  if (count >= kLanes) return V::load(p);
+  if (count <= 0) return V::zero();
+  return V::load(p, static_cast<int>(count));
+}
+void store_lanes(float* p, V::R v, int64_t count) {
+  if (count >= kLanes) V::store(p, v);
+  else if (count > 0) V::store(p, v, static_cast<int>(count));
 }
 
 // The inner dimension in blocks of equal length (the last one shorter), as few as kMaxInner
@@ -49,14 +60,13 @@ InnerBlocks inner_blocks(int64_t k) {
   return {count, (k + count - 1) / count};
 }
 
-// op(B)'s columns j0 .. j0+32 over the inner block p0 .. p0+kc as kc rows of 32 (zero past N).
+// op(B)'s columns j0 .. j0+kCols over the inner block p0 .. p0+kc as kc rows of kCols (zero past N).
 void pack_b_panel(const float* b, int64_t n, int64_t k, bool trans_b, int64_t p0, int64_t kc, int64_t j0, float* out) {
   const int64_t cols = std::min<int64_t>(kCols, n - j0);
-  if (!trans_b) {  // B [K, N]: a panel row is 32 contiguous floats of a row of B
+  if (!trans_b) {  // B [K, N]: a panel row is kCols contiguous floats of a row of B
     for (int64_t p = 0; p < kc; ++p) {
       const float* row = b + (p0 + p) * n + j0;
-      for (int v = 0; v < kVecs; ++v)
-        _mm512_store_ps(out + p * kCols + 16 * v, _mm512_maskz_loadu_ps(lanes(cols - 16 * v), row + 16 * v));
+      for (int v = 0; v < kVecs; ++v) V::store(out + p * kCols + kLanes * v, load_lanes(row + kLanes * v, cols - kLanes * v));
     }
     return;
   }
@@ -71,50 +81,49 @@ void pack_b_panel(const float* b, int64_t n, int64_t k, bool trans_b, int64_t p0
   }
 }
 
-// Row tiles t0 .. t1 of op(A) = A^T (A stored [K, M]) over p0 .. p0+kc, each as kc rows of 12
-// (zero past M) at out + (t - t0) * kc * 12. The walk goes along A's rows, which are contiguous:
+// Row tiles t0 .. t1 of op(A) = A^T (A stored [K, M]) over p0 .. p0+kc, each as kc rows of kRows
+// (zero past M) at out + (t - t0) * kc * kRows. The walk goes along A's rows, which are contiguous:
 // tile by tile it would jump a whole row of A at every step, which no prefetcher follows.
 void pack_a_tiles(const float* a, int64_t m, int64_t t0, int64_t t1, int64_t p0, int64_t kc, float* out) {
-  const __mmask16 twelve = lanes(kRows);
   for (int64_t p = 0; p < kc; ++p) {
     const float* row = a + (p0 + p) * m;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = t * kRows;
-      _mm512_mask_storeu_ps(out + ((t - t0) * kc + p) * kRows, twelve,
-                            _mm512_maskz_loadu_ps(lanes(std::min<int64_t>(kRows, m - i0)), row + i0));
+      V::store(out + ((t - t0) * kc + p) * kRows, load_lanes(row + i0, std::min<int64_t>(kRows, m - i0)), kRows);
     }
   }
 }
 
-// C[0 .. R, 0 .. cols] (+)= A-panel x B-panel over kc inner steps, summed in registers. A's
-// element (r, p) is a[p * 12 + r] in a packed panel, a[r * lda + p] in rows of A read in place.
+// C[0 .. R, 0 .. cols] (+)= A-panel x B-panel over kc inner steps, summed in registers from zero
+// and then stored or added to C. A's element (r, p) is a[p * kRows + r] in a packed panel,
+// a[r * lda + p] in rows of A read in place.
 template <int R, bool kPackedA>
 void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t cols, bool add) {
-  __m512 acc[R][kVecs];
-  __mmask16 mask[kVecs];
-#pragma GCC unroll 4
-  for (int v = 0; v < kVecs; ++v) mask[v] = lanes(cols - 16 * v);
+  V::R acc[R][kVecs];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v)
-      acc[r][v] = add ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = V::zero();
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
-    __m512 bv[kVecs];
+    V::R bv[kVecs];
 #pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) bv[v] = _mm512_load_ps(b + p * kCols + 16 * v);
+    for (int v = 0; v < kVecs; ++v) bv[v] = V::load(b + p * kCols + kLanes * v);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 x = _mm512_set1_ps(kPackedA ? a[p * kRows + r] : a[r * lda + p]);
+      const V::R x = V::broadcast(kPackedA ? a[p * kRows + r] : a[r * lda + p]);
 #pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = V::fma(x, bv[v], acc[r][v]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+    for (int v = 0; v < kVecs; ++v) {
+      float* out = c + r * ldc + kLanes * v;
+      const int64_t count = cols - kLanes * v;
+      store_lanes(out, add ? V::add(load_lanes(out, count), acc[r][v]) : acc[r][v], count);
+    }
 }
 
 using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool);
@@ -132,10 +141,10 @@ struct Product {
   int64_t m, n, k;
   bool trans_a, trans_b, accumulate;
   InnerBlocks inner;
-  int64_t panels;  // 32-column panels of op(B)
+  int64_t panels;  // kCols-wide panels of op(B)
 };
 
-// Panels [j0, j1) of op(B) over inner block q, at out + (j - j0) * size(q) * 32.
+// Panels [j0, j1) of op(B) over inner block q, at out + (j - j0) * size(q) * kCols.
 void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* out) {
   const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
   for (int64_t j = j0; j < j1; ++j) pack_b_panel(pr.b, pr.n, pr.k, pr.trans_b, p0, kc, j * kCols, out + (j - j0) * kc * kCols);
@@ -144,7 +153,7 @@ void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* o
 constexpr int64_t kPackedTiles = 16;  // row tiles of A^T packed at a time: 288 KB at the longest inner block
 
 // Row tiles [t0, t1) against panels [j0, j1) over inner block q; panel j is at
-// b_block + (j - j0) * size(q) * 32.
+// b_block + (j - j0) * size(q) * kCols.
 void run_tiles(const Product& pr, int64_t q, int64_t t0, int64_t t1, int64_t j0, int64_t j1, const float* b_block,
                float* a_panels) {
   const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
@@ -237,7 +246,7 @@ void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n,
   }
 }
 
-#else  // no AVX-512: every product stays with Eigen
+#else  // no AVX-512 or AVX2: every product stays with Eigen
 
 bool packed_gemm_available() { return false; }
 bool packed_gemm_worth(int64_t, int64_t, int64_t) { return false; }

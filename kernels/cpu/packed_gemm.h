@@ -1,21 +1,27 @@
 #pragma once
-// The CPU's own f32 GEMM for AVX-512 builds, behind cpu::gemm<float> (matmul.cpp): C[M, N] (+)=
+// The CPU's own f32 GEMM for AVX-512 and AVX2 builds, behind cpu::gemm<float> (matmul.cpp): C[M, N] (+)=
 // op(A) op(B) with the same arguments. Eigen's product, which runs everything else, packs both
 // operands for every block of rows and clears C before it sums into it; a layer's product (a few
 // thousand token rows against a weight of a few hundred KB) paid for that on every call. Here:
-//  - op(B) is packed once per call into 32-column panels, shared by every thread;
+//  - op(B) is packed once per call into panels two vectors wide (32 columns with AVX-512, 16 with
+//    AVX2), shared by every thread;
 //  - op(A)'s rows are read where they lie (a layer's activations), or, when A is stored transposed
-//    (a weight gradient's dY^T), copied 12 rows at a time into a small panel;
-//  - each 12 x 32 block of C is summed in registers and stored once per inner block, the first
-//    store overwriting C: C is never cleared and never read without accumulate.
-// Every element of C is one chain of fused multiply-adds over the inner index in order, in blocks
-// that depend only on K: its bits do not depend on the thread count, on which rows or columns
-// share its block, or on M and N.
+//    (a weight gradient's dY^T), copied a tile of rows at a time (12 with AVX-512, 6 with AVX2)
+//    into a small panel;
+//  - each tile of C (12 x 32, or 6 x 16) is summed in registers over an inner block (at most 384
+//    long) from zero, then stored, or added to C: the first store overwrites C, so C is never
+//    cleared and never read without accumulate.
+// Every element of C is, per inner block in order, one chain of fused multiply-adds over the block
+// from zero, added to the element: blocked sums, whose rounding grows with the block's length and
+// their count rather than with K (a weight gradient sums over all of a batch's tokens). The
+// blocks depend only on K, so an element's bits do not depend on the thread count, on which rows
+// or columns share its tile, or on M and N.
 #include <cstdint>
 
 namespace eat::cpu {
 
-// Whether this build has the kernel (AVX-512F); when false packed_gemm must not be called.
+// Whether this build has the kernel (AVX-512F, or AVX2 with FMA); when false packed_gemm must not
+// be called.
 bool packed_gemm_available();
 
 // Whether a product of this shape should run here rather than in Eigen: large enough for packing
