@@ -1,4 +1,4 @@
-// linear and matmul: every product goes through cpu::gemm (Eigen) or cuda::gemm (cuBLAS). Both
+// linear and matmul: every product goes through cpu::gemm (kernels/matmul.h) or cuda::gemm (cuBLAS). Both
 // take row-major buffers with the same arguments (kernels/matmul.h), so each op is written once
 // over the backend B and calls its kernels with EAT_ON(B, ...).
 #include "framework/autograd.h"

@@ -1,4 +1,4 @@
-// cuBLAS products against the CPU (Eigen) kernel: every transpose pair, accumulation, batches,
+// cuBLAS products against the CPU kernel: every transpose pair, accumulation, batches,
 // odd sizes; outputs poisoned with NaN first. bf16 operands are rounded to bf16 before the CPU
 // reference sees them, so both sides multiply the same numbers.
 #include <doctest/doctest.h>
