@@ -1,6 +1,7 @@
 #include "kernels/cpu/packed_gemm.h"
 
-#include "kernels/cpu/tile_gemm.h"  // Vec<float>: the vector unit's loads, stores and fused multiply-add
+#include "base/error.h"
+#include "kernels/cpu/tile_gemm.h"  // Avx512Vec / Avx2Vec: the vector unit's loads, stores and fused multiply-add
 
 #if defined(EAT_TILE_GEMM)
 #include <omp.h>
@@ -9,8 +10,8 @@
 #include <algorithm>
 #include <array>
 #include <utility>
-#include <vector>
 #endif
+#include <vector>
 
 namespace eat::cpu {
 
@@ -18,34 +19,13 @@ namespace eat::cpu {
 
 namespace {
 
-using V = tile_gemm_detail::Vec<float>;
-constexpr int kLanes = V::lanes;
-
-// A register tile: rows of op(A) (broadcast) x 2 vectors of a B panel. With AVX-512's 32
-// registers, 12 rows (24 accumulators; 6 x 4, 8 x 3 and 14 x 2 measured no faster); with AVX2's
-// 16, 6 rows (12 accumulators).
-constexpr int kRows = kLanes == 16 ? 12 : 6;
-constexpr int kVecs = 2;
-constexpr int kCols = kLanes * kVecs;
-static_assert(kRows <= kLanes, "a row of a packed A panel is one vector");
-// The longest inner block: a 12-row panel of A (18 KB with AVX-512) stays in L1 (48 KB a core here) while the
-// B panels of its block stream past it from L2. 256 and 384 measured alike.
+// The longest inner block: a 12-row panel of A (18 KB with AVX-512) stays in L1 (48 KB a core here)
+// while the B panels of its block stream past it from L2. 256 and 384 measured alike.
 constexpr int64_t kMaxInner = 384;
 // Packed B up to this size stays in L2 (2 MB a core here) beside a chunk of A's rows and C's,
 // and every chunk of rows reads it from there; a larger B goes block by block (below).
 constexpr int64_t kResidentB = int64_t{3} << 19;
-constexpr int64_t kChunkTiles = 8;  // rows of C a thread finishes before the next: 96
-
-// The first `count` lanes at p (all of them, or none), the rest zero.
-V::R load_lanes(const float* p, int64_t count) {
-  if (count >= kLanes) return V::load(p);
-  if (count <= 0) return V::zero();
-  return V::load(p, static_cast<int>(count));
-}
-void store_lanes(float* p, V::R v, int64_t count) {
-  if (count >= kLanes) V::store(p, v);
-  else if (count > 0) V::store(p, v, static_cast<int>(count));
-}
+constexpr int64_t kChunkTiles = 8;  // row tiles of C a thread finishes before the next
 
 // The inner dimension in blocks of equal length (the last one shorter), as few as kMaxInner
 // allows. Where they fall depends on K alone, so C's bits do too.
@@ -60,117 +40,15 @@ InnerBlocks inner_blocks(int64_t k) {
   return {count, (k + count - 1) / count};
 }
 
-// op(B)'s columns j0 .. j0+kCols over the inner block p0 .. p0+kc as kc rows of kCols (zero past N).
-void pack_b_panel(const float* b, int64_t n, int64_t k, bool trans_b, int64_t p0, int64_t kc, int64_t j0, float* out) {
-  const int64_t cols = std::min<int64_t>(kCols, n - j0);
-  if (!trans_b) {  // B [K, N]: a panel row is kCols contiguous floats of a row of B
-    for (int64_t p = 0; p < kc; ++p) {
-      const float* row = b + (p0 + p) * n + j0;
-      for (int v = 0; v < kVecs; ++v) V::store(out + p * kCols + kLanes * v, load_lanes(row + kLanes * v, cols - kLanes * v));
-    }
-    return;
-  }
-  // B stored [N, K] (a layer's weight): column j of op(B) is row j of B.
-  for (int64_t j = 0; j < kCols; ++j) {
-    const float* row = b + (j0 + j) * k + p0;
-    if (j < cols) {
-      for (int64_t p = 0; p < kc; ++p) out[p * kCols + j] = row[p];
-    } else {
-      for (int64_t p = 0; p < kc; ++p) out[p * kCols + j] = 0.0f;
-    }
-  }
-}
-
-// Row tiles t0 .. t1 of op(A) = A^T (A stored [K, M]) over p0 .. p0+kc, each as kc rows of kRows
-// (zero past M) at out + (t - t0) * kc * kRows. The walk goes along A's rows, which are contiguous:
-// tile by tile it would jump a whole row of A at every step, which no prefetcher follows.
-void pack_a_tiles(const float* a, int64_t m, int64_t t0, int64_t t1, int64_t p0, int64_t kc, float* out) {
-  for (int64_t p = 0; p < kc; ++p) {
-    const float* row = a + (p0 + p) * m;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = t * kRows;
-      V::store(out + ((t - t0) * kc + p) * kRows, load_lanes(row + i0, std::min<int64_t>(kRows, m - i0)), kRows);
-    }
-  }
-}
-
-// C[0 .. R, 0 .. cols] (+)= A-panel x B-panel over kc inner steps, summed in registers from zero
-// and then stored or added to C. A's element (r, p) is a[p * kRows + r] in a packed panel,
-// a[r * lda + p] in rows of A read in place.
-template <int R, bool kPackedA>
-void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t cols, bool add) {
-  V::R acc[R][kVecs];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) acc[r][v] = V::zero();
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; ++p) {
-    V::R bv[kVecs];
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) bv[v] = V::load(b + p * kCols + kLanes * v);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const V::R x = V::broadcast(kPackedA ? a[p * kRows + r] : a[r * lda + p]);
-#pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = V::fma(x, bv[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) {
-      float* out = c + r * ldc + kLanes * v;
-      const int64_t count = cols - kLanes * v;
-      store_lanes(out, add ? V::add(load_lanes(out, count), acc[r][v]) : acc[r][v], count);
-    }
-}
-
-using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool);
-
-template <bool kPackedA, int... R>
-constexpr std::array<TileFn, kRows + 1> tile_table(std::integer_sequence<int, R...>) {
-  return {nullptr, &tile<R + 1, kPackedA>...};
-}
-constexpr auto kTilesInPlace = tile_table<false>(std::make_integer_sequence<int, kRows>{});
-constexpr auto kTilesPacked = tile_table<true>(std::make_integer_sequence<int, kRows>{});
-
 struct Product {
   const float *a, *b;
   float* c;
   int64_t m, n, k;
   bool trans_a, trans_b, accumulate;
   InnerBlocks inner;
-  int64_t panels;  // kCols-wide panels of op(B)
+  int64_t panels;  // panels of op(B), two vectors wide
 };
 
-// Panels [j0, j1) of op(B) over inner block q, at out + (j - j0) * size(q) * kCols.
-void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* out) {
-  const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
-  for (int64_t j = j0; j < j1; ++j) pack_b_panel(pr.b, pr.n, pr.k, pr.trans_b, p0, kc, j * kCols, out + (j - j0) * kc * kCols);
-}
-
-constexpr int64_t kPackedTiles = 16;  // row tiles of A^T packed at a time: 288 KB at the longest inner block
-
-// Row tiles [t0, t1) against panels [j0, j1) over inner block q; panel j is at
-// b_block + (j - j0) * size(q) * kCols.
-void run_tiles(const Product& pr, int64_t q, int64_t t0, int64_t t1, int64_t j0, int64_t j1, const float* b_block,
-               float* a_panels) {
-  const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
-  const bool add = pr.accumulate || q > 0;
-  for (int64_t g0 = t0; g0 < t1; g0 += kPackedTiles) {
-    const int64_t g1 = std::min(t1, g0 + kPackedTiles);
-    if (pr.trans_a) pack_a_tiles(pr.a, pr.m, g0, g1, p0, kc, a_panels);
-    for (int64_t t = g0; t < g1; ++t) {
-      const int64_t i0 = t * kRows, rows = std::min<int64_t>(kRows, pr.m - i0);
-      const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a + i0 * pr.k + p0;
-      const TileFn fn = pr.trans_a ? kTilesPacked[rows] : kTilesInPlace[rows];
-      for (int64_t j = j0; j < j1; ++j)
-        fn(kc, ap, pr.k, b_block + (j - j0) * kc * kCols, pr.c + i0 * pr.n + j * kCols, pr.n,
-           std::min<int64_t>(kCols, pr.n - j * kCols), add);
-    }
-  }
-}
 
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
 
@@ -179,78 +57,247 @@ float* grown(AlignedFloats& buffer, int64_t floats) {
   return buffer.data();
 }
 
-int64_t packed_b_bytes(const Product& pr) { return pr.k * pr.panels * kCols * static_cast<int64_t>(sizeof(float)); }
+// Everything that depends on the vector unit, for one of them (V: tile_gemm.h's Avx512Vec<float>
+// or Avx2Vec<float>).
+template <typename V>
+struct Kernels {
+  using R = typename V::R;
+  static constexpr int kLanes = V::lanes;
+  // A register tile: rows of op(A) (broadcast) x 2 vectors of a B panel. With AVX-512's 32
+  // registers, 12 rows (24 accumulators; 6 x 4, 8 x 3 and 14 x 2 measured no faster); with AVX2's
+  // 16, 6 rows (12 accumulators).
+  static constexpr int kRows = kLanes == 16 ? 12 : 6;
+  static constexpr int kVecs = 2;
+  static constexpr int kCols = kLanes * kVecs;
+  static_assert(kRows <= kLanes, "a row of a packed A panel is one vector");
 
-// A thread's row tiles [t0, t1) against a B packed whole (it stays in L2): 96 rows at a time, each
-// chunk through every inner block, so the chunk's rows of A and C stay in L2 too.
-void run_rows_resident(const Product& pr, const float* packed_b, int64_t t0, int64_t t1) {
-  thread_local AlignedFloats a_buffer;
-  float* a_panels = grown(a_buffer, kPackedTiles * kMaxInner * kRows + 16);
-  for (int64_t c0 = t0; c0 < t1; c0 += kChunkTiles)
-    for (int64_t q = 0; q < pr.inner.count; ++q)
-      run_tiles(pr, q, c0, std::min(t1, c0 + kChunkTiles), 0, pr.panels,
-                packed_b + pr.inner.begin(q) * pr.panels * kCols, a_panels);
-}
+  // The first `count` lanes at p (all of them, or none), the rest zero.
+  static R load_lanes(const float* p, int64_t count) {
+    if (count >= kLanes) return V::load(p);
+    if (count <= 0) return V::zero();
+    return V::load(p, static_cast<int>(count));
+  }
+  static void store_lanes(float* p, R v, int64_t count) {
+    if (count >= kLanes) V::store(p, v);
+    else if (count > 0) V::store(p, v, static_cast<int>(count));
+  }
 
-// A B too large for L2 (a weight gradient's activations X in dW = dY^T X) is packed by every
-// thread for itself, a block (inner block x the panels that fit) at a time, each block met by all
-// of the thread's rows. Each thread reads all of B, but the packed blocks never leave its L2:
-// packed once and shared, they went out to memory and came back to every thread.
-void run_rows_streamed(const Product& pr, int64_t t0, int64_t t1) {
-  thread_local AlignedFloats a_buffer, b_buffer;
-  float* a_panels = grown(a_buffer, kPackedTiles * kMaxInner * kRows + 16);
-  const int64_t panel_floats = pr.inner.length * kCols;
-  const int64_t per_block = std::max<int64_t>(1, kResidentB / 2 / (panel_floats * static_cast<int64_t>(sizeof(float))));
-  float* b_block = grown(b_buffer, per_block * panel_floats);
-  for (int64_t j0 = 0; j0 < pr.panels; j0 += per_block) {
-    const int64_t j1 = std::min(pr.panels, j0 + per_block);
-    for (int64_t q = 0; q < pr.inner.count; ++q) {
-      pack_b_block(pr, q, j0, j1, b_block);
-      run_tiles(pr, q, t0, t1, j0, j1, b_block, a_panels);
+  // op(B)'s columns j0 .. j0+kCols over the inner block p0 .. p0+kc as kc rows of kCols (zero past
+  // N).
+  static void pack_b_panel(const float* b, int64_t n, int64_t k, bool trans_b, int64_t p0, int64_t kc, int64_t j0,
+                           float* out) {
+    const int64_t cols = std::min<int64_t>(kCols, n - j0);
+    if (!trans_b) {  // B [K, N]: a panel row is kCols contiguous floats of a row of B
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* row = b + (p0 + p) * n + j0;
+        for (int v = 0; v < kVecs; ++v)
+          V::store(out + p * kCols + kLanes * v, load_lanes(row + kLanes * v, cols - kLanes * v));
+      }
+      return;
+    }
+    // B stored [N, K] (a layer's weight): column j of op(B) is row j of B.
+    for (int64_t j = 0; j < kCols; ++j) {
+      const float* row = b + (j0 + j) * k + p0;
+      if (j < cols) {
+        for (int64_t p = 0; p < kc; ++p) out[p * kCols + j] = row[p];
+      } else {
+        for (int64_t p = 0; p < kc; ++p) out[p * kCols + j] = 0.0f;
+      }
     }
   }
+
+  // Row tiles t0 .. t1 of op(A) = A^T (A stored [K, M]) over p0 .. p0+kc, each as kc rows of
+  // kRows (zero past M) at out + (t - t0) * kc * kRows. The walk goes along A's rows, which are
+  // contiguous: tile by tile it would jump a whole row of A at every step, which no prefetcher
+  // follows.
+  static void pack_a_tiles(const float* a, int64_t m, int64_t t0, int64_t t1, int64_t p0, int64_t kc, float* out) {
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* row = a + (p0 + p) * m;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t i0 = t * kRows;
+        V::store(out + ((t - t0) * kc + p) * kRows, load_lanes(row + i0, std::min<int64_t>(kRows, m - i0)), kRows);
+      }
+    }
+  }
+
+  // C[0 .. R, 0 .. cols] (+)= A-panel x B-panel over kc inner steps, summed in registers from zero
+  // and then stored or added to C. A's element (r, p) is a[p * kRows + r] in a packed panel,
+  // a[r * lda + p] in rows of A read in place.
+  template <int Rows, bool kPackedA>
+  static void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t cols,
+                   bool add) {
+    R acc[Rows][kVecs];
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; ++p) {
+      R bv[kVecs];
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) bv[v] = V::load(b + p * kCols + kLanes * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < Rows; ++r) {
+        const R x = V::broadcast(kPackedA ? a[p * kRows + r] : a[r * lda + p]);
+#pragma GCC unroll 4
+        for (int v = 0; v < kVecs; ++v) acc[r][v] = V::fma(x, bv[v], acc[r][v]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) {
+        float* out = c + r * ldc + kLanes * v;
+        const int64_t count = cols - kLanes * v;
+        store_lanes(out, add ? V::add(load_lanes(out, count), acc[r][v]) : acc[r][v], count);
+      }
+  }
+
+  using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool);
+
+  template <bool kPackedA, int... Rs>
+  static constexpr std::array<TileFn, kRows + 1> tile_table(std::integer_sequence<int, Rs...>) {
+    return {nullptr, &tile<Rs + 1, kPackedA>...};
+  }
+  static constexpr auto kTilesInPlace = tile_table<false>(std::make_integer_sequence<int, kRows>{});
+  static constexpr auto kTilesPacked = tile_table<true>(std::make_integer_sequence<int, kRows>{});
+
+  // Panels [j0, j1) of op(B) over inner block q, at out + (j - j0) * size(q) * kCols.
+  static void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* out) {
+    const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
+    for (int64_t j = j0; j < j1; ++j)
+      pack_b_panel(pr.b, pr.n, pr.k, pr.trans_b, p0, kc, j * kCols, out + (j - j0) * kc * kCols);
+  }
+
+  // Row tiles of A^T packed at a time: 288 KB at the longest inner block with AVX-512.
+  static constexpr int64_t kPackedTiles = 16;
+
+  // Row tiles [t0, t1) against panels [j0, j1) over inner block q; panel j is at
+  // b_block + (j - j0) * size(q) * kCols.
+  static void run_tiles(const Product& pr, int64_t q, int64_t t0, int64_t t1, int64_t j0, int64_t j1,
+                        const float* b_block, float* a_panels) {
+    const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
+    const bool add = pr.accumulate || q > 0;
+    for (int64_t g0 = t0; g0 < t1; g0 += kPackedTiles) {
+      const int64_t g1 = std::min(t1, g0 + kPackedTiles);
+      if (pr.trans_a) pack_a_tiles(pr.a, pr.m, g0, g1, p0, kc, a_panels);
+      for (int64_t t = g0; t < g1; ++t) {
+        const int64_t i0 = t * kRows, rows = std::min<int64_t>(kRows, pr.m - i0);
+        const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a + i0 * pr.k + p0;
+        const TileFn fn = pr.trans_a ? kTilesPacked[rows] : kTilesInPlace[rows];
+        for (int64_t j = j0; j < j1; ++j)
+          fn(kc, ap, pr.k, b_block + (j - j0) * kc * kCols, pr.c + i0 * pr.n + j * kCols, pr.n,
+             std::min<int64_t>(kCols, pr.n - j * kCols), add);
+      }
+    }
+  }
+
+  static int64_t packed_b_bytes(const Product& pr) {
+    return pr.k * pr.panels * kCols * static_cast<int64_t>(sizeof(float));
+  }
+
+  // A thread's row tiles [t0, t1) against a B packed whole (it stays in L2): 8 tiles at a time, each
+  // chunk through every inner block, so the chunk's rows of A and C stay in L2 too.
+  static void run_rows_resident(const Product& pr, const float* packed_b, int64_t t0, int64_t t1) {
+    thread_local AlignedFloats a_buffer;
+    float* a_panels = grown(a_buffer, kPackedTiles * kMaxInner * kRows + 16);
+    for (int64_t c0 = t0; c0 < t1; c0 += kChunkTiles)
+      for (int64_t q = 0; q < pr.inner.count; ++q)
+        run_tiles(pr, q, c0, std::min(t1, c0 + kChunkTiles), 0, pr.panels,
+                  packed_b + pr.inner.begin(q) * pr.panels * kCols, a_panels);
+  }
+
+  // A B too large for L2 (a weight gradient's activations X in dW = dY^T X) is packed by every
+  // thread for itself, a block (inner block x the panels that fit) at a time, each block met by
+  // all of the thread's rows. Each thread reads all of B, but the packed blocks never leave its
+  // L2: packed once and shared, they went out to memory and came back to every thread.
+  static void run_rows_streamed(const Product& pr, int64_t t0, int64_t t1) {
+    thread_local AlignedFloats a_buffer, b_buffer;
+    float* a_panels = grown(a_buffer, kPackedTiles * kMaxInner * kRows + 16);
+    const int64_t panel_floats = pr.inner.length * kCols;
+    const int64_t panel_bytes = panel_floats * static_cast<int64_t>(sizeof(float));
+    const int64_t per_block = std::max<int64_t>(1, kResidentB / 2 / panel_bytes);
+    float* b_block = grown(b_buffer, per_block * panel_floats);
+    for (int64_t j0 = 0; j0 < pr.panels; j0 += per_block) {
+      const int64_t j1 = std::min(pr.panels, j0 + per_block);
+      for (int64_t q = 0; q < pr.inner.count; ++q) {
+        pack_b_block(pr, q, j0, j1, b_block);
+        run_tiles(pr, q, t0, t1, j0, j1, b_block, a_panels);
+      }
+    }
+  }
+
+  static void run(const Product& pr) {
+    const int64_t tiles = (pr.m + kRows - 1) / kRows;
+    // Inside another parallel region (a batch of products) this product is one thread's work.
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (packed_b_bytes(pr) > kResidentB) {
+#pragma omp parallel num_threads(threads)
+      {
+        const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
+        run_rows_streamed(pr, tiles * me / team, tiles * (me + 1) / team);
+      }
+      return;
+    }
+    // Packed once for every thread, kept by the calling thread between calls.
+    thread_local AlignedFloats b_buffer;
+    float* packed_b = grown(b_buffer, pr.k * pr.panels * kCols);
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(static)
+      for (int64_t q = 0; q < pr.inner.count; ++q)
+        pack_b_block(pr, q, 0, pr.panels, packed_b + pr.inner.begin(q) * pr.panels * kCols);
+      const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
+      run_rows_resident(pr, packed_b, tiles * me / team, tiles * (me + 1) / team);
+    }
+  }
+};
+
+template <typename V>
+void run_with(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
+              bool accumulate) {
+  constexpr int64_t cols = Kernels<V>::kCols;
+  Kernels<V>::run(Product{a, b, c, m, n, k, trans_a, trans_b, accumulate, inner_blocks(k), (n + cols - 1) / cols});
 }
 
 }  // namespace
 
+std::vector<int> packed_gemm_widths() {
+  std::vector<int> widths;
+#if defined(EAT_AVX512_VEC)
+  widths.push_back(512);
+#endif
+#if defined(EAT_AVX2_VEC)
+  widths.push_back(256);
+#endif
+  return widths;
+}
+
 bool packed_gemm_available() { return true; }
 
 bool packed_gemm_worth(int64_t m, int64_t n, int64_t k) {
-  return m >= 4 * kRows && n >= 16 && k >= 16 && m * n * k >= (int64_t{1} << 20);
+  return m >= 48 && n >= 16 && k >= 16 && m * n * k >= (int64_t{1} << 20);
 }
 
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
-                 bool accumulate) {
-  const Product pr{a, b, c, m, n, k, trans_a, trans_b, accumulate, inner_blocks(k), (n + kCols - 1) / kCols};
-  const int64_t tiles = (m + kRows - 1) / kRows;
-  // Inside another parallel region (a batch of products) this product is one thread's work.
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (packed_b_bytes(pr) > kResidentB) {
-#pragma omp parallel num_threads(threads)
-    {
-      const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
-      run_rows_streamed(pr, tiles * me / team, tiles * (me + 1) / team);
-    }
-    return;
-  }
-  // Packed once for every thread, kept by the calling thread between calls.
-  thread_local AlignedFloats b_buffer;
-  float* packed_b = grown(b_buffer, k * pr.panels * kCols);
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp for schedule(static)
-    for (int64_t q = 0; q < pr.inner.count; ++q)
-      pack_b_block(pr, q, 0, pr.panels, packed_b + pr.inner.begin(q) * pr.panels * kCols);
-    const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
-    run_rows_resident(pr, packed_b, tiles * me / team, tiles * (me + 1) / team);
-  }
+                 bool accumulate, int vector_bits) {
+#if defined(EAT_AVX2_VEC)
+  if (vector_bits == 256)
+    return run_with<tile_gemm_detail::Avx2Vec<float>>(a, b, c, m, n, k, trans_a, trans_b, accumulate);
+#endif
+  EAT_CHECK(vector_bits == 0 || vector_bits == tile_gemm_detail::Vec<float>::lanes * 32,
+            "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+  run_with<tile_gemm_detail::Vec<float>>(a, b, c, m, n, k, trans_a, trans_b, accumulate);
 }
 
 #else  // no AVX-512 or AVX2: every product stays with Eigen
 
+std::vector<int> packed_gemm_widths() { return {}; }
 bool packed_gemm_available() { return false; }
 bool packed_gemm_worth(int64_t, int64_t, int64_t) { return false; }
-void packed_gemm(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool) {}
+void packed_gemm(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool, int vector_bits) {
+  EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+}
 
 #endif
 

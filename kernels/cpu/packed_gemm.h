@@ -17,8 +17,13 @@
 // blocks depend only on K, so an element's bits do not depend on the thread count, on which rows
 // or columns share its tile, or on M and N.
 #include <cstdint>
+#include <vector>
 
 namespace eat::cpu {
+
+// The vector widths in bits this build has a kernel for, widest first: {512, 256} with AVX-512,
+// {256} with AVX2 alone, none without either.
+std::vector<int> packed_gemm_widths();
 
 // Whether this build has the kernel (AVX-512F, or AVX2 with FMA); when false packed_gemm must not
 // be called.
@@ -28,7 +33,9 @@ bool packed_gemm_available();
 // B to pay off.
 bool packed_gemm_worth(int64_t m, int64_t n, int64_t k);
 
+// vector_bits: 0 for the widest kernel (what cpu::gemm runs), or one of packed_gemm_widths() (the
+// tests run the AVX2 kernel on AVX-512 machines too).
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
-                 bool accumulate);
+                 bool accumulate, int vector_bits = 0);
 
 }  // namespace eat::cpu

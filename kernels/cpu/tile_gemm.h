@@ -28,43 +28,15 @@ namespace eat::cpu {
 namespace tile_gemm_detail {
 
 #ifdef EAT_TILE_GEMM
+// One SIMD register of T (load all or the first n lanes, store, broadcast, fma, add, mul) for each
+// instruction set the build has; Vec is the widest. Both are named so that code may also run,
+// and be tested, on the narrower one (packed_gemm.cpp).
+#if defined(__AVX2__) && defined(__FMA__)
+#define EAT_AVX2_VEC 1
 template <typename T>
-struct Vec;  // one SIMD register of T: load (all or the first n lanes), store, broadcast, fma
-
-#if defined(__AVX512F__)
+struct Avx2Vec;
 template <>
-struct Vec<float> {
-  using R = __m512;
-  static constexpr int lanes = 16;
-  static R zero() { return _mm512_setzero_ps(); }
-  static R load(const float* p) { return _mm512_loadu_ps(p); }
-  static R load(const float* p, int n) { return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p); }
-  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
-  static void store(float* p, R v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v); }
-  static R broadcast(float x) { return _mm512_set1_ps(x); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-};
-template <>
-struct Vec<double> {
-  using R = __m512d;
-  static constexpr int lanes = 8;
-  static R zero() { return _mm512_setzero_pd(); }
-  static R load(const double* p) { return _mm512_loadu_pd(p); }
-  static R load(const double* p, int n) { return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p); }
-  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
-  static void store(double* p, R v, int n) { _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v); }
-  static R broadcast(double x) { return _mm512_set1_pd(x); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-  static R add(R a, R b) { return _mm512_add_pd(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
-};
-// Vectors across one block of C: 6 rows of accumulators, a row of B and a broadcast of A in 32 registers.
-inline constexpr int kBlockVectors = 4;
-#else
-template <>
-struct Vec<float> {
+struct Avx2Vec<float> {
   using R = __m256;
   static constexpr int lanes = 8;
   static __m256i first(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
@@ -79,7 +51,7 @@ struct Vec<float> {
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
 };
 template <>
-struct Vec<double> {
+struct Avx2Vec<double> {
   using R = __m256d;
   static constexpr int lanes = 4;
   static __m256i first(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
@@ -93,6 +65,47 @@ struct Vec<double> {
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
 };
+#endif
+
+#if defined(__AVX512F__)
+#define EAT_AVX512_VEC 1
+template <typename T>
+struct Avx512Vec;
+template <>
+struct Avx512Vec<float> {
+  using R = __m512;
+  static constexpr int lanes = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static R load(const float* p, int n) { return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static void store(float* p, R v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v); }
+  static R broadcast(float x) { return _mm512_set1_ps(x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+};
+template <>
+struct Avx512Vec<double> {
+  using R = __m512d;
+  static constexpr int lanes = 8;
+  static R zero() { return _mm512_setzero_pd(); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static R load(const double* p, int n) { return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p); }
+  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
+  static void store(double* p, R v, int n) { _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v); }
+  static R broadcast(double x) { return _mm512_set1_pd(x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+};
+template <typename T>
+using Vec = Avx512Vec<T>;
+// Vectors across one block of C: 6 rows of accumulators, a row of B and a broadcast of A in 32 registers.
+inline constexpr int kBlockVectors = 4;
+#else
+template <typename T>
+using Vec = Avx2Vec<T>;
 // Vectors across one block of C: 6 rows of accumulators, a row of B and a broadcast of A in 16 registers.
 inline constexpr int kBlockVectors = 2;
 #endif

@@ -1,14 +1,16 @@
-// packed_gemm (kernels/cpu/packed_gemm.h), the f32 GEMM behind cpu::gemm<float> on AVX-512 builds:
-// against a triple loop in f64 on ragged shapes, every transpose, accumulate or not (C starting as
-// NaN without it), both ways of meeting B (packed once and shared, or block by block per thread),
-// and the promise about its bits: the same on any thread count, inside another parallel region,
-// and for a row or a column whatever else is computed beside it.
+// packed_gemm (kernels/cpu/packed_gemm.h), the f32 GEMM behind cpu::gemm<float> on AVX-512 and
+// AVX2 builds: against a triple loop in f64 on ragged shapes, every transpose, accumulate or not
+// (C starting as NaN without it), both ways of meeting B (packed once and shared, or block by block
+// per thread), and the promise about its bits: the same on any thread count, with either vector
+// width (an AVX-512 build runs both kernels here), inside another parallel region, and for a row
+// or a column whatever else is computed beside it.
 #include <omp.h>
 
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/cpu/packed_gemm.h"
 #include <doctest/doctest.h>
 
@@ -52,26 +54,37 @@ std::vector<double> reference(const Product& s, const std::vector<float>& a, con
   return c;
 }
 
+// The kernel of `bits`-wide vectors (every width the build has is tested: an AVX-512 machine runs
+// the AVX2 kernel too).
 std::vector<float> run(const Product& s, const std::vector<float>& a, const std::vector<float>& b,
-                           const std::vector<float>& c0, bool accumulate) {
+                       const std::vector<float>& c0, bool accumulate, int bits) {
   std::vector<float> c = accumulate ? c0 : std::vector<float>(c0.size(), std::numeric_limits<float>::quiet_NaN());
-  cpu::packed_gemm(a.data(), b.data(), c.data(), s.m, s.n, s.k, s.trans_a, s.trans_b, accumulate);
+  cpu::packed_gemm(a.data(), b.data(), c.data(), s.m, s.n, s.k, s.trans_a, s.trans_b, accumulate, bits);
   return c;
 }
 
 std::vector<double> widened(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
+// Random A and B as stored for a product of shape s, and a starting C.
+struct Operands {
+  std::vector<float> a, b, c0;
+};
+Operands random_operands(const Product& s, unsigned seed) {
+  return {random_floats(static_cast<size_t>(s.m * s.k), seed), random_floats(static_cast<size_t>(s.k * s.n), seed + 1),
+          random_floats(static_cast<size_t>(s.m * s.n), seed + 2)};
+}
+
 }  // namespace
 
 TEST_CASE("packed_gemm matches f64 on ragged shapes, every transpose, on 1, 2 and 3 threads with the same bits") {
-  if (!cpu::packed_gemm_available()) return;  // not an AVX-512 build: cpu::gemm uses Eigen throughout
   // m: whole and partial row tiles; n: whole and partial panels (one under a vector); k: one
-  // inner block, and 385 / 1100 in 2 / 3 blocks. 1700 x 260 packs a B of 1.7 MB, past what is
-  // kept in L2, so it is met block by block. k = 6000, as a weight gradient over the tokens of a
-  // batch: one f32 chain over all of it read 1.4e-6 here, the blocked sums 3.6e-7.
-  const std::vector<Product> shapes = {{13, 70, 300, false, true},  {100, 45, 385, false, false}, {49, 257, 64, true, false},
-                                        {36, 33, 1100, true, true},  {7, 9, 20, false, false},    {30, 260, 1700, true, false},
-                                        {25, 260, 1700, false, false}, {26, 40, 6000, true, false}};
+  // inner block, and 385 / 1100 in 2 / 3 blocks. 1700 x 260 packs a B of 1.7 MB or more, past
+  // what is kept in L2, so it is met block by block. k = 6000, as a weight gradient over the tokens
+  // of a batch: one f32 chain over all of it read 1.4e-6 here, the blocked sums 3.6e-7.
+  const std::vector<Product> shapes = {{13, 70, 300, false, true},    {100, 45, 385, false, false},
+                                       {49, 257, 64, true, false},    {36, 33, 1100, true, true},
+                                       {7, 9, 20, false, false},      {30, 260, 1700, true, false},
+                                       {25, 260, 1700, false, false}, {26, 40, 6000, true, false}};
   const int threads_before = omp_get_max_threads();
   unsigned seed = 1;
   for (const Product& s : shapes)
@@ -82,61 +95,73 @@ TEST_CASE("packed_gemm matches f64 on ragged shapes, every transpose, on 1, 2 an
       CAPTURE(s.trans_a);
       CAPTURE(s.trans_b);
       CAPTURE(accumulate);
-      const auto a = random_floats(static_cast<size_t>(s.m * s.k), seed++);
-      const auto b = random_floats(static_cast<size_t>(s.k * s.n), seed++);
-      const auto c0 = random_floats(static_cast<size_t>(s.m * s.n), seed++);
+      const auto [a, b, c0] = random_operands(s, seed);
+      seed += 3;
       const std::vector<double> ref = reference(s, a, b, c0, accumulate);
-      std::vector<std::vector<float>> by_threads;
-      for (int threads : {1, 2, 3}) {
-        omp_set_num_threads(threads);
-        by_threads.push_back(run(s, a, b, c0, accumulate));
-        // blocked f32 sums of up to 6000 products: 3.6e-7 seen
-        CHECK(rel_error(widened(by_threads.back()), ref) <= 1e-6);
-      }
+      std::vector<std::vector<float>> by_run;
+      for (int bits : cpu::packed_gemm_widths())
+        for (int threads : {1, 2, 3}) {
+          CAPTURE(bits);
+          CAPTURE(threads);
+          omp_set_num_threads(threads);
+          by_run.push_back(run(s, a, b, c0, accumulate, bits));
+          // blocked f32 sums of up to 6000 products: 3.6e-7 seen
+          CHECK(rel_error(widened(by_run.back()), ref) <= 1e-6);
+          // Every thread count, and every vector width: an element's sums are the same.
+          CHECK(by_run.back() == by_run.front());
+        }
       omp_set_num_threads(threads_before);
-      CHECK(by_threads[1] == by_threads[0]);
-      CHECK(by_threads[2] == by_threads[0]);
     }
 }
 
 TEST_CASE("packed_gemm: a row's and a column's bits do not depend on what is computed beside them") {
-  if (!cpu::packed_gemm_available()) return;
   // Rows 5 .. 22 of A alone (a sequence slice), and columns 40 .. 79 of op(B) alone, against the
   // same elements of the whole product; the whole B (1700 x 260) is met block by block, the slice
   // of columns (1700 x 40) packed once and shared.
   const Product whole{60, 260, 1700, false, false};
-  const auto a = random_floats(static_cast<size_t>(whole.m * whole.k), 11);
-  const auto b = random_floats(static_cast<size_t>(whole.k * whole.n), 12);
-  const std::vector<float> none(static_cast<size_t>(whole.m * whole.n));
-  const std::vector<float> c = run(whole, a, b, none, false);
-
-  const int64_t r0 = 5, rows = 18;
-  const Product row_slice{rows, whole.n, whole.k, false, false};
+  const auto [a, b, none] = random_operands(whole, 11);
+  const int64_t r0 = 5, rows = 18, j0 = 40, cols = 40;
+  const Product row_slice{rows, whole.n, whole.k, false, false}, col_slice{whole.m, cols, whole.k, false, false};
   const std::vector<float> a_rows(a.begin() + r0 * whole.k, a.begin() + (r0 + rows) * whole.k);
-  const std::vector<float> c_rows = run(row_slice, a_rows, b, std::vector<float>(rows * whole.n), false);
-  CHECK(std::vector<float>(c.begin() + r0 * whole.n, c.begin() + (r0 + rows) * whole.n) == c_rows);
-
-  const int64_t j0 = 40, cols = 40;
-  const Product col_slice{whole.m, cols, whole.k, false, false};
   std::vector<float> b_cols;
   for (int64_t p = 0; p < whole.k; ++p)
     b_cols.insert(b_cols.end(), b.begin() + p * whole.n + j0, b.begin() + p * whole.n + j0 + cols);
-  const std::vector<float> c_cols = run(col_slice, a, b_cols, std::vector<float>(whole.m * cols), false);
-  bool same = true;
-  for (int64_t i = 0; i < whole.m; ++i)
-    for (int64_t j = 0; j < cols; ++j) same = same && c[static_cast<size_t>(i * whole.n + j0 + j)] == c_cols[static_cast<size_t>(i * cols + j)];
-  CHECK(same);
+  for (int bits : cpu::packed_gemm_widths()) {
+    CAPTURE(bits);
+    const std::vector<float> c = run(whole, a, b, none, false, bits);
+    const std::vector<float> c_rows = run(row_slice, a_rows, b, std::vector<float>(rows * whole.n), false, bits);
+    CHECK(std::vector<float>(c.begin() + r0 * whole.n, c.begin() + (r0 + rows) * whole.n) == c_rows);
+    const std::vector<float> c_cols = run(col_slice, a, b_cols, std::vector<float>(whole.m * cols), false, bits);
+    bool same = true;
+    for (int64_t i = 0; i < whole.m; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        same = same && c[static_cast<size_t>(i * whole.n + j0 + j)] == c_cols[static_cast<size_t>(i * cols + j)];
+    CHECK(same);
+  }
 }
 
 TEST_CASE("packed_gemm inside a parallel region (a batch of products) gives the bits it gives outside one") {
-  if (!cpu::packed_gemm_available()) return;
   const Product s{50, 70, 300, false, true};
-  const auto a = random_floats(static_cast<size_t>(s.m * s.k), 21);
-  const auto b = random_floats(static_cast<size_t>(s.k * s.n), 22);
-  const std::vector<float> c0(static_cast<size_t>(s.m * s.n));
-  const std::vector<float> outside = run(s, a, b, c0, false);
-  std::vector<std::vector<float>> inside(4);
+  const auto [a, b, c0] = random_operands(s, 21);
+  for (int bits : cpu::packed_gemm_widths()) {
+    CAPTURE(bits);
+    const std::vector<float> outside = run(s, a, b, c0, false, bits);
+    std::vector<std::vector<float>> inside(4);
 #pragma omp parallel for num_threads(2)
-  for (int i = 0; i < 4; ++i) inside[static_cast<size_t>(i)] = run(s, a, b, c0, false);
-  for (const auto& c : inside) CHECK(c == outside);
+    for (int i = 0; i < 4; ++i) inside[static_cast<size_t>(i)] = run(s, a, b, c0, false, bits);
+    for (const auto& c : inside) CHECK(c == outside);
+  }
+}
+
+TEST_CASE("packed_gemm: the kernels a build has, and a width it lacks is refused by name") {
+  const std::vector<int> widths = cpu::packed_gemm_widths();
+  CHECK(cpu::packed_gemm_available() == !widths.empty());
+#if defined(__AVX512F__)
+  CHECK(widths == std::vector<int>{512, 256});
+#elif defined(__AVX2__) && defined(__FMA__)
+  CHECK(widths == std::vector<int>{256});
+#endif
+  std::vector<float> x(64 * 64), y(64 * 64);
+  CHECK_THROWS_WITH_AS(cpu::packed_gemm(x.data(), x.data(), y.data(), 64, 64, 64, false, false, false, 128),
+                       doctest::Contains("no 128-bit kernel"), Error);
 }
