@@ -95,15 +95,11 @@ struct Kernels {
       }
       return;
     }
-    // B stored [N, K] (a layer's weight): column j of op(B) is row j of B.
-    for (int64_t j = 0; j < kCols; ++j) {
-      const float* row = b + (j0 + j) * k + p0;
-      if (j < cols) {
-        for (int64_t p = 0; p < kc; ++p) out[p * kCols + j] = row[p];
-      } else {
-        for (int64_t p = 0; p < kc; ++p) out[p * kCols + j] = 0.0f;
-      }
-    }
+    // B stored [N, K] (a layer's weight): column j of op(B) is row j of B, so the panel is the
+    // transpose of `cols` rows of B (in registers, a vector's square at a time).
+    transpose(b + j0 * k + p0, k, cols, kc, out, kCols);
+    if (cols < kCols)
+      for (int64_t p = 0; p < kc; ++p) std::fill(out + p * kCols + cols, out + (p + 1) * kCols, 0.0f);
   }
 
   // Row tiles t0 .. t1 of op(A) = A^T (A stored [K, M]) over p0 .. p0+kc, each as kc rows of
@@ -244,9 +240,12 @@ struct Kernels {
     float* packed_b = grown(b_buffer, pr.k * pr.panels * kCols);
 #pragma omp parallel num_threads(threads)
     {
-#pragma omp for schedule(static)
+      // Panel by panel over the threads (a layer's weight is often one inner block).
+#pragma omp for schedule(static) collapse(2)
       for (int64_t q = 0; q < pr.inner.count; ++q)
-        pack_b_block(pr, q, 0, pr.panels, packed_b + pr.inner.begin(q) * pr.panels * kCols);
+        for (int64_t j = 0; j < pr.panels; ++j)
+          pack_b_block(pr, q, j, j + 1,
+                       packed_b + (pr.inner.begin(q) * pr.panels + j * pr.inner.size(q, pr.k)) * kCols);
       const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
       run_rows_resident(pr, packed_b, tiles * me / team, tiles * (me + 1) / team);
     }
