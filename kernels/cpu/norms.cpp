@@ -40,7 +40,16 @@ void rms_norm_forward(const T* x, const T* w, T* y, double* r, int64_t rows, int
     const double ss = dot_f64<T>(xr, xr, nullptr, cols);
     const double ri = 1.0 / std::sqrt(ss / static_cast<double>(cols) + eps);
     r[i] = ri;
-    for (int64_t j = 0; j < cols; ++j) y[i * cols + j] = static_cast<T>(xr[j] * ri * (w ? static_cast<double>(w[j]) : 1.0));
+    // The row's scale in double, the elementwise product in T: a whole vector of f32 at a time.
+    const T rt = static_cast<T>(ri);
+    T* yr = y + i * cols;
+    if (w) {
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] * rt * w[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] * rt;
+    }
   }
 }
 
@@ -61,11 +70,18 @@ void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* 
       const T *xr = x + i * cols, *gr = dy + i * cols;
       const double ri = r[i];
       if (dx) {
-        // The mean over the row of (dy * w) * xhat.
+        // The mean over the row of (dy * w) * xhat, in double; then dx = ri (dy w - x ri mean) with
+        // the row's two scales rounded to T and the elementwise work in T.
         const double dot = dot_f64<T>(gr, xr, w, cols) * ri / static_cast<double>(cols);
+        const T rt = static_cast<T>(ri), ct = static_cast<T>(ri * dot);
         T* dxr = dx + i * cols;
-        for (int64_t j = 0; j < cols; ++j)
-          dxr[j] = static_cast<T>(ri * (static_cast<double>(gr[j]) * (w ? w[j] : T(1)) - xr[j] * ri * dot));
+        if (w) {
+#pragma omp simd
+          for (int64_t j = 0; j < cols; ++j) dxr[j] = rt * (gr[j] * w[j] - xr[j] * ct);
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < cols; ++j) dxr[j] = rt * (gr[j] - xr[j] * ct);
+        }
       }
       if (part)
         for (int64_t j = 0; j < cols; ++j) part[j] += static_cast<double>(gr[j]) * (xr[j] * ri);
