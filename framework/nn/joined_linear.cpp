@@ -41,16 +41,24 @@ JoinedLinear::JoinedLinear(std::vector<Linear*> layers) : layers_(std::move(laye
   if (!biases.empty()) join_storage(biases);
 }
 
-Tensor JoinedLinear::forward(const Tensor& x) const {
+std::pair<Tensor, Tensor> JoinedLinear::joined_parameters(const Tensor& x) const {
   std::vector<Tensor> weights, biases;
   for (const Linear* l : layers_) {
     weights.push_back(l->weight);
     if (l->bias.defined()) biases.push_back(l->bias);
   }
   const Tensor bias = biases.empty() ? Tensor() : like_activations(concat_outer(biases), x);
-  return linear(x, like_activations(concat_outer(weights), x), bias);
+  return {like_activations(concat_outer(weights), x), bias};
 }
 
-std::vector<Tensor> JoinedLinear::forward_split(const Tensor& x) const { return split_last(forward(x), widths_); }
+Tensor JoinedLinear::forward(const Tensor& x) const {
+  const auto [weight, bias] = joined_parameters(x);
+  return linear(x, weight, bias);
+}
+
+std::vector<Tensor> JoinedLinear::forward_split(const Tensor& x) const {
+  const auto [weight, bias] = joined_parameters(x);
+  return linear_split(x, weight, bias, widths_);
+}
 
 }  // namespace eat

@@ -6,6 +6,7 @@
 // that checkpoints, optimizer state and users see stay those of the separate layers, and a
 // checkpoint saved before the join loads as it did. The joined GEMM blocks its product
 // differently, so outputs may differ from the separate products in the last bits.
+#include <utility>
 #include <vector>
 
 #include "framework/ops/joins.h"
@@ -21,10 +22,14 @@ class JoinedLinear {
   explicit JoinedLinear(std::vector<Linear*> layers);
   // x [..., in] -> [..., sum out]: the layers' outputs side by side.
   Tensor forward(const Tensor& x) const;
-  // The layers' outputs, each its own tensor (forward, then split_last).
+  // The layers' outputs, each its own tensor (linear_split: forward, then split_last, without the
+  // joined output where the CPU's GEMM can write the parts).
   std::vector<Tensor> forward_split(const Tensor& x) const;
 
  private:
+  // The joined weight and bias (undefined without biases), in x's compute dtype.
+  std::pair<Tensor, Tensor> joined_parameters(const Tensor& x) const;
+
   std::vector<Linear*> layers_;
   std::vector<int64_t> widths_;
 };

@@ -7,8 +7,11 @@
 #include "framework/autograd.h"
 #include "framework/ops.h"
 #include "framework/ops/joins.h"
+#include "framework/ops/linear_gradients.h"
 #include "framework/parallel/time_rows.h"
 #include "kernels/cpu/copy_rows.h"
+#include "kernels/cpu/packed_gemm.h"
+#include "kernels/matmul.h"
 
 namespace eat {
 
@@ -95,10 +98,18 @@ void copy_out_columns(const Tensor& x, const std::vector<Tensor>& parts, const s
                 x.device());
 }
 
+// What the joined tensor is: its shape, dtype and device (a gradient's is that of its tensor).
+struct Like {
+  Shape shape;
+  DType dtype;
+  Device device;
+};
+Like like(const Tensor& t) { return {t.shape(), t.dtype(), t.device()}; }
+
 // The columns of dx from the parts' gradients, zero where a part has none.
-Tensor joined_gradient(const Tensor& like, const std::vector<Tensor>& g, const std::vector<size_t>& widths, int64_t rows) {
-  if (like.device() == Device::cpu) {
-    Tensor dx = Tensor::empty_like(like);
+Tensor joined_gradient(const Like& like, const std::vector<Tensor>& g, const std::vector<size_t>& widths, int64_t rows) {
+  if (like.device == Device::cpu) {
+    Tensor dx = Tensor::empty(like.shape, like.dtype, like.device);
     std::vector<const void*> in;
     for (const Tensor& gi : g) in.push_back(gi.defined() ? gi.raw_data() : nullptr);
     cpu::join_columns(dx.raw_data(), in, widths, static_cast<size_t>(rows));
@@ -106,7 +117,7 @@ Tensor joined_gradient(const Tensor& like, const std::vector<Tensor>& g, const s
   }
   bool all = true;
   for (const Tensor& gi : g) all = all && gi.defined();
-  Tensor dx = all ? Tensor::empty_like(like) : Tensor::zeros_like(like);
+  Tensor dx = all ? Tensor::empty(like.shape, like.dtype, like.device) : Tensor::zeros(like.shape, like.dtype, like.device);
   const size_t pitch = std::accumulate(widths.begin(), widths.end(), size_t{0});
   size_t column = 0;
   for (size_t i = 0; i < g.size(); column += widths[i], ++i)
@@ -135,9 +146,48 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   copy_out_columns(x, parts, widths, rows);
   if (autograd::needs_record({&x})) {
     autograd::record("split_last", {x}, parts,
-                     [like = x.detach(), widths, rows](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                     [joined = like(x), widths, rows](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        // A part that did not reach the loss leaves its columns zero.
-                       return {joined_gradient(like, g, widths, rows)};
+                       return {joined_gradient(joined, g, widths, rows)};
+                     });
+  }
+  return parts;
+}
+
+// The CPU's packed GEMM writes straight into the parts when it runs the product (f32 on AVX-512 or
+// AVX2, a product large enough) and every part but the last is a whole number of its panels wide.
+bool products_into_parts(const Tensor& x, const LinearShape& s, const std::vector<int64_t>& sizes) {
+  return x.device() == Device::cpu && x.dtype() == DType::f32 && cpu::packed_gemm_available() &&
+         cpu::packed_gemm_worth(s.rows, s.out, s.in) && cpu::packed_gemm_parts_fit(sizes);
+}
+
+std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 const std::vector<int64_t>& sizes) {
+  const LinearShape s = check_linear("linear_split", x, weight, bias);
+  EAT_CHECK(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) == s.out, "linear_split: widths do not add up to ",
+            "the weight's ", s.out, " rows");
+  if (!products_into_parts(x, s, sizes)) return split_last(linear(x, weight, bias), sizes);
+  std::vector<Tensor> parts;
+  std::vector<float*> outs;
+  for (int64_t w : sizes) {
+    Shape shape = x.shape();
+    shape.back() = w;
+    parts.push_back(Tensor::empty(shape, x.dtype(), x.device()));
+    outs.push_back(parts.back().data<float>());
+  }
+  cpu::packed_gemm_into_parts(x.data<float>(), weight.data<float>(), outs, sizes, s.rows, s.in, false, true);
+  if (bias.defined())
+    for (size_t i = 0, first = 0; i < parts.size(); first += static_cast<size_t>(sizes[i++]))
+      cpu::add_row_vector(outs[i], bias.data<float>() + first, s.rows, sizes[i]);
+  if (autograd::needs_record({&x, &weight, &bias})) {
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+    Like joined = like(x);
+    joined.shape.back() = s.out;
+    autograd::record("linear_split", {x, weight, bias}, parts,
+                     [x = x.detach(), w = weight.detach(), joined, widths = byte_widths(sizes, sizeof(float)), need_x,
+                      need_w, need_b, s](const std::vector<Tensor>& g) {
+                       return linear_gradients(joined_gradient(joined, g, widths, s.rows), x, w, s, need_x, need_w,
+                                               need_b);
                      });
   }
   return parts;

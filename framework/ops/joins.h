@@ -18,6 +18,13 @@ Tensor concat_outer(const std::vector<Tensor>& parts);
 // not reach the loss).
 std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& sizes);
 
+// x [..., in] -> the outputs of a joined projection's layers, each its own tensor:
+// split_last(linear(x, weight, bias), sizes), with the same bits. Where the CPU's packed GEMM runs
+// the product, it writes each part where it goes and the joined output is never made (one copy
+// of it fewer per pass). The gradient comes back joined, for linear's backward.
+std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 const std::vector<int64_t>& sizes);
+
 // glu_gate (ops.h) on the two halves of ab's last axis, [..., 2n] -> [..., n]: a = ab[..., :n],
 // b = ab[..., n:], as a joined gate-and-up projection leaves them. No copy splits them, and the
 // gradient comes back joined for that projection's one backward GEMM.

@@ -1,50 +1,58 @@
-// linear and matmul: every product goes through cpu::gemm (kernels/matmul.h) or cuda::gemm (cuBLAS). Both
-// take row-major buffers with the same arguments (kernels/matmul.h), so each op is written once
-// over the backend B and calls its kernels with EAT_ON(B, ...).
+// linear and matmul: every product goes through cpu::gemm or cuda::gemm (cuBLAS). Both take
+// row-major buffers with the same arguments (kernels/matmul.h), so each op is written once over
+// the backend B and calls its kernels with EAT_ON(B, ...).
 #include "framework/autograd.h"
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/ops/linear_gradients.h"
 #include "kernels/matmul.h"
 
 namespace eat {
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_floating("linear", x);
-  check_floating("linear", weight);
-  check_dim("linear", weight, 2, "weight");
-  check_same_dtype("linear", x, weight);
+LinearShape check_linear(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_floating(op, x);
+  check_floating(op, weight);
+  check_dim(op, weight, 2, "weight");
+  check_same_dtype(op, x, weight);
   const int64_t out = weight.size(0), in = weight.size(1);
-  EAT_CHECK(x.dim() >= 1 && x.size(-1) == in, "linear: input ", shape_str(x.shape()), " does not end in ", in,
+  EAT_CHECK(x.dim() >= 1 && x.size(-1) == in, op, ": input ", shape_str(x.shape()), " does not end in ", in,
             " (weight ", shape_str(weight.shape()), ")");
   if (bias.defined()) {
-    check_same_dtype("linear", x, bias);
-    EAT_CHECK(bias.shape() == Shape{out}, "linear: bias ", shape_str(bias.shape()), " for weight ",
+    check_same_dtype(op, x, bias);
+    EAT_CHECK(bias.shape() == Shape{out}, op, ": bias ", shape_str(bias.shape()), " for weight ",
               shape_str(weight.shape()), " must be [", out, "]");
   }
-  const int64_t rows = x.numel() / std::max<int64_t>(in, 1);
+  return {x.numel() / std::max<int64_t>(in, 1), in, out};
+}
+
+std::vector<Tensor> linear_gradients(const Tensor& dy, const Tensor& x, const Tensor& w, const LinearShape& s,
+                                     bool need_x, bool need_w, bool need_b) {
+  Tensor dx = empty_like_if(need_x, x);
+  Tensor dw = empty_like_if(need_w, w);
+  Tensor db = need_b ? Tensor::empty({s.out}, x.dtype(), x.device()) : Tensor();
+  dispatch_backend("linear backward", x, [&]<Backend B, typename T>() {
+    if (need_x) EAT_ON(B, gemm, dy.data<T>(), w.data<T>(), dx.data<T>(), s.rows, s.in, s.out, false, false, false);
+    if (need_w) EAT_ON(B, gemm, dy.data<T>(), x.data<T>(), dw.data<T>(), s.out, s.in, s.rows, true, false, false);
+    if (need_b) EAT_ON(B, column_sums, dy.data<T>(), db.data<T>(), s.rows, s.out);
+  });
+  return {dx, dw, db};
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const LinearShape s = check_linear("linear", x, weight, bias);
   Shape out_shape = x.shape();
-  out_shape.back() = out;
+  out_shape.back() = s.out;
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_backend("linear", x, [&]<Backend B, typename T>() {
-    EAT_ON(B, gemm, x.data<T>(), weight.data<T>(), y.data<T>(), rows, out, in, false, true, false);
-    if (bias.defined()) EAT_ON(B, add_row_vector, y.data<T>(), bias.data<T>(), rows, out);
+    EAT_ON(B, gemm, x.data<T>(), weight.data<T>(), y.data<T>(), s.rows, s.out, s.in, false, true, false);
+    if (bias.defined()) EAT_ON(B, add_row_vector, y.data<T>(), bias.data<T>(), s.rows, s.out);
   });
   if (autograd::needs_record({&x, &weight, &bias})) {
-    bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
-    autograd::record(
-        "linear", {x, weight, bias}, {y},
-        [x = x.detach(), w = weight.detach(), need_x, need_w, need_b, rows, in, out](const std::vector<Tensor>& g) {
-          const Tensor& dy = g[0];
-          Tensor dx = empty_like_if(need_x, x);
-          Tensor dw = empty_like_if(need_w, w);
-          Tensor db = need_b ? Tensor::empty({out}, x.dtype(), x.device()) : Tensor();
-          dispatch_backend("linear backward", x, [&]<Backend B, typename T>() {
-            if (need_x) EAT_ON(B, gemm, dy.data<T>(), w.data<T>(), dx.data<T>(), rows, in, out, false, false, false);
-            if (need_w) EAT_ON(B, gemm, dy.data<T>(), x.data<T>(), dw.data<T>(), out, in, rows, true, false, false);
-            if (need_b) EAT_ON(B, column_sums, dy.data<T>(), db.data<T>(), rows, out);
-          });
-          return std::vector<Tensor>{dx, dw, db};
-        });
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+    autograd::record("linear", {x, weight, bias}, {y},
+                     [x = x.detach(), w = weight.detach(), need_x, need_w, need_b, s](const std::vector<Tensor>& g) {
+                       return linear_gradients(g[0], x, w, s, need_x, need_w, need_b);
+                     });
   }
   return y;
 }

@@ -40,9 +40,16 @@ InnerBlocks inner_blocks(int64_t k) {
   return {count, (k + count - 1) / count};
 }
 
+// Where a panel's columns of C go: C's first row at the panel's first column, and C's row pitch
+// there (C's columns may lie in several tensors side by side: packed_gemm_into_parts).
+struct PanelOut {
+  float* first;
+  int64_t pitch;
+};
+
 struct Product {
   const float *a, *b;
-  float* c;
+  const PanelOut* out;  // one per panel
   int64_t m, n, k;
   bool trans_a, trans_b, accumulate;
   InnerBlocks inner;
@@ -182,7 +189,7 @@ struct Kernels {
         const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a + i0 * pr.k + p0;
         const TileFn fn = pr.trans_a ? kTilesPacked[rows] : kTilesInPlace[rows];
         for (int64_t j = j0; j < j1; ++j)
-          fn(kc, ap, pr.k, b_block + (j - j0) * kc * kCols, pr.c + i0 * pr.n + j * kCols, pr.n,
+          fn(kc, ap, pr.k, b_block + (j - j0) * kc * kCols, pr.out[j].first + i0 * pr.out[j].pitch, pr.out[j].pitch,
              std::min<int64_t>(kCols, pr.n - j * kCols), add);
       }
     }
@@ -252,11 +259,36 @@ struct Kernels {
   }
 };
 
+// C's columns as parts side by side: part i is [M, widths[i]] at outs[i] (one part: a plain C).
+struct ColumnParts {
+  float* const* outs;
+  const int64_t* widths;
+  int64_t count;
+};
+
 template <typename V>
-void run_with(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
+void run_with(const float* a, const float* b, const ColumnParts& c, int64_t m, int64_t k, bool trans_a, bool trans_b,
               bool accumulate) {
   constexpr int64_t cols = Kernels<V>::kCols;
-  Kernels<V>::run(Product{a, b, c, m, n, k, trans_a, trans_b, accumulate, inner_blocks(k), (n + cols - 1) / cols});
+  int64_t n = 0;
+  for (int64_t i = 0; i < c.count; ++i) n += c.widths[i];
+  const int64_t panels = (n + cols - 1) / cols;
+  thread_local std::vector<PanelOut> out;
+  out.resize(static_cast<size_t>(panels));
+  for (int64_t i = 0, first = 0; i < c.count; first += c.widths[i++])
+    for (int64_t col = 0; col < c.widths[i]; col += cols)
+      out[static_cast<size_t>((first + col) / cols)] = {c.outs[i] + col, c.widths[i]};
+  Kernels<V>::run(Product{a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner_blocks(k), panels});
+}
+
+template <typename... Args>
+void run_widest_or(int vector_bits, Args&&... args) {
+#if defined(EAT_AVX2_VEC)
+  if (vector_bits == 256) return run_with<tile_gemm_detail::Avx2Vec<float>>(std::forward<Args>(args)...);
+#endif
+  EAT_CHECK(vector_bits == 0 || vector_bits == tile_gemm_detail::Vec<float>::lanes * 32,
+            "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+  run_with<tile_gemm_detail::Vec<float>>(std::forward<Args>(args)...);
 }
 
 }  // namespace
@@ -280,13 +312,25 @@ bool packed_gemm_worth(int64_t m, int64_t n, int64_t k) {
 
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
                  bool accumulate, int vector_bits) {
-#if defined(EAT_AVX2_VEC)
-  if (vector_bits == 256)
-    return run_with<tile_gemm_detail::Avx2Vec<float>>(a, b, c, m, n, k, trans_a, trans_b, accumulate);
-#endif
-  EAT_CHECK(vector_bits == 0 || vector_bits == tile_gemm_detail::Vec<float>::lanes * 32,
-            "packed_gemm: this build has no ", vector_bits, "-bit kernel");
-  run_with<tile_gemm_detail::Vec<float>>(a, b, c, m, n, k, trans_a, trans_b, accumulate);
+  run_widest_or(vector_bits, a, b, ColumnParts{&c, &n, 1}, m, k, trans_a, trans_b, accumulate);
+}
+
+bool packed_gemm_parts_fit(const std::vector<int64_t>& widths) {
+  // The widest panel (32 columns with AVX-512) divides every part but the last, so every narrower
+  // one does too.
+  const int64_t widest = 2 * tile_gemm_detail::Vec<float>::lanes;
+  for (size_t i = 0; i + 1 < widths.size(); ++i)
+    if (widths[i] % widest != 0) return false;
+  return !widths.empty();
+}
+
+void packed_gemm_into_parts(const float* a, const float* b, const std::vector<float*>& outs,
+                            const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
+                            int vector_bits) {
+  EAT_CHECK(outs.size() == widths.size() && packed_gemm_parts_fit(widths),
+            "packed_gemm_into_parts: every part but the last must be a whole number of panels wide");
+  run_widest_or(vector_bits, a, b, ColumnParts{outs.data(), widths.data(), static_cast<int64_t>(widths.size())}, m, k,
+                trans_a, trans_b, false);
 }
 
 #else  // no AVX-512 or AVX2: every product stays with Eigen
@@ -295,6 +339,11 @@ std::vector<int> packed_gemm_widths() { return {}; }
 bool packed_gemm_available() { return false; }
 bool packed_gemm_worth(int64_t, int64_t, int64_t) { return false; }
 void packed_gemm(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool, int vector_bits) {
+  EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+}
+bool packed_gemm_parts_fit(const std::vector<int64_t>&) { return false; }
+void packed_gemm_into_parts(const float*, const float*, const std::vector<float*>&, const std::vector<int64_t>&,
+                            int64_t, int64_t, bool, bool, int vector_bits) {
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
 }
 

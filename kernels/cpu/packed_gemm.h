@@ -38,4 +38,13 @@ bool packed_gemm_worth(int64_t m, int64_t n, int64_t k);
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
                  bool accumulate, int vector_bits = 0);
 
+// C = op(A) op(B) with C's columns in parts side by side, each its own tensor: part i is
+// [M, widths[i]] at outs[i] (a joined projection's outputs, written where they go rather than
+// joined and then copied apart). The bits are those of packed_gemm into one C. Every part but the
+// last must be a whole number of panels wide (packed_gemm_parts_fit: a multiple of 32 columns).
+bool packed_gemm_parts_fit(const std::vector<int64_t>& widths);
+void packed_gemm_into_parts(const float* a, const float* b, const std::vector<float*>& outs,
+                            const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
+                            int vector_bits = 0);
+
 }  // namespace eat::cpu

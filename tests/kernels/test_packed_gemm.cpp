@@ -165,3 +165,36 @@ TEST_CASE("packed_gemm: the kernels a build has, and a width it lacks is refused
   CHECK_THROWS_WITH_AS(cpu::packed_gemm(x.data(), x.data(), y.data(), 64, 64, 64, false, false, false, 128),
                        doctest::Contains("no 128-bit kernel"), Error);
 }
+
+TEST_CASE("packed_gemm_into_parts writes a joined projection's outputs apart, with the joined product's bits") {
+  // Three parts of 64, 96 and 45 columns (a whole number of panels each but the last), from a
+  // weight stored [N, K] as a layer's is, and from a B [K, N]; every width the build has.
+  const std::vector<int64_t> widths = {64, 96, 45};
+  for (bool trans_b : {true, false}) {
+    const Product whole{70, 205, 300, false, trans_b};
+    const auto [a, b, c0] = random_operands(whole, 31);
+    for (int bits : cpu::packed_gemm_widths()) {
+      CAPTURE(trans_b);
+      CAPTURE(bits);
+      const std::vector<float> joined = run(whole, a, b, c0, false, bits);
+      std::vector<std::vector<float>> parts;
+      std::vector<float*> outs;
+      for (int64_t w : widths) parts.emplace_back(static_cast<size_t>(whole.m * w), std::numeric_limits<float>::quiet_NaN());
+      for (auto& p : parts) outs.push_back(p.data());
+      cpu::packed_gemm_into_parts(a.data(), b.data(), outs, widths, whole.m, whole.k, false, trans_b, bits);
+      bool same = true;
+      for (int64_t i = 0; i < whole.m; ++i)
+        for (size_t part = 0, col = 0; part < widths.size(); col += static_cast<size_t>(widths[part++]))
+          for (int64_t j = 0; j < widths[part]; ++j)
+            same = same && parts[part][static_cast<size_t>(i * widths[part] + j)] ==
+                               joined[static_cast<size_t>(i * whole.n) + col + static_cast<size_t>(j)];
+      CHECK(same);
+    }
+  }
+  CHECK(cpu::packed_gemm_parts_fit({64, 96, 45}) == cpu::packed_gemm_available());
+  CHECK_FALSE(cpu::packed_gemm_parts_fit({40, 64}));
+  std::vector<float> x(64 * 64), y(64 * 104);
+  CHECK_THROWS_WITH_AS(cpu::packed_gemm_into_parts(x.data(), x.data(), {y.data(), y.data()}, {40, 64}, 64, 64, false,
+                                                   false),
+                       doctest::Contains("whole number of panels"), Error);
+}
