@@ -8,6 +8,7 @@
 #include "framework/ops.h"
 #include "framework/ops/joins.h"
 #include "framework/ops/linear_gradients.h"
+#include "framework/profiler.h"
 #include "framework/parallel/time_rows.h"
 #include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/packed_gemm.h"
@@ -175,10 +176,13 @@ std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Te
     parts.push_back(Tensor::empty(shape, x.dtype(), x.device()));
     outs.push_back(parts.back().data<float>());
   }
-  cpu::packed_gemm_into_parts(x.data<float>(), weight.data<float>(), outs, sizes, s.rows, s.in, false, true);
-  if (bias.defined())
-    for (size_t i = 0, first = 0; i < parts.size(); first += static_cast<size_t>(sizes[i++]))
-      cpu::add_row_vector(outs[i], bias.data<float>() + first, s.rows, sizes[i]);
+  {
+    profiler::OpScope timed("linear_split", x.device());
+    cpu::packed_gemm_into_parts(x.data<float>(), weight.data<float>(), outs, sizes, s.rows, s.in, false, true);
+    if (bias.defined())
+      for (size_t i = 0, first = 0; i < parts.size(); first += static_cast<size_t>(sizes[i++]))
+        cpu::add_row_vector(outs[i], bias.data<float>() + first, s.rows, sizes[i]);
+  }
   if (autograd::needs_record({&x, &weight, &bias})) {
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
     Like joined = like(x);
