@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "framework/autograd.h"
+#include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/joins.h"
 #include "framework/ops/linear_gradients.h"
@@ -162,6 +163,31 @@ bool products_into_parts(const Tensor& x, const LinearShape& s, const std::vecto
          cpu::packed_gemm_worth(s.rows, s.out, s.in) && cpu::packed_gemm_parts_fit(sizes);
 }
 
+// The gradients of linear_split from its parts': the packed GEMM reads the parts where they lie
+// when every part has a gradient and it runs both products; otherwise they are joined first.
+std::vector<Tensor> linear_split_gradients(const std::vector<Tensor>& g, const Tensor& x, const Tensor& w,
+                                           const LinearShape& s, const std::vector<int64_t>& sizes, const Like& joined,
+                                           bool need_x, bool need_w, bool need_b) {
+  bool all = true;
+  for (const Tensor& gi : g) all = all && gi.defined();
+  if (!all || !cpu::packed_gemm_worth(s.rows, s.in, s.out) || !cpu::packed_gemm_worth(s.out, s.in, s.rows))
+    return linear_gradients(joined_gradient(joined, g, byte_widths(sizes, sizeof(float)), s.rows), x, w, s, need_x,
+                            need_w, need_b);
+  std::vector<const float*> dy;
+  for (const Tensor& gi : g) dy.push_back(gi.data<float>());
+  Tensor dx = empty_like_if(need_x, x), dw = empty_like_if(need_w, w);
+  Tensor db = need_b ? Tensor::empty({s.out}, x.dtype(), x.device()) : Tensor();
+  profiler::OpScope timed("linear_split backward", x.device());
+  if (need_x)  // dx = dy w: dy [rows, out] in parts along its inner dimension
+    cpu::packed_gemm_from_parts(dy, sizes, w.data<float>(), dx.data<float>(), s.rows, s.in, s.out, false, false, false);
+  if (need_w)  // dw = dy^T x: dy^T's rows in parts
+    cpu::packed_gemm_from_parts(dy, sizes, x.data<float>(), dw.data<float>(), s.out, s.in, s.rows, true, false, false);
+  if (need_b)
+    for (size_t i = 0, first = 0; i < g.size(); first += static_cast<size_t>(sizes[i++]))
+      cpu::column_sums(dy[i], db.data<float>() + first, s.rows, sizes[i]);
+  return {dx, dw, db};
+}
+
 std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  const std::vector<int64_t>& sizes) {
   const LinearShape s = check_linear("linear_split", x, weight, bias);
@@ -188,10 +214,9 @@ std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Te
     Like joined = like(x);
     joined.shape.back() = s.out;
     autograd::record("linear_split", {x, weight, bias}, parts,
-                     [x = x.detach(), w = weight.detach(), joined, widths = byte_widths(sizes, sizeof(float)), need_x,
-                      need_w, need_b, s](const std::vector<Tensor>& g) {
-                       return linear_gradients(joined_gradient(joined, g, widths, s.rows), x, w, s, need_x, need_w,
-                                               need_b);
+                     [x = x.detach(), w = weight.detach(), joined, sizes, need_x, need_w, need_b,
+                      s](const std::vector<Tensor>& g) {
+                       return linear_split_gradients(g, x, w, s, sizes, joined, need_x, need_w, need_b);
                      });
   }
   return parts;

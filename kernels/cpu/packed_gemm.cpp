@@ -28,17 +28,53 @@ constexpr int64_t kResidentB = int64_t{3} << 19;
 constexpr int64_t kChunkTiles = 8;  // row tiles of C a thread finishes before the next
 
 // The inner dimension in blocks of equal length (the last one shorter), as few as kMaxInner
-// allows. Where they fall depends on K alone, so C's bits do too.
+// allows; when A's inner columns lie in parts (packed_gemm_from_parts), each part on its own, so
+// that no block crosses two. Where they fall depends on K (and the parts) alone, so C's bits do too.
 struct InnerBlocks {
-  int64_t count, length;
-  int64_t begin(int64_t q) const { return q * length; }
-  int64_t size(int64_t q, int64_t k) const { return std::min(length, k - q * length); }
+  std::vector<int64_t> starts;  // block q is [starts[q], starts[q + 1])
+  int64_t longest = 0;
+  int64_t count() const { return static_cast<int64_t>(starts.size()) - 1; }
+  int64_t begin(int64_t q) const { return starts[static_cast<size_t>(q)]; }
+  int64_t size(int64_t q) const { return starts[static_cast<size_t>(q) + 1] - starts[static_cast<size_t>(q)]; }
 };
 
-InnerBlocks inner_blocks(int64_t k) {
-  const int64_t count = (k + kMaxInner - 1) / kMaxInner;
-  return {count, (k + count - 1) / count};
+InnerBlocks inner_blocks(const std::vector<int64_t>& spans) {
+  InnerBlocks blocks{{0}, 0};
+  for (int64_t span : spans) {
+    const int64_t count = (span + kMaxInner - 1) / kMaxInner, length = count > 0 ? (span + count - 1) / count : 0;
+    const int64_t first = blocks.starts.back();
+    for (int64_t q = 0; q < count; ++q) blocks.starts.push_back(first + std::min(span, (q + 1) * length));
+    blocks.longest = std::max(blocks.longest, length);
+  }
+  return blocks;
 }
+
+// A's stored columns, in parts side by side: part i is [rows, widths[i]] at data[i], its columns
+// [offsets[i], offsets[i] + widths[i]) of the whole (one part: a plain A). A is [M, K] stored
+// so, or [K, M] with trans_a.
+struct ColumnsIn {
+  std::vector<const float*> data;
+  std::vector<int64_t> widths, offsets;
+
+  ColumnsIn(std::vector<const float*> parts, std::vector<int64_t> part_widths)
+      : data(std::move(parts)), widths(std::move(part_widths)) {
+    int64_t first = 0;
+    for (int64_t w : widths) {
+      offsets.push_back(first);
+      first += w;
+    }
+  }
+  // The part holding stored column c.
+  size_t part_of(int64_t c) const {
+    return static_cast<size_t>(std::upper_bound(offsets.begin(), offsets.end(), c) - offsets.begin()) - 1;
+  }
+  // Stored row r's element at column c.
+  const float* at(int64_t r, int64_t c) const {
+    const size_t i = part_of(c);
+    return data[i] + r * widths[i] + (c - offsets[i]);
+  }
+  int64_t pitch_at(int64_t c) const { return widths[part_of(c)]; }
+};
 
 // Where a panel's columns of C go: C's first row at the panel's first column, and C's row pitch
 // there (C's columns may lie in several tensors side by side: packed_gemm_into_parts).
@@ -48,7 +84,8 @@ struct PanelOut {
 };
 
 struct Product {
-  const float *a, *b;
+  const ColumnsIn* a;
+  const float* b;
   const PanelOut* out;  // one per panel
   int64_t m, n, k;
   bool trans_a, trans_b, accumulate;
@@ -110,15 +147,34 @@ struct Kernels {
   }
 
   // Row tiles t0 .. t1 of op(A) = A^T (A stored [K, M]) over p0 .. p0+kc, each as kc rows of
-  // kRows (zero past M) at out + (t - t0) * kc * kRows. The walk goes along A's rows, which are
-  // contiguous: tile by tile it would jump a whole row of A at every step, which no prefetcher
-  // follows.
-  static void pack_a_tiles(const float* a, int64_t m, int64_t t0, int64_t t1, int64_t p0, int64_t kc, float* out) {
-    for (int64_t p = 0; p < kc; ++p) {
-      const float* row = a + (p0 + p) * m;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t i0 = t * kRows;
-        V::store(out + ((t - t0) * kc + p) * kRows, load_lanes(row + i0, std::min<int64_t>(kRows, m - i0)), kRows);
+  // kRows (zero past M) at out + (t - t0) * kc * kRows. A plain A is walked along its rows, which
+  // are contiguous: tile by tile it would jump a whole row of A at every step, which no
+  // prefetcher follows. A in parts goes tile by tile, and a tile whose rows cross from one part
+  // into the next is gathered element by element.
+  static void pack_a_tiles(const ColumnsIn& a, int64_t m, int64_t t0, int64_t t1, int64_t p0, int64_t kc, float* out) {
+    if (a.data.size() == 1) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* row = a.data[0] + (p0 + p) * m;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t i0 = t * kRows;
+          V::store(out + ((t - t0) * kc + p) * kRows, load_lanes(row + i0, std::min<int64_t>(kRows, m - i0)), kRows);
+        }
+      }
+      return;
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t * kRows, rows = std::min<int64_t>(kRows, m - i0);
+      float* panel = out + (t - t0) * kc * kRows;
+      const size_t part = a.part_of(i0);
+      if (i0 + rows <= a.offsets[part] + a.widths[part]) {
+        const float* first = a.at(p0, i0);
+        for (int64_t p = 0; p < kc; ++p) V::store(panel + p * kRows, load_lanes(first + p * a.widths[part], rows), kRows);
+        continue;
+      }
+      for (int64_t p = 0; p < kc; ++p) {
+        alignas(64) float gathered[kLanes] = {};
+        for (int64_t r = 0; r < rows; ++r) gathered[r] = *a.at(p0 + p, i0 + r);
+        V::store(panel + p * kRows, V::load(gathered), kRows);
       }
     }
   }
@@ -167,7 +223,7 @@ struct Kernels {
 
   // Panels [j0, j1) of op(B) over inner block q, at out + (j - j0) * size(q) * kCols.
   static void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* out) {
-    const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
+    const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q);
     for (int64_t j = j0; j < j1; ++j)
       pack_b_panel(pr.b, pr.n, pr.k, pr.trans_b, p0, kc, j * kCols, out + (j - j0) * kc * kCols);
   }
@@ -179,17 +235,19 @@ struct Kernels {
   // b_block + (j - j0) * size(q) * kCols.
   static void run_tiles(const Product& pr, int64_t q, int64_t t0, int64_t t1, int64_t j0, int64_t j1,
                         const float* b_block, float* a_panels) {
-    const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q, pr.k);
+    const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q);
     const bool add = pr.accumulate || q > 0;
+    // A read in place: the block's columns lie in one part of A.
+    const int64_t lda = pr.trans_a ? 0 : pr.a->pitch_at(p0);
     for (int64_t g0 = t0; g0 < t1; g0 += kPackedTiles) {
       const int64_t g1 = std::min(t1, g0 + kPackedTiles);
-      if (pr.trans_a) pack_a_tiles(pr.a, pr.m, g0, g1, p0, kc, a_panels);
+      if (pr.trans_a) pack_a_tiles(*pr.a, pr.m, g0, g1, p0, kc, a_panels);
       for (int64_t t = g0; t < g1; ++t) {
         const int64_t i0 = t * kRows, rows = std::min<int64_t>(kRows, pr.m - i0);
-        const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a + i0 * pr.k + p0;
+        const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a->at(i0, p0);
         const TileFn fn = pr.trans_a ? kTilesPacked[rows] : kTilesInPlace[rows];
         for (int64_t j = j0; j < j1; ++j)
-          fn(kc, ap, pr.k, b_block + (j - j0) * kc * kCols, pr.out[j].first + i0 * pr.out[j].pitch, pr.out[j].pitch,
+          fn(kc, ap, lda, b_block + (j - j0) * kc * kCols, pr.out[j].first + i0 * pr.out[j].pitch, pr.out[j].pitch,
              std::min<int64_t>(kCols, pr.n - j * kCols), add);
       }
     }
@@ -205,7 +263,7 @@ struct Kernels {
     thread_local AlignedFloats a_buffer;
     float* a_panels = grown(a_buffer, kPackedTiles * kMaxInner * kRows + 16);
     for (int64_t c0 = t0; c0 < t1; c0 += kChunkTiles)
-      for (int64_t q = 0; q < pr.inner.count; ++q)
+      for (int64_t q = 0; q < pr.inner.count(); ++q)
         run_tiles(pr, q, c0, std::min(t1, c0 + kChunkTiles), 0, pr.panels,
                   packed_b + pr.inner.begin(q) * pr.panels * kCols, a_panels);
   }
@@ -217,13 +275,13 @@ struct Kernels {
   static void run_rows_streamed(const Product& pr, int64_t t0, int64_t t1) {
     thread_local AlignedFloats a_buffer, b_buffer;
     float* a_panels = grown(a_buffer, kPackedTiles * kMaxInner * kRows + 16);
-    const int64_t panel_floats = pr.inner.length * kCols;
+    const int64_t panel_floats = pr.inner.longest * kCols;
     const int64_t panel_bytes = panel_floats * static_cast<int64_t>(sizeof(float));
     const int64_t per_block = std::max<int64_t>(1, kResidentB / 2 / panel_bytes);
     float* b_block = grown(b_buffer, per_block * panel_floats);
     for (int64_t j0 = 0; j0 < pr.panels; j0 += per_block) {
       const int64_t j1 = std::min(pr.panels, j0 + per_block);
-      for (int64_t q = 0; q < pr.inner.count; ++q) {
+      for (int64_t q = 0; q < pr.inner.count(); ++q) {
         pack_b_block(pr, q, j0, j1, b_block);
         run_tiles(pr, q, t0, t1, j0, j1, b_block, a_panels);
       }
@@ -249,10 +307,9 @@ struct Kernels {
     {
       // Panel by panel over the threads (a layer's weight is often one inner block).
 #pragma omp for schedule(static) collapse(2)
-      for (int64_t q = 0; q < pr.inner.count; ++q)
+      for (int64_t q = 0; q < pr.inner.count(); ++q)
         for (int64_t j = 0; j < pr.panels; ++j)
-          pack_b_block(pr, q, j, j + 1,
-                       packed_b + (pr.inner.begin(q) * pr.panels + j * pr.inner.size(q, pr.k)) * kCols);
+          pack_b_block(pr, q, j, j + 1, packed_b + (pr.inner.begin(q) * pr.panels + j * pr.inner.size(q)) * kCols);
       const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
       run_rows_resident(pr, packed_b, tiles * me / team, tiles * (me + 1) / team);
     }
@@ -267,7 +324,7 @@ struct ColumnParts {
 };
 
 template <typename V>
-void run_with(const float* a, const float* b, const ColumnParts& c, int64_t m, int64_t k, bool trans_a, bool trans_b,
+void run_with(const ColumnsIn& a, const float* b, const ColumnParts& c, int64_t m, int64_t k, bool trans_a, bool trans_b,
               bool accumulate) {
   constexpr int64_t cols = Kernels<V>::kCols;
   int64_t n = 0;
@@ -278,7 +335,9 @@ void run_with(const float* a, const float* b, const ColumnParts& c, int64_t m, i
   for (int64_t i = 0, first = 0; i < c.count; first += c.widths[i++])
     for (int64_t col = 0; col < c.widths[i]; col += cols)
       out[static_cast<size_t>((first + col) / cols)] = {c.outs[i] + col, c.widths[i]};
-  Kernels<V>::run(Product{a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner_blocks(k), panels});
+  // The inner dimension is A's stored columns without trans_a, so its blocks follow A's parts.
+  const InnerBlocks inner = inner_blocks(trans_a ? std::vector<int64_t>{k} : a.widths);
+  Kernels<V>::run(Product{&a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner, panels});
 }
 
 template <typename... Args>
@@ -312,7 +371,8 @@ bool packed_gemm_worth(int64_t m, int64_t n, int64_t k) {
 
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
                  bool accumulate, int vector_bits) {
-  run_widest_or(vector_bits, a, b, ColumnParts{&c, &n, 1}, m, k, trans_a, trans_b, accumulate);
+  run_widest_or(vector_bits, ColumnsIn({a}, {trans_a ? m : k}), b, ColumnParts{&c, &n, 1}, m, k, trans_a, trans_b,
+                accumulate);
 }
 
 bool packed_gemm_parts_fit(const std::vector<int64_t>& widths) {
@@ -329,8 +389,20 @@ void packed_gemm_into_parts(const float* a, const float* b, const std::vector<fl
                             int vector_bits) {
   EAT_CHECK(outs.size() == widths.size() && packed_gemm_parts_fit(widths),
             "packed_gemm_into_parts: every part but the last must be a whole number of panels wide");
-  run_widest_or(vector_bits, a, b, ColumnParts{outs.data(), widths.data(), static_cast<int64_t>(widths.size())}, m, k,
-                trans_a, trans_b, false);
+  run_widest_or(vector_bits, ColumnsIn({a}, {trans_a ? m : k}), b,
+                ColumnParts{outs.data(), widths.data(), static_cast<int64_t>(widths.size())}, m, k, trans_a, trans_b,
+                false);
+}
+
+void packed_gemm_from_parts(const std::vector<const float*>& parts, const std::vector<int64_t>& widths, const float* b,
+                            float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate,
+                            int vector_bits) {
+  int64_t total = 0;
+  for (int64_t w : widths) total += w;
+  EAT_CHECK(!parts.empty() && parts.size() == widths.size() && total == (trans_a ? m : k),
+            "packed_gemm_from_parts: the parts' widths add up to ", total, ", not to A's ", trans_a ? m : k,
+            " stored columns");
+  run_widest_or(vector_bits, ColumnsIn(parts, widths), b, ColumnParts{&c, &n, 1}, m, k, trans_a, trans_b, accumulate);
 }
 
 #else  // no AVX-512 or AVX2: every product stays with Eigen
@@ -342,6 +414,10 @@ void packed_gemm(const float*, const float*, float*, int64_t, int64_t, int64_t, 
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
 }
 bool packed_gemm_parts_fit(const std::vector<int64_t>&) { return false; }
+void packed_gemm_from_parts(const std::vector<const float*>&, const std::vector<int64_t>&, const float*, float*, int64_t,
+                            int64_t, int64_t, bool, bool, bool, int vector_bits) {
+  EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+}
 void packed_gemm_into_parts(const float*, const float*, const std::vector<float*>&, const std::vector<int64_t>&,
                             int64_t, int64_t, bool, bool, int vector_bits) {
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");

@@ -47,4 +47,13 @@ void packed_gemm_into_parts(const float* a, const float* b, const std::vector<fl
                             const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
                             int vector_bits = 0);
 
+// C (+)= op(A) op(B) with A's stored columns in parts side by side, each its own tensor: part i
+// is [rows, widths[i]] at parts[i] (a joined projection's output gradients, never joined). With
+// trans_a, A is stored [K, M], M the widths' sum, and the bits are packed_gemm's on the joined A.
+// Without, A is [M, K], K the sum, and the inner dimension's blocks follow the parts (none crosses
+// two), so the bits are those of its own blocks.
+void packed_gemm_from_parts(const std::vector<const float*>& parts, const std::vector<int64_t>& widths, const float* b,
+                            float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate,
+                            int vector_bits = 0);
+
 }  // namespace eat::cpu

@@ -193,8 +193,47 @@ TEST_CASE("packed_gemm_into_parts writes a joined projection's outputs apart, wi
   }
   CHECK(cpu::packed_gemm_parts_fit({64, 96, 45}) == cpu::packed_gemm_available());
   CHECK_FALSE(cpu::packed_gemm_parts_fit({40, 64}));
-  std::vector<float> x(64 * 64), y(64 * 104);
-  CHECK_THROWS_WITH_AS(cpu::packed_gemm_into_parts(x.data(), x.data(), {y.data(), y.data()}, {40, 64}, 64, 64, false,
-                                                   false),
-                       doctest::Contains("whole number of panels"), Error);
+  if (cpu::packed_gemm_available()) {
+    std::vector<float> x(64 * 64), y(64 * 104);
+    CHECK_THROWS_WITH_AS(cpu::packed_gemm_into_parts(x.data(), x.data(), {y.data(), y.data()}, {40, 64}, 64, 64, false,
+                                                     false),
+                         doctest::Contains("whole number of panels"), Error);
+  }
+}
+
+TEST_CASE("packed_gemm_from_parts reads A's columns from parts: f64 agrees, and with trans_a the joined A's bits") {
+  // Parts of 32, 64 and 45 columns: with trans_a they are C's rows, and the 12-row tiles at 24 and
+  // 84 cross from one part into the next; without, they are the inner dimension.
+  const std::vector<int64_t> widths = {32, 64, 45};
+  const int64_t sum = 141, rows = 300, n = 70;
+  for (bool trans_a : {false, true}) {
+    const Product whole = trans_a ? Product{sum, n, rows, true, false} : Product{rows, n, sum, false, false};
+    const auto [a, b, c0] = random_operands(whole, 41);
+    // A's stored columns, split into the parts' own [rows, width] tensors.
+    std::vector<std::vector<float>> parts;
+    std::vector<const float*> ins;
+    for (size_t i = 0, first = 0; i < widths.size(); first += static_cast<size_t>(widths[i++])) {
+      parts.emplace_back();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < widths[i]; ++j) parts.back().push_back(a[static_cast<size_t>(r * sum) + first + j]);
+    }
+    for (auto& p : parts) ins.push_back(p.data());
+    for (bool accumulate : {false, true})
+      for (int bits : cpu::packed_gemm_widths()) {
+        CAPTURE(trans_a);
+        CAPTURE(accumulate);
+        CAPTURE(bits);
+        std::vector<float> c = accumulate ? c0 : std::vector<float>(c0.size(), std::numeric_limits<float>::quiet_NaN());
+        cpu::packed_gemm_from_parts(ins, widths, b.data(), c.data(), whole.m, whole.n, whole.k, trans_a, false,
+                                    accumulate, bits);
+        CHECK(rel_error(widened(c), reference(whole, a, b, c0, accumulate)) <= 1e-6);
+        if (trans_a) CHECK(c == run(whole, a, b, c0, accumulate, bits));
+      }
+  }
+  if (cpu::packed_gemm_available()) {
+    std::vector<float> x(64 * 64), y(64 * 64);
+    CHECK_THROWS_WITH_AS(cpu::packed_gemm_from_parts({x.data()}, {32}, x.data(), y.data(), 64, 64, 64, false, false,
+                                                     false),
+                         doctest::Contains("add up to 32, not to A's 64"), Error);
+  }
 }
