@@ -20,11 +20,21 @@ constexpr int64_t kPointwiseBlock = 1024;
 // the stack, an aligned allocator, or a fixed offset into a tensor): Eigen runs the elements before
 // the first aligned one through its scalar exp, so an s wherever a thread's stack happens to put it
 // could give an element other bits on another thread.
+//
+// The values past the last whole vector go through the same vector code, from a padded copy:
+// Eigen would give them its scalar exp (std::exp), other bits, so a value's sigmoid would depend
+// on where the caller's run of values happens to end.
 template <typename T>
 inline void sigmoid_block(const T* x, T* s, int64_t n) {
-  ConstArrayMap<T> X(x, n);
-  ArrayMap<T> S(s, n);
-  S = (T(1) + (-X).exp()).inverse();
+  constexpr int64_t packet = Eigen::internal::packet_traits<T>::size;
+  const int64_t whole = n / packet * packet;
+  ArrayMap<T>(s, whole) = (T(1) + (-ConstArrayMap<T>(x, whole)).exp()).inverse();
+  if (whole == n) return;
+  using Packet = Eigen::Array<T, packet, 1>;
+  Packet tail = Packet::Zero();
+  std::copy(x + whole, x + n, tail.data());
+  const Packet sig = (T(1) + (-tail).exp()).inverse();
+  std::copy(sig.data(), sig.data() + (n - whole), s + whole);
 }
 
 // SiLU's derivative at x from s = sigmoid(x): d/dx [x s(x)] = s (1 + x (1 - s)), as an array

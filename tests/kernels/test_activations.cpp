@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "gradcheck.h"
+#include "kernels/activations.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -114,4 +115,26 @@ TEST_CASE("glu_gate: inputs of different shapes name the op") {
   Generator gen(3);
   CHECK_THROWS_WITH_AS(glu_gate(randn64({3, 11}, gen), randn64({3, 10}, gen), GateActivation::silu),
                        doctest::Contains("glu_gate"), Error);
+}
+
+TEST_CASE("silu and sigmoid: a value's bits do not depend on where its run of values ends") {
+  // The values past a run's last whole vector take the same vector code as the rest: 37 values
+  // alone, and the same 37 at the start of 64 (and at an odd offset inside them), agree bit for
+  // bit. Eigen's scalar exp, which it gives such values by itself, differs in the last bits.
+  Generator gen(7);
+  const Tensor x = Tensor::randn({64}, gen, 3.0);
+  const float* xs = x.data<float>();
+  for (Activation act : {Activation::silu, Activation::sigmoid}) {
+    CAPTURE(static_cast<int>(act));
+    std::vector<float> all(64), part(37), shifted(37), grad_all(64), grad_part(37);
+    const std::vector<float> dy(64, 1.0f);
+    cpu::activation_forward<float>(act, xs, all.data(), 64);
+    cpu::activation_forward<float>(act, xs, part.data(), 37);
+    cpu::activation_forward<float>(act, xs + 5, shifted.data(), 37);
+    cpu::activation_backward<float>(act, xs, dy.data(), grad_all.data(), 64);
+    cpu::activation_backward<float>(act, xs, dy.data(), grad_part.data(), 37);
+    CHECK(std::vector<float>(all.begin(), all.begin() + 37) == part);
+    CHECK(std::vector<float>(all.begin() + 5, all.begin() + 42) == shifted);
+    CHECK(std::vector<float>(grad_all.begin(), grad_all.begin() + 37) == grad_part);
+  }
 }
