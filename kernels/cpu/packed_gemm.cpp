@@ -93,7 +93,6 @@ struct Product {
   int64_t panels;  // panels of op(B), two vectors wide
 };
 
-
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
 
 float* grown(AlignedFloats& buffer, int64_t floats) {

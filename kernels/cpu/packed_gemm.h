@@ -30,7 +30,7 @@ std::vector<int> packed_gemm_widths();
 bool packed_gemm_available();
 
 // Whether a product of this shape should run here rather than in Eigen: large enough for packing
-// B to pay off.
+// B to pay off, and never where the build has no kernel.
 bool packed_gemm_worth(int64_t m, int64_t n, int64_t k);
 
 // vector_bits: 0 for the widest kernel (what cpu::gemm runs), or one of packed_gemm_widths() (the
