@@ -15,17 +15,14 @@ namespace eat::cpu {
 // Values per block: a block and its temporaries stay in L1.
 constexpr int64_t kPointwiseBlock = 1024;
 
-// s[0, n) = 1 / (1 + exp(-x[0, n))). Large negative x gives 0 (exp overflows to inf or Eigen's
-// clamped maximum), large positive x gives 1. Callers keep s at a fixed alignment (alignas(64) on
-// the stack, an aligned allocator, or a fixed offset into a tensor): Eigen runs the elements before
-// the first aligned one through its scalar exp, so an s wherever a thread's stack happens to put it
-// could give an element other bits on another thread.
-//
-// The values past the last whole vector go through the same vector code, from a padded copy:
-// Eigen would give them its scalar exp (std::exp), other bits, so a value's sigmoid would depend
-// on where the caller's run of values happens to end.
+namespace sigmoid_detail {
+
+// The sigmoid into an s aligned to 64 bytes (every vector width's alignment), so Eigen runs every
+// whole vector through its vector exp. The values past the last whole vector go through the same
+// vector code, from a padded copy: Eigen would give them its scalar exp (std::exp), other bits, so
+// a value's sigmoid would depend on where the caller's run of values happens to end.
 template <typename T>
-inline void sigmoid_block(const T* x, T* s, int64_t n) {
+inline void sigmoid_aligned(const T* x, T* s, int64_t n) {
   constexpr int64_t packet = Eigen::internal::packet_traits<T>::size;
   const int64_t whole = n / packet * packet;
   ArrayMap<T>(s, whole) = (T(1) + (-ConstArrayMap<T>(x, whole)).exp()).inverse();
@@ -35,6 +32,27 @@ inline void sigmoid_block(const T* x, T* s, int64_t n) {
   std::copy(x + whole, x + n, tail.data());
   const Packet sig = (T(1) + (-tail).exp()).inverse();
   std::copy(sig.data(), sig.data() + (n - whole), s + whole);
+}
+
+}  // namespace sigmoid_detail
+
+// s[0, n) = 1 / (1 + exp(-x[0, n))). Large negative x gives 0 (exp overflows to inf or Eigen's
+// clamped maximum), large positive x gives 1. A value's bits depend on the value alone: not on
+// where s lies, nor on where the run ends. Eigen runs the elements of s before its first aligned
+// one through its scalar exp, so an s that is not 64-byte aligned (a caller's buffer, a row at an
+// odd offset) is computed into an aligned block on the stack and copied out.
+template <typename T>
+inline void sigmoid_block(const T* x, T* s, int64_t n) {
+  if (reinterpret_cast<std::uintptr_t>(s) % 64 == 0) {
+    sigmoid_detail::sigmoid_aligned(x, s, n);
+    return;
+  }
+  alignas(64) T block[kPointwiseBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kPointwiseBlock) {
+    const int64_t len = std::min(kPointwiseBlock, n - i0);
+    sigmoid_detail::sigmoid_aligned(x + i0, block, len);
+    std::copy(block, block + len, s + i0);
+  }
 }
 
 // SiLU's derivative at x from s = sigmoid(x): d/dx [x s(x)] = s (1 + x (1 - s)), as an array

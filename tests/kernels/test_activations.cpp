@@ -1,6 +1,8 @@
 // Activations, softmax and the GLU gate beyond the op table's rows (test_op_table.cpp): the GELU
 // approximation, extreme inputs over many vectorised blocks, large logits, bad inputs.
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "base/error.h"
 #include "gradcheck.h"
@@ -121,20 +123,35 @@ TEST_CASE("silu and sigmoid: a value's bits do not depend on where its run of va
   // The values past a run's last whole vector take the same vector code as the rest: 37 values
   // alone, and the same 37 at the start of 64 (and at an odd offset inside them), agree bit for
   // bit. Eigen's scalar exp, which it gives such values by itself, differs in the last bits.
+  // The outputs lie at every offset from a 64-byte boundary: Eigen gives the values before an
+  // output's first aligned one its scalar exp too.
   Generator gen(7);
   const Tensor x = Tensor::randn({64}, gen, 3.0);
   const float* xs = x.data<float>();
+  const std::vector<float> dy(64, 1.0f);
+  std::vector<float> storage(64 * 8 + 16);
+  float* aligned = storage.data();
+  while (reinterpret_cast<std::uintptr_t>(aligned) % 64 != 0) ++aligned;
   for (Activation act : {Activation::silu, Activation::sigmoid}) {
-    CAPTURE(static_cast<int>(act));
-    std::vector<float> all(64), part(37), shifted(37), grad_all(64), grad_part(37);
-    const std::vector<float> dy(64, 1.0f);
+    std::vector<float> all(64), grad_all(64);
     cpu::activation_forward<float>(act, xs, all.data(), 64);
-    cpu::activation_forward<float>(act, xs, part.data(), 37);
-    cpu::activation_forward<float>(act, xs + 5, shifted.data(), 37);
     cpu::activation_backward<float>(act, xs, dy.data(), grad_all.data(), 64);
-    cpu::activation_backward<float>(act, xs, dy.data(), grad_part.data(), 37);
-    CHECK(std::vector<float>(all.begin(), all.begin() + 37) == part);
-    CHECK(std::vector<float>(all.begin() + 5, all.begin() + 42) == shifted);
-    CHECK(std::vector<float>(grad_all.begin(), grad_all.begin() + 37) == grad_part);
+    for (int offset = 0; offset < 16; ++offset) {
+      CAPTURE(static_cast<int>(act));
+      CAPTURE(offset);
+      float* part = aligned + offset;
+      float* shifted = aligned + 64 + offset;
+      float* grad_part = aligned + 128 + offset;
+      float* whole = aligned + 192 + offset;
+      cpu::activation_forward<float>(act, xs, part, 37);
+      cpu::activation_forward<float>(act, xs + 5, shifted, 37);
+      cpu::activation_backward<float>(act, xs, dy.data(), grad_part, 37);
+      cpu::activation_forward<float>(act, xs, whole, 64);
+      CHECK(std::vector<float>(all.begin(), all.begin() + 37) == std::vector<float>(part, part + 37));
+      CHECK(std::vector<float>(all.begin() + 5, all.begin() + 42) == std::vector<float>(shifted, shifted + 37));
+      CHECK(std::vector<float>(grad_all.begin(), grad_all.begin() + 37) ==
+            std::vector<float>(grad_part, grad_part + 37));
+      CHECK(all == std::vector<float>(whole, whole + 64));
+    }
   }
 }
