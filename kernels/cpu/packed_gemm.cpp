@@ -368,8 +368,42 @@ bool packed_gemm_worth(int64_t m, int64_t n, int64_t k) {
   return m >= 48 && n >= 16 && k >= 16 && m * n * k >= (int64_t{1} << 20);
 }
 
+namespace {
+
+// dst (cols x rows, pitch rows) = src^T (src rows x cols, pitch cols), the rows of dst spread over
+// the threads in whole vectors.
+void transpose_over_threads(const float* src, int64_t rows, int64_t cols, float* dst) {
+  constexpr int64_t kStripe = 64;  // columns of src per task
+  const int64_t stripes = (cols + kStripe - 1) / kStripe;
+#pragma omp parallel for schedule(static) if(!omp_in_parallel() && rows * cols >= (int64_t{1} << 16))
+  for (int64_t s = 0; s < stripes; ++s) {
+    const int64_t c0 = s * kStripe;
+    transpose(src + c0, cols, rows, std::min(kStripe, cols - c0), dst + c0 * rows, rows);
+  }
+}
+
+// A weight gradient dW = dY^T X with fewer rows than columns (a down projection's: 256 x 683) as
+// dW^T = X^T dY. A B too large for L2 is packed by every thread whole (run_rows_streamed), so B
+// should be the smaller operand; swapped, X is split between the threads and dY packed by each.
+// An FMA's two factors commute and the inner blocks depend on K alone, so every element is the
+// same chain with the same bits; only dW^T's trip through a buffer is added, a small fraction of
+// the product (M x N against M x N x K).
+bool swap_operands_worth(int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b) {
+  return trans_a && !trans_b && m < n && k * n * static_cast<int64_t>(sizeof(float)) > kResidentB;
+}
+
+}  // namespace
+
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
                  bool accumulate, int vector_bits) {
+  if (swap_operands_worth(m, n, k, trans_a, trans_b)) {
+    thread_local AlignedFloats buffer;
+    float* c_t = grown(buffer, n * m);
+    if (accumulate) transpose_over_threads(c, m, n, c_t);
+    run_widest_or(vector_bits, ColumnsIn({b}, {n}), a, ColumnParts{&c_t, &m, 1}, n, k, true, false, accumulate);
+    transpose_over_threads(c_t, n, m, c);
+    return;
+  }
   run_widest_or(vector_bits, ColumnsIn({a}, {trans_a ? m : k}), b, ColumnParts{&c, &n, 1}, m, k, trans_a, trans_b,
                 accumulate);
 }

@@ -140,6 +140,28 @@ TEST_CASE("packed_gemm: a row's and a column's bits do not depend on what is com
   }
 }
 
+TEST_CASE("packed_gemm: a weight gradient with fewer rows than columns has the bits of its transpose") {
+  // dW = dY^T X, 30 x 260 over 1700 tokens, runs as dW^T = X^T dY (the smaller operand packed by
+  // every thread) and is transposed back: the same chains, so the same bits as asking for dW^T.
+  const Product dw{30, 260, 1700, true, false}, dw_t{260, 30, 1700, true, false};
+  const auto [dy, x, c0] = random_operands(dw, 31);
+  for (int bits : cpu::packed_gemm_widths())
+    for (bool accumulate : {false, true}) {
+      CAPTURE(bits);
+      CAPTURE(accumulate);
+      std::vector<float> c0_t(c0.size());
+      for (int64_t i = 0; i < dw.m; ++i)
+        for (int64_t j = 0; j < dw.n; ++j) c0_t[static_cast<size_t>(j * dw.m + i)] = c0[static_cast<size_t>(i * dw.n + j)];
+      const std::vector<float> c = run(dw, dy, x, c0, accumulate, bits);
+      const std::vector<float> c_t = run(dw_t, x, dy, c0_t, accumulate, bits);
+      bool same = true;
+      for (int64_t i = 0; i < dw.m; ++i)
+        for (int64_t j = 0; j < dw.n; ++j)
+          same = same && c[static_cast<size_t>(i * dw.n + j)] == c_t[static_cast<size_t>(j * dw.m + i)];
+      CHECK(same);
+    }
+}
+
 TEST_CASE("packed_gemm inside a parallel region (a batch of products) gives the bits it gives outside one") {
   const Product s{50, 70, 300, false, true};
   const auto [a, b, c0] = random_operands(s, 21);
