@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/attention_band.h"
 #include "kernels/cpu/attention_tiled.h"
@@ -31,15 +32,6 @@ template <typename T>
 using HeadRows = Eigen::Map<RowMajor<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
-
-// C = op(A) B, or C += op(A) B; op(A) = A^T when trans_a: tile_gemm on row-major Eigen views
-// (maps, blocks) of tiles.
-template <typename C, typename A, typename B>
-void tile_product(C&& c, const A& a, bool trans_a, const B& b, bool accumulate) {
-  using T = typename std::remove_reference_t<C>::Scalar;
-  tile_gemm<T>(trans_a, a.data(), a.outerStride(), b.data(), b.outerStride(), c.data(), c.outerStride(), c.rows(),
-               c.cols(), trans_a ? a.rows() : a.cols(), accumulate);
-}
 
 // Key-side rows of one head transposed (width x rows), so that the score products S = Q K^T and
 // dP = dO V^T read them as plain row-major operands: column j is key row j. One per thread;
@@ -106,6 +98,69 @@ struct TileBand {
     return persistent ? nc : std::clamp<int64_t>(dims.last_key(query(r)) + 1 - k0, 0, nc);
   }
 };
+
+// The products of a (query rows, keys) pair over the band alone: the masked half of a diagonal tile
+// (and what a window cuts off) is not computed, at the granularity of tile_gemm's row blocks.
+// hi(r) and lo(r) never decrease with r (the rows' positions increase), so a block of query rows
+// attends keys [0, hi(its last row)) and a block of keys is attended by a run of rows.
+//
+// The keys a block of query rows from row i0 may attend: [0, end).
+inline int64_t band_keys_end(const TileBand& band, int64_t i0) {
+  return band.full() ? band.nc : band.hi(std::min(band.nr, i0 + kTileRows) - 1);
+}
+// The same, rounded up to whole vectors, as columns of a product: a partial vector's masked loads
+// and stores cost more than the lanes they leave out.
+template <typename T>
+int64_t band_key_columns(const TileBand& band, int64_t i0) {
+  const int64_t end = band_keys_end(band, i0);
+  return std::min(band.nc, (end + kTileLanes<T> - 1) / kTileLanes<T> * kTileLanes<T>);
+}
+// The query rows that attend any key of the block of keys from column j0: [first, end).
+inline std::pair<int64_t, int64_t> band_rows_of_keys(const TileBand& band, int64_t j0) {
+  if (band.full()) return {0, band.nr};
+  const int64_t j1 = std::min(band.nc, j0 + kTileRows);
+  // The first row with a key at or past j0, and the first whose keys all lie past the block.
+  auto first_row = [&](auto&& past) {
+    int64_t lo = 0, hi = band.nr;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (past(mid)) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  };
+  const int64_t first = first_row([&](int64_t r) { return band.hi(r) > j0; });
+  const int64_t end = first_row([&](int64_t r) { return band.lo(r) >= j1; });
+  return {first, std::max(first, end)};
+}
+
+// S (nr x nc) = Q KT: query rows x the tile's keys, each row block up to its last attended key;
+// the columns past it keep what they held (the softmax masks them).
+template <typename C, typename A, typename B>
+void band_score_product(const TileBand& band, C&& s, const A& q, const B& kt) {
+  using T = typename std::remove_reference_t<C>::Scalar;
+  const int64_t inner = q.cols();
+  tile_gemm_banded<T>(false, q.data(), q.outerStride(), kt.data(), kt.outerStride(), s.data(), s.outerStride(), s.rows(),
+                      [&](int64_t i0) { return band_key_columns<T>(band, i0); },
+                      [inner](int64_t) { return std::pair<int64_t, int64_t>(0, inner); }, false);
+}
+// C (nr x w) += P (nr x nc) B (nc x w): the keys as the inner index; P is zero outside the band.
+template <typename C, typename A, typename B>
+void band_key_inner_product(const TileBand& band, C&& c, const A& p, const B& b) {
+  using T = typename std::remove_reference_t<C>::Scalar;
+  const int64_t n = c.cols();
+  tile_gemm_banded<T>(false, p.data(), p.outerStride(), b.data(), b.outerStride(), c.data(), c.outerStride(), c.rows(),
+                      [n](int64_t) { return n; },
+                      [&](int64_t i0) { return std::pair<int64_t, int64_t>(0, band_keys_end(band, i0)); }, true);
+}
+// C (nc x w) += P^T B (P nr x nc, B nr x w): the keys as C's rows, the query rows as the inner
+// index; P is zero outside the band.
+template <typename C, typename A, typename B>
+void band_key_rows_product(const TileBand& band, C&& c, const A& p, const B& b) {
+  using T = typename std::remove_reference_t<C>::Scalar;
+  const int64_t n = c.cols();
+  tile_gemm_banded<T>(true, p.data(), p.outerStride(), b.data(), b.outerStride(), c.data(), c.outerStride(), c.rows(),
+                      [n](int64_t) { return n; }, [&](int64_t j0) { return band_rows_of_keys(band, j0); }, true);
+}
 
 // Elementwise work on a row of a score buffer runs over whole vectors, from the row's start (rows
 // of the buffers are aligned, their widths whole vectors) to past its last column: every element
@@ -174,9 +229,9 @@ struct OnlineSoftmax {
   void attend(const TileBand& band, const QRows& Q, const KCols& KT, const VRows& V, T scale) {
     auto s = S.topLeftCorner(band.nr, band.nc);
     auto A = acc.topRows(band.nr);
-    tile_product(s, Q, false, KT, false);
+    band_score_product(band, s, Q, KT);
     fold_key_tile(band, s, A, scale, row_max, row_sum);
-    tile_product(A, s, false, V, true);
+    band_key_inner_product(band, A, s, V);
   }
   // Row r's output and log-sum-exp once every key tile is in. Every query attends at least one
   // key, so row_sum > 0.
@@ -198,8 +253,8 @@ void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& b
   const bool full = band.full();
   auto P = P_buf.topLeftCorner(nr, nc);
   auto dS = dS_buf.topLeftCorner(nr, nc);
-  tile_product(P, Q, false, KT, false);
-  tile_product(dS, dO, false, VT, false);
+  band_score_product(band, P, Q, KT);
+  band_score_product(band, dS, dO, VT);
   for (int64_t r = 0; r < nr; ++r) {
     const int64_t lo = full ? 0 : band.lo(r), hi = full ? nc : band.hi(r);
     auto p = P.row(r);

@@ -191,9 +191,9 @@ void attention_tiled_backward_by_head(const T* q, const T* k, const T* v, const 
         dQa.setZero();
         for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
           pair.rebuild(head, band, row, Q, dO);
-          if (dv) tile_product(dV.middleRows(row, band.nc), pair.P(band), true, dO, true);
-          if (dk) tile_product(dK.middleRows(row, band.nc), pair.dS(band), true, Q, true);
-          if (dq) tile_product(dQa, pair.dS(band), false, head.kk(k, row, band.nc), true);
+          if (dv) band_key_rows_product(band, dV.middleRows(row, band.nc), pair.P(band), dO);
+          if (dk) band_key_rows_product(band, dK.middleRows(row, band.nc), pair.dS(band), Q);
+          if (dq) band_key_inner_product(band, dQa, pair.dS(band), head.kk(k, row, band.nc));
         });
         if (dq) head.qk(dq, q0, nr) = dQa * scale;
       }
@@ -238,8 +238,8 @@ void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const 
           const auto dO = head.vv(dout, q0, nr);
           const TileBand band{dims, q0, nr, k0, nc, nullptr, tile.persistent};
           pair.rebuild(head, band, row, Q, dO);
-          tile_product(dVa, pair.P(band), true, dO, true);
-          tile_product(dKa, pair.dS(band), true, Q, true);
+          band_key_rows_product(band, dVa, pair.P(band), dO);
+          band_key_rows_product(band, dKa, pair.dS(band), Q);
         }
         if (dv) head.kv(dv, row, nc) = dVa;
         if (dk) head.kk(dk, row, nc) = dKa * scale;
@@ -266,7 +266,7 @@ void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const 
         load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { pair.load(head, row, count); });
         for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
           pair.rebuild(head, band, row, Q, dO);
-          tile_product(dQa, pair.dS(band), false, head.kk(k, row, band.nc), true);
+          band_key_inner_product(band, dQa, pair.dS(band), head.kk(k, row, band.nc));
         });
         head.qk(dq, q0, nr) = dQa * scale;
       }

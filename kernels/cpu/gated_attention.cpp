@@ -167,9 +167,9 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
                                             Da.data() + i0, P_buf, dS_buf);
           const auto P = P_buf.topLeftCorner(nr, nc);
           const auto dS = dS_buf.topLeftCorner(nr, nc);
-          tile_product(dV.middleRows(k0, nc), P, true, dO, true);
-          tile_product(dK.middleRows(k0, nc), dS, true, Q, true);
-          tile_product(dQa, dS, false, head.kk(k, k0, nc), true);
+          band_key_rows_product(band, dV.middleRows(k0, nc), P, dO);
+          band_key_rows_product(band, dK.middleRows(k0, nc), dS, Q);
+          band_key_inner_product(band, dQa, dS, head.kk(k, k0, nc));
         }
         for (int64_t r = 0; r < nr; ++r) head.qk(dq, p[r], 1).row(0) = dQa.row(r) * scale;
       }

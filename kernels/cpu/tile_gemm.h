@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #define EAT_TILE_GEMM 1
 #include <immintrin.h>
@@ -131,6 +132,11 @@ struct Vec {
 inline constexpr int kBlockVectors = 4;
 #endif
 
+// A register tile's accumulators stay in registers only while its calls are inlined into the
+// caller's loop; a call left out of line (GCC gives up when a kernel instantiates many tile
+// shapes) reads and writes them through memory on every step, and runs 2-3x slower.
+#define EAT_TILE_INLINE inline __attribute__((always_inline))
+
 // The accumulators of MR rows and NV vectors of columns of C (the last vector `last` lanes wide
 // when Partial), kept in registers while products are summed into them. Beside tile_gemm's plain
 // products, kernels with several products per output tile (chunked linear attention) sum them
@@ -141,17 +147,17 @@ struct RegisterTile {
   typename V::R acc[MR][NV];
   int last;
 
-  explicit RegisterTile(int last_lanes) : last(last_lanes) {
+  EAT_TILE_INLINE explicit RegisterTile(int last_lanes) : last(last_lanes) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
   }
-  typename V::R load(const T* p, int v) const { return Partial && v == NV - 1 ? V::load(p, last) : V::load(p); }
+  EAT_TILE_INLINE typename V::R load(const T* p, int v) const { return Partial && v == NV - 1 ? V::load(p, last) : V::load(p); }
 
   // acc(r, :) += sum over p in [p0, p1) of op(A)(r, p) B(p, :), in that order: a at op(A)'s first
   // row of the tile (A(r, p) = a[r * lda + p], or a[p * lda + r] when TransA), b at the tile's
   // first column of B.
   template <bool TransA>
-  void mac(const T* a, int64_t lda, const T* b, int64_t ldb, int64_t p0, int64_t p1) {
+  EAT_TILE_INLINE void mac(const T* a, int64_t lda, const T* b, int64_t ldb, int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       typename V::R bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = load(b + p * ldb + v * V::lanes, v);
@@ -162,19 +168,19 @@ struct RegisterTile {
     }
   }
   // acc(r, :) *= f[r].
-  void scale_rows(const T* f) {
+  EAT_TILE_INLINE void scale_rows(const T* f) {
     for (int r = 0; r < MR; ++r) {
       const typename V::R x = V::broadcast(f[r]);
       for (int v = 0; v < NV; ++v) acc[r][v] = V::mul(acc[r][v], x);
     }
   }
   // acc(r, :) *= m[r * ldm ..] element by element (ldm may be negative).
-  void mul(const T* m, int64_t ldm) {
+  EAT_TILE_INLINE void mul(const T* m, int64_t ldm) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = V::mul(acc[r][v], load(m + r * ldm + v * V::lanes, v));
   }
   // C's tile (c at its first element) = acc, or += acc when accumulate.
-  void store(T* c, int64_t ldc, bool accumulate) const {
+  EAT_TILE_INLINE void store(T* c, int64_t ldc, bool accumulate) const {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {
         T* out = c + r * ldc + v * V::lanes;
@@ -298,16 +304,29 @@ void transpose(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, in
     for (int64_t c = r < rows_w ? cols_w : 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
 }
 
+// tile_gemm over a band of a product (a causal tile's lower triangle): the block of kTileRows rows
+// of C from row i0 is computed in its columns [0, n_of(i0)) only, over the inner range
+// [p0, p1) = inner_of(i0) only (a std::pair). The columns past n_of(i0) are left as they were; the
+// inner steps outside [p0, p1) are taken to be products with zeros, so leaving them out changes
+// no bit of a finite sum (an element's sum still starts from zero and runs in order).
+template <typename T, typename Columns, typename Inner>
+void tile_gemm_banded(bool trans_a, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
+                      Columns&& n_of, Inner&& inner_of, bool accumulate) {
+  for_each_tile<T>(m, n_of, [&]<int MR, int NV, bool Partial>(int64_t i0, int64_t j0, int last) {
+    const auto [p0, p1] = inner_of(i0);
+    RegisterTile<T, MR, NV, Partial> t(last);
+    if (trans_a) t.template mac<true>(a + i0, lda, b + j0, ldb, p0, p1);
+    else t.template mac<false>(a + i0 * lda, lda, b + j0, ldb, p0, p1);
+    t.store(c + i0 * ldc + j0, ldc, accumulate);
+  });
+}
+
 // C = op(A) B, or C += op(A) B when accumulate; op(A) = A^T when trans_a (A stored k x m).
 template <typename T>
 void tile_gemm(bool trans_a, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,
                int64_t k, bool accumulate) {
-  for_each_tile<T>(m, [n](int64_t) { return n; }, [&]<int MR, int NV, bool Partial>(int64_t i0, int64_t j0, int last) {
-    RegisterTile<T, MR, NV, Partial> t(last);
-    if (trans_a) t.template mac<true>(a + i0, lda, b + j0, ldb, 0, k);
-    else t.template mac<false>(a + i0 * lda, lda, b + j0, ldb, 0, k);
-    t.store(c + i0 * ldc + j0, ldc, accumulate);
-  });
+  tile_gemm_banded<T>(trans_a, a, lda, b, ldb, c, ldc, m, [n](int64_t) { return n; },
+                      [k](int64_t) { return std::pair<int64_t, int64_t>(0, k); }, accumulate);
 }
 
 }  // namespace eat::cpu
