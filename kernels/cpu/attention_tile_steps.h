@@ -18,6 +18,7 @@
 
 #include "kernels/attention_band.h"
 #include "kernels/cpu/attention_tiled.h"
+#include "kernels/cpu/scaled_exp.h"
 #include "kernels/cpu/tile_gemm.h"
 
 namespace eat::cpu::attention_tiles {
@@ -196,11 +197,13 @@ void fold_key_tile(const TileBand& band, Scores&& S, Acc&& A, T scale, T* row_ma
       row.setZero();
       continue;
     }
-    AlignedRow<T> x(row.data(), width);
-    x *= scale;
-    const T new_max = std::max(row_max[r], x.segment(lo, hi - lo).maxCoeff());
+    // The largest scaled score from the raw ones: rounding keeps their order, so this is the
+    // largest of the scaled scores themselves.
+    const auto seen = row.segment(lo, hi - lo);
+    const T new_max = std::max(row_max[r], (scale >= T(0) ? seen.maxCoeff() : seen.minCoeff()) * scale);
     const T rescale = std::exp(row_max[r] - new_max);  // exp(-inf) = 0 on the row's first tile
-    x = (x - new_max).exp();
+    scaled_exp(row.data(), width, scale, new_max);
+    AlignedRow<T> x(row.data(), width);
     row.head(lo).setZero();
     row.tail(band.nc - hi).setZero();
     row_sum[r] = row_sum[r] * rescale + x.segment(lo, hi - lo).sum();
@@ -264,8 +267,8 @@ void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& b
       g.setZero();
       continue;
     }
+    scaled_exp(p.data(), width, scale, L[r]);
     AlignedRow<T> pv(p.data(), width), gv(g.data(), width);
-    pv = (pv * scale - L[r]).exp();
     gv = pv * (gv - D[r]);
     p.head(lo).setZero();
     p.tail(nc - hi).setZero();
