@@ -46,8 +46,10 @@ Tensor l2_normalize(const Tensor& x, double eps);                    // x / max(
 Tensor tile_last(const Tensor& x, int64_t times);
 
 // ---- linear maps
-// y = x W^T + b for x [..., in], W [out, in], b [out] (optional).
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// y = x W^T + b for x [..., in], W [out, in], b [out] (optional); with a residual (y's shape),
+// residual + x W^T + b: a layer's output projection written onto its residual stream, with the
+// bits of add(residual, linear(x, W, b)) and one pass over memory fewer on the CPU.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Tensor& residual = Tensor());
 // Batched C = op(A) op(B) for A [..., M, K] and B [..., K, N] with identical batch dims, or B
 // 2-D and shared by every batch; op transposes the last two dims when the flag is set.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);

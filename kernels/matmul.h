@@ -18,6 +18,12 @@ EAT_DECLARE_KERNELS(
 template <typename T>
 void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate);
 
+// C[M, N] = R + A op(B), A [M, K] as stored, R [M, N] not overlapping C: a layer's output
+// projection written onto its residual stream. C's bits are those of gemm into C and then R + C,
+// elementwise; the CPU's packed GEMM adds R as it stores C's last sums, one pass over memory fewer.
+template <typename T>
+void gemm_onto(const T* a, const T* b, const T* r, T* c, int64_t m, int64_t n, int64_t k, bool trans_b);
+
 // `batch` independent products; a stride of 0 means that operand is shared by every batch.
 // Outputs must not overlap (stride_c >= M * N when batch > 1). On the CPU parallel over the batch
 // when there are enough products to keep every thread busy, otherwise each product uses all threads.

@@ -130,7 +130,7 @@ Tensor BasedBlock::forward(const Tensor& x, BasedLayerState* state, int64_t posi
              : state ? window->forward_cached(n, state->window, position)
                      : window->forward(n);
   Tensor h = add(x, m);
-  return add(h, mlp.forward(mlp_norm.forward(h)));
+  return mlp.forward(mlp_norm.forward(h), h);
 }
 
 Based::Based(const ModelConfig& c, Generator& gen)

@@ -149,7 +149,7 @@ Tensor RatBlock::forward(const Tensor& x, RatLayerState* state, int64_t position
              : state ? window->forward_cached(n, state->window, position)
                      : window->forward(n);
   Tensor h = add(x, m);
-  return add(h, mlp.forward(mlp_norm.forward(h)));
+  return mlp.forward(mlp_norm.forward(h), h);
 }
 
 Rat::Rat(const ModelConfig& c, Generator& gen)

@@ -484,7 +484,7 @@ Tensor TitansBlock::forward(const Tensor& x, TitansLayerState* state, int64_t po
   }
   if (gated) h = add(h, gated->forward(gated_norm->forward(h), state, position));
   if (context) h = add(h, context->forward(gated_norm->forward(h), state ? &state->segments : nullptr));
-  return add(h, mlp.forward(mlp_norm.forward(h)));
+  return mlp.forward(mlp_norm.forward(h), h);
 }
 
 Titans::Titans(const ModelConfig& c, Generator& gen)

@@ -56,8 +56,8 @@ CausalSelfAttention::Heads CausalSelfAttention::project_heads(const Tensor& x, i
           reshape(qkv[2], heads)};
 }
 
-Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset) const {
-  return o_proj.forward(heads_output(x, position_offset));
+Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset, const Tensor& residual) const {
+  return o_proj.forward(heads_output(x, position_offset), residual);
 }
 
 Tensor CausalSelfAttention::forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const {
@@ -122,8 +122,8 @@ TransformerBlock::TransformerBlock(const ModelConfig& c, const TransformerOption
 
 Tensor TransformerBlock::forward(const Tensor& x, WindowCache* cache, int64_t position) const {
   Tensor n = attn_norm.forward(x);
-  Tensor h = add(x, cache ? attn.forward_cached(n, *cache, position) : attn.forward(n));
-  return add(h, mlp.forward(mlp_norm.forward(h)));
+  Tensor h = cache ? add(x, attn.forward_cached(n, *cache, position)) : attn.forward(n, 0, x);
+  return mlp.forward(mlp_norm.forward(h), h);
 }
 
 Transformer::Transformer(const ModelConfig& c, Generator& gen)

@@ -38,8 +38,9 @@ struct WindowCache {
 class CausalSelfAttention : public SequenceMixer {
  public:
   CausalSelfAttention(const ModelConfig& c, const TransformerOptions& o, Generator& gen);
-  // x [B, T, D] -> [B, T, D]; position_offset is the global position of token 0.
-  Tensor forward(const Tensor& x, int64_t position_offset = 0) const;
+  // x [B, T, D] -> [B, T, D]; position_offset is the global position of token 0. With a residual
+  // ([B, T, D]) the output projection writes onto it: residual + attention(x).
+  Tensor forward(const Tensor& x, int64_t position_offset = 0, const Tensor& residual = Tensor()) const;
   // Decoding: x's tokens (at positions from `position` on) attend to the cached keys and values
   // and their own; the cache then keeps what the next call needs. Whole sequences only.
   Tensor forward_cached(const Tensor& x, WindowCache& cache, int64_t position) const;

@@ -62,7 +62,8 @@ NormLinearAttention::NormLinearAttention(const ModelConfig& c, const TransNormer
       attention_options(o.attention),
       qkvu_({&q_proj, &k_proj, &v_proj, &u_proj}) {}
 
-Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor* final_state) const {
+Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor* final_state,
+                                    const Tensor& residual) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   Shape heads{B, T, n_heads, head_dim};
   const std::vector<Tensor> qkvu = qkvu_.forward_split(x);
@@ -81,7 +82,7 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
   }
   // SRMSNorm over all heads jointly (the whole hidden width), then the output gate u.
   Tensor normed = simple_rms_norm(reshape(o, {B, T, D}), norm_eps);
-  return o_proj.forward(mul(normed, qkvu[3]));
+  return o_proj.forward(mul(normed, qkvu[3]), residual);
 }
 
 TransNormerBlock::TransNormerBlock(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen)
@@ -90,8 +91,8 @@ TransNormerBlock::TransNormerBlock(const ModelConfig& c, const TransNormerOption
       norm_eps(o.norm_eps) {}
 
 Tensor TransNormerBlock::forward(const Tensor& x, const Tensor& state, Tensor* final_state) const {
-  Tensor h = add(x, attn.forward(simple_rms_norm(x, norm_eps), state, final_state));
-  return add(h, mlp.forward(simple_rms_norm(h, norm_eps)));
+  Tensor h = attn.forward(simple_rms_norm(x, norm_eps), state, final_state, x);
+  return mlp.forward(simple_rms_norm(h, norm_eps), h);
 }
 
 TransNormer::TransNormer(const ModelConfig& c, Generator& gen)

@@ -39,7 +39,9 @@ class NormLinearAttention : public SequenceMixer {
   NormLinearAttention(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen);
   // x [B, T, D] -> [B, T, D]. state (optional, [B, H, d, d]) is the recurrent state before x;
   // when final_state is given it receives the state after x (decoding, sequence parallelism).
-  Tensor forward(const Tensor& x, const Tensor& state = Tensor(), Tensor* final_state = nullptr) const;
+  // With a residual ([B, T, D]) the output projection writes onto it: residual + attention(x).
+  Tensor forward(const Tensor& x, const Tensor& state = Tensor(), Tensor* final_state = nullptr,
+                 const Tensor& residual = Tensor()) const;
 
   Linear &q_proj, &k_proj, &v_proj, &u_proj, &o_proj;
   int64_t n_heads, head_dim;

@@ -29,8 +29,8 @@ SwiGLU::SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DTy
                                    dtype)),
       gate_up_({&gate_proj, &up_proj}) {}
 
-Tensor SwiGLU::forward(const Tensor& x) const {
-  return down_proj.forward(glu_gate_halves(gate_up_.forward(x), GateActivation::silu));
+Tensor SwiGLU::forward(const Tensor& x, const Tensor& residual) const {
+  return down_proj.forward(glu_gate_halves(gate_up_.forward(x), GateActivation::silu), residual);
 }
 
 SGLU::SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype)
@@ -39,8 +39,8 @@ SGLU::SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType d
       l3(add_module<Linear>("l3", hidden, dim, false, gen, init_std, dtype)),
       l1_l2_({&l1, &l2}) {}
 
-Tensor SGLU::forward(const Tensor& x) const {
-  return l3.forward(glu_gate_halves(l1_l2_.forward(x), GateActivation::none));
+Tensor SGLU::forward(const Tensor& x, const Tensor& residual) const {
+  return l3.forward(glu_gate_halves(l1_l2_.forward(x), GateActivation::none), residual);
 }
 
 GeluMLP::GeluMLP(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype, double fc2_init_std)

@@ -13,11 +13,14 @@ inline Tensor like_activations(const Tensor& param, const Tensor& x) {
   return param.defined() ? cast(param, x.dtype()) : param;
 }
 
-// y = x W^T (+ b); W ~ N(0, init_std^2), b = 0.
+// y = x W^T (+ b); W ~ N(0, init_std^2), b = 0. With a residual, residual + y (a projection that
+// writes onto the residual stream; see linear).
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
-  Tensor forward(const Tensor& x) const { return linear(x, like_activations(weight, x), like_activations(bias, x)); }
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const {
+    return linear(x, like_activations(weight, x), like_activations(bias, x), residual);
+  }
   Tensor weight, bias;
 };
 
@@ -39,6 +42,9 @@ class RMSNorm : public Module {
   double eps;
 };
 
+// The channel mixers below take an optional residual: forward(x, r) = r + forward(x), the last
+// projection writing onto it (see linear).
+//
 // SwiGLU channel mixer (LLaMA): down(silu(gate(x)) * up(x)), no biases. down_init_std (0: the
 // same as init_std) lets a model scale the projection that writes into its residual stream.
 // gate and up run as one GEMM (JoinedLinear) whose output the gate reads in halves.
@@ -46,7 +52,7 @@ class SwiGLU : public Module {
  public:
   SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32,
          double down_init_std = 0);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const;
   Linear &gate_proj, &up_proj, &down_proj;
 
  private:
@@ -58,7 +64,7 @@ class SwiGLU : public Module {
 class SGLU : public Module {
  public:
   SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const;
   Linear &l1, &l2, &l3;
 
  private:
@@ -70,7 +76,9 @@ class GeluMLP : public Module {
  public:
   GeluMLP(int64_t dim, int64_t hidden, Generator& gen, double init_std = 0.02, DType dtype = DType::f32,
           double fc2_init_std = 0);
-  Tensor forward(const Tensor& x) const { return fc2.forward(gelu(fc1.forward(x))); }
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const {
+    return fc2.forward(gelu(fc1.forward(x)), residual);
+  }
   Linear &fc1, &fc2;
 };
 

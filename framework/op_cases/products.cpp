@@ -30,25 +30,37 @@ Tensor matmul_reference(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   return Tensor::from_vector<double>(c, shape);
 }
 
-OpCase linear_row(bool with_bias) {
+// linear with or without a bias, and with or without a residual it writes onto (the last input).
+OpCase linear_row(bool with_bias, bool onto = false) {
   auto sizes = [&](Shape x, int64_t out, double stddev = 1.0) {
     Sizes s{normal(x), normal({out, x.back()}, stddev)};
     if (with_bias) s.push_back(normal({out}));
+    Shape y = x;
+    y.back() = out;
+    if (onto) s.push_back(normal(y));
     return s;
   };
   OpCase row;
   row.name = with_bias ? "linear" : "linear no bias";
-  row.call = [with_bias](auto& in) { return with_bias ? linear(in[0], in[1], in[2]) : linear(in[0], in[1]); };
-  row.reference = [with_bias](auto& in) {
+  if (onto) row.name += " onto a residual";
+  row.call = [with_bias, onto](auto& in) {
+    const Tensor bias = with_bias ? in[2] : Tensor(), residual = onto ? in.back() : Tensor();
+    return linear(in[0], in[1], bias, residual);
+  };
+  row.reference = [with_bias, onto](auto& in) {
     Tensor y = matmul_reference(reshape(in[0], {-1, in[0].size(-1)}), in[1], false, true);
+    std::vector<double> v = y.to_f64_vector();
     if (with_bias) {
-      std::vector<double> v = y.to_f64_vector(), b = in[2].to_f64_vector();
+      const std::vector<double> b = in[2].to_f64_vector();
       for (size_t i = 0; i < v.size(); ++i) v[i] += b[i % b.size()];
-      y = Tensor::from_vector<double>(v, y.shape());
+    }
+    if (onto) {
+      const std::vector<double> r = in.back().to_f64_vector();
+      for (size_t i = 0; i < v.size(); ++i) v[i] += r[i];
     }
     Shape shape = in[0].shape();
     shape.back() = in[1].size(0);
-    return reshape(y, shape);
+    return reshape(Tensor::from_vector<double>(v, y.shape()), shape);
   };
   // 1 x 1, a 3-D input; f32 where GEMM blocking starts (70 x 300 -> 129); 65 rows on the device.
   row.small = {sizes({1, 1}, 1), sizes({2, 3, 5}, 4)};
@@ -98,7 +110,7 @@ OpCase matmul_row(bool ta, bool tb, bool shared) {
 }  // namespace
 
 std::vector<OpCase> product_cases() {
-  std::vector<OpCase> rows{linear_row(true), linear_row(false)};
+  std::vector<OpCase> rows{linear_row(true), linear_row(false), linear_row(false, true), linear_row(true, true)};
   for (int flags = 0; flags < 8; ++flags) rows.push_back(matmul_row(flags & 1, flags & 2, flags & 4));
   return rows;
 }

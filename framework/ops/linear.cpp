@@ -5,6 +5,7 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/linear_gradients.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 
 namespace eat {
@@ -38,20 +39,34 @@ std::vector<Tensor> linear_gradients(const Tensor& dy, const Tensor& x, const Te
   return {dx, dw, db};
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
   const LinearShape s = check_linear("linear", x, weight, bias);
   Shape out_shape = x.shape();
   out_shape.back() = s.out;
+  if (residual.defined()) {
+    check_same_dtype("linear", x, residual);
+    check_same_device("linear", x, residual);
+    EAT_CHECK(residual.shape() == out_shape, "linear: residual ", shape_str(residual.shape()),
+              " must have the output's shape ", shape_str(out_shape));
+  }
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_backend("linear", x, [&]<Backend B, typename T>() {
+    if (residual.defined() && !bias.defined()) {
+      EAT_ON(B, gemm_onto, x.data<T>(), weight.data<T>(), residual.data<T>(), y.data<T>(), s.rows, s.out, s.in, true);
+      return;
+    }
     EAT_ON(B, gemm, x.data<T>(), weight.data<T>(), y.data<T>(), s.rows, s.out, s.in, false, true, false);
     if (bias.defined()) EAT_ON(B, add_row_vector, y.data<T>(), bias.data<T>(), s.rows, s.out);
+    if (residual.defined()) EAT_ON(B, add_forward, residual.data<T>(), y.data<T>(), y.data<T>(), y.numel());
   });
-  if (autograd::needs_record({&x, &weight, &bias})) {
+  if (autograd::needs_record({&x, &weight, &bias, &residual})) {
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
-    autograd::record("linear", {x, weight, bias}, {y},
-                     [x = x.detach(), w = weight.detach(), need_x, need_w, need_b, s](const std::vector<Tensor>& g) {
-                       return linear_gradients(g[0], x, w, s, need_x, need_w, need_b);
+    const bool need_r = residual.defined() && residual.requires_grad();
+    autograd::record("linear", {x, weight, bias, residual}, {y},
+                     [x = x.detach(), w = weight.detach(), need_x, need_w, need_b, need_r, s](const std::vector<Tensor>& g) {
+                       std::vector<Tensor> grads = linear_gradients(g[0], x, w, s, need_x, need_w, need_b);
+                       grads.push_back(need_r ? g[0] : Tensor());  // the residual passes straight through
+                       return grads;
                      });
   }
   return y;

@@ -1,5 +1,6 @@
 #include "kernels/matmul.h"
 #include "kernels/cpu/packed_gemm.h"
+#include "kernels/elementwise.h"
 #include "kernels/cpu/parallel.h"
 
 #include <omp.h>
@@ -124,6 +125,18 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool tr
 }
 
 template <typename T>
+void gemm_onto(const T* a, const T* b, const T* r, T* c, int64_t m, int64_t n, int64_t k, bool trans_b) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (k > 0 && packed_gemm_worth(m, n, k)) {
+      packed_gemm_onto(a, b, r, c, m, n, k, trans_b);
+      return;
+    }
+  }
+  gemm(a, b, c, m, n, k, false, trans_b, false);
+  add_forward(r, c, c, m * n);
+}
+
+template <typename T>
 void gemm_batched(int64_t batch, const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c, int64_t stride_c,
                   int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, bool accumulate) {
   if (batch >= omp_get_max_threads() && batch > 1) {
@@ -166,6 +179,7 @@ void add_row_vector(T* out, const T* bias, int64_t rows, int64_t cols) {
 
 #define EAT_INSTANTIATE(T)                                                                                  \
   template void gemm<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, bool, bool, bool);               \
+  template void gemm_onto<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, bool);            \
   template void gemm_batched<T>(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, \
                                 int64_t, bool, bool, bool);                                                 \
   template void column_sums<T>(const T*, T*, int64_t, int64_t);                                             \

@@ -91,6 +91,8 @@ struct Product {
   bool trans_a, trans_b, accumulate;
   InnerBlocks inner;
   int64_t panels;  // panels of op(B), two vectors wide
+  // R [M, N] (C's pitch) added to each element after its last inner block (packed_gemm_onto), or null.
+  const float* addend = nullptr;
 };
 
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
@@ -179,11 +181,11 @@ struct Kernels {
   }
 
   // C[0 .. R, 0 .. cols] (+)= A-panel x B-panel over kc inner steps, summed in registers from zero
-  // and then stored or added to C. A's element (r, p) is a[p * kRows + r] in a packed panel,
-  // a[r * lda + p] in rows of A read in place.
-  template <int Rows, bool kPackedA>
+  // and then stored or added to C, and then (addend not null) R's tile there added. A's element (r, p)
+  // is a[p * kRows + r] in a packed panel, a[r * lda + p] in rows of A read in place.
+  template <int Rows, bool kPackedA, bool kAddend>
   static void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t cols,
-                   bool add) {
+                   bool add, const float* addend) {
     R acc[Rows][kVecs];
 #pragma GCC unroll 16
     for (int r = 0; r < Rows; ++r)
@@ -207,18 +209,22 @@ struct Kernels {
       for (int v = 0; v < kVecs; ++v) {
         float* out = c + r * ldc + kLanes * v;
         const int64_t count = cols - kLanes * v;
-        store_lanes(out, add ? V::add(load_lanes(out, count), acc[r][v]) : acc[r][v], count);
+        R sum = add ? V::add(load_lanes(out, count), acc[r][v]) : acc[r][v];
+        if constexpr (kAddend) sum = V::add(sum, load_lanes(addend + r * ldc + kLanes * v, count));
+        store_lanes(out, sum, count);
       }
   }
 
-  using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool);
+  using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, bool, const float*);
 
-  template <bool kPackedA, int... Rs>
+  // By rows; the addend's tiles are their own instances, so that the plain ones carry no test.
+  template <bool kPackedA, bool kAddend, int... Rs>
   static constexpr std::array<TileFn, kRows + 1> tile_table(std::integer_sequence<int, Rs...>) {
-    return {nullptr, &tile<Rs + 1, kPackedA>...};
+    return {nullptr, &tile<Rs + 1, kPackedA, kAddend>...};
   }
-  static constexpr auto kTilesInPlace = tile_table<false>(std::make_integer_sequence<int, kRows>{});
-  static constexpr auto kTilesPacked = tile_table<true>(std::make_integer_sequence<int, kRows>{});
+  static constexpr auto kTilesInPlace = tile_table<false, false>(std::make_integer_sequence<int, kRows>{});
+  static constexpr auto kTilesPacked = tile_table<true, false>(std::make_integer_sequence<int, kRows>{});
+  static constexpr auto kTilesInPlaceAddend = tile_table<false, true>(std::make_integer_sequence<int, kRows>{});
 
   // Panels [j0, j1) of op(B) over inner block q, at out + (j - j0) * size(q) * kCols.
   static void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* out) {
@@ -236,6 +242,7 @@ struct Kernels {
                         const float* b_block, float* a_panels) {
     const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q);
     const bool add = pr.accumulate || q > 0;
+    const bool last = q + 1 == pr.inner.count();
     // A read in place: the block's columns lie in one part of A.
     const int64_t lda = pr.trans_a ? 0 : pr.a->pitch_at(p0);
     for (int64_t g0 = t0; g0 < t1; g0 += kPackedTiles) {
@@ -244,10 +251,11 @@ struct Kernels {
       for (int64_t t = g0; t < g1; ++t) {
         const int64_t i0 = t * kRows, rows = std::min<int64_t>(kRows, pr.m - i0);
         const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a->at(i0, p0);
-        const TileFn fn = pr.trans_a ? kTilesPacked[rows] : kTilesInPlace[rows];
+        const bool addend = last && pr.addend;  // packed_gemm_onto: never with trans_a
+        const TileFn fn = pr.trans_a ? kTilesPacked[rows] : addend ? kTilesInPlaceAddend[rows] : kTilesInPlace[rows];
         for (int64_t j = j0; j < j1; ++j)
           fn(kc, ap, lda, b_block + (j - j0) * kc * kCols, pr.out[j].first + i0 * pr.out[j].pitch, pr.out[j].pitch,
-             std::min<int64_t>(kCols, pr.n - j * kCols), add);
+             std::min<int64_t>(kCols, pr.n - j * kCols), add, addend ? pr.addend + i0 * pr.n + j * kCols : nullptr);
       }
     }
   }
@@ -324,7 +332,7 @@ struct ColumnParts {
 
 template <typename V>
 void run_with(const ColumnsIn& a, const float* b, const ColumnParts& c, int64_t m, int64_t k, bool trans_a, bool trans_b,
-              bool accumulate) {
+              bool accumulate, const float* addend = nullptr) {
   constexpr int64_t cols = Kernels<V>::kCols;
   int64_t n = 0;
   for (int64_t i = 0; i < c.count; ++i) n += c.widths[i];
@@ -336,7 +344,7 @@ void run_with(const ColumnsIn& a, const float* b, const ColumnParts& c, int64_t 
       out[static_cast<size_t>((first + col) / cols)] = {c.outs[i] + col, c.widths[i]};
   // The inner dimension is A's stored columns without trans_a, so its blocks follow A's parts.
   const InnerBlocks inner = inner_blocks(trans_a ? std::vector<int64_t>{k} : a.widths);
-  Kernels<V>::run(Product{&a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner, panels});
+  Kernels<V>::run(Product{&a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner, panels, addend});
 }
 
 template <typename... Args>
@@ -408,6 +416,11 @@ void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n,
                 accumulate);
 }
 
+void packed_gemm_onto(const float* a, const float* b, const float* r, float* c, int64_t m, int64_t n, int64_t k,
+                      bool trans_b, int vector_bits) {
+  run_widest_or(vector_bits, ColumnsIn({a}, {k}), b, ColumnParts{&c, &n, 1}, m, k, false, trans_b, false, r);
+}
+
 bool packed_gemm_parts_fit(const std::vector<int64_t>& widths) {
   // The widest panel (32 columns with AVX-512) divides every part but the last, so every narrower
   // one does too.
@@ -444,6 +457,10 @@ std::vector<int> packed_gemm_widths() { return {}; }
 bool packed_gemm_available() { return false; }
 bool packed_gemm_worth(int64_t, int64_t, int64_t) { return false; }
 void packed_gemm(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool, int vector_bits) {
+  EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+}
+void packed_gemm_onto(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t, bool,
+                      int vector_bits) {
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
 }
 bool packed_gemm_parts_fit(const std::vector<int64_t>&) { return false; }

@@ -38,6 +38,12 @@ bool packed_gemm_worth(int64_t m, int64_t n, int64_t k);
 void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
                  bool accumulate, int vector_bits = 0);
 
+// C = R + A op(B) (A [M, K] as stored; R [M, N], C's shape, not overlapping C): a layer's output
+// projection written onto the residual stream. R is added to each element after its last inner
+// block, so C's bits are those of R + packed_gemm's product, without the product's own pass.
+void packed_gemm_onto(const float* a, const float* b, const float* r, float* c, int64_t m, int64_t n, int64_t k,
+                      bool trans_b, int vector_bits = 0);
+
 // C = op(A) op(B) with C's columns in parts side by side, each its own tensor: part i is
 // [M, widths[i]] at outs[i] (a joined projection's outputs, written where they go rather than
 // joined and then copied apart). The bits are those of packed_gemm into one C. Every part but the

@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "base/dtype.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/cublas.h"
@@ -73,8 +74,15 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool tr
   gemm_batched<T>(1, a, 0, b, 0, c, 0, m, n, k, trans_a, trans_b, accumulate);
 }
 
+template <typename T>
+void gemm_onto(const T* a, const T* b, const T* r, T* c, int64_t m, int64_t n, int64_t k, bool trans_b) {
+  gemm<T>(a, b, c, m, n, k, false, trans_b, false);
+  add_forward<T>(r, c, c, m * n);
+}
+
 #define EAT_INSTANTIATE(T)                                                                                  \
   template void gemm<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, bool, bool, bool);               \
+  template void gemm_onto<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, bool);            \
   template void gemm_batched<T>(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, \
                                 int64_t, bool, bool, bool);
 EAT_INSTANTIATE(float)

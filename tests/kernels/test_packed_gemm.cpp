@@ -162,6 +162,21 @@ TEST_CASE("packed_gemm: a weight gradient with fewer rows than columns has the b
     }
 }
 
+TEST_CASE("packed_gemm_onto: R + the product with the bits of the product and then the add, C never read") {
+  // k = 300 (one inner block) and 1100 (three, R added after the last); 70 columns: a partial panel.
+  for (const Product& s : {Product{50, 70, 300, false, true}, Product{61, 70, 1100, false, false}})
+    for (int bits : cpu::packed_gemm_widths()) {
+      CAPTURE(s.k);
+      CAPTURE(bits);
+      const auto [a, b, r] = random_operands(s, 41);
+      std::vector<float> want = run(s, a, b, r, false, bits);
+      for (size_t i = 0; i < want.size(); ++i) want[i] = r[i] + want[i];
+      std::vector<float> c(want.size(), std::numeric_limits<float>::quiet_NaN());
+      cpu::packed_gemm_onto(a.data(), b.data(), r.data(), c.data(), s.m, s.n, s.k, s.trans_b, bits);
+      CHECK(c == want);
+    }
+}
+
 TEST_CASE("packed_gemm inside a parallel region (a batch of products) gives the bits it gives outside one") {
   const Product s{50, 70, 300, false, true};
   const auto [a, b, c0] = random_operands(s, 21);
