@@ -12,6 +12,9 @@ namespace eat {
 namespace {
 
 thread_local bool g_grad_enabled = true;
+// The gradients summed so far for the inputs of the node whose backward is running, where they
+// are nobody else's (gradient_so_far).
+thread_local std::vector<Tensor>* g_sums_so_far = nullptr;
 
 struct ClosureNode final : Node {
   ClosureNode(std::string op, int n_outputs, BackwardFn f) : Node(std::move(op), n_outputs), fn(std::move(f)) {}
@@ -105,6 +108,11 @@ void record(const std::string& op_name, const std::vector<Tensor>& inputs, const
   record_node(std::move(node), outputs);
 }
 
+Tensor gradient_so_far(size_t input) {
+  if (!g_sums_so_far || input >= g_sums_so_far->size()) return Tensor();
+  return (*g_sums_so_far)[input];
+}
+
 Tensor grad_or_zeros(const std::vector<Tensor>& grads, size_t i, const Shape& shape, DType dtype, Device device) {
   if (i < grads.size() && grads[i].defined()) return grads[i];
   return Tensor::zeros(shape, dtype, device);
@@ -137,12 +145,27 @@ void run_backward(const Tensor& root, const Tensor& seed) {
     for (const Tensor& g : grad_outputs) any |= g.defined();
     if (any) {
       grad_outputs.resize(node->num_outputs);
+      // What each input's gradient sums to so far, where an op may add into it (gradient_so_far).
+      std::vector<Tensor> sums_so_far(node->inputs.size());
+      for (size_t j = 0; j < node->inputs.size(); ++j) {
+        const Tensor& in = node->inputs[j];
+        if (!in.defined() || !in.impl().grad_fn) continue;
+        auto slots = pending.find(in.impl().grad_fn.get());
+        if (slots == pending.end() || in.impl().output_nr >= static_cast<int>(slots->second.size())) continue;
+        const Tensor& sum = slots->second[in.impl().output_nr];
+        if (sum.defined() && sole_handle(sum)) sums_so_far[j] = sum;
+      }
       std::vector<Tensor> grad_inputs;
       {
         const auto first = std::find_if(grad_outputs.begin(), grad_outputs.end(), [](const Tensor& g) { return g.defined(); });
         profiler::BackwardScope timed(node->name, first->device());
+        g_sums_so_far = &sums_so_far;
+        struct Reset {
+          ~Reset() { g_sums_so_far = nullptr; }
+        } reset;
         grad_inputs = node->backward(grad_outputs);
       }
+      sums_so_far.clear();  // the slots are again their gradients' only handles
       EAT_CHECK(grad_inputs.size() == node->inputs.size(), "autograd: op '", node->name, "' returned ",
                 grad_inputs.size(), " gradients for ", node->inputs.size(), " inputs");
       for (size_t j = 0; j < grad_inputs.size(); ++j) {
@@ -155,7 +178,9 @@ void run_backward(const Tensor& root, const Tensor& seed) {
         if (in_impl.grad_fn) {
           auto& slots = pending[in_impl.grad_fn.get()];
           slots.resize(in_impl.grad_fn->num_outputs);
-          accumulate(slots[in_impl.output_nr], g);
+          Tensor& slot = slots[in_impl.output_nr];
+          if (slot.defined() && slot.impl_ptr() == g.impl_ptr()) continue;  // the op added into it
+          accumulate(slot, g);
         } else {
           // Leaf: its gradient must be its own, because optimisers scale gradients in place. A
           // gradient nothing else refers to (the common case: a fresh dW) is taken as is; a

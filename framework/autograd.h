@@ -49,6 +49,13 @@ void record_node(std::shared_ptr<Node> node, const std::vector<Tensor>& outputs)
 // Runs the backward pass from `root` with seed gradient `seed`.
 void run_backward(const Tensor& root, const Tensor& seed);
 
+// Inside an op's backward: the gradient already summed for its input `input` when it is nobody
+// else's tensor (undefined otherwise, and outside a backward). An op may add its own gradient for
+// that input into it and return it: backward() then adds nothing, which saves a tensor and a pass
+// over it (a residual stream meets its norm's gradient so in every block). The sum must have the
+// bits of g + (the op's own gradient).
+Tensor gradient_so_far(size_t input);
+
 // Returns grads[i] if defined, else zeros of that output's shape (an output that did not reach the
 // loss arrives undefined). The shape, not the output, is what a closure keeps, so the graph does
 // not hold the output alive.

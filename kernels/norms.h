@@ -12,9 +12,11 @@ EAT_DECLARE_KERNELS(
 template <typename T>
 void rms_norm_forward(const T* x, const T* w, T* y, RowStat* r, int64_t rows, int64_t cols, double eps);
 // dx = r * (dy*w - xhat * mean(dy*w * xhat)), xhat = x * r; dw = sum_rows dy * xhat (fixed order).
-// dx and dw may be null.
+// dx and dw may be null. accumulate_dx adds dx to what dx holds, with the bits of an add of the
+// two (a residual stream's gradient so far, autograd::gradient_so_far).
 template <typename T>
-void rms_norm_backward(const T* x, const T* w, const RowStat* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols);
+void rms_norm_backward(const T* x, const T* w, const RowStat* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols,
+                       bool accumulate_dx);
 
 // y = x / max(||x||, eps). Saves n = ||x|| per row.
 template <typename T>

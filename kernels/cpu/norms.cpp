@@ -30,6 +30,33 @@ double dot_f64(const T* a, const T* b, const T* w, int64_t n) {
   return (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) + tail;
 }
 
+// A row of rms_norm's dx, r (dy w - x c) (w null: 1), written or added to what dxr holds. The
+// added form computes the row's values first, in a loop of their own, and then adds them: one
+// loop would let the compiler fuse the multiply into the add, whose bits would then differ from
+// those of the values stored and added afterwards (add_into), which this must match.
+template <bool kAdd, typename T>
+void add_row_gradient(T* dxr, const T* xr, const T* gr, const T* w, T rt, T ct, int64_t cols) {
+  constexpr int64_t kChunk = 256;
+  for (int64_t j0 = 0; j0 < cols; j0 += kChunk) {
+    const int64_t n = std::min(kChunk, cols - j0);
+    alignas(64) T values[kChunk];
+    T* out = kAdd ? values : dxr + j0;
+    const T *x = xr + j0, *g = gr + j0;
+    if (w) {
+      const T* wj = w + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) out[j] = rt * (g[j] * wj[j] - x[j] * ct);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) out[j] = rt * (g[j] - x[j] * ct);
+    }
+    if constexpr (kAdd) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) dxr[j0 + j] += values[j];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -58,7 +85,8 @@ void rms_norm_forward(const T* x, const T* w, T* y, double* r, int64_t rows, int
 constexpr int64_t kRmsRowBlock = 64;
 
 template <typename T>
-void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols) {
+void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols,
+                       bool accumulate_dx) {
   // One pass over x and dy for both gradients, row blocks over the threads.
   const int64_t blocks = (rows + kRmsRowBlock - 1) / kRmsRowBlock;
   std::unique_ptr<double[]> partials(dw ? new double[static_cast<size_t>(blocks * cols)] : nullptr);
@@ -75,13 +103,10 @@ void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* 
         const double dot = dot_f64<T>(gr, xr, w, cols) * ri / static_cast<double>(cols);
         const T rt = static_cast<T>(ri), ct = static_cast<T>(ri * dot);
         T* dxr = dx + i * cols;
-        if (w) {
-#pragma omp simd
-          for (int64_t j = 0; j < cols; ++j) dxr[j] = rt * (gr[j] * w[j] - xr[j] * ct);
-        } else {
-#pragma omp simd
-          for (int64_t j = 0; j < cols; ++j) dxr[j] = rt * (gr[j] - xr[j] * ct);
-        }
+        if (accumulate_dx)
+          add_row_gradient<true>(dxr, xr, gr, w, rt, ct, cols);
+        else
+          add_row_gradient<false>(dxr, xr, gr, w, rt, ct, cols);
       }
       if (part)
         for (int64_t j = 0; j < cols; ++j) part[j] += static_cast<double>(gr[j]) * (xr[j] * ri);
@@ -128,7 +153,7 @@ void l2_normalize_backward(const T* x, const double* norm, const T* dy, T* dx, i
 
 #define EAT_INSTANTIATE(T)                                                                                       \
   template void rms_norm_forward<T>(const T*, const T*, T*, double*, int64_t, int64_t, double);                \
-  template void rms_norm_backward<T>(const T*, const T*, const double*, const T*, T*, T*, int64_t, int64_t);   \
+  template void rms_norm_backward<T>(const T*, const T*, const double*, const T*, T*, T*, int64_t, int64_t, bool); \
   template void l2_normalize_forward<T>(const T*, T*, double*, int64_t, int64_t, double);                      \
   template void l2_normalize_backward<T>(const T*, const double*, const T*, T*, int64_t, int64_t, double);
 EAT_INSTANTIATE(float)

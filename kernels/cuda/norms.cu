@@ -37,15 +37,19 @@ __global__ void rms_norm_forward_kernel(const D* x, const D* w, D* y, float* r, 
 }
 
 template <typename D>
-__global__ void rms_norm_dx_kernel(const D* x, const D* w, const float* r, const D* dy, D* dx, int64_t cols) {
+__global__ void rms_norm_dx_kernel(const D* x, const D* w, const float* r, const D* dy, D* dx, int64_t cols,
+                                   bool accumulate) {
   const int64_t base = blockIdx.x * cols;
   const float ri = r[blockIdx.x];
   float dot = 0.0f;  // sum over the row of (dy * w) * xhat
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
     dot += to_f32(dy[base + j]) * weight_at(w, j) * to_f32(x[base + j]) * ri;
   dot = block_sum(dot) / static_cast<float>(cols);
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-    dx[base + j] = from_f32<D>(ri * (to_f32(dy[base + j]) * weight_at(w, j) - to_f32(x[base + j]) * ri * dot));
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const D g = from_f32<D>(ri * (to_f32(dy[base + j]) * weight_at(w, j) - to_f32(x[base + j]) * ri * dot));
+    // Added as add's kernel adds the two stored values.
+    dx[base + j] = accumulate ? from_f32<D>(to_f32(dx[base + j]) + to_f32(g)) : g;
+  }
 }
 
 // blockIdx.x: a tile of kColumnTile columns; blockIdx.y: a chunk of `chunk_rows` rows.
@@ -103,12 +107,13 @@ void rms_norm_forward(const T* x, const T* w, T* y, float* r, int64_t rows, int6
 }
 
 template <typename T>
-void rms_norm_backward(const T* x, const T* w, const float* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols) {
+void rms_norm_backward(const T* x, const T* w, const float* r, const T* dy, T* dx, T* dw, int64_t rows, int64_t cols,
+                       bool accumulate_dx) {
   const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
   if (dx) {
     rms_norm_dx_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(w), r, dev(dy), dev(dx),
-                                                                                     cols);
+                                                                                     cols, accumulate_dx);
     EAT_CUDA_CHECK_LAUNCH();
   }
   if (dw) {
@@ -141,7 +146,7 @@ void l2_normalize_backward(const T* x, const float* norm, const T* dy, T* dx, in
 
 #define EAT_INSTANTIATE(T)                                                                               \
   template void rms_norm_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, double);           \
-  template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*, int64_t, int64_t); \
+  template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*, int64_t, int64_t, bool); \
   template void l2_normalize_forward<T>(const T*, T*, float*, int64_t, int64_t, double);                 \
   template void l2_normalize_backward<T>(const T*, const float*, const T*, T*, int64_t, int64_t, double);
 EAT_INSTANTIATE(float)

@@ -63,6 +63,27 @@ TEST_CASE("gradients summed into a tensor nobody else holds, never into one an o
   CHECK(gradcheck("shared gradients", fn, {randn64({6}, gen), randn64({6}, gen)}) <= 1.0);
 }
 
+TEST_CASE("an op adds its gradient into the sum so far, with the bits of a separate add") {
+  // y = r + rms_norm(x) W^T with r = x (a block's residual stream): x's gradient is y's, passed
+  // through, plus the norm's, which rms_norm's backward adds into the first (gradient_so_far)
+  // instead of writing a tensor of its own for backward() to add. The sum must be the bits of
+  // add(g, the norm path's gradient alone), in f32 where the rounding of each step shows.
+  Generator gen(6);
+  const Tensor x0 = Tensor::randn({5, 40}, gen, 1.0, DType::f32), nw = Tensor::randn({40}, gen, 1.0, DType::f32);
+  const Tensor w = Tensor::randn({40, 40}, gen, 0.2, DType::f32), g = Tensor::randn({5, 40}, gen, 1.0, DType::f32);
+  // x comes out of an op (a leaf's gradients are summed apart), and y's gradient out of mul (a
+  // tensor of the graph's own, not the caller's seed).
+  Tensor leaf = x0.clone();
+  leaf.requires_grad_();
+  const Tensor x = scale(leaf, 1.0);
+  sum(mul(linear(rms_norm(x, nw, 1e-6), w, Tensor(), x), g)).backward();
+  Tensor alone = x0.clone();
+  alone.requires_grad_();
+  sum(mul(linear(rms_norm(alone, nw, 1e-6), w), g)).backward();
+  CHECK(leaf.grad().to_f64_vector() == add(g, alone.grad()).to_f64_vector());
+  CHECK(autograd::gradient_so_far(0).defined() == false);  // outside a backward there is none
+}
+
 TEST_CASE("leaf gradients never share data with each other or with the seed") {
   // add's backward hands the same gradient tensor to both inputs, which is also the seed: each
   // leaf must still get its own copy, since optimisers scale gradients in place.

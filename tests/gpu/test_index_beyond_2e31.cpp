@@ -160,7 +160,7 @@ TEST_CASE("past 2^31 elements: bf16 RMSNorm forward and input gradient on sample
   Tensor rstat = Tensor::empty({rows_n}, DType::f32, Device::cuda);
   cuda::rms_norm_forward<bf16>(x.data<bf16>(), w.data<bf16>(), y.data<bf16>(), rstat.data<float>(), rows_n, cols, 1e-5);
   cuda::rms_norm_backward<bf16>(x.data<bf16>(), w.data<bf16>(), rstat.data<float>(), dy.data<bf16>(), dx.data<bf16>(),
-                                nullptr, rows_n, cols);
+                                nullptr, rows_n, cols, false);
   cuda::sync_compute();
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& [xr, dyr] = inputs[i];
@@ -168,7 +168,7 @@ TEST_CASE("past 2^31 elements: bf16 RMSNorm forward and input gradient on sample
     Tensor rr = Tensor::empty({1}, DType::f64);
     cpu::rms_norm_forward<float>(xr.data<float>(), w_host.data<float>(), ry.data<float>(), rr.data<double>(), 1, cols, 1e-5);
     cpu::rms_norm_backward<float>(xr.data<float>(), w_host.data<float>(), rr.data<double>(), dyr.data<float>(),
-                                  rdx.data<float>(), rdw.data<float>(), 1, cols);
+                                  rdx.data<float>(), rdw.data<float>(), 1, cols, false);
     check_row(y, rows[i], ry, "rms_norm y");
     check_row(rstat, rows[i], rr.to(DType::f32), "rms_norm inverse rms");
     check_row(dx, rows[i], rdx, "rms_norm dx");

@@ -68,17 +68,23 @@ TEST_CASE("gpu RMSNorm kernels match the CPU kernels, weight gradient included (
 
         Tensor dx = poisoned_device(shape, dt), dw = poisoned_device({cols}, dt);
         cuda::rms_norm_backward<T>(dxin.data<T>(), wd, r.data<float>(), dg.data<T>(), dx.data<T>(), dw.data<T>(),
-                                   kRows, cols);
+                                   kRows, cols, false);
         Tensor dwref = Tensor::empty({cols});
         cpu::rms_norm_backward<float>(rx.data<float>(), wr, rref.data<double>(), rg.data<float>(), ref.data<float>(),
-                                      dwref.data<float>(), kRows, cols);
+                                      dwref.data<float>(), kRows, cols, false);
         check_close(dx, ref, dt, "rms_norm_backward dx");
         check_close(dw, dwref, dt, "rms_norm_backward dw");
+
+        // Added onto a gradient so far: exactly that gradient plus the dx above, as add stores it.
+        Tensor so_far = random_host(shape, gen), dx_sum = to_device(so_far, dt);
+        cuda::rms_norm_backward<T>(dxin.data<T>(), wd, r.data<float>(), dg.data<T>(), dx_sum.data<T>(), nullptr,
+                                   kRows, cols, true);
+        CHECK(dx_sum.to_f64_vector() == add(to_device(so_far, dt), dx).to_f64_vector());
 
         // Run twice: the weight gradient is the same bits (no atomics).
         Tensor dw2 = poisoned_device({cols}, dt);
         cuda::rms_norm_backward<T>(dxin.data<T>(), wd, r.data<float>(), dg.data<T>(), nullptr, dw2.data<T>(),
-                                   kRows, cols);
+                                   kRows, cols, false);
         CHECK(dw2.to_f64_vector() == dw.to_f64_vector());
       }
     }
