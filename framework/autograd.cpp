@@ -30,6 +30,29 @@ struct ClosureNode final : Node {
 // Whether no other tensor shares t's data: t is the last handle, and its storage has no other view.
 bool sole_handle(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.impl().storage.use_count() == 1; }
 
+// Where one input of a node sends its gradient: the node that made it (and which of its outputs
+// it is), or the leaf itself; its shape and type for the checks.
+struct Route {
+  bool defined = false;
+  std::shared_ptr<Node> grad_fn;
+  int output_nr = 0;
+  Tensor leaf;
+  Shape shape;
+  DType dtype = DType::f32;
+
+  static Route of(const Tensor& in) {
+    Route r;
+    if (!in.defined()) return r;
+    r.defined = true;
+    r.grad_fn = in.impl().grad_fn;
+    r.output_nr = in.impl().output_nr;
+    if (!r.grad_fn) r.leaf = in;
+    r.shape = in.shape();
+    r.dtype = in.dtype();
+    return r;
+  }
+};
+
 // Sums a gradient into a slot. The first gradient is stored as is; a later one is added in place
 // when the slot's tensor is nobody else's (no new tensor to allocate and write), else into a new
 // tensor, so a gradient tensor that an op handed to two inputs is never modified in place.
@@ -155,6 +178,13 @@ void run_backward(const Tensor& root, const Tensor& seed) {
         const Tensor& sum = slots->second[in.impl().output_nr];
         if (sum.defined() && sole_handle(sum)) sums_so_far[j] = sum;
       }
+      // Where each input's gradient goes, and then the inputs let go: a non-leaf input's data is
+      // now held only by what the op saved for its backward, which may then write its gradient
+      // over it (autograd::only_holder).
+      std::vector<Route> routes;
+      routes.reserve(node->inputs.size());
+      for (const Tensor& in : node->inputs) routes.push_back(Route::of(in));
+      node->inputs.clear();
       std::vector<Tensor> grad_inputs;
       {
         const auto first = std::find_if(grad_outputs.begin(), grad_outputs.end(), [](const Tensor& g) { return g.defined(); });
@@ -166,22 +196,23 @@ void run_backward(const Tensor& root, const Tensor& seed) {
         grad_inputs = node->backward(grad_outputs);
       }
       sums_so_far.clear();  // the slots are again their gradients' only handles
-      EAT_CHECK(grad_inputs.size() == node->inputs.size(), "autograd: op '", node->name, "' returned ",
-                grad_inputs.size(), " gradients for ", node->inputs.size(), " inputs");
+      EAT_CHECK(grad_inputs.size() == routes.size(), "autograd: op '", node->name, "' returned ",
+                grad_inputs.size(), " gradients for ", routes.size(), " inputs");
       for (size_t j = 0; j < grad_inputs.size(); ++j) {
-        const Tensor& in = node->inputs[j];
+        const Route& in = routes[j];
         Tensor& g = grad_inputs[j];
-        if (!in.defined() || !g.defined()) continue;
-        EAT_CHECK(g.shape() == in.shape() && g.dtype() == in.dtype(), "autograd: op '", node->name,
-                  "' produced a gradient ", g.describe(), " for input ", j, " of ", in.describe());
-        TensorImpl& in_impl = in.impl();
-        if (in_impl.grad_fn) {
-          auto& slots = pending[in_impl.grad_fn.get()];
-          slots.resize(in_impl.grad_fn->num_outputs);
-          Tensor& slot = slots[in_impl.output_nr];
+        if (!in.defined || !g.defined()) continue;
+        EAT_CHECK(g.shape() == in.shape && g.dtype() == in.dtype, "autograd: op '", node->name,
+                  "' produced a gradient ", g.describe(), " for input ", j, " of ", dtype_name(in.dtype),
+                  shape_str(in.shape));
+        if (in.grad_fn) {
+          auto& slots = pending[in.grad_fn.get()];
+          slots.resize(in.grad_fn->num_outputs);
+          Tensor& slot = slots[in.output_nr];
           if (slot.defined() && slot.impl_ptr() == g.impl_ptr()) continue;  // the op added into it
           accumulate(slot, g);
         } else {
+          TensorImpl& in_impl = in.leaf.impl();
           // Leaf: its gradient must be its own, because optimisers scale gradients in place. A
           // gradient nothing else refers to (the common case: a fresh dW) is taken as is; a
           // clone would cost a pass over every parameter's gradient per step.
@@ -194,6 +225,8 @@ void run_backward(const Tensor& root, const Tensor& seed) {
     node->inputs.clear();
   }
 }
+
+bool only_holder(const Tensor& t) { return t.defined() && sole_handle(t); }
 
 }  // namespace autograd
 }  // namespace eat

@@ -56,6 +56,12 @@ void run_backward(const Tensor& root, const Tensor& seed);
 // bits of g + (the op's own gradient).
 Tensor gradient_so_far(size_t input);
 
+// Whether nothing but t holds t's data. Inside an op's backward, true for a tensor the op saved
+// when nothing else refers to it any more (backward() lets go of the op's inputs before the op's
+// backward runs): the op may then write its input's gradient over it, which saves a tensor and the
+// reads a fresh one costs (a gated MLP's gradient over its saved projections).
+bool only_holder(const Tensor& t);
+
 // Returns grads[i] if defined, else zeros of that output's shape (an output that did not reach the
 // loss arrives undefined). The shape, not the output, is what a closure keeps, so the graph does
 // not hold the output alive.

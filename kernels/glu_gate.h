@@ -12,7 +12,8 @@ template <typename T> void glu_gate_forward(bool silu, const T* a, const T* b, T
 // da = dy * b * act'(a), db = dy * act(a); either output may be null.
 template <typename T> void glu_gate_backward(bool silu, const T* a, const T* b, const T* dy, T* da, T* db, int64_t n);
 // The same on the two halves of each row of ab [rows, 2n] (a joined gate-and-up projection):
-// a = ab[:, :n], b = ab[:, n:], y and dy [rows, n]; dab [rows, 2n] gets da and db side by side.
+// a = ab[:, :n], b = ab[:, n:], y and dy [rows, n]; dab [rows, 2n] gets da and db side by side,
+// and may be ab itself (the gradient written over the saved projections, autograd::only_holder).
 template <typename T> void glu_gate_halves_forward(bool silu, const T* ab, T* y, int64_t rows, int64_t n);
 template <typename T>
 void glu_gate_halves_backward(bool silu, const T* ab, const T* dy, T* dab, int64_t rows, int64_t n);

@@ -43,7 +43,9 @@ Tensor glu_gate_halves(const Tensor& ab, GateActivation act) {
   if (autograd::needs_record({&ab})) {
     autograd::record("glu_gate_halves", {ab}, {y},
                      [ab = ab.detach(), silu, rows, n](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-                       Tensor dab = Tensor::empty_like(ab);
+                       // Over ab itself when nothing else holds it (a gated MLP's joined projection
+                       // lives for this backward alone): no fresh tensor to allocate and fill.
+                       Tensor dab = autograd::only_holder(ab) ? ab : Tensor::empty_like(ab);
                        EAT_KERNEL("glu_gate_halves backward", ab, glu_gate_halves_backward, silu, ab.data<T>(),
                                   g[0].data<T>(), dab.data<T>(), rows, n);
                        return {dab};

@@ -40,22 +40,27 @@ void forward_pitched(bool silu, const T* a, const T* b, int64_t pitch, T* y, int
 }
 
 // Whole-run array expressions, one per case: a loop that tests silu, da and db per element (and
-// may alias its pointers) stays scalar.
+// may alias its pointers) stays scalar. da and db may be a and b themselves (the gradient written
+// over the saved inputs): a run's da is made aside first, db (the last reader of a) written, and
+// then da.
 template <typename T>
 void backward_pitched(bool silu, const T* a, const T* b, int64_t pitch, const T* dy, T* da, T* db, int64_t rows,
                       int64_t n) {
   for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
     ConstArrayMap<T> A(a + in, len), B(b + in, len), DY(dy + out, len);
+    alignas(64) T da_run[kPointwiseBlock];
+    ArrayMap<T> DA(da_run, len);
     if (!silu) {
-      if (da) ArrayMap<T>(da + in, len) = DY * B;
+      if (da) DA = DY * B;
       if (db) ArrayMap<T>(db + in, len) = DY * A;
-      return;
+    } else {
+      alignas(64) T s[kPointwiseBlock];
+      sigmoid_block(a + in, s, len);
+      ConstArrayMap<T> S(s, len);
+      if (da) DA = DY * B * silu_slope(A, S);
+      if (db) ArrayMap<T>(db + in, len) = DY * (A * S);
     }
-    alignas(64) T s[kPointwiseBlock];
-    sigmoid_block(a + in, s, len);
-    ConstArrayMap<T> S(s, len);
-    if (da) ArrayMap<T>(da + in, len) = DY * B * silu_slope(A, S);
-    if (db) ArrayMap<T>(db + in, len) = DY * (A * S);
+    if (da) std::copy(da_run, da_run + len, da + in);
   });
 }
 

@@ -1,5 +1,6 @@
 #include <omp.h>
 
+#include "framework/ops/joins.h"
 #include "gradcheck.h"
 
 using namespace eat;
@@ -82,6 +83,29 @@ TEST_CASE("an op adds its gradient into the sum so far, with the bits of a separ
   sum(mul(linear(rms_norm(alone, nw, 1e-6), w), g)).backward();
   CHECK(leaf.grad().to_f64_vector() == add(g, alone.grad()).to_f64_vector());
   CHECK(autograd::gradient_so_far(0).defined() == false);  // outside a backward there is none
+}
+
+TEST_CASE("a backward writes its gradient over a saved input nothing else holds, and only then") {
+  // glu_gate_halves saves its joined input; when the graph alone held it, its backward writes the
+  // input's gradient over it (autograd::only_holder). Held by the caller as well, it must come out
+  // untouched, and the gradients must be the same bits either way.
+  Generator gen(7);
+  const Tensor x0 = Tensor::randn({6, 24}, gen, 1.0, DType::f32), w = Tensor::randn({40, 24}, gen, 0.3, DType::f32);
+  const Tensor g = Tensor::randn({6, 20}, gen, 1.0, DType::f32);
+  auto gradient = [&](bool hold) {
+    Tensor x = x0.clone();
+    x.requires_grad_();
+    Tensor held;
+    {
+      Tensor ab = linear(x, w);
+      if (hold) held = ab;
+      sum(mul(glu_gate_halves(ab, GateActivation::silu), g)).backward();
+    }
+    if (hold) CHECK(held.to_f64_vector() == linear(x0, w).to_f64_vector());
+    return x.grad().to_f64_vector();
+  };
+  CHECK(gradient(false) == gradient(true));
+  CHECK(!autograd::only_holder(Tensor()));
 }
 
 TEST_CASE("leaf gradients never share data with each other or with the seed") {

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "gradcheck.h"
 #include "kernels/activations.h"
+#include "kernels/glu_gate.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -153,5 +154,18 @@ TEST_CASE("silu and sigmoid: a value's bits do not depend on where its run of va
             std::vector<float>(grad_part, grad_part + 37));
       CHECK(all == std::vector<float>(whole, whole + 64));
     }
+  }
+}
+
+TEST_CASE("glu_gate_halves backward over its input (dab = ab) gives the bits it gives into a fresh tensor") {
+  // 3 rows of 2 x 700: runs that cross the pointwise blocks and end mid-row.
+  Generator gen(9);
+  const Tensor ab = Tensor::randn({3, 1400}, gen, 2.0), dy = Tensor::randn({3, 700}, gen);
+  for (bool silu : {true, false}) {
+    CAPTURE(silu);
+    std::vector<float> fresh(ab.numel()), over(ab.data<float>(), ab.data<float>() + ab.numel());
+    cpu::glu_gate_halves_backward<float>(silu, ab.data<float>(), dy.data<float>(), fresh.data(), 3, 700);
+    cpu::glu_gate_halves_backward<float>(silu, over.data(), dy.data<float>(), over.data(), 3, 700);
+    CHECK(fresh == over);
   }
 }
