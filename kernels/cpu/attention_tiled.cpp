@@ -97,12 +97,21 @@ struct BackwardPair {
   const AttentionDims& dims;
   RowMajor<T> P_buf = score_buffer<T>(kKeySpan), dS_buf = score_buffer<T>(kKeySpan);
   TransposedRows<T> KT{}, VT{};
+  PaddedRows<T> K{}, Q{}, dO{};
 
-  // Transposes key rows [row, row + count) of the head.
+  // Transposes key rows [row, row + count) of the head, and copies them out (for dQ = dS K).
   void load(const Head& head, int64_t row, int64_t count) {
     KT.load(head.kk(k, row, count), row, dims.key_rows());
     VT.load(head.kv(v, row, count), row, dims.key_rows());
+    K.load(head.kk(k, row, count), row, dims.key_rows());
   }
+  // Copies out the rows of q and dout of query tile [q0, q0 + nr) (queries() and douts() view them).
+  void load_queries(const Head& head, int64_t q0, int64_t nr) {
+    Q.load(head.qk(q, q0, nr), 0, kAttentionQueryTile);
+    dO.load(head.vv(dout, q0, nr), 0, kAttentionQueryTile);
+  }
+  auto queries(int64_t nr) const { return Q.rows(0, nr); }
+  auto douts(int64_t nr) const { return dO.rows(0, nr); }
   // P and dS of query rows Q (dout rows dO) against the band's key tile, whose first row is `row`
   // (loaded before); their nr x nc corners are returned.
   template <typename QRows, typename DORows>
@@ -131,19 +140,23 @@ void attention_tiled_forward(const T* q, const T* k, const T* v, T* out, T* lse,
   {
     OnlineSoftmax<T> rows(dims.v_dim, kKeySpan);
     TransposedRows<T> KT;
+    PaddedRows<T> VP;
+    auto load = [&](const Head& head, int64_t row, int64_t count) {
+      KT.load(head.kk(k, row, count), row, rows_k);
+      VP.load(head.kv(v, row, count), row, rows_k);
+    };
 #pragma omp for schedule(static, 1)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t bh = per_head ? task : task / n_qt, qt_first = per_head ? 0 : task % n_qt;
       const Head head{dims, bh / dims.heads, bh % dims.heads};
-      if (per_head) KT.load(head.kk(k, 0, rows_k), 0, rows_k);
+      if (per_head) load(head, 0, rows_k);
       for (int64_t qt = qt_first; qt < qt_first + tiles_per_task; ++qt) {
         const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
-        if (!per_head)
-          load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { KT.load(head.kk(k, row, count), row, rows_k); });
+        if (!per_head) load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { load(head, row, count); });
         const auto Q = head.qk(q, q0, nr);
         rows.start(nr);
         for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
-          rows.attend(band, Q, KT.cols(row, band.nc), head.kv(v, row, band.nc), scale);
+          rows.attend(band, Q, KT.cols(row, band.nc), VP.rows(row, band.nc), scale);
         });
         auto O = head.vv(out, q0, nr);
         T* L = lse + bh * n + q0;
@@ -185,15 +198,16 @@ void attention_tiled_backward_by_head(const T* q, const T* k, const T* v, const 
       pair.load(head, 0, rows);
       for (int64_t qt = 0; qt < n_qt; ++qt) {
         const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
-        const auto Q = head.qk(q, q0, nr);
-        const auto dO = head.vv(dout, q0, nr);
+        pair.load_queries(head, q0, nr);
+        const auto Q = pair.queries(nr);
+        const auto dO = pair.douts(nr);
         auto dQa = dQ_acc.topRows(nr);
         dQa.setZero();
         for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
           pair.rebuild(head, band, row, Q, dO);
           if (dv) band_key_rows_product(band, dV.middleRows(row, band.nc), pair.P(band), dO);
           if (dk) band_key_rows_product(band, dK.middleRows(row, band.nc), pair.dS(band), Q);
-          if (dq) band_key_inner_product(band, dQa, pair.dS(band), head.kk(k, row, band.nc));
+          if (dq) band_key_inner_product(band, dQa, pair.dS(band), pair.K.rows(row, band.nc));
         });
         if (dq) head.qk(dq, q0, nr) = dQa * scale;
       }
@@ -234,8 +248,9 @@ void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const 
         const int64_t qt_end = tile.persistent ? n_qt : end_query_tile(dims, k0, nc);
         for (int64_t qt = qt_first; qt < qt_end; ++qt) {
           const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
-          const auto Q = head.qk(q, q0, nr);
-          const auto dO = head.vv(dout, q0, nr);
+          pair.load_queries(head, q0, nr);
+          const auto Q = pair.queries(nr);
+          const auto dO = pair.douts(nr);
           const TileBand band{dims, q0, nr, k0, nc, nullptr, tile.persistent};
           pair.rebuild(head, band, row, Q, dO);
           band_key_rows_product(band, dVa, pair.P(band), dO);
@@ -259,14 +274,15 @@ void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const 
         const int64_t qt = task % n_qt, bh = task / n_qt;
         const Head head{dims, bh / dims.heads, bh % dims.heads};
         const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
-        const auto Q = head.qk(q, q0, nr);
-        const auto dO = head.vv(dout, q0, nr);
+        pair.load_queries(head, q0, nr);
+        const auto Q = pair.queries(nr);
+        const auto dO = pair.douts(nr);
         auto dQa = dQ_acc.topRows(nr);
         dQa.setZero();
         load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { pair.load(head, row, count); });
         for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
           pair.rebuild(head, band, row, Q, dO);
-          band_key_inner_product(band, dQa, pair.dS(band), head.kk(k, row, band.nc));
+          band_key_inner_product(band, dQa, pair.dS(band), pair.K.rows(row, band.nc));
         });
         head.qk(dq, q0, nr) = dQa * scale;
       }

@@ -76,6 +76,7 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
     RowMajor<T> Qa;
     OnlineSoftmax<T> rows(dims.v_dim, Bc);
     TransposedRows<T> KT;
+    PaddedRows<T> VP;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < tasks; ++bh) {
       const int64_t b = bh / dims.heads, h = bh % dims.heads;
@@ -91,6 +92,7 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
       const int64_t m = static_cast<int64_t>(positions.size());
       gather_rows(positions, [&](int64_t t) { return head.qk(q, t, 1); }, Qa, dims.qk_dim, [](size_t) { return T(1); });
       KT.load(head.kk(k, 0, nk), 0, nk);
+      VP.load(head.kv(v, 0, nk), 0, nk);
 
       for (int64_t i0 = 0; i0 < m; i0 += Br) {
         const int64_t nr = std::min(Br, m - i0);
@@ -100,7 +102,7 @@ void gated_attention_forward(const AttentionDims& dims, const T* q, const T* k, 
         for (int64_t kt = first_key_tile(dims, p); kt < end_key_tile(dims, p, nr); ++kt) {
           const int64_t k0 = kt * Bc, nc = std::min(Bc, nk - k0);
           const TileBand band{dims, 0, nr, k0, nc, p};
-          if (any_attended(band)) rows.attend(band, Q, KT.cols(k0, nc), head.kv(v, k0, nc), scale);
+          if (any_attended(band)) rows.attend(band, Q, KT.cols(k0, nc), VP.rows(k0, nc), scale);
         }
         for (int64_t r = 0; r < nr; ++r) {
           head.vv(y, p[r], 1).row(0) = rows.output(r) * gates[gate_index(dims, b, p[r], h)];
@@ -122,6 +124,7 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
     std::vector<T> La, Da;
     RowMajor<T> Qa, dOa, P_buf = score_buffer<T>(Bc), dS_buf = score_buffer<T>(Bc), dQ_acc(Br, dims.qk_dim);
     TransposedRows<T> KT, VT;
+    PaddedRows<T> KP;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < tasks; ++bh) {
       const int64_t b = bh / dims.heads, h = bh % dims.heads;
@@ -143,6 +146,7 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
       gather_rows(positions, [&](int64_t t) { return head.vv(dy, t, 1); }, dOa, dims.v_dim, gate_of);
       KT.load(head.kk(k, 0, nk), 0, nk);
       VT.load(head.kv(v, 0, nk), 0, nk);
+      KP.load(head.kk(k, 0, nk), 0, nk);
       La.resize(positions.size());
       Da.resize(positions.size());
       for (int64_t i = 0; i < m; ++i) {
@@ -169,7 +173,7 @@ void gated_attention_backward(const AttentionDims& dims, const T* q, const T* k,
           const auto dS = dS_buf.topLeftCorner(nr, nc);
           band_key_rows_product(band, dV.middleRows(k0, nc), P, dO);
           band_key_rows_product(band, dK.middleRows(k0, nc), dS, Q);
-          band_key_inner_product(band, dQa, dS, head.kk(k, k0, nc));
+          band_key_inner_product(band, dQa, dS, KP.rows(k0, nc));
         }
         for (int64_t r = 0; r < nr; ++r) head.qk(dq, p[r], 1).row(0) = dQa.row(r) * scale;
       }
