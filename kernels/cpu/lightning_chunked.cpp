@@ -96,8 +96,9 @@ class BlockWork {
  public:
   explicit BlockWork(const Problem<T>& P) : P_(P), C_(P.blocks.size), Cp_(whole_vectors<T>(C_)) {
     const auto& s = P.s;
-    T** buffers[] = {&kt_, &xt_, &scaled_, &scores_, &dscores_, &st_, &gt_};
-    const int64_t sizes[] = {s.d * Cp_, s.e * Cp_, C_ * s.e, C_ * Cp_, C_ * Cp_, s.e * s.d, s.e * s.d};
+    T** buffers[] = {&kt_, &xt_, &scaled_, &scores_, &dscores_, &st_, &gt_, &qp_, &kp_, &vp_, &dop_};
+    const int64_t sizes[] = {s.d * Cp_, s.e * Cp_, C_ * s.e, C_ * Cp_, C_ * Cp_, s.e * s.d, s.e * s.d,
+                             C_ * (s.d + kPad), C_ * (s.d + kPad), C_ * (s.e + kPad), C_ * (s.e + kPad)};
     constexpr int64_t kLine = 64 / sizeof(T);  // each buffer starts on a cache line
     int64_t total = 0;
     for (int64_t n : sizes) total += (n + kLine - 1) / kLine * kLine;
@@ -113,7 +114,7 @@ class BlockWork {
   // (null: skipped).
   void forward(const BlockAt& a, const T* s_in, T* o, T* delta) {
     const auto& s = P_.s;
-    const Rows<T> Q = rows_of(P_.q, a, s.d), K = rows_of(P_.k, a, s.d), V = rows_of(P_.v, a, s.e);
+    const Rows<T> Q = rows_of(P_.q, a, s.d), K = rows_of(P_.k, a, s.d), V = padded_rows(P_.v, a, s.e, vp_);
     transpose(K.p, K.ld, a.L, s.d, kt_, Cp_);
     if (o) {
       causal_scores(a, Q, {kt_, Cp_}, s.d, scores_);
@@ -144,8 +145,8 @@ class BlockWork {
     const auto& s = P_.s;
     const T* after = P_.powers_of(a.h) + 1;  // lambda^(r+1)
     const T* to_end = P_.to_block_end(a.h, a.L);
-    const Rows<T> Q = rows_of(P_.q, a, s.d), K = rows_of(P_.k, a, s.d), V = rows_of(P_.v, a, s.e);
-    const Rows<T> dO = rows_of(dout, a, s.e);
+    const Rows<T> Q = padded_rows(P_.q, a, s.d, qp_), K = padded_rows(P_.k, a, s.d, kp_);
+    const Rows<T> V = rows_of(P_.v, a, s.e), dO = padded_rows(dout, a, s.e, dop_);
     const bool dq_inter = dq && s_in;
     Rows<T> dOa{};  // diag(lambda^(r+1)) dO, for the inter term of dq and for delta
     if (dq_inter || delta) dOa = scaled_rows(dO, a.L, s.e, after);
@@ -200,6 +201,16 @@ class BlockWork {
   Rows<T> rows_of(const T* base, const BlockAt& a, int64_t width) const {
     return {P_.blocks.row(base, a, 0, width), P_.s.H * width};
   }
+  // The block's rows of a [B, T, H, width] tensor copied to `buffer` at a pitch of width + kPad.
+  // In place they lie H * width elements apart, a multiple of a kilobyte in most models, and the
+  // products that read them as their B operand (A V, dP K, dP^T Q, A^T dO) find them in a few
+  // cache sets (attention_tile_steps.h's PaddedRows).
+  Rows<T> padded_rows(const T* base, const BlockAt& a, int64_t width, T* buffer) const {
+    const Rows<T> in = rows_of(base, a, width);
+    const int64_t ld = width + kPad;
+    for (int64_t r = 0; r < a.L; ++r) std::copy(in.row(r), in.row(r) + width, buffer + r * ld);
+    return {buffer, ld};
+  }
   // diag(f) x for the first `rows` rows of x, width columns, in scaled_.
   Rows<T> scaled_rows(const Rows<T>& x, int64_t rows, int64_t width, const T* f) {
     for (int64_t r = 0; r < rows; ++r)
@@ -236,9 +247,10 @@ class BlockWork {
     });
   }
 
+  static constexpr int64_t kPad = 16;  // padded_rows' extra columns
   const Problem<T>& P_;
   int64_t C_, Cp_;  // the block size, and the row pitch of the L x L and width x L tiles
-  T *kt_, *xt_, *scaled_, *scores_, *dscores_, *st_, *gt_;
+  T *kt_, *xt_, *scaled_, *scores_, *dscores_, *st_, *gt_, *qp_, *kp_, *vp_, *dop_;
 };
 
 // at(bh, j) = S_in(j) for every block j; at(bh, count) = the final state.
