@@ -6,13 +6,9 @@
 // f32 with AVX-512 or AVX2: t = scale x - shift in one rounding (a fused multiply-add), then
 // exp(t) = 2^m exp(r), m = round(t / ln 2), r = t - m ln 2 in two steps (ln 2 split into a high
 // part exact in f32 and a low part: Cody and Waite), exp(r) on [-ln 2 / 2, ln 2 / 2] by Cephes'
-// expf polynomial, and 2^m put in the exponent (scalef with AVX-512; integer adds with AVX2). t is
-// clamped to [-87, 88] with AVX2 (m stays a normal exponent: what lies below comes out as about
-// 1.6e-38 instead of 0 or a subnormal, an absolute error of that size beside a row sum of at least
-// 1) and to [-104, 89] with AVX-512, where scalef gives the subnormals and zeros itself. About
-// 1 ulp, as Eigen's; about 60% of its instructions (no general ldexp). Every lane runs the same code, so a value's
-// bits do not depend on where it lies in the row. f64, and builds without those units, take
-// Eigen's exp of the same t.
+// expf polynomial, and 2^m put in the exponent. About 1 ulp, as Eigen's, with about 60% of its
+// instructions (no general ldexp). Every lane runs the same code, so a value's bits do not depend
+// on where it lies in the row. f64, and builds without those units, take Eigen's exp of the same t.
 #include <Eigen/Core>
 #include <cstdint>
 
@@ -31,6 +27,75 @@ constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kLn2Hi = 0.693359375f;  // 8 significant bits: m * kLn2Hi is exact for |m| < 2^16
 constexpr float kLn2Lo = -2.12194440e-4f;
 
+// The algorithm once, over a vector unit V: load, store, set, fma (a b + c), fnma (c - a b), mul,
+// add, min, max, round (to nearest), and times_two_to(p, m) = p 2^m, with t clamped to
+// [V::kLowest, V::kHighest] first.
+template <typename V>
+inline void scaled_exp_with(float* x, int64_t n, float scale, float shift) {
+  const typename V::R a = V::set(scale), b = V::set(-shift);
+  for (int64_t i = 0; i < n; i += V::lanes) {
+    const typename V::R t = V::min(V::max(V::fma(V::load(x + i), a, b), V::set(V::kLowest)), V::set(V::kHighest));
+    const typename V::R m = V::round(V::mul(t, V::set(kLog2e)));
+    const typename V::R r = V::fnma(m, V::set(kLn2Lo), V::fnma(m, V::set(kLn2Hi), t));
+    typename V::R p = V::set(kExpPoly[0]);
+    for (int c = 1; c < 6; ++c) p = V::fma(p, r, V::set(kExpPoly[c]));
+    p = V::fma(p, V::mul(r, r), V::add(r, V::set(1.0f)));
+    V::store(x + i, V::times_two_to(p, m));
+  }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// 2^m built in the exponent field, so m must stay a normal exponent: below t = -87 the result is
+// about 1.6e-38 instead of 0 or a subnormal, an absolute error of that size beside a row sum of at
+// least 1.
+struct Avx2 {
+  using R = __m256;
+  static constexpr int lanes = 8;
+  static constexpr float kLowest = -87.0f, kHighest = 88.0f;
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set(float v) { return _mm256_set1_ps(v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R fnma(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static R round(R v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static R times_two_to(R p, R m) {
+    const __m256i two_m = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(two_m));
+  }
+};
+#endif
+
+#if defined(__AVX512F__)
+// scalef gives the subnormals and zeros itself: t may reach below exp's f32 range.
+struct Avx512 {
+  using R = __m512;
+  static constexpr int lanes = 16;
+  static constexpr float kLowest = -104.0f, kHighest = 89.0f;
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R set(float v) { return _mm512_set1_ps(v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R fnma(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R min(R a, R b) { return _mm512_min_ps(a, b); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  static R round(R v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static R times_two_to(R p, R m) { return _mm512_scalef_ps(p, m); }
+};
+#endif
+
+// The widest the build has (an AVX-512 build runs, and tests, the AVX2 one too).
+#if defined(__AVX512F__)
+using Widest = Avx512;
+#elif defined(__AVX2__) && defined(__FMA__)
+using Widest = Avx2;
+#endif
+
 }  // namespace scaled_exp_detail
 
 template <typename T>
@@ -39,40 +104,10 @@ inline void scaled_exp(T* x, int64_t n, T scale, T shift) {
   X = (X * scale - shift).exp();
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 template <>
 inline void scaled_exp<float>(float* x, int64_t n, float scale, float shift) {
-  using namespace scaled_exp_detail;
-  const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(-shift);
-  for (int64_t i = 0; i < n; i += 16) {
-    __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), a, b);
-    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
-    const __m512 m = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(m, _mm512_set1_ps(kLn2Hi), t);
-    r = _mm512_fnmadd_ps(m, _mm512_set1_ps(kLn2Lo), r);
-    __m512 p = _mm512_set1_ps(kExpPoly[0]);
-    for (int c = 1; c < 6; ++c) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpPoly[c]));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    _mm512_storeu_ps(x + i, _mm512_scalef_ps(p, m));
-  }
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-template <>
-inline void scaled_exp<float>(float* x, int64_t n, float scale, float shift) {
-  using namespace scaled_exp_detail;
-  const __m256 a = _mm256_set1_ps(scale), b = _mm256_set1_ps(-shift);
-  for (int64_t i = 0; i < n; i += 8) {
-    __m256 t = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), a, b);
-    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    const __m256 m = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(m, _mm256_set1_ps(kLn2Hi), t);
-    r = _mm256_fnmadd_ps(m, _mm256_set1_ps(kLn2Lo), r);
-    __m256 p = _mm256_set1_ps(kExpPoly[0]);
-    for (int c = 1; c < 6; ++c) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpPoly[c]));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i two_m = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127)), 23);
-    _mm256_storeu_ps(x + i, _mm256_mul_ps(p, _mm256_castsi256_ps(two_m)));
-  }
+  scaled_exp_detail::scaled_exp_with<scaled_exp_detail::Widest>(x, n, scale, shift);
 }
 #endif
 
