@@ -11,7 +11,8 @@
 namespace eat {
 
 EAT_DECLARE_KERNELS(
-// x, y [B, T, H, d]; inverse = true rotates by the negative angle (the backward). y may not alias x.
+// x, y [B, T, H, d]; inverse = true rotates by the negative angle (the backward). y may be x (in
+// place), but may not overlap it otherwise.
 template <typename T>
 void rope_apply(const T* x, T* y, int64_t B, int64_t T_, int64_t H, int64_t d, double theta, int64_t offset, int64_t chunk,
                 bool inverse);

@@ -1,9 +1,11 @@
 // rope beyond the op table's row (test_op_table.cpp: the formula, gradients, f32): position offsets,
 // relative positions, an odd head dimension, calls in a row at other angles.
 #include <cmath>
+#include <vector>
 
 #include "base/error.h"
 #include "gradcheck.h"
+#include "kernels/rope.h"
 
 using namespace eat;
 using namespace eat::test;
@@ -54,5 +56,18 @@ TEST_CASE("rope: calls in a row at the same positions but another theta, chunk o
     CAPTURE(c.theta);
     CAPTURE(c.chunk);
     CHECK(rel_error(rope(c.x, c.theta, c.offset, c.chunk).to_f64_vector(), expected(c.x, c.theta, c.offset, c.chunk)) < 1e-15);
+  }
+}
+
+TEST_CASE("rope in place (y = x) gives the bits it gives into a separate output, both directions") {
+  // The backward rotates its incoming gradient in place when nothing else holds it.
+  Generator gen(13);
+  const Tensor x = Tensor::randn({2, 5, 3, 64}, gen);
+  for (bool inverse : {false, true}) {
+    CAPTURE(inverse);
+    std::vector<float> apart(x.numel()), over(x.data<float>(), x.data<float>() + x.numel());
+    cpu::rope_apply<float>(x.data<float>(), apart.data(), 2, 5, 3, 64, 10000.0, 7, 1, inverse);
+    cpu::rope_apply<float>(over.data(), over.data(), 2, 5, 3, 64, 10000.0, 7, 1, inverse);
+    CHECK(apart == over);
   }
 }
