@@ -11,6 +11,7 @@ enum class Activation { silu, gelu_erf, gelu_tanh, sigmoid };
 
 EAT_DECLARE_KERNELS(
 template <typename T> void activation_forward(Activation act, const T* x, T* y, int64_t n);
+// dx = dy * act'(x); dx may be dy.
 template <typename T> void activation_backward(Activation act, const T* x, const T* dy, T* dx, int64_t n);
 )
 

@@ -14,7 +14,8 @@ Tensor pointwise(const char* op, Activation act, const Tensor& x) {
   EAT_KERNEL(op, x, activation_forward, act, x.data<T>(), y.data<T>(), x.numel());
   if (autograd::needs_record({&x})) {
     autograd::record(op, {x}, {y}, [op, act, x = x.detach()](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-      Tensor dx = Tensor::empty_like(x);
+      // Over the incoming gradient when nothing else holds it.
+      Tensor dx = autograd::only_holder(g[0]) ? g[0] : Tensor::empty_like(x);
       EAT_KERNEL(op, x, activation_backward, act, x.data<T>(), g[0].data<T>(), dx.data<T>(), x.numel());
       return {dx};
     });

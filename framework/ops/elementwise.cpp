@@ -43,7 +43,9 @@ Tensor mul(const Tensor& a, const Tensor& b) {
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     autograd::record("mul", {a, b}, {y},
                      [a = a.detach(), b = b.detach(), need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-                       Tensor da = empty_like_if(need_a, a), db = empty_like_if(need_b, b);
+                       // da over the incoming gradient when nothing else holds it.
+                       Tensor da = need_a && autograd::only_holder(g[0]) ? g[0] : empty_like_if(need_a, a);
+                       Tensor db = empty_like_if(need_b, b);
                        EAT_KERNEL("mul backward", a, mul_backward, a.data<T>(), b.data<T>(), g[0].data<T>(),
                                   data_or_null<T>(da), data_or_null<T>(db), a.numel());
                        return {da, db};

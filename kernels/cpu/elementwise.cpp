@@ -24,9 +24,9 @@ void mul_forward(const T* a, const T* b, T* y, int64_t n) {
 template <typename T>
 void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
 #pragma omp parallel for simd schedule(static) if(parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) {
-    if (da) da[i] = dy[i] * b[i];
+  for (int64_t i = 0; i < n; ++i) {  // db first: da may be dy
     if (db) db[i] = dy[i] * a[i];
+    if (da) da[i] = dy[i] * b[i];
   }
 }
 
