@@ -12,9 +12,7 @@
 #include <Eigen/Core>
 #include <cstdint>
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-#include <immintrin.h>
-#endif
+#include "kernels/cpu/tile_gemm.h"  // Avx512Vec / Avx2Vec: loads, stores, fma, add, mul
 
 namespace eat::cpu {
 
@@ -27,9 +25,9 @@ constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kLn2Hi = 0.693359375f;  // 8 significant bits: m * kLn2Hi is exact for |m| < 2^16
 constexpr float kLn2Lo = -2.12194440e-4f;
 
-// The algorithm once, over a vector unit V: load, store, set, fma (a b + c), fnma (c - a b), mul,
-// add, min, max, round (to nearest), and times_two_to(p, m) = p 2^m, with t clamped to
-// [V::kLowest, V::kHighest] first.
+// The algorithm once, over a vector unit V (tile_gemm.h's, and): set, fnma (c - a b), min, max,
+// round (to nearest), and times_two_to(p, m) = p 2^m, with t clamped to [V::kLowest, V::kHighest]
+// first.
 template <typename V>
 inline void scaled_exp_with(float* x, int64_t n, float scale, float shift) {
   const typename V::R a = V::set(scale), b = V::set(-shift);
@@ -44,21 +42,14 @@ inline void scaled_exp_with(float* x, int64_t n, float scale, float shift) {
   }
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(EAT_AVX2_VEC)
 // 2^m built in the exponent field, so m must stay a normal exponent: below t = -87 the result is
 // about 1.6e-38 instead of 0 or a subnormal, an absolute error of that size beside a row sum of at
 // least 1.
-struct Avx2 {
-  using R = __m256;
-  static constexpr int lanes = 8;
+struct Avx2 : tile_gemm_detail::Avx2Vec<float> {
   static constexpr float kLowest = -87.0f, kHighest = 88.0f;
-  static R load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
-  static R set(float v) { return _mm256_set1_ps(v); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R set(float v) { return broadcast(v); }
   static R fnma(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
-  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R round(R v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
@@ -69,19 +60,12 @@ struct Avx2 {
 };
 #endif
 
-#if defined(__AVX512F__)
+#if defined(EAT_AVX512_VEC)
 // scalef gives the subnormals and zeros itself: t may reach below exp's f32 range.
-struct Avx512 {
-  using R = __m512;
-  static constexpr int lanes = 16;
+struct Avx512 : tile_gemm_detail::Avx512Vec<float> {
   static constexpr float kLowest = -104.0f, kHighest = 89.0f;
-  static R load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
-  static R set(float v) { return _mm512_set1_ps(v); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R set(float v) { return broadcast(v); }
   static R fnma(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
   static R round(R v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
@@ -90,9 +74,9 @@ struct Avx512 {
 #endif
 
 // The widest the build has (an AVX-512 build runs, and tests, the AVX2 one too).
-#if defined(__AVX512F__)
+#if defined(EAT_AVX512_VEC)
 using Widest = Avx512;
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(EAT_AVX2_VEC)
 using Widest = Avx2;
 #endif
 
@@ -104,7 +88,7 @@ inline void scaled_exp(T* x, int64_t n, T scale, T shift) {
   X = (X * scale - shift).exp();
 }
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(EAT_TILE_GEMM)
 template <>
 inline void scaled_exp<float>(float* x, int64_t n, float scale, float shift) {
   scaled_exp_detail::scaled_exp_with<scaled_exp_detail::Widest>(x, n, scale, shift);

@@ -19,7 +19,7 @@ namespace {
 std::vector<std::pair<const char*, void (*)(float*, int64_t, float, float)>> kernels() {
   std::vector<std::pair<const char*, void (*)(float*, int64_t, float, float)>> all = {
       {"widest", [](float* x, int64_t n, float scale, float shift) { cpu::scaled_exp(x, n, scale, shift); }}};
-#if defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+#if defined(EAT_AVX512_VEC) && defined(EAT_AVX2_VEC)
   all.push_back({"avx2", [](float* x, int64_t n, float scale, float shift) {
                    cpu::scaled_exp_detail::scaled_exp_with<cpu::scaled_exp_detail::Avx2>(x, n, scale, shift);
                  }});
