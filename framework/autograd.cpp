@@ -228,5 +228,7 @@ void run_backward(const Tensor& root, const Tensor& seed) {
 
 bool only_holder(const Tensor& t) { return t.defined() && sole_handle(t); }
 
+Tensor reuse_or_new(const Tensor& t) { return only_holder(t) ? t : Tensor::empty_like(t); }
+
 }  // namespace autograd
 }  // namespace eat

@@ -50,10 +50,11 @@ void record_node(std::shared_ptr<Node> node, const std::vector<Tensor>& outputs)
 void run_backward(const Tensor& root, const Tensor& seed);
 
 // Inside an op's backward: the gradient already summed for its input `input` when it is nobody
-// else's tensor (undefined otherwise, and outside a backward). An op may add its own gradient for
-// that input into it and return it: backward() then adds nothing, which saves a tensor and a pass
-// over it (a residual stream meets its norm's gradient so in every block). The sum must have the
-// bits of g + (the op's own gradient).
+// else's tensor (undefined otherwise, and outside a backward); it has the input's shape, type and
+// device, as every gradient backward() accepts. An op may add its own gradient for that input into
+// it and return it: backward() then adds nothing, which saves a tensor and a pass over it (a
+// residual stream meets its norm's gradient so in every block). The sum must have the bits of
+// g + (the op's own gradient).
 Tensor gradient_so_far(size_t input);
 
 // Whether nothing but t holds t's data. Inside an op's backward, true for a tensor the op saved
@@ -61,6 +62,9 @@ Tensor gradient_so_far(size_t input);
 // backward runs): the op may then write its input's gradient over it, which saves a tensor and the
 // reads a fresh one costs (a gated MLP's gradient over its saved projections).
 bool only_holder(const Tensor& t);
+// t itself when nothing else holds it (only_holder), else a fresh tensor like it: where a backward
+// writes a gradient of t's shape over t if it may (its incoming gradient, or a saved input).
+Tensor reuse_or_new(const Tensor& t);
 
 // Returns grads[i] if defined, else zeros of that output's shape (an output that did not reach the
 // loss arrives undefined). The shape, not the output, is what a closure keeps, so the graph does

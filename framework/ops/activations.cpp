@@ -15,7 +15,7 @@ Tensor pointwise(const char* op, Activation act, const Tensor& x) {
   if (autograd::needs_record({&x})) {
     autograd::record(op, {x}, {y}, [op, act, x = x.detach()](const std::vector<Tensor>& g) -> std::vector<Tensor> {
       // Over the incoming gradient when nothing else holds it.
-      Tensor dx = autograd::only_holder(g[0]) ? g[0] : Tensor::empty_like(x);
+      Tensor dx = autograd::reuse_or_new(g[0]);
       EAT_KERNEL(op, x, activation_backward, act, x.data<T>(), g[0].data<T>(), dx.data<T>(), x.numel());
       return {dx};
     });

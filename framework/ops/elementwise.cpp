@@ -44,7 +44,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
     autograd::record("mul", {a, b}, {y},
                      [a = a.detach(), b = b.detach(), need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        // da over the incoming gradient when nothing else holds it.
-                       Tensor da = need_a && autograd::only_holder(g[0]) ? g[0] : empty_like_if(need_a, a);
+                       Tensor da = need_a ? autograd::reuse_or_new(g[0]) : Tensor();
                        Tensor db = empty_like_if(need_b, b);
                        EAT_KERNEL("mul backward", a, mul_backward, a.data<T>(), b.data<T>(), g[0].data<T>(),
                                   data_or_null<T>(da), data_or_null<T>(db), a.numel());

@@ -45,7 +45,7 @@ Tensor glu_gate_halves(const Tensor& ab, GateActivation act) {
                      [ab = ab.detach(), silu, rows, n](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        // Over ab itself when nothing else holds it (a gated MLP's joined projection
                        // lives for this backward alone): no fresh tensor to allocate and fill.
-                       Tensor dab = autograd::only_holder(ab) ? ab : Tensor::empty_like(ab);
+                       Tensor dab = autograd::reuse_or_new(ab);
                        EAT_KERNEL("glu_gate_halves backward", ab, glu_gate_halves_backward, silu, ab.data<T>(),
                                   g[0].data<T>(), dab.data<T>(), rows, n);
                        return {dab};

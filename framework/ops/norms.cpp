@@ -31,8 +31,8 @@ Tensor rms_norm_impl(const char* op, const Tensor& x, const Tensor& weight, doub
                      [op, x = x.detach(), w = weight.defined() ? weight.detach() : Tensor(), r, rows, cols, need_x,
                       need_w](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                        // x's gradient so far (a residual stream's), when there is one to add into.
-                       Tensor so_far = need_x ? autograd::gradient_so_far(0) : Tensor();
-                       const bool into = so_far.defined() && so_far.dtype() == x.dtype() && so_far.shape() == x.shape();
+                       const Tensor so_far = need_x ? autograd::gradient_so_far(0) : Tensor();
+                       const bool into = so_far.defined();
                        Tensor dx = into ? so_far : empty_like_if(need_x, x), dw = empty_like_if(need_w, w);
                        EAT_KERNEL(op, x, rms_norm_backward, x.data<T>(), data_or_null<T>(w), row_stat_data(r),
                                   g[0].data<T>(), data_or_null<T>(dx), data_or_null<T>(dw), rows, cols, into);

@@ -9,14 +9,15 @@ namespace eat {
 
 namespace {
 
-// in_place: y is x itself (the backward's incoming gradient, when nothing else holds it).
-Tensor rope_impl(const Tensor& x, double theta, int64_t offset, int64_t chunk, bool inverse, bool in_place = false) {
-  Tensor y = in_place ? x : Tensor::empty_like(x);
+// y into `into` (x itself in the backward, when nothing else holds the incoming gradient), or a
+// fresh tensor.
+Tensor rope_impl(const Tensor& x, double theta, int64_t offset, int64_t chunk, bool inverse, Tensor into = Tensor()) {
+  Tensor y = into.defined() ? into : Tensor::empty_like(x);
   EAT_KERNEL("rope", x, rope_apply, x.data<T>(), y.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), theta, offset,
              chunk, inverse);
   if (autograd::needs_record({&x})) {
     autograd::record("rope", {x}, {y}, [theta, offset, chunk, inverse](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-      return {rope_impl(g[0], theta, offset, chunk, !inverse, autograd::only_holder(g[0]))};
+      return {rope_impl(g[0], theta, offset, chunk, !inverse, autograd::reuse_or_new(g[0]))};
     });
   }
   return y;

@@ -43,19 +43,18 @@ struct TransposedRows {
 
   template <typename Rows>
   void load(const Rows& rows, int64_t first, int64_t total) {
-    // 16 columns of padding: a row pitch of a power of two bytes would put a product's rows of t
-    // in the same few cache sets.
-    if (t.rows() != rows.cols() || t.cols() < total) t.resize(rows.cols(), total + 16);
+    // Padded (tile_gemm.h's kPitchPad): a pitch of a power of two bytes would put a product's
+    // rows of t in the same few cache sets.
+    if (t.rows() != rows.cols() || t.cols() < total) t.resize(rows.cols(), total + kPitchPad);
     transpose(rows.data(), rows.outerStride(), rows.rows(), rows.cols(), t.data() + first, t.cols());
   }
   auto cols(int64_t first, int64_t count) const { return t.middleCols(first, count); }
 };
 
-// Rows of one head copied out at a pitch of their width + 16. Read in place they lie heads * width
-// elements apart, a multiple of a kilobyte in most models (256 floats in the tiny recipes), and
-// a tile product that reads 64 of them as its B operand (P V, dS K, P^T dO, dS^T Q) finds them in
-// a few cache sets: 1.15-1.2x slower, measured, than the same rows copied so. One per thread;
-// `load` copies the rows a task will visit, rows(first, count) views them.
+// Rows of one head copied out at a pitch of their width + kPitchPad: read in place they lie
+// heads * width elements apart (256 floats in the tiny recipes), and a tile product that reads 64
+// of them as its B operand (P V, dS K, P^T dO, dS^T Q) would find them in a few cache sets. One
+// per thread; `load` copies the rows a task will visit, rows(first, count) views them.
 template <typename T>
 struct PaddedRows {
   RowMajor<T> t;
@@ -65,7 +64,7 @@ struct PaddedRows {
   void load(const Rows& rows, int64_t first, int64_t total) {
     if (width != rows.cols() || t.rows() < total) {
       width = rows.cols();
-      t.resize(total, width + 16);
+      t.resize(total, width + kPitchPad);
     }
     t.block(first, 0, rows.rows(), width) = rows;
   }

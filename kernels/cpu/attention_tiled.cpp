@@ -99,11 +99,12 @@ struct BackwardPair {
   TransposedRows<T> KT{}, VT{};
   PaddedRows<T> K{}, Q{}, dO{};
 
-  // Transposes key rows [row, row + count) of the head, and copies them out (for dQ = dS K).
-  void load(const Head& head, int64_t row, int64_t count) {
+  // Transposes key rows [row, row + count) of the head, and copies them out for dQ = dS K when
+  // the task computes dQ.
+  void load(const Head& head, int64_t row, int64_t count, bool for_dq) {
     KT.load(head.kk(k, row, count), row, dims.key_rows());
     VT.load(head.kv(v, row, count), row, dims.key_rows());
-    K.load(head.kk(k, row, count), row, dims.key_rows());
+    if (for_dq) K.load(head.kk(k, row, count), row, dims.key_rows());
   }
   // Copies out the rows of q and dout of query tile [q0, q0 + nr) (queries() and douts() view them).
   void load_queries(const Head& head, int64_t q0, int64_t nr) {
@@ -195,7 +196,7 @@ void attention_tiled_backward_by_head(const T* q, const T* k, const T* v, const 
       auto dV = key_grad(dv, dims.v_dim, true);
       dK.setZero();
       dV.setZero();
-      pair.load(head, 0, rows);
+      pair.load(head, 0, rows, dq != nullptr);
       for (int64_t qt = 0; qt < n_qt; ++qt) {
         const int64_t q0 = qt * Br, nr = std::min(Br, n - q0);
         pair.load_queries(head, q0, nr);
@@ -243,7 +244,7 @@ void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const 
         auto dVa = dV_acc.topRows(nc);
         dKa.setZero();
         dVa.setZero();
-        pair.load(head, row, nc);
+        pair.load(head, row, nc, false);
         const int64_t qt_first = tile.persistent ? 0 : first_query_tile(dims, k0);
         const int64_t qt_end = tile.persistent ? n_qt : end_query_tile(dims, k0, nc);
         for (int64_t qt = qt_first; qt < qt_end; ++qt) {
@@ -279,7 +280,7 @@ void attention_tiled_backward_by_tile(const T* q, const T* k, const T* v, const 
         const auto dO = pair.douts(nr);
         auto dQa = dQ_acc.topRows(nr);
         dQa.setZero();
-        load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { pair.load(head, row, count); });
+        load_visited(dims, q0, nr, [&](int64_t row, int64_t count) { pair.load(head, row, count, true); });
         for_each_key_span(dims, q0, nr, [&](const TileBand& band, int64_t row) {
           pair.rebuild(head, band, row, Q, dO);
           band_key_inner_product(band, dQa, pair.dS(band), pair.K.rows(row, band.nc));

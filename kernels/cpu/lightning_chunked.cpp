@@ -98,7 +98,8 @@ class BlockWork {
     const auto& s = P.s;
     T** buffers[] = {&kt_, &xt_, &scaled_, &scores_, &dscores_, &st_, &gt_, &qp_, &kp_, &vp_, &dop_};
     const int64_t sizes[] = {s.d * Cp_, s.e * Cp_, C_ * s.e, C_ * Cp_, C_ * Cp_, s.e * s.d, s.e * s.d,
-                             C_ * (s.d + kPad), C_ * (s.d + kPad), C_ * (s.e + kPad), C_ * (s.e + kPad)};
+                             C_ * (s.d + kPitchPad), C_ * (s.d + kPitchPad), C_ * (s.e + kPitchPad),
+                             C_ * (s.e + kPitchPad)};
     constexpr int64_t kLine = 64 / sizeof(T);  // each buffer starts on a cache line
     int64_t total = 0;
     for (int64_t n : sizes) total += (n + kLine - 1) / kLine * kLine;
@@ -201,13 +202,12 @@ class BlockWork {
   Rows<T> rows_of(const T* base, const BlockAt& a, int64_t width) const {
     return {P_.blocks.row(base, a, 0, width), P_.s.H * width};
   }
-  // The block's rows of a [B, T, H, width] tensor copied to `buffer` at a pitch of width + kPad.
-  // In place they lie H * width elements apart, a multiple of a kilobyte in most models, and the
-  // products that read them as their B operand (A V, dP K, dP^T Q, A^T dO) find them in a few
-  // cache sets (attention_tile_steps.h's PaddedRows).
+  // The block's rows of a [B, T, H, width] tensor copied to `buffer` at a pitch of width +
+  // kPitchPad (tile_gemm.h), for the products that read them as their B operand (A V, dP K,
+  // dP^T Q, A^T dO): in place they lie H * width elements apart.
   Rows<T> padded_rows(const T* base, const BlockAt& a, int64_t width, T* buffer) const {
     const Rows<T> in = rows_of(base, a, width);
-    const int64_t ld = width + kPad;
+    const int64_t ld = width + kPitchPad;
     for (int64_t r = 0; r < a.L; ++r) std::copy(in.row(r), in.row(r) + width, buffer + r * ld);
     return {buffer, ld};
   }
@@ -247,7 +247,6 @@ class BlockWork {
     });
   }
 
-  static constexpr int64_t kPad = 16;  // padded_rows' extra columns
   const Problem<T>& P_;
   int64_t C_, Cp_;  // the block size, and the row pitch of the L x L and width x L tiles
   T *kt_, *xt_, *scaled_, *scores_, *dscores_, *st_, *gt_, *qp_, *kp_, *vp_, *dop_;

@@ -127,7 +127,7 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool tr
 template <typename T>
 void gemm_onto(const T* a, const T* b, const T* r, T* c, int64_t m, int64_t n, int64_t k, bool trans_b) {
   if constexpr (std::is_same_v<T, float>) {
-    if (k > 0 && packed_gemm_worth(m, n, k)) {
+    if (packed_gemm_worth(m, n, k)) {
       packed_gemm_onto(a, b, r, c, m, n, k, trans_b);
       return;
     }

@@ -25,19 +25,18 @@ constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kLn2Hi = 0.693359375f;  // 8 significant bits: m * kLn2Hi is exact for |m| < 2^16
 constexpr float kLn2Lo = -2.12194440e-4f;
 
-// The algorithm once, over a vector unit V (tile_gemm.h's, and): set, fnma (c - a b), min, max,
-// round (to nearest), and times_two_to(p, m) = p 2^m, with t clamped to [V::kLowest, V::kHighest]
-// first.
+// The algorithm once, over a vector unit V (tile_gemm.h's, and): fnma (c - a b), min, max, round
+// (to nearest), and times_two_to(p, m) = p 2^m, with t clamped to [V::kLowest, V::kHighest] first.
 template <typename V>
 inline void scaled_exp_with(float* x, int64_t n, float scale, float shift) {
-  const typename V::R a = V::set(scale), b = V::set(-shift);
+  const typename V::R a = V::broadcast(scale), b = V::broadcast(-shift);
   for (int64_t i = 0; i < n; i += V::lanes) {
-    const typename V::R t = V::min(V::max(V::fma(V::load(x + i), a, b), V::set(V::kLowest)), V::set(V::kHighest));
-    const typename V::R m = V::round(V::mul(t, V::set(kLog2e)));
-    const typename V::R r = V::fnma(m, V::set(kLn2Lo), V::fnma(m, V::set(kLn2Hi), t));
-    typename V::R p = V::set(kExpPoly[0]);
-    for (int c = 1; c < 6; ++c) p = V::fma(p, r, V::set(kExpPoly[c]));
-    p = V::fma(p, V::mul(r, r), V::add(r, V::set(1.0f)));
+    const typename V::R t = V::min(V::max(V::fma(V::load(x + i), a, b), V::broadcast(V::kLowest)), V::broadcast(V::kHighest));
+    const typename V::R m = V::round(V::mul(t, V::broadcast(kLog2e)));
+    const typename V::R r = V::fnma(m, V::broadcast(kLn2Lo), V::fnma(m, V::broadcast(kLn2Hi), t));
+    typename V::R p = V::broadcast(kExpPoly[0]);
+    for (int c = 1; c < 6; ++c) p = V::fma(p, r, V::broadcast(kExpPoly[c]));
+    p = V::fma(p, V::mul(r, r), V::add(r, V::broadcast(1.0f)));
     V::store(x + i, V::times_two_to(p, m));
   }
 }
@@ -48,7 +47,6 @@ inline void scaled_exp_with(float* x, int64_t n, float scale, float shift) {
 // least 1.
 struct Avx2 : tile_gemm_detail::Avx2Vec<float> {
   static constexpr float kLowest = -87.0f, kHighest = 88.0f;
-  static R set(float v) { return broadcast(v); }
   static R fnma(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
@@ -64,7 +62,6 @@ struct Avx2 : tile_gemm_detail::Avx2Vec<float> {
 // scalef gives the subnormals and zeros itself: t may reach below exp's f32 range.
 struct Avx512 : tile_gemm_detail::Avx512Vec<float> {
   static constexpr float kLowest = -104.0f, kHighest = 89.0f;
-  static R set(float v) { return broadcast(v); }
   static R fnma(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
