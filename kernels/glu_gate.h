@@ -17,6 +17,12 @@ template <typename T> void glu_gate_backward(bool silu, const T* a, const T* b, 
 template <typename T> void glu_gate_halves_forward(bool silu, const T* ab, T* y, int64_t rows, int64_t n);
 template <typename T>
 void glu_gate_halves_backward(bool silu, const T* ab, const T* dy, T* dab, int64_t rows, int64_t n);
+// The joined projection ab [rows, 2n] = x w^T (x [rows, in], w [2n, in] as a layer's weight is
+// stored) and then y = act(a) * b from its halves, with the bits of gemm and then
+// glu_gate_halves_forward. The CPU's packed GEMM makes y from each pair of tiles of ab as it
+// finishes them, in cache, instead of reading ab back from memory in a pass of its own.
+template <typename T>
+void linear_glu_forward(bool silu, const T* x, const T* w, T* ab, T* y, int64_t rows, int64_t n, int64_t in);
 )
 
 }  // namespace eat

@@ -56,6 +56,13 @@ Tensor JoinedLinear::forward(const Tensor& x) const {
   return linear(x, weight, bias);
 }
 
+Tensor JoinedLinear::forward_glu(const Tensor& x, GateActivation act) const {
+  EAT_CHECK(layers_.size() == 2 && widths_[0] == widths_[1], "JoinedLinear: a gate needs two layers of one width");
+  const auto [weight, bias] = joined_parameters(x);
+  if (bias.defined()) return glu_gate_halves(linear(x, weight, bias), act);
+  return linear_glu(x, weight, act);
+}
+
 std::vector<Tensor> JoinedLinear::forward_split(const Tensor& x) const {
   const auto [weight, bias] = joined_parameters(x);
   return linear_split(x, weight, bias, widths_);

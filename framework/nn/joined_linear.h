@@ -25,6 +25,9 @@ class JoinedLinear {
   // The layers' outputs, each its own tensor (linear_split: forward, then split_last, without the
   // joined output where the CPU's GEMM can write the parts).
   std::vector<Tensor> forward_split(const Tensor& x) const;
+  // Two layers (a gated MLP's gate and up projections) -> act(first) * second, through linear_glu
+  // when they have no biases.
+  Tensor forward_glu(const Tensor& x, GateActivation act) const;
 
  private:
   // The joined weight and bias (undefined without biases), in x's compute dtype.

@@ -1,6 +1,7 @@
 // Op table rows: the ops of a joined projection (framework/ops/joins.h).
 #include <cmath>
 
+#include "framework/flops.h"
 #include "framework/op_cases/op_case.h"
 #include "framework/ops/joins.h"
 
@@ -36,12 +37,50 @@ OpCase halves(std::string name, GateActivation act, double (*f)(double)) {
   return row;
 }
 
+// x w^T by the triple loop, x [..., in] and w [out, in]: [..., out].
+Tensor projection_reference(const Tensor& x, const Tensor& w) {
+  const int64_t in = w.size(1), out = w.size(0), rows = x.numel() / in;
+  const std::vector<double> xv = x.to_f64_vector(), wv = w.to_f64_vector();
+  std::vector<double> y(static_cast<size_t>(rows * out));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < out; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < in; ++p) s += xv[static_cast<size_t>(i * in + p)] * wv[static_cast<size_t>(j * in + p)];
+      y[static_cast<size_t>(i * out + j)] = s;
+    }
+  Shape shape = x.shape();
+  shape.back() = out;
+  return Tensor::from_vector<double>(y, shape);
+}
+
+// The joined projection and its gate in one op: x [..., in], w [2n, in]. Medium: 70 rows of 300
+// (the packed GEMM's path) into halves of 83 (its panels end inside each half), and 65 rows on
+// the device; the bench is SwiGLU at the tiny recipes' width.
+OpCase linear_glu_row(std::string name, GateActivation act, double (*f)(double)) {
+  auto sizes = [](Shape x, int64_t n, double stddev = 1.0) { return Sizes{normal(x), normal({2 * n, x.back()}, stddev)}; };
+  OpCase row;
+  row.name = std::move(name);
+  row.call = [act](auto& in) { return linear_glu(in[0], in[1], act); };
+  row.reference = [f](auto& in) { return halves_reference(projection_reference(in[0], in[1]), f); };
+  row.small = {sizes({1, 1}, 1), sizes({2, 3, 5}, 4)};
+  row.medium = {sizes({70, 300}, 83), sizes({5, 13, 127}, 33)};
+  row.bench = {sizes({4096, 256}, 683, 0.05)};
+  row.tol.f32 = 2e-6;  // the product's sums of 300 terms, then the gate
+  row.flops = [](const std::vector<Shape>& s) {
+    const int64_t in = s[0].back();
+    return flops::linear(shape_numel(s[0]) / in, in, s[1][0], flops::Pass::forward_backward);
+  };
+  return row;
+}
+
 }  // namespace
 
 std::vector<OpCase> join_cases() {
   std::vector<OpCase> rows;
   rows.push_back(halves("glu_gate_halves silu", GateActivation::silu, silu_of));
   rows.push_back(halves("glu_gate_halves none", GateActivation::none, identity));
+  rows.push_back(linear_glu_row("linear_glu silu", GateActivation::silu, silu_of));
+  rows.push_back(linear_glu_row("linear_glu none", GateActivation::none, identity));
   // Three widths k, 1, k of x [..., 2k + 1]; the product of the outer two reaches the output, so
   // the gradient of the middle part arrives undefined and its columns must come back zero.
   OpCase split_row;

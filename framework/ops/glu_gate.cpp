@@ -5,6 +5,7 @@
 #include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/ops/joins.h"
+#include "framework/ops/linear_gradients.h"
 #include "kernels/glu_gate.h"
 
 namespace eat {
@@ -49,6 +50,36 @@ Tensor glu_gate_halves(const Tensor& ab, GateActivation act) {
                        EAT_KERNEL("glu_gate_halves backward", ab, glu_gate_halves_backward, silu, ab.data<T>(),
                                   g[0].data<T>(), dab.data<T>(), rows, n);
                        return {dab};
+                     });
+  }
+  return y;
+}
+
+Tensor linear_glu(const Tensor& x, const Tensor& weight, GateActivation act) {
+  const LinearShape s = check_linear("linear_glu", x, weight, Tensor());
+  check_same_device("linear_glu", x, weight);
+  EAT_CHECK(s.out % 2 == 0, "linear_glu: weight ", shape_str(weight.shape()),
+            " must have an even number of rows (the gate's half, then the value's)");
+  const bool silu = act == GateActivation::silu;
+  const int64_t n = s.out / 2;
+  Shape shape = x.shape();
+  shape.back() = s.out;
+  Tensor ab = Tensor::empty(shape, x.dtype(), x.device());
+  shape.back() = n;
+  Tensor y = Tensor::empty(shape, x.dtype(), x.device());
+  EAT_KERNEL("linear_glu", x, linear_glu_forward, silu, x.data<T>(), weight.data<T>(), ab.data<T>(), y.data<T>(),
+             s.rows, n, s.in);
+  if (autograd::needs_record({&x, &weight})) {
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+    autograd::record("linear_glu", {x, weight}, {y},
+                     [x = x.detach(), w = weight.detach(), ab, silu, need_x, need_w, s, n](const std::vector<Tensor>& g) {
+                       // The projection is this closure's alone: its gradient goes over it.
+                       Tensor dab = autograd::reuse_or_new(ab);
+                       EAT_KERNEL("glu_gate_halves backward", ab, glu_gate_halves_backward, silu, ab.data<T>(),
+                                  g[0].data<T>(), dab.data<T>(), s.rows, n);
+                       std::vector<Tensor> grads = linear_gradients(dab, x, w, s, need_x, need_w, false);
+                       grads.pop_back();  // no bias
+                       return grads;
                      });
   }
   return y;

@@ -161,10 +161,9 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
 }
 
 // The CPU's packed GEMM writes straight into the parts when it runs the product (f32 on AVX-512 or
-// AVX2, a product large enough) and every part but the last is a whole number of its panels wide.
-bool products_into_parts(const Tensor& x, const LinearShape& s, const std::vector<int64_t>& sizes) {
-  return x.device() == Device::cpu && x.dtype() == DType::f32 && cpu::packed_gemm_worth(s.rows, s.out, s.in) &&
-         cpu::packed_gemm_parts_fit(sizes);
+// AVX2, a product large enough).
+bool products_into_parts(const Tensor& x, const LinearShape& s) {
+  return x.device() == Device::cpu && x.dtype() == DType::f32 && cpu::packed_gemm_worth(s.rows, s.out, s.in);
 }
 
 // The gradients of linear_split from its parts': the packed GEMM reads the parts where they lie
@@ -196,7 +195,7 @@ std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Te
   const LinearShape s = check_linear("linear_split", x, weight, bias);
   EAT_CHECK(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) == s.out, "linear_split: widths do not add up to ",
             "the weight's ", s.out, " rows");
-  if (!products_into_parts(x, s, sizes)) return split_last(linear(x, weight, bias), sizes);
+  if (!products_into_parts(x, s)) return split_last(linear(x, weight, bias), sizes);
   std::vector<Tensor> parts;
   std::vector<float*> outs;
   for (int64_t w : sizes) {

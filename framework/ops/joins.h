@@ -30,4 +30,10 @@ std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Te
 // gradient comes back joined for that projection's one backward GEMM.
 Tensor glu_gate_halves(const Tensor& ab, GateActivation act);
 
+// glu_gate_halves(linear(x, weight), act) with the same bits and gradients: a gated MLP's joined
+// gate-and-up projection (weight [2n, in], no bias) and its gate in one op. The CPU's packed GEMM
+// makes the gate from each tile of the projection as it finishes it (kernels/glu_gate.h), so the
+// projection [..., 2n] is written once, for the backward, and not read back in the forward.
+Tensor linear_glu(const Tensor& x, const Tensor& weight, GateActivation act);
+
 }  // namespace eat

@@ -1,9 +1,12 @@
 #include "kernels/glu_gate.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/sigmoid_block.h"
+#include "kernels/matmul.h"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace eat::cpu {
 
@@ -24,20 +27,42 @@ void for_row_runs(int64_t rows, int64_t n, int64_t pitch, F&& f) {
   });
 }
 
+// y = act(a) * b on a run of len <= kPointwiseBlock elements.
+template <typename T>
+void gate_run(bool silu, const T* a, const T* b, T* y, int64_t len) {
+  ConstArrayMap<T> A(a, len), B(b, len);
+  ArrayMap<T> Y(y, len);
+  if (!silu) {
+    Y = A * B;
+    return;
+  }
+  alignas(64) T s[kPointwiseBlock];
+  sigmoid_block(a, s, len);
+  Y = (A * ConstArrayMap<T>(s, len)) * B;
+}
+
 template <typename T>
 void forward_pitched(bool silu, const T* a, const T* b, int64_t pitch, T* y, int64_t rows, int64_t n) {
-  for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
-    ConstArrayMap<T> A(a + in, len), B(b + in, len);
-    ArrayMap<T> Y(y + out, len);
-    if (!silu) {
-      Y = A * B;
-      return;
-    }
-    alignas(64) T s[kPointwiseBlock];
-    sigmoid_block(a + in, s, len);
-    Y = (A * ConstArrayMap<T>(s, len)) * B;
-  });
+  for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) { gate_run(silu, a + in, b + in, y + out, len); });
 }
+
+// The gate of rows [row, row + rows) of the joined projection ab [rows, 2n], as the packed GEMM
+// finishes them (packed_gemm_rows_done).
+struct GateOfRows {
+  bool silu;
+  const float* ab;
+  float* y;
+  int64_t n;
+
+  static void run(void* context, int64_t row, int64_t rows) {
+    const GateOfRows& g = *static_cast<const GateOfRows*>(context);
+    for (int64_t r = row; r < row + rows; ++r)
+      for (int64_t col = 0; col < g.n; col += kPointwiseBlock) {
+        const float* a = g.ab + r * 2 * g.n + col;
+        gate_run(g.silu, a, a + g.n, g.y + r * g.n + col, std::min(kPointwiseBlock, g.n - col));
+      }
+  }
+};
 
 // Whole-run array expressions, one per case: a loop that tests silu, da and db per element (and
 // may alias its pointers) stays scalar. da and db may be a and b themselves (the gradient written
@@ -86,7 +111,21 @@ void glu_gate_halves_backward(bool silu, const T* ab, const T* dy, T* dab, int64
   backward_pitched(silu, ab, ab + n, 2 * n, dy, dab, dab + n, rows, n);
 }
 
+template <typename T>
+void linear_glu_forward(bool silu, const T* x, const T* w, T* ab, T* y, int64_t rows, int64_t n, int64_t in) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_worth(rows, 2 * n, in)) {
+      GateOfRows gate{silu, ab, y, n};
+      packed_gemm_rows_done(x, w, ab, rows, 2 * n, in, true, RowsDone{&GateOfRows::run, &gate});
+      return;
+    }
+  }
+  gemm<T>(x, w, ab, rows, 2 * n, in, false, true, false);
+  glu_gate_halves_forward<T>(silu, ab, y, rows, n);
+}
+
 #define EAT_INSTANTIATE(T)                                                                              \
+  template void linear_glu_forward<T>(bool, const T*, const T*, T*, T*, int64_t, int64_t, int64_t);     \
   template void glu_gate_forward<T>(bool, const T*, const T*, T*, int64_t);                             \
   template void glu_gate_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t);              \
   template void glu_gate_halves_forward<T>(bool, const T*, T*, int64_t, int64_t);                       \

@@ -76,11 +76,13 @@ struct ColumnsIn {
   int64_t pitch_at(int64_t c) const { return widths[part_of(c)]; }
 };
 
-// Where a panel's columns of C go: C's first row at the panel's first column, and C's row pitch
-// there (C's columns may lie in several tensors side by side: packed_gemm_into_parts).
+// A panel: its columns [col, col + cols) of op(B), and where they go in C: C's first row at the
+// panel's first column, and C's row pitch there (C's columns may lie in several tensors side by
+// side: packed_gemm_into_parts).
 struct PanelOut {
   float* first;
   int64_t pitch;
+  int64_t col, cols;
 };
 
 struct Product {
@@ -90,9 +92,11 @@ struct Product {
   int64_t m, n, k;
   bool trans_a, trans_b, accumulate;
   InnerBlocks inner;
-  int64_t panels;  // panels of op(B), two vectors wide
+  int64_t panels;  // panels of op(B), up to two vectors wide
   // R [M, N] (C's pitch) added to each element after its last inner block (packed_gemm_onto), or null.
   const float* addend = nullptr;
+  // packed_gemm_rows_done: told of each row tile of C once it is final.
+  const RowsDone* rows_done = nullptr;
 };
 
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
@@ -127,11 +131,10 @@ struct Kernels {
     else if (count > 0) V::store(p, v, static_cast<int>(count));
   }
 
-  // op(B)'s columns j0 .. j0+kCols over the inner block p0 .. p0+kc as kc rows of kCols (zero past
-  // N).
+  // op(B)'s columns j0 .. j0+cols (cols <= kCols) over the inner block p0 .. p0+kc as kc rows of
+  // kCols (zero past cols).
   static void pack_b_panel(const float* b, int64_t n, int64_t k, bool trans_b, int64_t p0, int64_t kc, int64_t j0,
-                           float* out) {
-    const int64_t cols = std::min<int64_t>(kCols, n - j0);
+                           int64_t cols, float* out) {
     if (!trans_b) {  // B [K, N]: a panel row is kCols contiguous floats of a row of B
       for (int64_t p = 0; p < kc; ++p) {
         const float* row = b + (p0 + p) * n + j0;
@@ -230,7 +233,7 @@ struct Kernels {
   static void pack_b_block(const Product& pr, int64_t q, int64_t j0, int64_t j1, float* out) {
     const int64_t p0 = pr.inner.begin(q), kc = pr.inner.size(q);
     for (int64_t j = j0; j < j1; ++j)
-      pack_b_panel(pr.b, pr.n, pr.k, pr.trans_b, p0, kc, j * kCols, out + (j - j0) * kc * kCols);
+      pack_b_panel(pr.b, pr.n, pr.k, pr.trans_b, p0, kc, pr.out[j].col, pr.out[j].cols, out + (j - j0) * kc * kCols);
   }
 
   // Row tiles of A^T packed at a time: 288 KB at the longest inner block with AVX-512.
@@ -253,9 +256,13 @@ struct Kernels {
         const float* ap = pr.trans_a ? a_panels + (t - g0) * kc * kRows : pr.a->at(i0, p0);
         const bool addend = last && pr.addend;  // packed_gemm_onto: never with trans_a
         const TileFn fn = pr.trans_a ? kTilesPacked[rows] : addend ? kTilesInPlaceAddend[rows] : kTilesInPlace[rows];
-        for (int64_t j = j0; j < j1; ++j)
-          fn(kc, ap, lda, b_block + (j - j0) * kc * kCols, pr.out[j].first + i0 * pr.out[j].pitch, pr.out[j].pitch,
-             std::min<int64_t>(kCols, pr.n - j * kCols), add, addend ? pr.addend + i0 * pr.n + j * kCols : nullptr);
+        for (int64_t j = j0; j < j1; ++j) {
+          const PanelOut& o = pr.out[j];
+          fn(kc, ap, lda, b_block + (j - j0) * kc * kCols, o.first + i0 * o.pitch, o.pitch, o.cols, add,
+             addend ? pr.addend + i0 * pr.n + o.col : nullptr);
+        }
+        // The tile's last panel over the last inner block: its rows of C are final.
+        if (last && j1 == pr.panels && pr.rows_done) pr.rows_done->fn(pr.rows_done->context, i0, rows);
       }
     }
   }
@@ -330,21 +337,26 @@ struct ColumnParts {
   int64_t count;
 };
 
-template <typename V>
-void run_with(const ColumnsIn& a, const float* b, const ColumnParts& c, int64_t m, int64_t k, bool trans_a, bool trans_b,
-              bool accumulate, const float* addend = nullptr) {
-  constexpr int64_t cols = Kernels<V>::kCols;
-  int64_t n = 0;
-  for (int64_t i = 0; i < c.count; ++i) n += c.widths[i];
-  const int64_t panels = (n + cols - 1) / cols;
-  thread_local std::vector<PanelOut> out;
-  out.resize(static_cast<size_t>(panels));
+// Each part's columns as panels of up to `cols`, part after part (a part's last panel may be
+// narrower).
+std::vector<PanelOut> panels_of(const ColumnParts& c, int64_t cols) {
+  std::vector<PanelOut> out;
   for (int64_t i = 0, first = 0; i < c.count; first += c.widths[i++])
     for (int64_t col = 0; col < c.widths[i]; col += cols)
-      out[static_cast<size_t>((first + col) / cols)] = {c.outs[i] + col, c.widths[i]};
+      out.push_back({c.outs[i] + col, c.widths[i], first + col, std::min(cols, c.widths[i] - col)});
+  return out;
+}
+
+template <typename V>
+void run_with(const ColumnsIn& a, const float* b, const ColumnParts& c, int64_t m, int64_t k, bool trans_a, bool trans_b,
+              bool accumulate, const float* addend = nullptr, const RowsDone* rows_done = nullptr) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < c.count; ++i) n += c.widths[i];
+  const std::vector<PanelOut> out = panels_of(c, Kernels<V>::kCols);
   // The inner dimension is A's stored columns without trans_a, so its blocks follow A's parts.
   const InnerBlocks inner = inner_blocks(trans_a ? std::vector<int64_t>{k} : a.widths);
-  Kernels<V>::run(Product{&a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner, panels, addend});
+  Kernels<V>::run(Product{&a, b, out.data(), m, n, k, trans_a, trans_b, accumulate, inner,
+                          static_cast<int64_t>(out.size()), addend, rows_done});
 }
 
 template <typename... Args>
@@ -421,20 +433,17 @@ void packed_gemm_onto(const float* a, const float* b, const float* r, float* c, 
   run_widest_or(vector_bits, ColumnsIn({a}, {k}), b, ColumnParts{&c, &n, 1}, m, k, false, trans_b, false, r);
 }
 
-bool packed_gemm_parts_fit(const std::vector<int64_t>& widths) {
-  // The widest panel (32 columns with AVX-512) divides every part but the last, so every narrower
-  // one does too.
-  const int64_t widest = 2 * tile_gemm_detail::Vec<float>::lanes;
-  for (size_t i = 0; i + 1 < widths.size(); ++i)
-    if (widths[i] % widest != 0) return false;
-  return !widths.empty();
+void packed_gemm_rows_done(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_b,
+                           const RowsDone& done, int vector_bits) {
+  run_widest_or(vector_bits, ColumnsIn({a}, {k}), b, ColumnParts{&c, &n, 1}, m, k, false, trans_b, false, nullptr,
+                &done);
 }
 
 void packed_gemm_into_parts(const float* a, const float* b, const std::vector<float*>& outs,
                             const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
                             int vector_bits) {
-  EAT_CHECK(outs.size() == widths.size() && packed_gemm_parts_fit(widths),
-            "packed_gemm_into_parts: every part but the last must be a whole number of panels wide");
+  EAT_CHECK(outs.size() == widths.size() && !widths.empty(), "packed_gemm_into_parts: ", outs.size(), " parts but ",
+            widths.size(), " widths");
   run_widest_or(vector_bits, ColumnsIn({a}, {trans_a ? m : k}), b,
                 ColumnParts{outs.data(), widths.data(), static_cast<int64_t>(widths.size())}, m, k, trans_a, trans_b,
                 false);
@@ -463,7 +472,10 @@ void packed_gemm_onto(const float*, const float*, const float*, float*, int64_t,
                       int vector_bits) {
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
 }
-bool packed_gemm_parts_fit(const std::vector<int64_t>&) { return false; }
+void packed_gemm_rows_done(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const RowsDone&,
+                           int vector_bits) {
+  EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
+}
 void packed_gemm_from_parts(const std::vector<const float*>&, const std::vector<int64_t>&, const float*, float*, int64_t,
                             int64_t, int64_t, bool, bool, bool, int vector_bits) {
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");

@@ -5,6 +5,7 @@
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/stream.h"
 #include "kernels/glu_gate.h"
+#include "kernels/matmul.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/scalar.cuh"
 
@@ -77,7 +78,14 @@ void glu_gate_halves_backward(bool silu, const T* ab, const T* dy, T* dab, int64
   backward_pitched(silu, ab, ab + n, 2 * n, dy, dab, dab + n, rows, n);
 }
 
+template <typename T>
+void linear_glu_forward(bool silu, const T* x, const T* w, T* ab, T* y, int64_t rows, int64_t n, int64_t in) {
+  gemm<T>(x, w, ab, rows, 2 * n, in, false, true, false);
+  glu_gate_halves_forward<T>(silu, ab, y, rows, n);
+}
+
 #define EAT_INSTANTIATE(T)                                                                 \
+  template void linear_glu_forward<T>(bool, const T*, const T*, T*, T*, int64_t, int64_t, int64_t); \
   template void glu_gate_forward<T>(bool, const T*, const T*, T*, int64_t);                \
   template void glu_gate_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t); \
   template void glu_gate_halves_forward<T>(bool, const T*, T*, int64_t, int64_t);          \

@@ -6,6 +6,7 @@
 // or a column whatever else is computed beside it.
 #include <omp.h>
 
+#include <algorithm>
 #include <limits>
 #include <random>
 #include <vector>
@@ -204,11 +205,12 @@ TEST_CASE("packed_gemm: the kernels a build has, and a width it lacks is refused
 }
 
 TEST_CASE("packed_gemm_into_parts writes a joined projection's outputs apart, with the joined product's bits") {
-  // Three parts of 64, 96 and 45 columns (a whole number of panels each but the last), from a
-  // weight stored [N, K] as a layer's is, and from a B [K, N]; every width the build has.
-  const std::vector<int64_t> widths = {64, 96, 45};
+  // Three parts of 64, 83 and 45 columns (the second not a whole number of panels: its last panel
+  // is narrower, and the third's starts at its own first column), from a weight stored [N, K] as a
+  // layer's is, and from a B [K, N]; every width the build has.
+  const std::vector<int64_t> widths = {64, 83, 45};
   for (bool trans_b : {true, false}) {
-    const Product whole{70, 205, 300, false, trans_b};
+    const Product whole{70, 192, 300, false, trans_b};
     const auto [a, b, c0] = random_operands(whole, 31);
     for (int bits : cpu::packed_gemm_widths()) {
       CAPTURE(trans_b);
@@ -228,13 +230,11 @@ TEST_CASE("packed_gemm_into_parts writes a joined projection's outputs apart, wi
       CHECK(same);
     }
   }
-  CHECK(cpu::packed_gemm_parts_fit({64, 96, 45}) == cpu::packed_gemm_available());
-  CHECK_FALSE(cpu::packed_gemm_parts_fit({40, 64}));
   if (cpu::packed_gemm_available()) {
     std::vector<float> x(64 * 64), y(64 * 104);
-    CHECK_THROWS_WITH_AS(cpu::packed_gemm_into_parts(x.data(), x.data(), {y.data(), y.data()}, {40, 64}, 64, 64, false,
+    CHECK_THROWS_WITH_AS(cpu::packed_gemm_into_parts(x.data(), x.data(), {y.data(), y.data()}, {40}, 64, 64, false,
                                                      false),
-                         doctest::Contains("whole number of panels"), Error);
+                         doctest::Contains("2 parts but 1 widths"), Error);
   }
 }
 
@@ -272,5 +272,49 @@ TEST_CASE("packed_gemm_from_parts reads A's columns from parts: f64 agrees, and 
     CHECK_THROWS_WITH_AS(cpu::packed_gemm_from_parts({x.data()}, {32}, x.data(), y.data(), 64, 64, 64, false, false,
                                                      false),
                          doctest::Contains("add up to 32, not to A's 64"), Error);
+  }
+}
+
+TEST_CASE("packed_gemm_rows_done: the product's bits, and every row handed over once, when final") {
+  // 70 rows of 166 columns (a panel ends inside a tile's columns) over two inner blocks (K 700),
+  // with B packed once and shared; and 50 rows of 600 over 700 with B too large for L2 (met block
+  // by block); on 1, 2 and 3 threads and every width the build has.
+  struct Case {
+    int64_t m, n, k;
+  };
+  const int threads_before = omp_get_max_threads();
+  for (const Case& c : {Case{70, 166, 700}, Case{50, 600, 700}}) {
+    const Product whole{c.m, c.n, c.k, false, true};
+    const auto [a, b, c0] = random_operands(whole, 41);
+    for (int bits : cpu::packed_gemm_widths())
+      for (int threads : {1, 2, 3}) {
+        CAPTURE(c.n);
+        CAPTURE(bits);
+        CAPTURE(threads);
+        const std::vector<float> plain = run(whole, a, b, c0, false, bits);
+        // What each call saw of its rows, and how often each row was handed over.
+        struct Seen {
+          const float* c;
+          int64_t n;
+          std::vector<float> rows;
+          std::vector<int> calls;
+          static void record(void* context, int64_t row, int64_t rows) {
+            Seen& s = *static_cast<Seen*>(context);
+            for (int64_t i = row; i < row + rows; ++i) {
+              std::copy(s.c + i * s.n, s.c + (i + 1) * s.n, s.rows.begin() + i * s.n);
+              ++s.calls[static_cast<size_t>(i)];
+            }
+          }
+        };
+        std::vector<float> out(plain.size(), std::numeric_limits<float>::quiet_NaN());
+        Seen seen{out.data(), c.n, std::vector<float>(out.size()), std::vector<int>(static_cast<size_t>(c.m), 0)};
+        omp_set_num_threads(threads);
+        cpu::packed_gemm_rows_done(a.data(), b.data(), out.data(), c.m, c.n, c.k, true,
+                                   cpu::RowsDone{&Seen::record, &seen}, bits);
+        omp_set_num_threads(threads_before);
+        CHECK(out == plain);
+        CHECK(seen.calls == std::vector<int>(static_cast<size_t>(c.m), 1));
+        CHECK(seen.rows == plain);
+      }
   }
 }
