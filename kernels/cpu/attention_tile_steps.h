@@ -183,12 +183,11 @@ void band_key_rows_product(const TileBand& band, C&& c, const A& p, const B& b) 
                       [n](int64_t) { return n; }, [&](int64_t j0) { return band_rows_of_keys(band, j0); }, true);
 }
 
-// Elementwise work on a row of a score buffer runs over whole vectors, from the row's start (rows
-// of the buffers are aligned, their widths whole vectors) to past its last column: every element
-// takes the same vector code wherever it lies, so a (query, key) pair's probability has the same
-// bits whether its key came in a 64-key tile or a wider span. Columns past the tile are scratch.
-template <typename T>
-using AlignedRow = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>, Eigen::AlignedMax>;
+// Elementwise work on a row of a score buffer runs over whole vectors from the row's start (rows
+// of the buffers are aligned, their widths whole vectors; scaled_exp.h's band functions): every
+// element takes the same vector code wherever it lies, so a (query, key) pair's probability has
+// the same bits whether its key came in a 64-key tile or a wider span. Columns past the tile are
+// scratch.
 
 template <typename T>
 int64_t vector_width(int64_t nc) {
@@ -219,14 +218,9 @@ void fold_key_tile(const TileBand& band, Scores&& S, Acc&& A, T scale, T* row_ma
     }
     // The largest scaled score from the raw ones: rounding keeps their order, so this is the
     // largest of the scaled scores themselves.
-    const auto seen = row.segment(lo, hi - lo);
-    const T new_max = std::max(row_max[r], (scale >= T(0) ? seen.maxCoeff() : seen.minCoeff()) * scale);
+    const T new_max = std::max(row_max[r], band_extreme(row.data(), lo, hi, scale >= T(0)) * scale);
     const T rescale = std::exp(row_max[r] - new_max);  // exp(-inf) = 0 on the row's first tile
-    scaled_exp(row.data(), width, scale, new_max);
-    AlignedRow<T> x(row.data(), width);
-    row.head(lo).setZero();
-    row.tail(band.nc - hi).setZero();
-    row_sum[r] = row_sum[r] * rescale + x.segment(lo, hi - lo).sum();
+    row_sum[r] = row_sum[r] * rescale + scaled_exp_band(row.data(), width, scale, new_max, lo, hi);
     if (rescale != T(1)) A.row(r) *= rescale;
     row_max[r] = new_max;
   }
@@ -287,13 +281,7 @@ void tile_probabilities_and_dscores(const AttentionDims& dims, const TileBand& b
       g.setZero();
       continue;
     }
-    scaled_exp(p.data(), width, scale, L[r]);
-    AlignedRow<T> pv(p.data(), width), gv(g.data(), width);
-    gv = pv * (gv - D[r]);
-    p.head(lo).setZero();
-    p.tail(nc - hi).setZero();
-    g.head(lo).setZero();
-    g.tail(nc - hi).setZero();
+    band_probabilities(p.data(), g.data(), width, scale, L[r], D[r], lo, hi);
   }
 }
 
