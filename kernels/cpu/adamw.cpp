@@ -22,7 +22,9 @@ void update_range(const AdamWTensor<T>& t, T gs, int64_t begin, int64_t end) {
   const T lr = static_cast<T>(s.lr), b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
   const T decay = static_cast<T>(1.0 - s.lr * s.weight_decay);
   const T bc1 = static_cast<T>(1.0 - std::pow(s.beta1, static_cast<double>(s.t)));
-  const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(s.beta2, static_cast<double>(s.t))));
+  // 1 / sqrt(1 - beta2^t), so that v's correction is a multiply: the update is bound by the
+  // divider (a division and a square root share it), and a second division made it 1.3x slower.
+  const T inv_bc2_sqrt = static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(s.beta2, static_cast<double>(s.t))));
   const T step = lr / bc1, eps = static_cast<T>(s.eps);
   T *param = t.param, *m = t.m, *v = t.v;
   const T* grad = t.grad;
@@ -33,7 +35,7 @@ void update_range(const AdamWTensor<T>& t, T gs, int64_t begin, int64_t end) {
     const T vi = b2 * v[i] + (T(1) - b2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    param[i] = param[i] * decay - step * mi / (std::sqrt(vi) / bc2_sqrt + eps);
+    param[i] = param[i] * decay - step * mi / (std::sqrt(vi) * inv_bc2_sqrt + eps);
   }
 }
 

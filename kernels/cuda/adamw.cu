@@ -13,7 +13,7 @@ namespace eat::cuda {
 namespace {
 
 struct Coefficients {
-  float beta1, beta2, decay, step, bc2_sqrt, eps;
+  float beta1, beta2, decay, step, inv_bc2_sqrt, eps;
 };
 
 template <typename D>
@@ -25,7 +25,7 @@ __global__ void adamw_kernel(D* param, const D* grad, float* m, float* v, float*
     m[i] = mi;
     v[i] = vi;
     const float p = master ? master[i] : to_f32(param[i]);
-    const float updated = p * c.decay - c.step * mi / (sqrtf(vi) / c.bc2_sqrt + c.eps);
+    const float updated = p * c.decay - c.step * mi / (sqrtf(vi) * c.inv_bc2_sqrt + c.eps);
     if (master) master[i] = updated;
     param[i] = from_f32<D>(updated);
   }
@@ -43,7 +43,7 @@ void adamw_update(T* param, const T* grad, float* m, float* v, float* master, in
                        static_cast<float>(s.beta2),
                        static_cast<float>(1.0 - s.lr * s.weight_decay),
                        lr / bc1,
-                       static_cast<float>(std::sqrt(1.0 - std::pow(s.beta2, t))),
+                       static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(s.beta2, t))),
                        static_cast<float>(s.eps)};
   adamw_kernel<<<grid_for(n), 256, 0, stream>>>(dev(param), dev(grad), m, v, master, n, c);
   EAT_CUDA_CHECK_LAUNCH();
