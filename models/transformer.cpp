@@ -51,9 +51,9 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, const Transformer
 
 CausalSelfAttention::Heads CausalSelfAttention::project_heads(const Tensor& x, int64_t position) const {
   const Shape heads{x.size(0), x.size(1), n_heads, head_dim};
-  const std::vector<Tensor> qkv = qkv_.forward_split(x);
-  return {rope(reshape(qkv[0], heads), rope_theta, position), rope(reshape(qkv[1], heads), rope_theta, position),
-          reshape(qkv[2], heads)};
+  const PartThen rotate = PartThen::rope(n_heads, rope_theta, position);
+  const std::vector<Tensor> qkv = qkv_.forward_split(x, {rotate, rotate, {}});
+  return {reshape(qkv[0], heads), reshape(qkv[1], heads), reshape(qkv[2], heads)};
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x, int64_t position_offset, const Tensor& residual) const {

@@ -63,9 +63,9 @@ Tensor JoinedLinear::forward_glu(const Tensor& x, GateActivation act) const {
   return linear_glu(x, weight, act);
 }
 
-std::vector<Tensor> JoinedLinear::forward_split(const Tensor& x) const {
+std::vector<Tensor> JoinedLinear::forward_split(const Tensor& x, const std::vector<PartThen>& then) const {
   const auto [weight, bias] = joined_parameters(x);
-  return linear_split(x, weight, bias, widths_);
+  return linear_split(x, weight, bias, widths_, then);
 }
 
 }  // namespace eat

@@ -23,8 +23,9 @@ class JoinedLinear {
   // x [..., in] -> [..., sum out]: the layers' outputs side by side.
   Tensor forward(const Tensor& x) const;
   // The layers' outputs, each its own tensor (linear_split: forward, then split_last, without the
-  // joined output where the CPU's GEMM can write the parts).
-  std::vector<Tensor> forward_split(const Tensor& x) const;
+  // joined output where the CPU's GEMM can write the parts), each then through its op in `then`
+  // (SiLU, RoPE) where given.
+  std::vector<Tensor> forward_split(const Tensor& x, const std::vector<PartThen>& then = {}) const;
   // Two layers (a gated MLP's gate and up projections) -> act(first) * second, through linear_glu
   // when they have no biases.
   Tensor forward_glu(const Tensor& x, GateActivation act) const;

@@ -1,7 +1,9 @@
 // concat_outer and split_last: the two ends of a joined projection (several Linear layers run as
 // one GEMM). concat_outer joins their weights, for free when the weights already lie side by side
 // in one storage (framework/nn/joined_linear.h); split_last hands each layer its columns of the
-// joined output.
+// joined output; linear_split makes the parts straight from the product (and RoPEs q and k on the
+// way, where asked).
+#include <algorithm>
 #include <numeric>
 
 #include "framework/autograd.h"
@@ -13,7 +15,9 @@
 #include "framework/parallel/time_rows.h"
 #include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/packed_gemm.h"
+#include "kernels/cpu/rope_rows.h"
 #include "kernels/matmul.h"
+#include "kernels/rope.h"
 
 namespace eat {
 
@@ -160,6 +164,8 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   return parts;
 }
 
+namespace {
+
 // The CPU's packed GEMM writes straight into the parts when it runs the product (f32 on AVX-512 or
 // AVX2, a product large enough).
 bool products_into_parts(const Tensor& x, const LinearShape& s) {
@@ -190,35 +196,120 @@ std::vector<Tensor> linear_split_gradients(const std::vector<Tensor>& g, const T
   return {dx, dw, db};
 }
 
+bool any_then(const std::vector<PartThen>& then) {
+  return std::any_of(then.begin(), then.end(), [](const PartThen& t) { return t.op != PartThen::Op::none; });
+}
+
+void check_then(const Tensor& x, const std::vector<int64_t>& sizes, const std::vector<PartThen>& then) {
+  EAT_CHECK(then.empty() || then.size() == sizes.size(), "linear_split: ", then.size(), " ops after the product for ",
+            sizes.size(), " parts");
+  for (size_t i = 0; i < then.size(); ++i) {
+    if (then[i].op != PartThen::Op::rope) continue;
+    const int64_t heads = then[i].heads;
+    EAT_CHECK(x.dim() == 3, "linear_split: RoPE on part ", i, " needs x [B, T, in], got ", shape_str(x.shape()));
+    EAT_CHECK(heads > 0 && sizes[i] % heads == 0 && (sizes[i] / heads) % 2 == 0, "linear_split: RoPE on part ", i,
+              " of width ", sizes[i], " over ", heads, " heads needs an even head width");
+  }
+}
+
+// The parts through their ops, as separate ops.
+std::vector<Tensor> apply_then(std::vector<Tensor> parts, const std::vector<PartThen>& then) {
+  for (size_t i = 0; i < then.size(); ++i) {
+    const PartThen& t = then[i];
+    if (t.op == PartThen::Op::rope) {
+      const Shape shape = parts[i].shape();
+      parts[i] = reshape(rope(reshape(parts[i], {shape[0], shape[1], t.heads, shape[2] / t.heads}), t.theta, t.offset,
+                              t.chunk),
+                         shape);
+    }
+  }
+  return parts;
+}
+
+// Every RoPE among the parts at the same positions and head width (q and k): one table of angles,
+// the calling thread's, serves them all.
+bool one_rope_table(const std::vector<PartThen>& then, const std::vector<int64_t>& sizes) {
+  const PartThen* first = nullptr;
+  int64_t width = 0;
+  for (size_t i = 0; i < then.size(); ++i) {
+    const PartThen& t = then[i];
+    if (t.op != PartThen::Op::rope) continue;
+    if (!first) {
+      first = &t;
+      width = sizes[i] / t.heads;
+    } else if (t.theta != first->theta || t.offset != first->offset || t.chunk != first->chunk ||
+               sizes[i] / t.heads != width) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Each part's op on the rows [row, row + rows) the packed GEMM has just finished, in place.
+struct ThenOnRows {
+  const std::vector<PartThen>* then;
+  std::vector<float*> parts;
+  const cpu::RopeAngles<float>* angles = nullptr;
+
+  static void run(void* context, int64_t row, int64_t rows) {
+    const ThenOnRows& c = *static_cast<const ThenOnRows*>(context);
+    for (size_t i = 0; i < c.then->size(); ++i) {
+      const PartThen& t = (*c.then)[i];
+      if (t.op == PartThen::Op::rope) cpu::rope_rows(*c.angles, c.parts[i], c.parts[i], row, rows, t.heads, false);
+    }
+  }
+};
+
+}  // namespace
+
 std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                 const std::vector<int64_t>& sizes) {
+                                 const std::vector<int64_t>& sizes, const std::vector<PartThen>& then) {
   const LinearShape s = check_linear("linear_split", x, weight, bias);
   EAT_CHECK(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) == s.out, "linear_split: widths do not add up to ",
             "the weight's ", s.out, " rows");
-  if (!products_into_parts(x, s)) return split_last(linear(x, weight, bias), sizes);
+  check_then(x, sizes, then);
+  const bool fused_then = any_then(then);
+  // A bias comes before the parts' ops, and the packed GEMM adds it after its product.
+  if (!products_into_parts(x, s) || (fused_then && (bias.defined() || !one_rope_table(then, sizes))))
+    return apply_then(split_last(linear(x, weight, bias), sizes), then);
   std::vector<Tensor> parts;
-  std::vector<float*> outs;
-  for (int64_t w : sizes) {
+  ThenOnRows on_rows{&then, {}};
+  for (size_t i = 0; i < sizes.size(); ++i) {
     Shape shape = x.shape();
-    shape.back() = w;
+    shape.back() = sizes[i];
     parts.push_back(Tensor::empty(shape, x.dtype(), x.device()));
-    outs.push_back(parts.back().data<float>());
+    on_rows.parts.push_back(parts.back().data<float>());
+    if (fused_then && then[i].op == PartThen::Op::rope)
+      on_rows.angles = &cpu::rope_angles<float>(x.size(1), sizes[i] / then[i].heads, then[i].theta, then[i].offset,
+                                                then[i].chunk);
   }
   {
     profiler::OpScope timed("linear_split", x.device());
-    cpu::packed_gemm_into_parts(x.data<float>(), weight.data<float>(), outs, sizes, s.rows, s.in, false, true);
+    const cpu::RowsDone done{&ThenOnRows::run, &on_rows};
+    cpu::packed_gemm_into_parts(x.data<float>(), weight.data<float>(), on_rows.parts, sizes, s.rows, s.in, false, true,
+                                fused_then ? &done : nullptr);
     if (bias.defined())
       for (size_t i = 0, first = 0; i < parts.size(); first += static_cast<size_t>(sizes[i++]))
-        cpu::add_row_vector(outs[i], bias.data<float>() + first, s.rows, sizes[i]);
+        cpu::add_row_vector(on_rows.parts[i], bias.data<float>() + first, s.rows, sizes[i]);
   }
   if (autograd::needs_record({&x, &weight, &bias})) {
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
     Like joined = like(x);
     joined.shape.back() = s.out;
     autograd::record("linear_split", {x, weight, bias}, parts,
-                     [x = x.detach(), w = weight.detach(), joined, sizes, need_x, need_w, need_b,
+                     [x = x.detach(), w = weight.detach(), joined, sizes, then, need_x, need_w, need_b,
                       s](const std::vector<Tensor>& g) {
-                       return linear_split_gradients(g, x, w, s, sizes, joined, need_x, need_w, need_b);
+                       // Each rotated part's gradient rotated back (rope's backward), over itself
+                       // where nothing else holds it.
+                       std::vector<Tensor> g_made = g;
+                       for (size_t i = 0; i < then.size(); ++i) {
+                         if (!g[i].defined() || then[i].op != PartThen::Op::rope) continue;
+                         g_made[i] = autograd::reuse_or_new(g[i]);
+                         cpu::rope_apply<float>(g[i].data<float>(), g_made[i].data<float>(), x.size(0), x.size(1),
+                                                then[i].heads, sizes[i] / then[i].heads, then[i].theta, then[i].offset,
+                                                then[i].chunk, true);
+                       }
+                       return linear_split_gradients(g_made, x, w, s, sizes, joined, need_x, need_w, need_b);
                      });
   }
   return parts;

@@ -441,12 +441,12 @@ void packed_gemm_rows_done(const float* a, const float* b, float* c, int64_t m, 
 
 void packed_gemm_into_parts(const float* a, const float* b, const std::vector<float*>& outs,
                             const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
-                            int vector_bits) {
+                            const RowsDone* done, int vector_bits) {
   EAT_CHECK(outs.size() == widths.size() && !widths.empty(), "packed_gemm_into_parts: ", outs.size(), " parts but ",
             widths.size(), " widths");
   run_widest_or(vector_bits, ColumnsIn({a}, {trans_a ? m : k}), b,
                 ColumnParts{outs.data(), widths.data(), static_cast<int64_t>(widths.size())}, m, k, trans_a, trans_b,
-                false);
+                false, nullptr, done);
 }
 
 void packed_gemm_from_parts(const std::vector<const float*>& parts, const std::vector<int64_t>& widths, const float* b,
@@ -481,7 +481,7 @@ void packed_gemm_from_parts(const std::vector<const float*>&, const std::vector<
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
 }
 void packed_gemm_into_parts(const float*, const float*, const std::vector<float*>&, const std::vector<int64_t>&,
-                            int64_t, int64_t, bool, bool, int vector_bits) {
+                            int64_t, int64_t, bool, bool, const RowsDone*, int vector_bits) {
   EAT_CHECK(false, "packed_gemm: this build has no ", vector_bits, "-bit kernel");
 }
 

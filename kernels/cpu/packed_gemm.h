@@ -44,14 +44,6 @@ void packed_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n,
 void packed_gemm_onto(const float* a, const float* b, const float* r, float* c, int64_t m, int64_t n, int64_t k,
                       bool trans_b, int vector_bits = 0);
 
-// C = op(A) op(B) with C's columns in parts side by side, each its own tensor: part i is
-// [M, widths[i]] at outs[i] (a joined projection's outputs, written where they go rather than
-// joined and then copied apart). The bits are those of packed_gemm into one C: each part's columns
-// go in panels of their own, the last of a part narrower where its width asks.
-void packed_gemm_into_parts(const float* a, const float* b, const std::vector<float*>& outs,
-                            const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
-                            int vector_bits = 0);
-
 // C = A op(B) (A [M, K] as stored) with the bits of packed_gemm, and each tile of C's rows
 // [row, row + rows) handed to done.fn(done.context, row, rows) once every element of it is final,
 // every row in exactly one call. The call comes on the thread that computed the rows, right
@@ -64,6 +56,16 @@ struct RowsDone {
 };
 void packed_gemm_rows_done(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool trans_b,
                            const RowsDone& done, int vector_bits = 0);
+
+// C = op(A) op(B) with C's columns in parts side by side, each its own tensor: part i is
+// [M, widths[i]] at outs[i] (a joined projection's outputs, written where they go rather than
+// joined and then copied apart). The bits are those of packed_gemm into one C: each part's columns
+// go in panels of their own, the last of a part narrower where its width asks. With `done`, each
+// tile of rows is handed over once final in every part, as packed_gemm_rows_done does (a q or k
+// projection's RoPE or SiLU made in cache: framework/ops/joins.cpp).
+void packed_gemm_into_parts(const float* a, const float* b, const std::vector<float*>& outs,
+                            const std::vector<int64_t>& widths, int64_t m, int64_t k, bool trans_a, bool trans_b,
+                            const RowsDone* done = nullptr, int vector_bits = 0);
 
 // C (+)= op(A) op(B) with A's stored columns in parts side by side, each its own tensor: part i
 // is [rows, widths[i]] at parts[i] (a joined projection's output gradients, never joined). With

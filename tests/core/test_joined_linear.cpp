@@ -69,13 +69,14 @@ TEST_CASE("a joined projection's layers must agree in input width and biases") {
 }
 
 TEST_CASE("linear_split: a joined projection's parts and gradients those of linear then split_last") {
-  // f32 on the CPU with parts of 64, 96 and 40 columns: the packed GEMM writes the parts itself
-  // (on builds that have it) and, when every part has a gradient, reads them in place for both
-  // backward products; parts of 40 and 64 do not fit its panels and take linear then split_last.
-  // Outputs, weight and bias gradients are the separate ops' bits. The input's gradient is too,
-  // except when the parts are read in place: its inner dimension is then summed in blocks that
-  // follow the parts, so it is held to f32 rounding instead.
-  for (const std::vector<int64_t>& widths : {std::vector<int64_t>{64, 96, 40}, std::vector<int64_t>{40, 64}})
+  // f32 on the CPU with parts of 64, 83 and 53 columns (the second and third end inside the GEMM's
+  // panels): the packed GEMM writes the parts itself (on builds that have it) and, when every part
+  // has a gradient, reads them in place for both backward products; parts of 40 and 64 make a
+  // product too small for it and take linear then split_last. Outputs, weight and bias gradients
+  // are the separate ops' bits. The input's gradient is too, except when the parts are read in
+  // place: its inner dimension is then summed in blocks that follow the parts, so it is held to f32
+  // rounding instead.
+  for (const std::vector<int64_t>& widths : {std::vector<int64_t>{64, 83, 53}, std::vector<int64_t>{40, 64}})
     for (bool bias : {false, true})
       for (bool every_part : {true, false}) {
         CAPTURE(widths.size());
@@ -116,4 +117,50 @@ TEST_CASE("linear_split: a joined projection's parts and gradients those of line
       }
   CHECK_THROWS_WITH_AS(linear_split(Tensor::zeros({4, 6}), Tensor::zeros({5, 6}), Tensor(), {2, 2}),
                        doctest::Contains("widths do not add up"), Error);
+}
+
+TEST_CASE("linear_split with RoPE after the product: parts rotated on finished rows have rope's bits") {
+  // q and k rotated (2 heads of 24) and two parts left alone, over 2 x 70 tokens of 64 (the packed
+  // GEMM's path on builds that have it, which rotates its finished rows), against linear_split and
+  // then rope as an op of its own: outputs and every gradient bit for bit, with and without a
+  // gradient for the last part; and at a position offset (a rank's tokens under sequence
+  // parallelism).
+  const std::vector<int64_t> widths = {48, 48, 40, 56};
+  for (int64_t offset : {0, 1000})
+    for (bool every_part : {true, false}) {
+      CAPTURE(offset);
+      CAPTURE(every_part);
+      Generator gen(34);
+      const Tensor x0 = Tensor::randn({2, 70, 64}, gen), w0 = Tensor::randn({192, 64}, gen, 0.2);
+      const PartThen rotate = PartThen::rope(2, 10000.0, offset);
+      std::vector<std::vector<std::vector<double>>> results;
+      for (bool fused : {true, false}) {
+        Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+        std::vector<Tensor> parts;
+        if (fused) {
+          parts = linear_split(x, w, Tensor(), widths, {rotate, rotate, {}, {}});
+        } else {
+          parts = linear_split(x, w, Tensor(), widths);
+          for (int i : {0, 1})
+            parts[i] = reshape(rope(reshape(parts[i], {2, 70, 2, 24}), 10000.0, offset), {2, 70, 48});
+        }
+        Tensor loss = add(sum(mul(parts[0], parts[1])), sum(mul(parts[2], parts[2])));
+        if (every_part) loss = add(loss, sum(mul(parts[3], Tensor::full(parts[3].shape(), 0.5f))));
+        loss.backward();
+        std::vector<std::vector<double>> r;
+        for (const Tensor& p : parts) r.push_back(p.to_f64_vector());
+        r.push_back(x.grad().to_f64_vector());
+        r.push_back(w.grad().to_f64_vector());
+        results.push_back(r);
+      }
+      CHECK(results[0] == results[1]);
+    }
+  Generator gen(35);
+  const Tensor x = Tensor::randn({2, 70, 64}, gen), w = Tensor::randn({96, 64}, gen);
+  CHECK_THROWS_WITH_AS(linear_split(x, w, Tensor(), {48, 48}, {PartThen::rope(2, 1e4)}),
+                       doctest::Contains("1 ops after the product for 2 parts"), Error);
+  CHECK_THROWS_WITH_AS(linear_split(x, w, Tensor(), {48, 48}, {PartThen::rope(16, 1e4), {}}),
+                       doctest::Contains("needs an even head width"), Error);
+  CHECK_THROWS_WITH_AS(linear_split(reshape(x, {140, 64}), w, Tensor(), {48, 48}, {PartThen::rope(2, 1e4), {}}),
+                       doctest::Contains("needs x [B, T, in]"), Error);
 }

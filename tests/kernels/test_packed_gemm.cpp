@@ -220,7 +220,7 @@ TEST_CASE("packed_gemm_into_parts writes a joined projection's outputs apart, wi
       std::vector<float*> outs;
       for (int64_t w : widths) parts.emplace_back(static_cast<size_t>(whole.m * w), std::numeric_limits<float>::quiet_NaN());
       for (auto& p : parts) outs.push_back(p.data());
-      cpu::packed_gemm_into_parts(a.data(), b.data(), outs, widths, whole.m, whole.k, false, trans_b, bits);
+      cpu::packed_gemm_into_parts(a.data(), b.data(), outs, widths, whole.m, whole.k, false, trans_b, nullptr, bits);
       bool same = true;
       for (int64_t i = 0; i < whole.m; ++i)
         for (size_t part = 0, col = 0; part < widths.size(); col += static_cast<size_t>(widths[part++]))
