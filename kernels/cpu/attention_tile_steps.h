@@ -187,8 +187,7 @@ void band_key_rows_product(const TileBand& band, C&& c, const A& p, const B& b) 
 // of the buffers are aligned, their widths whole vectors; scaled_exp.h's band functions): every
 // element takes the same vector code wherever it lies, so a (query, key) pair's probability has
 // the same bits whether its key came in a 64-key tile or a wider span. Columns past the tile are
-// scratch.
-
+// scratch. A row's width in whole vectors:
 template <typename T>
 int64_t vector_width(int64_t nc) {
   constexpr int64_t packet = Eigen::internal::packet_traits<T>::size;

@@ -9,6 +9,10 @@
 // expf polynomial, and 2^m put in the exponent. About 1 ulp, as Eigen's, with about 60% of its
 // instructions (no general ldexp). Every lane runs the same code, so a value's bits do not depend
 // on where it lies in the row. f64, and builds without those units, take Eigen's exp of the same t.
+//
+// Below it, the online softmax's steps over one row's band of attended keys, each one masked
+// vector pass: the band's largest score, its exponentials and their sum (the forward), and its
+// probabilities with their score gradients (the backward).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
