@@ -39,6 +39,9 @@ Tensor glu_gate(const Tensor& a, const Tensor& b, GateActivation act);
 // ---- normalisation over the last dimension
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);  // x / rms(x) * weight
 Tensor simple_rms_norm(const Tensor& x, double eps);                 // x / rms(x)
+// mul(simple_rms_norm(x, eps), gate) with the same bits, forward and backward, in one pass each
+// (gate of x's shape: TransNormerLLM's output gate on its normalised attention).
+Tensor simple_rms_norm_gate(const Tensor& x, const Tensor& gate, double eps);
 Tensor l2_normalize(const Tensor& x, double eps);                    // x / max(||x||, eps)
 
 // ---- copies: x [..., n] -> [..., times n], `times` copies of the last axis side by side

@@ -81,8 +81,7 @@ Tensor NormLinearAttention::forward(const Tensor& x, const Tensor& state, Tensor
     o = out;
   }
   // SRMSNorm over all heads jointly (the whole hidden width), then the output gate u.
-  Tensor normed = simple_rms_norm(reshape(o, {B, T, D}), norm_eps);
-  return o_proj.forward(mul(normed, qkvu[3]), residual);
+  return o_proj.forward(simple_rms_norm_gate(reshape(o, {B, T, D}), qkvu[3], norm_eps), residual);
 }
 
 TransNormerBlock::TransNormerBlock(const ModelConfig& c, const TransNormerOptions& o, int64_t layer, Generator& gen)

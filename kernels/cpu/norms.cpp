@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "kernels/cpu/parallel.h"
 
@@ -57,6 +58,25 @@ void add_row_gradient(T* dxr, const T* xr, const T* gr, const T* w, T rt, T ct, 
   }
 }
 
+// A row's 1 / rms: 1 / sqrt(mean(x^2) + eps), in double.
+template <typename T>
+double inverse_rms(const T* xr, int64_t cols, double eps) {
+  return 1.0 / std::sqrt(dot_f64<T>(xr, xr, nullptr, cols) / static_cast<double>(cols) + eps);
+}
+
+// A row of dx from the gradient g of the normalised row (dy w, or dy alone without w): the mean
+// over the row of g * xhat in double, then dx = ri (g - x ri mean) with the row's two scales
+// rounded to T and the elementwise work in T; written, or added to what dxr holds.
+template <typename T>
+void rms_dx_row(const T* xr, const T* gr, const T* w, double ri, T* dxr, int64_t cols, bool accumulate) {
+  const double dot = dot_f64<T>(gr, xr, w, cols) * ri / static_cast<double>(cols);
+  const T rt = static_cast<T>(ri), ct = static_cast<T>(ri * dot);
+  if (accumulate)
+    add_row_gradient<true>(dxr, xr, gr, w, rt, ct, cols);
+  else
+    add_row_gradient<false>(dxr, xr, gr, w, rt, ct, cols);
+}
+
 }  // namespace
 
 template <typename T>
@@ -64,8 +84,7 @@ void rms_norm_forward(const T* x, const T* w, T* y, double* r, int64_t rows, int
 #pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
   for (int64_t i = 0; i < rows; ++i) {
     const T* xr = x + i * cols;
-    const double ss = dot_f64<T>(xr, xr, nullptr, cols);
-    const double ri = 1.0 / std::sqrt(ss / static_cast<double>(cols) + eps);
+    const double ri = inverse_rms(xr, cols, eps);
     r[i] = ri;
     // The row's scale in double, the elementwise product in T: a whole vector of f32 at a time.
     const T rt = static_cast<T>(ri);
@@ -97,17 +116,7 @@ void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* 
     for (int64_t i = b * kRmsRowBlock; i < std::min(rows, (b + 1) * kRmsRowBlock); ++i) {
       const T *xr = x + i * cols, *gr = dy + i * cols;
       const double ri = r[i];
-      if (dx) {
-        // The mean over the row of (dy * w) * xhat, in double; then dx = ri (dy w - x ri mean) with
-        // the row's two scales rounded to T and the elementwise work in T.
-        const double dot = dot_f64<T>(gr, xr, w, cols) * ri / static_cast<double>(cols);
-        const T rt = static_cast<T>(ri), ct = static_cast<T>(ri * dot);
-        T* dxr = dx + i * cols;
-        if (accumulate_dx)
-          add_row_gradient<true>(dxr, xr, gr, w, rt, ct, cols);
-        else
-          add_row_gradient<false>(dxr, xr, gr, w, rt, ct, cols);
-      }
+      if (dx) rms_dx_row(xr, gr, w, ri, dx + i * cols, cols, accumulate_dx);
       if (part)
         for (int64_t j = 0; j < cols; ++j) part[j] += static_cast<double>(gr[j]) * (xr[j] * ri);
     }
@@ -123,6 +132,43 @@ void rms_norm_backward(const T* x, const T* w, const double* r, const T* dy, T* 
       for (int64_t j = 0; j < width; ++j) sum[j] += part[j];
     }
     for (int64_t j = 0; j < width; ++j) dw[j0 + j] = static_cast<T>(sum[j]);
+  }
+}
+
+template <typename T>
+void rms_norm_gate_forward(const T* x, const T* gate, T* y, double* r, int64_t rows, int64_t cols, double eps) {
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
+  for (int64_t i = 0; i < rows; ++i) {
+    const T *xr = x + i * cols, *ur = gate + i * cols;
+    const double ri = inverse_rms(xr, cols, eps);
+    r[i] = ri;
+    const T rt = static_cast<T>(ri);
+    T* yr = y + i * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] * rt) * ur[j];
+  }
+}
+
+template <typename T>
+void rms_norm_gate_backward(const T* x, const T* gate, const double* r, const T* dy, T* dx, T* dgate, int64_t rows,
+                            int64_t cols, bool accumulate_dx) {
+#pragma omp parallel for schedule(static) if(parallel_worth(rows * cols))
+  for (int64_t i = 0; i < rows; ++i) {
+    const T *xr = x + i * cols, *ur = gate + i * cols, *gr = dy + i * cols;
+    const T rt = static_cast<T>(r[i]);
+    if (dx) {
+      // The normalised row's gradient dy * gate, rounded to T as mul's backward leaves it.
+      thread_local std::vector<T> g;
+      g.resize(static_cast<size_t>(cols));
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) g[static_cast<size_t>(j)] = gr[j] * ur[j];
+      rms_dx_row(xr, g.data(), static_cast<const T*>(nullptr), r[i], dx + i * cols, cols, accumulate_dx);
+    }
+    if (dgate) {
+      T* dgr = dgate + i * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) dgr[j] = gr[j] * (xr[j] * rt);
+    }
   }
 }
 
@@ -154,6 +200,8 @@ void l2_normalize_backward(const T* x, const double* norm, const T* dy, T* dx, i
 #define EAT_INSTANTIATE(T)                                                                                       \
   template void rms_norm_forward<T>(const T*, const T*, T*, double*, int64_t, int64_t, double);                \
   template void rms_norm_backward<T>(const T*, const T*, const double*, const T*, T*, T*, int64_t, int64_t, bool); \
+  template void rms_norm_gate_forward<T>(const T*, const T*, T*, double*, int64_t, int64_t, double);           \
+  template void rms_norm_gate_backward<T>(const T*, const T*, const double*, const T*, T*, T*, int64_t, int64_t, bool); \
   template void l2_normalize_forward<T>(const T*, T*, double*, int64_t, int64_t, double);                      \
   template void l2_normalize_backward<T>(const T*, const double*, const T*, T*, int64_t, int64_t, double);
 EAT_INSTANTIATE(float)

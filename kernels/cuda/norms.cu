@@ -1,4 +1,4 @@
-// RMSNorm / SimpleRMSNorm and L2 normalisation over rows, forward and backward.
+// RMSNorm / SimpleRMSNorm (also times a gate) and L2 normalisation over rows, forward and backward.
 // Row kernels: one block per row; the sum of squares (forward) and the row dot product
 // (backward) are block reductions in f32, and threads stride over the row.
 // RMSNorm's weight gradient is a column sum over rows, done in two deterministic stages: each
@@ -22,8 +22,9 @@ __device__ __forceinline__ float weight_at(const D* w, int64_t j) {
   return w ? to_f32(w[j]) : 1.0f;
 }
 
+// y = x r * w (a weight per column) or x r * gate (one of x's shape), either or neither given.
 template <typename D>
-__global__ void rms_norm_forward_kernel(const D* x, const D* w, D* y, float* r, int64_t cols, float eps) {
+__global__ void rms_norm_forward_kernel(const D* x, const D* w, const D* gate, D* y, float* r, int64_t cols, float eps) {
   const int64_t base = blockIdx.x * cols;
   float ss = 0.0f;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
@@ -33,7 +34,7 @@ __global__ void rms_norm_forward_kernel(const D* x, const D* w, D* y, float* r, 
   const float ri = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(cols) + eps);
   if (threadIdx.x == 0) r[blockIdx.x] = ri;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-    y[base + j] = from_f32<D>(to_f32(x[base + j]) * ri * weight_at(w, j));
+    y[base + j] = from_f32<D>(to_f32(x[base + j]) * ri * weight_at(w, j) * (gate ? to_f32(gate[base + j]) : 1.0f));
 }
 
 template <typename D>
@@ -63,6 +64,29 @@ __global__ void rms_norm_dw_partial_kernel(const D* x, const float* r, const D* 
   float s = 0.0f;
   for (int64_t i = begin; i < end; ++i) s += to_f32(dy[i * cols + c]) * (to_f32(x[i * cols + c]) * r[i]);
   partial[blockIdx.y * cols + c] = s;
+}
+
+// SimpleRMSNorm times a gate's backward: both gradients are per element, so one row kernel gives
+// dx and dgate.
+template <typename D>
+__global__ void rms_norm_gate_backward_kernel(const D* x, const D* gate, const float* r, const D* dy, D* dx, D* dgate,
+                                              int64_t cols, bool accumulate) {
+  const int64_t base = blockIdx.x * cols;
+  const float ri = r[blockIdx.x];
+  if (dx) {
+    float dot = 0.0f;  // sum over the row of (dy * gate) * xhat
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      dot += to_f32(dy[base + j]) * to_f32(gate[base + j]) * to_f32(x[base + j]) * ri;
+    dot = block_sum(dot) / static_cast<float>(cols);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const float g = to_f32(dy[base + j]) * to_f32(gate[base + j]);
+      const D d = from_f32<D>(ri * (g - to_f32(x[base + j]) * ri * dot));
+      dx[base + j] = accumulate ? from_f32<D>(to_f32(dx[base + j]) + to_f32(d)) : d;
+    }
+  }
+  if (dgate)
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      dgate[base + j] = from_f32<D>(to_f32(dy[base + j]) * to_f32(x[base + j]) * ri);
 }
 
 template <typename D>
@@ -101,8 +125,8 @@ template <typename T>
 void rms_norm_forward(const T* x, const T* w, T* y, float* r, int64_t rows, int64_t cols, double eps) {
   const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
-  rms_norm_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(dev(x), dev(w), dev(y), r, cols,
-                                                                                        static_cast<float>(eps));
+  rms_norm_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(
+      dev(x), dev(w), static_cast<const device_t<T>*>(nullptr), dev(y), r, cols, static_cast<float>(eps));
   EAT_CUDA_CHECK_LAUNCH();
 }
 
@@ -127,6 +151,25 @@ void rms_norm_backward(const T* x, const T* w, const float* r, const T* dy, T* d
 }
 
 template <typename T>
+void rms_norm_gate_forward(const T* x, const T* gate, T* y, float* r, int64_t rows, int64_t cols, double eps) {
+  const cudaStream_t stream = compute_stream();
+  if (rows == 0 || cols == 0) return;
+  rms_norm_forward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(
+      dev(x), static_cast<const device_t<T>*>(nullptr), dev(gate), dev(y), r, cols, static_cast<float>(eps));
+  EAT_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void rms_norm_gate_backward(const T* x, const T* gate, const float* r, const T* dy, T* dx, T* dgate, int64_t rows,
+                            int64_t cols, bool accumulate_dx) {
+  const cudaStream_t stream = compute_stream();
+  if (rows == 0 || cols == 0 || (!dx && !dgate)) return;
+  rms_norm_gate_backward_kernel<<<static_cast<unsigned>(rows), row_block(cols), 0, stream>>>(
+      dev(x), dev(gate), r, dev(dy), dev(dx), dev(dgate), cols, accumulate_dx);
+  EAT_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
 void l2_normalize_forward(const T* x, T* y, float* norm, int64_t rows, int64_t cols, double eps) {
   const cudaStream_t stream = compute_stream();
   if (rows == 0 || cols == 0) return;
@@ -147,6 +190,8 @@ void l2_normalize_backward(const T* x, const float* norm, const T* dy, T* dx, in
 #define EAT_INSTANTIATE(T)                                                                               \
   template void rms_norm_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, double);           \
   template void rms_norm_backward<T>(const T*, const T*, const float*, const T*, T*, T*, int64_t, int64_t, bool); \
+  template void rms_norm_gate_forward<T>(const T*, const T*, T*, float*, int64_t, int64_t, double);      \
+  template void rms_norm_gate_backward<T>(const T*, const T*, const float*, const T*, T*, T*, int64_t, int64_t, bool); \
   template void l2_normalize_forward<T>(const T*, T*, float*, int64_t, int64_t, double);                 \
   template void l2_normalize_backward<T>(const T*, const float*, const T*, T*, int64_t, int64_t, double);
 EAT_INSTANTIATE(float)
