@@ -23,6 +23,14 @@ void glu_gate_halves_backward(bool silu, const T* ab, const T* dy, T* dab, int64
 // finishes them, in cache, instead of reading ab back from memory in a pass of its own.
 template <typename T>
 void linear_glu_forward(bool silu, const T* x, const T* w, T* ab, T* y, int64_t rows, int64_t n, int64_t in);
+// A gated MLP's down projection's input gradient dh [rows, n] = dy w_down (dy [rows, d], w_down
+// [d, n] as a layer's weight is stored) and then the gate's backward, dab from ab and dh
+// (glu_gate_halves_backward; dab may be ab), with the bits of gemm and then that kernel. The
+// CPU's packed GEMM makes dab from each tile of dh's rows as it finishes them, so dh is never read
+// back from memory (it is scratch).
+template <typename T>
+void glu_down_backward(bool silu, const T* dy, const T* w_down, const T* ab, T* dh, T* dab, int64_t rows, int64_t n,
+                       int64_t d);
 )
 
 }  // namespace eat

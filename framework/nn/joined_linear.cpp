@@ -56,11 +56,10 @@ Tensor JoinedLinear::forward(const Tensor& x) const {
   return linear(x, weight, bias);
 }
 
-Tensor JoinedLinear::forward_glu(const Tensor& x, GateActivation act) const {
-  EAT_CHECK(layers_.size() == 2 && widths_[0] == widths_[1], "JoinedLinear: a gate needs two layers of one width");
+Tensor JoinedLinear::joined_weight(const Tensor& x) const {
   const auto [weight, bias] = joined_parameters(x);
-  if (bias.defined()) return glu_gate_halves(linear(x, weight, bias), act);
-  return linear_glu(x, weight, act);
+  EAT_CHECK(!bias.defined(), "JoinedLinear: joined_weight is for layers without biases");
+  return weight;
 }
 
 std::vector<Tensor> JoinedLinear::forward_split(const Tensor& x, const std::vector<PartThen>& then) const {

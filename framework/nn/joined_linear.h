@@ -26,9 +26,9 @@ class JoinedLinear {
   // joined output where the CPU's GEMM can write the parts), each then through its op in `then`
   // (SiLU, RoPE) where given.
   std::vector<Tensor> forward_split(const Tensor& x, const std::vector<PartThen>& then = {}) const;
-  // Two layers (a gated MLP's gate and up projections) -> act(first) * second, through linear_glu
-  // when they have no biases.
-  Tensor forward_glu(const Tensor& x, GateActivation act) const;
+  // The joined weight [sum out, in] in x's compute dtype, for an op that takes it whole (a gated
+  // MLP's gate and up projections: gated_mlp); the layers must have no biases.
+  Tensor joined_weight(const Tensor& x) const;
 
  private:
   // The joined weight and bias (undefined without biases), in x's compute dtype.

@@ -30,7 +30,7 @@ SwiGLU::SwiGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DTy
       gate_up_({&gate_proj, &up_proj}) {}
 
 Tensor SwiGLU::forward(const Tensor& x, const Tensor& residual) const {
-  return down_proj.forward(gate_up_.forward_glu(x, GateActivation::silu), residual);
+  return gated_mlp(x, gate_up_.joined_weight(x), like_activations(down_proj.weight, x), residual, GateActivation::silu);
 }
 
 SGLU::SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype)
@@ -40,7 +40,7 @@ SGLU::SGLU(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType d
       l1_l2_({&l1, &l2}) {}
 
 Tensor SGLU::forward(const Tensor& x, const Tensor& residual) const {
-  return l3.forward(l1_l2_.forward_glu(x, GateActivation::none), residual);
+  return gated_mlp(x, l1_l2_.joined_weight(x), like_activations(l3.weight, x), residual, GateActivation::none);
 }
 
 GeluMLP::GeluMLP(int64_t dim, int64_t hidden, Generator& gen, double init_std, DType dtype, double fc2_init_std)

@@ -53,22 +53,37 @@ Tensor projection_reference(const Tensor& x, const Tensor& w) {
   return Tensor::from_vector<double>(y, shape);
 }
 
-// The joined projection and its gate in one op: x [..., in], w [2n, in]. Medium: 70 rows of 300
-// (the packed GEMM's path) into halves of 83 (its panels end inside each half), and 65 rows on
-// the device; the bench is SwiGLU at the tiny recipes' width.
-OpCase linear_glu_row(std::string name, GateActivation act, double (*f)(double)) {
-  auto sizes = [](Shape x, int64_t n, double stddev = 1.0) { return Sizes{normal(x), normal({2 * n, x.back()}, stddev)}; };
+// A gated MLP in one op: x [..., in], gate_up [2n, in], down [out, n], a residual [..., out]
+// (or none). Medium: 70 rows of 300 into halves of 83 (the packed GEMM's path: its panels end
+// inside each half) and down to 129, and 65 rows on the device; the bench is SwiGLU at the tiny
+// recipes' width.
+OpCase gated_mlp_row(std::string name, GateActivation act, double (*f)(double), bool onto) {
+  auto sizes = [onto](Shape x, int64_t n, int64_t out, double stddev = 1.0) {
+    Sizes s{normal(x), normal({2 * n, x.back()}, stddev), normal({out, n}, stddev)};
+    Shape y = x;
+    y.back() = out;
+    if (onto) s.push_back(normal(y));
+    return s;
+  };
   OpCase row;
   row.name = std::move(name);
-  row.call = [act](auto& in) { return linear_glu(in[0], in[1], act); };
-  row.reference = [f](auto& in) { return halves_reference(projection_reference(in[0], in[1]), f); };
-  row.small = {sizes({1, 1}, 1), sizes({2, 3, 5}, 4)};
-  row.medium = {sizes({70, 300}, 83), sizes({5, 13, 127}, 33)};
-  row.bench = {sizes({4096, 256}, 683, 0.05)};
-  row.tol.f32 = 2e-6;  // the product's sums of 300 terms, then the gate
+  row.call = [act, onto](auto& in) { return gated_mlp(in[0], in[1], in[2], onto ? in[3] : Tensor(), act); };
+  row.reference = [f, onto](auto& in) {
+    Tensor y = projection_reference(halves_reference(projection_reference(in[0], in[1]), f), in[2]);
+    if (!onto) return y;
+    std::vector<double> v = y.to_f64_vector();
+    const std::vector<double> r = in[3].to_f64_vector();
+    for (size_t i = 0; i < v.size(); ++i) v[i] += r[i];
+    return Tensor::from_vector<double>(v, y.shape());
+  };
+  row.small = {sizes({1, 1}, 1, 1), sizes({2, 3, 5}, 4, 3)};
+  row.medium = {sizes({70, 300}, 83, 129, 0.2), sizes({5, 13, 127}, 33, 40, 0.2)};
+  row.bench = {sizes({4096, 256}, 683, 256, 0.05)};
+  row.tol.f32 = 2e-6;  // the products' sums of up to 300 terms, and the gate between them
   row.flops = [](const std::vector<Shape>& s) {
-    const int64_t in = s[0].back();
-    return flops::linear(shape_numel(s[0]) / in, in, s[1][0], flops::Pass::forward_backward);
+    const int64_t in = s[0].back(), rows = shape_numel(s[0]) / in;
+    return flops::linear(rows, in, s[1][0], flops::Pass::forward_backward) +
+           flops::linear(rows, s[2][1], s[2][0], flops::Pass::forward_backward);
   };
   return row;
 }
@@ -79,8 +94,9 @@ std::vector<OpCase> join_cases() {
   std::vector<OpCase> rows;
   rows.push_back(halves("glu_gate_halves silu", GateActivation::silu, silu_of));
   rows.push_back(halves("glu_gate_halves none", GateActivation::none, identity));
-  rows.push_back(linear_glu_row("linear_glu silu", GateActivation::silu, silu_of));
-  rows.push_back(linear_glu_row("linear_glu none", GateActivation::none, identity));
+  rows.push_back(gated_mlp_row("gated_mlp silu", GateActivation::silu, silu_of, false));
+  rows.push_back(gated_mlp_row("gated_mlp silu onto a residual", GateActivation::silu, silu_of, true));
+  rows.push_back(gated_mlp_row("gated_mlp none onto a residual", GateActivation::none, identity, true));
   // Three widths k, 1, k of x [..., 2k + 1]; the product of the outer two reaches the output, so
   // the gradient of the middle part arrives undefined and its columns must come back zero.
   OpCase split_row;

@@ -7,6 +7,7 @@
 #include "framework/ops/joins.h"
 #include "framework/ops/linear_gradients.h"
 #include "kernels/glu_gate.h"
+#include "kernels/matmul.h"
 
 namespace eat {
 
@@ -55,32 +56,59 @@ Tensor glu_gate_halves(const Tensor& ab, GateActivation act) {
   return y;
 }
 
-Tensor linear_glu(const Tensor& x, const Tensor& weight, GateActivation act) {
-  const LinearShape s = check_linear("linear_glu", x, weight, Tensor());
-  check_same_device("linear_glu", x, weight);
-  EAT_CHECK(s.out % 2 == 0, "linear_glu: weight ", shape_str(weight.shape()),
+Tensor gated_mlp(const Tensor& x, const Tensor& gate_up, const Tensor& down, const Tensor& residual,
+                 GateActivation act) {
+  const LinearShape up = check_linear("gated_mlp", x, gate_up, Tensor());
+  check_same_device("gated_mlp", x, gate_up);
+  EAT_CHECK(up.out % 2 == 0, "gated_mlp: gate_up ", shape_str(gate_up.shape()),
             " must have an even number of rows (the gate's half, then the value's)");
   const bool silu = act == GateActivation::silu;
-  const int64_t n = s.out / 2;
+  const int64_t n = up.out / 2;
   Shape shape = x.shape();
-  shape.back() = s.out;
-  Tensor ab = Tensor::empty(shape, x.dtype(), x.device());
   shape.back() = n;
+  Tensor h = Tensor::empty(shape, x.dtype(), x.device());
+  const LinearShape dn = check_linear("gated_mlp", h, down, Tensor());
+  check_same_device("gated_mlp", x, down);
+  shape.back() = dn.out;
+  check_residual("gated_mlp", x, residual, shape);
+  shape.back() = up.out;
+  Tensor ab = Tensor::empty(shape, x.dtype(), x.device());
+  shape.back() = dn.out;
   Tensor y = Tensor::empty(shape, x.dtype(), x.device());
-  EAT_KERNEL("linear_glu", x, linear_glu_forward, silu, x.data<T>(), weight.data<T>(), ab.data<T>(), y.data<T>(),
-             s.rows, n, s.in);
-  if (autograd::needs_record({&x, &weight})) {
-    const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
-    autograd::record("linear_glu", {x, weight}, {y},
-                     [x = x.detach(), w = weight.detach(), ab, silu, need_x, need_w, s, n](const std::vector<Tensor>& g) {
-                       // The projection is this closure's alone: its gradient goes over it.
-                       Tensor dab = autograd::reuse_or_new(ab);
-                       EAT_KERNEL("glu_gate_halves backward", ab, glu_gate_halves_backward, silu, ab.data<T>(),
-                                  g[0].data<T>(), dab.data<T>(), s.rows, n);
-                       std::vector<Tensor> grads = linear_gradients(dab, x, w, s, need_x, need_w, false);
-                       grads.pop_back();  // no bias
-                       return grads;
-                     });
+  // The projection and its gate (made on the product's finished rows where the CPU's packed GEMM
+  // runs it), then the down projection onto the residual.
+  dispatch_backend("gated_mlp", x, [&]<Backend B, typename T>() {
+    EAT_ON(B, linear_glu_forward, silu, x.data<T>(), gate_up.data<T>(), ab.data<T>(), h.data<T>(), up.rows, n, up.in);
+    if (residual.defined())
+      EAT_ON(B, gemm_onto, h.data<T>(), down.data<T>(), residual.data<T>(), y.data<T>(), dn.rows, dn.out, dn.in, true);
+    else
+      EAT_ON(B, gemm, h.data<T>(), down.data<T>(), y.data<T>(), dn.rows, dn.out, dn.in, false, true, false);
+  });
+  if (autograd::needs_record({&x, &gate_up, &down, &residual})) {
+    const bool need_x = x.requires_grad(), need_up = gate_up.requires_grad(), need_down = down.requires_grad();
+    const bool need_r = residual.defined() && residual.requires_grad();
+    autograd::record(
+        "gated_mlp", {x, gate_up, down, residual}, {y},
+        [x = x.detach(), w_up = gate_up.detach(), w_down = down.detach(), ab, h, silu, up, dn, n, need_x, need_up,
+         need_down, need_r](const std::vector<Tensor>& g) {
+          const Tensor& dy = g[0];
+          // The down projection's weight gradient dy^T h, and then h's storage, which only this
+          // closure holds, takes dh (scratch: the gate's backward is made from its finished rows).
+          Tensor d_down = empty_like_if(need_down, w_down);
+          if (need_down)
+            dispatch_backend("gated_mlp backward", x, [&]<Backend B, typename T>() {
+              EAT_ON(B, gemm, dy.data<T>(), h.data<T>(), d_down.data<T>(), dn.out, dn.in, dn.rows, true, false, false);
+            });
+          std::vector<Tensor> grads = {Tensor(), Tensor(), d_down, need_r ? dy : Tensor()};
+          if (!need_x && !need_up) return grads;
+          Tensor dh = autograd::reuse_or_new(h), dab = autograd::reuse_or_new(ab);
+          EAT_KERNEL("gated_mlp backward", x, glu_down_backward, silu, dy.data<T>(), w_down.data<T>(), ab.data<T>(),
+                     dh.data<T>(), dab.data<T>(), dn.rows, n, dn.out);
+          const std::vector<Tensor> up_grads = linear_gradients(dab, x, w_up, up, need_x, need_up, false);
+          grads[0] = up_grads[0];
+          grads[1] = up_grads[1];
+          return grads;
+        });
   }
   return y;
 }

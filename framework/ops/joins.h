@@ -49,10 +49,14 @@ std::vector<Tensor> linear_split(const Tensor& x, const Tensor& weight, const Te
 // gradient comes back joined for that projection's one backward GEMM.
 Tensor glu_gate_halves(const Tensor& ab, GateActivation act);
 
-// glu_gate_halves(linear(x, weight), act) with the same bits and gradients: a gated MLP's joined
-// gate-and-up projection (weight [2n, in], no bias) and its gate in one op. The CPU's packed GEMM
-// makes the gate from each tile of the projection as it finishes it (kernels/glu_gate.h), so the
-// projection [..., 2n] is written once, for the backward, and not read back in the forward.
-Tensor linear_glu(const Tensor& x, const Tensor& weight, GateActivation act);
+// A gated MLP, linear(glu_gate_halves(linear(x, gate_up), act), down, Tensor(), residual), with the
+// same bits and gradients in one op: gate_up [2n, in] the joined gate and up projections, down
+// [out, n], no biases, the residual optional. Where the CPU's packed GEMM runs the products
+// (kernels/glu_gate.h), the gate is made from each tile of the joined projection's rows as it is
+// finished, and in the backward the gate's gradient from each tile of the down projection's input
+// gradient: neither the projection [..., 2n] in the forward nor that gradient [..., n] in the
+// backward is read back from memory.
+Tensor gated_mlp(const Tensor& x, const Tensor& gate_up, const Tensor& down, const Tensor& residual,
+                 GateActivation act);
 
 }  // namespace eat

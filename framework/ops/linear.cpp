@@ -26,6 +26,14 @@ LinearShape check_linear(const char* op, const Tensor& x, const Tensor& weight, 
   return {x.numel() / std::max<int64_t>(in, 1), in, out};
 }
 
+void check_residual(const char* op, const Tensor& x, const Tensor& residual, const Shape& out_shape) {
+  if (!residual.defined()) return;
+  check_same_dtype(op, x, residual);
+  check_same_device(op, x, residual);
+  EAT_CHECK(residual.shape() == out_shape, op, ": residual ", shape_str(residual.shape()), " must have the output's shape ",
+            shape_str(out_shape));
+}
+
 std::vector<Tensor> linear_gradients(const Tensor& dy, const Tensor& x, const Tensor& w, const LinearShape& s,
                                      bool need_x, bool need_w, bool need_b) {
   Tensor dx = empty_like_if(need_x, x);
@@ -43,12 +51,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const T
   const LinearShape s = check_linear("linear", x, weight, bias);
   Shape out_shape = x.shape();
   out_shape.back() = s.out;
-  if (residual.defined()) {
-    check_same_dtype("linear", x, residual);
-    check_same_device("linear", x, residual);
-    EAT_CHECK(residual.shape() == out_shape, "linear: residual ", shape_str(residual.shape()),
-              " must have the output's shape ", shape_str(out_shape));
-  }
+  check_residual("linear", x, residual, out_shape);
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_backend("linear", x, [&]<Backend B, typename T>() {
     if (residual.defined() && !bias.defined()) {

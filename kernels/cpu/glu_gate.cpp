@@ -46,6 +46,13 @@ void forward_pitched(bool silu, const T* a, const T* b, int64_t pitch, T* y, int
   for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) { gate_run(silu, a + in, b + in, y + out, len); });
 }
 
+// Calls f(r, col, len) over rows [row, row + rows) of n columns, in runs of up to kPointwiseBlock.
+template <typename F>
+void for_row_blocks(int64_t row, int64_t rows, int64_t n, F&& f) {
+  for (int64_t r = row; r < row + rows; ++r)
+    for (int64_t col = 0; col < n; col += kPointwiseBlock) f(r, col, std::min(kPointwiseBlock, n - col));
+}
+
 // The gate of rows [row, row + rows) of the joined projection ab [rows, 2n], as the packed GEMM
 // finishes them (packed_gemm_rows_done).
 struct GateOfRows {
@@ -56,38 +63,60 @@ struct GateOfRows {
 
   static void run(void* context, int64_t row, int64_t rows) {
     const GateOfRows& g = *static_cast<const GateOfRows*>(context);
-    for (int64_t r = row; r < row + rows; ++r)
-      for (int64_t col = 0; col < g.n; col += kPointwiseBlock) {
-        const float* a = g.ab + r * 2 * g.n + col;
-        gate_run(g.silu, a, a + g.n, g.y + r * g.n + col, std::min(kPointwiseBlock, g.n - col));
-      }
+    for_row_blocks(row, rows, g.n, [&](int64_t r, int64_t col, int64_t len) {
+      const float* a = g.ab + r * 2 * g.n + col;
+      gate_run(g.silu, a, a + g.n, g.y + r * g.n + col, len);
+    });
   }
 };
 
-// Whole-run array expressions, one per case: a loop that tests silu, da and db per element (and
-// may alias its pointers) stays scalar. da and db may be a and b themselves (the gradient written
-// over the saved inputs): a run's da is made aside first, db (the last reader of a) written, and
-// then da.
+// da = dy * b * act'(a) and db = dy * act(a) on a run of len <= kPointwiseBlock elements, whole-run
+// array expressions, one per case: a loop that tests silu, da and db per element (and may alias
+// its pointers) stays scalar. da and db may be a and b themselves (the gradient written over the
+// saved inputs): the run's da is made aside first, db (the last reader of a) written, and then da.
+template <typename T>
+void gate_backward_run(bool silu, const T* a, const T* b, const T* dy, T* da, T* db, int64_t len) {
+  ConstArrayMap<T> A(a, len), B(b, len), DY(dy, len);
+  alignas(64) T da_run[kPointwiseBlock];
+  ArrayMap<T> DA(da_run, len);
+  if (!silu) {
+    if (da) DA = DY * B;
+    if (db) ArrayMap<T>(db, len) = DY * A;
+  } else {
+    alignas(64) T s[kPointwiseBlock];
+    sigmoid_block(a, s, len);
+    ConstArrayMap<T> S(s, len);
+    if (da) DA = DY * B * silu_slope(A, S);
+    if (db) ArrayMap<T>(db, len) = DY * (A * S);
+  }
+  if (da) std::copy(da_run, da_run + len, da);
+}
+
 template <typename T>
 void backward_pitched(bool silu, const T* a, const T* b, int64_t pitch, const T* dy, T* da, T* db, int64_t rows,
                       int64_t n) {
   for_row_runs(rows, n, pitch, [&](int64_t out, int64_t in, int64_t len) {
-    ConstArrayMap<T> A(a + in, len), B(b + in, len), DY(dy + out, len);
-    alignas(64) T da_run[kPointwiseBlock];
-    ArrayMap<T> DA(da_run, len);
-    if (!silu) {
-      if (da) DA = DY * B;
-      if (db) ArrayMap<T>(db + in, len) = DY * A;
-    } else {
-      alignas(64) T s[kPointwiseBlock];
-      sigmoid_block(a + in, s, len);
-      ConstArrayMap<T> S(s, len);
-      if (da) DA = DY * B * silu_slope(A, S);
-      if (db) ArrayMap<T>(db + in, len) = DY * (A * S);
-    }
-    if (da) std::copy(da_run, da_run + len, da + in);
+    gate_backward_run(silu, a + in, b + in, dy + out, da ? da + in : nullptr, db ? db + in : nullptr, len);
   });
 }
+
+// The gate's backward on rows [row, row + rows) of dy [rows, n] as the packed GEMM finishes them
+// (the down projection's input gradient, packed_gemm_rows_done): dab over the joined projection ab.
+struct GateGradientOfRows {
+  bool silu;
+  const float* ab;
+  const float* dy;
+  float* dab;
+  int64_t n;
+
+  static void run(void* context, int64_t row, int64_t rows) {
+    const GateGradientOfRows& g = *static_cast<const GateGradientOfRows*>(context);
+    for_row_blocks(row, rows, g.n, [&](int64_t r, int64_t col, int64_t len) {
+      const int64_t in = r * 2 * g.n + col;
+      gate_backward_run(g.silu, g.ab + in, g.ab + in + g.n, g.dy + r * g.n + col, g.dab + in, g.dab + in + g.n, len);
+    });
+  }
+};
 
 }  // namespace
 
@@ -124,8 +153,23 @@ void linear_glu_forward(bool silu, const T* x, const T* w, T* ab, T* y, int64_t 
   glu_gate_halves_forward<T>(silu, ab, y, rows, n);
 }
 
+template <typename T>
+void glu_down_backward(bool silu, const T* dy, const T* w_down, const T* ab, T* dh, T* dab, int64_t rows, int64_t n,
+                       int64_t d) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_worth(rows, n, d)) {
+      GateGradientOfRows gate{silu, ab, dh, dab, n};
+      packed_gemm_rows_done(dy, w_down, dh, rows, n, d, false, RowsDone{&GateGradientOfRows::run, &gate});
+      return;
+    }
+  }
+  gemm<T>(dy, w_down, dh, rows, n, d, false, false, false);
+  glu_gate_halves_backward<T>(silu, ab, dh, dab, rows, n);
+}
+
 #define EAT_INSTANTIATE(T)                                                                              \
   template void linear_glu_forward<T>(bool, const T*, const T*, T*, T*, int64_t, int64_t, int64_t);     \
+  template void glu_down_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t, int64_t, int64_t); \
   template void glu_gate_forward<T>(bool, const T*, const T*, T*, int64_t);                             \
   template void glu_gate_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t);              \
   template void glu_gate_halves_forward<T>(bool, const T*, T*, int64_t, int64_t);                       \

@@ -84,8 +84,16 @@ void linear_glu_forward(bool silu, const T* x, const T* w, T* ab, T* y, int64_t 
   glu_gate_halves_forward<T>(silu, ab, y, rows, n);
 }
 
+template <typename T>
+void glu_down_backward(bool silu, const T* dy, const T* w_down, const T* ab, T* dh, T* dab, int64_t rows, int64_t n,
+                       int64_t d) {
+  gemm<T>(dy, w_down, dh, rows, n, d, false, false, false);
+  glu_gate_halves_backward<T>(silu, ab, dh, dab, rows, n);
+}
+
 #define EAT_INSTANTIATE(T)                                                                 \
   template void linear_glu_forward<T>(bool, const T*, const T*, T*, T*, int64_t, int64_t, int64_t); \
+  template void glu_down_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t, int64_t, int64_t); \
   template void glu_gate_forward<T>(bool, const T*, const T*, T*, int64_t);                \
   template void glu_gate_backward<T>(bool, const T*, const T*, const T*, T*, T*, int64_t); \
   template void glu_gate_halves_forward<T>(bool, const T*, T*, int64_t, int64_t);          \

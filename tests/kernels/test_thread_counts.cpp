@@ -36,8 +36,9 @@ TEST_CASE("row-parallel kernels: the same bits for 1, 2 and 3 threads") {
       {"cross_entropy", {normal({40, 2085}, 2.0)}},
       {"glu_gate_halves silu", {normal({40, 2200}, 2.0)}},
       {"glu_gate_halves none", {normal({40, 2200})}},
-      // The packed GEMM's path, which makes the gate on each tile of rows as it finishes them.
-      {"linear_glu silu", {normal({300, 200}), normal({1100, 200}, 0.1)}},
+      // The packed GEMM's path, which makes the gate (and in the backward its gradient) on each
+      // tile of rows as it finishes them.
+      {"gated_mlp silu", {normal({300, 200}), normal({1100, 200}, 0.1), normal({200, 550}, 0.1)}},
       {"split_last", {normal({300, 301})}},
       {"silu", {normal({300, 200}, 3.0)}},
       {"rope", {normal({2, 300, 3, 40})}},
