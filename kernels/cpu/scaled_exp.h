@@ -19,7 +19,7 @@
 #include <limits>
 #include <utility>
 
-#include "kernels/cpu/tile_gemm.h"  // Avx512Vec / Avx2Vec: loads, stores, fma, add, mul
+#include "kernels/cpu/tile_gemm.h"  // Avx512Vec / Avx2Vec: loads, stores, fma, add, sub, mul
 
 namespace eat::cpu {
 
@@ -66,7 +66,7 @@ inline std::pair<int64_t, int64_t> band_vectors(float* x, int64_t n, int64_t lo,
 template <typename V>
 inline typename V::R in_band(typename V::R v, int64_t i, int64_t lo, int64_t hi) {
   if (i >= lo && i + V::lanes <= hi) return v;
-  return V::keep_lanes(v, static_cast<int>(lo - i), static_cast<int>(hi - i));
+  return V::keep_lanes_or(v, static_cast<int>(lo - i), static_cast<int>(hi - i), V::zero());
 }
 
 // x[lo, hi) = exp(scale x - shift), the rest of [0, n) zero; returns the band's sum, added lane by
@@ -127,31 +127,22 @@ struct Avx2 : tile_gemm_detail::Avx2Vec<float> {
     const __m256i two_m = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(two_m));
   }
-  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
-  // Lanes [from, to) of v (from and to may lie outside [0, 8)), the others fill (or zero).
-  static R lanes_mask(int from, int to) {
+  // Lanes [from, to) of v (from and to may lie outside [0, 8)), the others fill.
+  static R keep_lanes_or(R v, int from, int to, R fill) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(to), lane),
-                                                _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(from - 1))));
+    const __m256i keep = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(to), lane),
+                                          _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(from - 1)));
+    return _mm256_blendv_ps(fill, v, _mm256_castsi256_ps(keep));
   }
-  static R keep_lanes_or(R v, int from, int to, R fill) { return _mm256_blendv_ps(fill, v, lanes_mask(from, to)); }
-  static R keep_lanes(R v, int from, int to) { return _mm256_and_ps(v, lanes_mask(from, to)); }
-  // Across the lanes: the halves, then pairs, then the two left.
-  static __m128 halves(R v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); }
-  static float sum_lanes(R v) {
-    const __m128 h = halves(v), q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+  // f across the lanes in a fixed order: the two halves, then pairs, then the two left.
+  template <typename F>
+  static float across(R v, F f) {
+    const __m128 h = f(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)), q = f(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(f(q, _mm_movehdup_ps(q)));
   }
-  static float max_lanes(R v) {
-    const __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 q = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_max_ss(q, _mm_movehdup_ps(q)));
-  }
-  static float min_lanes(R v) {
-    const __m128 h = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 q = _mm_min_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_min_ss(q, _mm_movehdup_ps(q)));
-  }
+  static float sum_lanes(R v) { return across(v, [](__m128 a, __m128 b) { return _mm_add_ps(a, b); }); }
+  static float max_lanes(R v) { return across(v, [](__m128 a, __m128 b) { return _mm_max_ps(a, b); }); }
+  static float min_lanes(R v) { return across(v, [](__m128 a, __m128 b) { return _mm_min_ps(a, b); }); }
 };
 #endif
 
@@ -164,14 +155,10 @@ struct Avx512 : tile_gemm_detail::Avx512Vec<float> {
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
   static R round(R v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R times_two_to(R p, R m) { return _mm512_scalef_ps(p, m); }
-  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
-  // Lanes [from, to) of v (from and to may lie outside [0, 16)), the others fill (or zero).
+  // Lanes [from, to) of v (from and to may lie outside [0, 16)), the others fill.
   static __mmask16 below(int k) { return k <= 0 ? 0 : k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << k) - 1); }
   static R keep_lanes_or(R v, int from, int to, R fill) {
     return _mm512_mask_mov_ps(fill, static_cast<__mmask16>(below(to) & ~below(from)), v);
-  }
-  static R keep_lanes(R v, int from, int to) {
-    return _mm512_maskz_mov_ps(static_cast<__mmask16>(below(to) & ~below(from)), v);
   }
   static float sum_lanes(R v) { return _mm512_reduce_add_ps(v); }
   static float max_lanes(R v) { return _mm512_reduce_max_ps(v); }

@@ -29,7 +29,7 @@ namespace eat::cpu {
 namespace tile_gemm_detail {
 
 #ifdef EAT_TILE_GEMM
-// One SIMD register of T (load all or the first n lanes, store, broadcast, fma, add, mul) for each
+// One SIMD register of T (load all or the first n lanes, store, broadcast, fma, add, sub, mul) for each
 // instruction set the build has; Vec is the widest. Both are named so that code may also run,
 // and be tested, on the narrower one (packed_gemm.cpp).
 #if defined(__AVX2__) && defined(__FMA__)
@@ -49,6 +49,7 @@ struct Avx2Vec<float> {
   static R broadcast(float x) { return _mm256_set1_ps(x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
 };
 template <>
@@ -64,6 +65,7 @@ struct Avx2Vec<double> {
   static R broadcast(double x) { return _mm256_set1_pd(x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
 };
 #endif
@@ -84,6 +86,7 @@ struct Avx512Vec<float> {
   static R broadcast(float x) { return _mm512_set1_ps(x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
 };
 template <>
@@ -98,6 +101,7 @@ struct Avx512Vec<double> {
   static R broadcast(double x) { return _mm512_set1_pd(x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
 };
 template <typename T>
@@ -127,6 +131,7 @@ struct Vec {
   static R broadcast(T x) { return x; }
   static R fma(R a, R b, R c) { return a * b + c; }
   static R add(R a, R b) { return a + b; }
+  static R sub(R a, R b) { return a - b; }
   static R mul(R a, R b) { return a * b; }
 };
 inline constexpr int kBlockVectors = 4;
